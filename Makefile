@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make run` (install, then chat on the bundled corpus)
+# and `make test` (install, then the whole test suite). Installing puts torch==2.13.0 in first:
+# that version is a local CPU wheel, any other pulls gigabytes of CUDA packages.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: install run test browser bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e ".[test]"
+	touch $@
+
+run: install
+	$(PY) app.py
+
+# Headless Chromium and its driver for the browser test, from Debian's packages.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null; fi; \
+	fi
+
+test: install browser
+	$(PY) -m pytest
+
+bench: install
+	$(PY) -m qa.bench retrieval
+
+clean:
+	rm -rf $(VENV) .pytest_cache eval/out
