@@ -1,0 +1,165 @@
+"""Load a folder of documents (.txt, .md, .html, .pdf) into :class:`~qa.types.Document` values.
+
+Example:
+    >>> from qa.documents import load_documents
+    >>> docs = load_documents("seeds")
+    >>> docs[0].id
+    '000_514f065cc880a116'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+from qa.types import Document
+
+logger = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+PDF_SUFFIXES = {".pdf"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
+
+# Lines that open many web pages but never name the document.
+_BOILERPLATE = re.compile(
+    r"^(this (site|website|page) is (intended|for)|share (this|on)|skip to|sign in|log ?in|subscribe|"
+    r"cookies?\b|advertisement|menu$|home$|print$|back to|published:|updated:|posted:|volume \w+)",
+    re.IGNORECASE,
+)
+_DATE_ONLY = re.compile(r"^[\d\s/.,:-]*(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)?[a-z]*[\d\s/.,:-]*$", re.I)
+_MAX_TITLE = 120
+_HIDDEN_HTML = ("script", "style", "noscript", "template", "head", "svg")
+
+
+class DocumentError(ValueError):
+    """A document folder cannot be loaded as a corpus."""
+
+
+def load_documents(folder: str | Path) -> list[Document]:
+    """Load every supported document under ``folder``, recursively, sorted by id.
+
+    Binary, undecodable or empty files are skipped with a warning that names them.
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist or is not a directory.
+        DocumentError: the folder holds no loadable document.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Document folder not found: {root} (pass --docs DIR with your documents)")
+    paths = sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+    unsupported = [p for p in paths if p.suffix.lower() not in SUPPORTED_SUFFIXES]
+    if unsupported:
+        logger.info("ignoring %d file(s) of unsupported type, e.g. %s", len(unsupported), unsupported[0])
+    paths = [p for p in paths if p.suffix.lower() in SUPPORTED_SUFFIXES]
+    ids = _document_ids(root, paths)
+    docs = []
+    for path in paths:
+        try:
+            doc = load_document(path, ids[path])
+        except (UnicodeDecodeError, ValueError) as err:
+            logger.warning("skipping %s: %s", path, err)
+            continue
+        docs.append(doc)
+    if not docs:
+        raise DocumentError(
+            f"No loadable documents in {root}: expected non-empty {', '.join(sorted(SUPPORTED_SUFFIXES))} files."
+        )
+    return sorted(docs, key=lambda d: d.id)
+
+
+def _document_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
+    """Relative path without extension; files that would share an id keep their extension."""
+    stems: dict[str, list[Path]] = {}
+    for p in paths:
+        stems.setdefault(p.relative_to(root).with_suffix("").as_posix(), []).append(p)
+    ids = {}
+    for stem, group in stems.items():
+        for p in group:
+            ids[p] = stem if len(group) == 1 else p.relative_to(root).as_posix()
+    return ids
+
+
+def load_document(path: str | Path, doc_id: str | None = None) -> Document:
+    """Load one file. Raises ``ValueError`` (or ``UnicodeDecodeError``) for binary, undecodable or empty files."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    pages: tuple[tuple[int, int], ...] = ()
+    if suffix in PDF_SUFFIXES:
+        text, pages = _read_pdf(path)
+        title = _title_from_lines(text)
+    else:
+        raw = path.read_bytes()
+        if b"\x00" in raw[:8192]:
+            raise ValueError("binary file (contains NUL bytes)")
+        decoded = raw.decode("utf-8-sig")
+        if suffix in HTML_SUFFIXES:
+            text, title = _read_html(decoded)
+        else:
+            text, title = decoded, _title_from_lines(decoded)
+    if not text.strip():
+        raise ValueError("empty document (no text)")
+    return Document(id=doc_id or path.stem, title=title or (doc_id or path.stem), path=str(path), text=text, pages=pages)
+
+
+def _read_html(markup: str) -> tuple[str, str]:
+    """Visible text of an HTML page, one block per line, and its title."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(markup, "html.parser")
+    title_tag = soup.find("h1") or soup.find("title")
+    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    for tag in soup.find_all(_HIDDEN_HTML):
+        tag.decompose()
+    lines = (line.strip() for line in soup.get_text("\n").splitlines())
+    text = "\n\n".join(line for line in lines if line)
+    return text, title or _title_from_lines(text)
+
+
+def _read_pdf(path: Path) -> tuple[str, tuple[tuple[int, int], ...]]:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(str(path))
+        page_texts = [page.extract_text() or "" for page in reader.pages]
+    except PdfReadError as err:
+        raise ValueError(f"unreadable PDF: {err}") from err
+    parts, pages, offset = [], [], 0
+    for number, page_text in enumerate(page_texts, start=1):
+        pages.append((offset, number))
+        parts.append(page_text)
+        offset += len(page_text) + 2
+    return "\n\n".join(parts), tuple(pages)
+
+
+def _title_from_lines(text: str) -> str:
+    """The first Markdown heading near the top, else the first line that reads like a title."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()][:40]
+    for line in lines[:20]:
+        if re.match(r"^#{1,2}\s+\S", line):
+            return _shorten(line.lstrip("#").strip())
+    for line in lines:
+        plain = line.strip("*_# ").strip()
+        words = re.findall(r"[A-Za-z]{2,}", plain)
+        if len(words) < 2 or _BOILERPLATE.match(plain) or _DATE_ONLY.match(plain) or set(plain) <= set("-=*_ "):
+            continue
+        return _shorten(plain)
+    return _shorten(lines[0]) if lines else ""
+
+
+def _shorten(title: str) -> str:
+    if len(title) <= _MAX_TITLE:
+        return title
+    return title[: _MAX_TITLE].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+def text_hash(text: str) -> str:
+    """A stable content hash, used by the index manifest to detect changed documents."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

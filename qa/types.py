@@ -1,0 +1,110 @@
+"""The values that flow through the pipeline, carrying exact character offsets.
+
+The invariant that makes every citation checkable: ``document.text[p.start:p.end] == p.text`` for
+every passage and ``document.text[c.start:c.end] == c.quote`` for every citation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """A source document: ``id`` is its path relative to the corpus folder, without extension."""
+
+    id: str
+    title: str
+    path: str
+    text: str
+    # (start offset, page number) pairs for paginated formats (PDF); empty otherwise.
+    pages: tuple[tuple[int, int], ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page holding character ``offset``, or ``None`` for unpaginated documents."""
+        page = None
+        for start, number in self.pages:
+            if start > offset:
+                break
+            page = number
+        return page
+
+    def paragraph_at(self, offset: int) -> int:
+        """The 1-based paragraph (run of non-blank lines) holding character ``offset``."""
+        paragraph, in_blank = 1, False
+        for line in self.text[:offset].splitlines(keepends=True):
+            blank = not line.strip()
+            if blank and not in_blank:
+                in_blank = True
+            elif not blank and in_blank:
+                paragraph += 1
+                in_blank = False
+        return paragraph
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A contiguous span of a document: ``text == document.text[start:end]``."""
+
+    id: str
+    doc_id: str
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved passage with its score and 1-based rank."""
+
+    passage: Passage
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where an answer comes from: ``document.text[start:end] == quote``."""
+
+    doc_id: str
+    title: str
+    start: int
+    end: int
+    quote: str
+    location: str = ""  # human-readable place in the document, e.g. "paragraph 4" or "page 2"
+
+    def to_dict(self) -> dict:
+        return {"doc_id": self.doc_id, "title": self.title, "start": self.start, "end": self.end, "quote": self.quote}
+
+
+@dataclass(frozen=True)
+class Span:
+    """A candidate answer found by the reader, in document coordinates."""
+
+    text: str
+    score: float
+    doc_id: str
+    start: int
+    end: int
+    passage_id: str
+    occurrences: tuple[tuple[str, int, int], ...] = ()  # (doc_id, start, end) of equal answers merged in
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The pipeline's reply: a short verbatim span (or ``None`` when it abstains) and its sources."""
+
+    question: str
+    text: str | None
+    score: float
+    abstained: bool
+    evidence: str  # the whole sentence around the span; empty when abstaining
+    evidence_start: int = -1  # offset of ``evidence`` in the cited document (-1 when abstaining)
+    citations: tuple[Citation, ...] = ()
+    hits: tuple[Hit, ...] = ()
+    no_answer_score: float = 0.0
+    alternatives: tuple[Span, ...] = ()
+    timings: dict = field(default_factory=dict, compare=False)
