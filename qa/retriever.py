@@ -1,0 +1,149 @@
+"""Find the passages most likely to answer a question: dense (FAISS), BM25, or both fused.
+
+Example:
+    >>> from qa import Retriever
+    >>> retriever = Retriever.load("embeddings/")
+    >>> hits = retriever.search("When do primary care trusts go live?", top_k=5)
+    >>> hits[0].passage.doc_id
+    '000_514f065cc880a116'
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from qa.encoder import Encoder, load_encoder
+from qa.index import Index, bm25_tokenize
+from qa.types import Hit
+
+logger = logging.getLogger(__name__)
+
+MODES = ("dense", "bm25", "hybrid")
+RRF_K = 60  # the constant of Cormack et al. (2009), also the default of Elasticsearch and Haystack
+CANDIDATES = 100  # passages each retriever contributes to the fusion
+MAX_QUERY_CHARS = 4096  # longer queries are cut; the encoder itself keeps 256 word pieces
+
+
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+    """Fuse ranked lists of ids: score(d) = sum over lists of 1 / (k + rank of d), ranks from 1.
+
+    Ties are broken by the id's best rank in any list, then by the id, so results are deterministic.
+    """
+    scores: dict[int, float] = {}
+    best: dict[int, int] = {}
+    for ranking in rankings:
+        for rank, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + 1.0 / (k + rank)
+            best[doc] = min(best.get(doc, rank), rank)
+    return sorted(scores.items(), key=lambda item: (-item[1], best[item[0]], item[0]))
+
+
+class Retriever:
+    """Searches a loaded :class:`~qa.index.Index`.
+
+    Args:
+        index: the loaded index.
+        encoder: the query encoder; by default the model recorded in the index manifest.
+    """
+
+    def __init__(self, index: Index, encoder: Encoder | None = None):
+        self.index = index
+        self.encoder = encoder or load_encoder(index.manifest["model"])
+        rows: dict[str, list[int]] = {}
+        for i, p in enumerate(index.passages):
+            rows.setdefault(p.doc_id, []).append(i)
+        self._row_of_doc = {d: np.asarray(r, dtype=np.int64) for d, r in rows.items()}
+
+    @classmethod
+    def load(cls, path: str | Path = "embeddings", encoder: Encoder | None = None, check_documents: bool = True) -> "Retriever":
+        """Load the index at ``path`` (see :meth:`qa.index.Index.load` for the errors it raises)."""
+        model = encoder.name if encoder is not None else None
+        return cls(Index.load(path, model=model, check_documents=check_documents), encoder)
+
+    @property
+    def documents(self):
+        return self.index.documents
+
+    def search(
+        self, query: str, top_k: int = 5, mode: str = "hybrid", doc_ids: list[str] | None = None
+    ) -> list[Hit]:
+        """The ``top_k`` best passages for ``query``, best first.
+
+        Args:
+            query: the question; longer than ``MAX_QUERY_CHARS`` characters is cut.
+            top_k: how many passages to return (fewer if the index holds fewer).
+            mode: ``"dense"``, ``"bm25"`` or ``"hybrid"`` (reciprocal rank fusion of both).
+            doc_ids: search only these documents.
+
+        Raises:
+            ValueError: empty query, ``top_k < 1``, unknown mode or unknown document id.
+        """
+        query = self._check(query, top_k, mode, doc_ids)
+        rows = self._allowed_rows(doc_ids)
+        pool = max(top_k, CANDIDATES) if mode == "hybrid" else top_k
+        if mode == "dense":
+            return self._hits(self._dense(query, pool, rows)[:top_k])
+        if mode == "bm25":
+            return self._hits(self._bm25(query, pool, rows)[:top_k])
+        dense = self._dense(query, pool, rows)
+        sparse = self._bm25(query, pool, rows)
+        fused = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in sparse]])
+        return self._hits(fused[:top_k])
+
+    def _check(self, query: str, top_k: int, mode: str, doc_ids: list[str] | None) -> str:
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError("The query is empty: ask a question in words.")
+        if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+            raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}.")
+        if mode not in MODES:
+            raise ValueError(f"Unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}.")
+        if doc_ids is not None:
+            unknown = sorted(set(doc_ids) - set(self.index.documents))
+            if unknown or not doc_ids:
+                raise ValueError(f"Unknown document id(s) {unknown or doc_ids}: the index holds "
+                                 f"{len(self.index.documents)} documents, e.g. {next(iter(self.index.documents))!r}.")
+        if len(query) > MAX_QUERY_CHARS:
+            logger.info("query of %d characters cut to %d", len(query), MAX_QUERY_CHARS)
+            query = query[:MAX_QUERY_CHARS]
+        return query.strip()
+
+    def _allowed_rows(self, doc_ids: list[str] | None) -> np.ndarray | None:
+        if doc_ids is None:
+            return None
+        return np.sort(np.concatenate([self._row_of_doc.get(d, np.empty(0, np.int64)) for d in doc_ids]))
+
+    def _dense(self, query: str, k: int, rows: np.ndarray | None) -> list[tuple[int, float]]:
+        import faiss
+
+        vector = self.encoder.encode_queries([query])
+        k = min(k, self.index.dense.ntotal if rows is None else len(rows))
+        if k == 0:
+            return []
+        params = None
+        if rows is not None:
+            selector = faiss.IDSelectorBatch(rows)
+            params = (faiss.SearchParametersHNSW(sel=selector, efSearch=self.index.dense.hnsw.efSearch)
+                      if isinstance(self.index.dense, faiss.IndexHNSW) else faiss.SearchParameters(sel=selector))
+        scores, ids = self.index.dense.search(vector, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def _bm25(self, query: str, k: int, rows: np.ndarray | None) -> list[tuple[int, float]]:
+        bm25 = self.index.bm25
+        tokens = [t for t in bm25_tokenize([query])[0] if t in bm25.vocab_dict]
+        if not tokens:
+            return []
+        n = len(self.index.passages)
+        mask = None
+        if rows is not None:
+            mask = np.zeros(n, dtype=np.float32)
+            mask[rows] = 1.0
+        k = min(k, n if rows is None else len(rows))
+        ids, scores = bm25.retrieve([tokens], k=k, show_progress=False, weight_mask=mask)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+
+    def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
+        return [Hit(self.index.passages[i], score, rank) for rank, (i, score) in enumerate(ranked, start=1)]
