@@ -1,0 +1,161 @@
+"""Question in, cited answer out: retrieve passages, read spans, quote the sentence, or abstain.
+
+Example:
+    >>> from qa import QA
+    >>> qa = QA.load("embeddings/")
+    >>> answer = qa.ask("When do primary care trusts go live?")
+    >>> answer.text, answer.citations[0].doc_id
+    ('April 2000', '000_514f065cc880a116')
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from qa.chunking import sentence_spans
+from qa.encoder import Encoder
+from qa.reader import DEFAULT_READER_DIR, Reader
+from qa.retriever import MAX_QUERY_CHARS, Retriever
+from qa.types import Answer, Citation, Document, Hit, Span
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_FILE = DEFAULT_READER_DIR / "calibration.json"
+FALLBACK_THRESHOLD = 0.3  # used only when no calibration file ships with the reader
+
+
+def load_calibration(path: str | Path = CALIBRATION_FILE) -> dict:
+    """The saved calibration (``{"threshold": float, ...}``), or ``{}`` when there is none."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def save_calibration(threshold: float, details: dict, path: str | Path = CALIBRATION_FILE) -> Path:
+    """Write the abstention threshold where :meth:`QA.load` reads its default."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"A threshold is a probability between 0 and 1, got {threshold}.")
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"threshold": round(float(threshold), 6), **details}, indent=2), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _check_threshold(threshold: float) -> float:
+    if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"The answer threshold must be between 0 and 1, got {threshold!r}.")
+    return float(threshold)
+
+
+class QA:
+    """Retriever and reader together; one instance serves many questions (and threads).
+
+    Args:
+        retriever: a loaded :class:`~qa.retriever.Retriever`.
+        reader: a :class:`~qa.reader.Reader`.
+        threshold: answer only when the best span's probability is at least this; ``None`` reads
+            the calibrated default.
+    """
+
+    def __init__(self, retriever: Retriever, reader: Reader, threshold: float | None = None):
+        self.retriever = retriever
+        self.reader = reader
+        default = load_calibration().get("threshold", FALLBACK_THRESHOLD)
+        self.threshold = _check_threshold(default if threshold is None else threshold)
+        self._sentences: dict[str, list[tuple[int, int]]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(
+        cls,
+        index_dir: str | Path = "embeddings",
+        reader_dir: str | Path | None = None,
+        threshold: float | None = None,
+        encoder: Encoder | None = None,
+    ) -> "QA":
+        """Load the index at ``index_dir`` and the reader (default: the packaged one)."""
+        return cls(Retriever.load(index_dir, encoder=encoder), Reader.load(reader_dir), threshold)
+
+    @property
+    def documents(self) -> dict[str, Document]:
+        return self.retriever.documents
+
+    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None) -> Answer:
+        """Answer ``question`` from the ``top_k`` passages retrieved with ``mode``.
+
+        Raises:
+            ValueError: empty question, bad ``top_k``, ``mode`` or ``threshold``.
+        """
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("The question is empty: ask a question in words.")
+        question = question.strip()[:MAX_QUERY_CHARS]
+        t0 = time.perf_counter()
+        hits = self.retriever.search(question, top_k=top_k, mode=mode)
+        retrieve_ms = (time.perf_counter() - t0) * 1000
+        answer = self.answer_from_hits(question, hits, threshold)
+        answer.timings.update(retrieve_ms=retrieve_ms, total_ms=retrieve_ms + answer.timings["read_ms"])
+        return answer
+
+    def answer_from_hits(self, question: str, hits: Sequence[Hit], threshold: float | None = None) -> Answer:
+        """Read the given passages (e.g. gold passages in an evaluation) and answer or abstain."""
+        threshold = self.threshold if threshold is None else _check_threshold(threshold)
+        t0 = time.perf_counter()
+        result = self.reader.read(question, [h.passage for h in hits])
+        read_ms = (time.perf_counter() - t0) * 1000
+        best = result.spans[0] if result.spans else None
+        score = best.score if best else 0.0
+        common = dict(question=question, score=score, hits=tuple(hits), no_answer_score=result.no_answer_score,
+                      alternatives=tuple(result.spans), timings={"read_ms": read_ms, "total_ms": read_ms})
+        if best is None or score < threshold:
+            return Answer(text=None, abstained=True, evidence="", **common)
+        citations = self._citations(best)
+        return Answer(text=best.text, abstained=False, evidence=citations[0].quote,
+                      evidence_start=citations[0].start, citations=citations, **common)
+
+    def _citations(self, span: Span) -> tuple[Citation, ...]:
+        """One citation per distinct sentence holding the answer, the best-scoring place first."""
+        places = [(span.doc_id, span.start, span.end)] + [o for o in span.occurrences if o != (span.doc_id, span.start, span.end)]
+        seen, out = set(), []
+        for doc_id, start, end in places:
+            doc = self.documents[doc_id]
+            s, e = self._sentence_around(doc, start, end)
+            if (doc_id, s, e) in seen:
+                continue
+            seen.add((doc_id, s, e))
+            page = doc.page_at(s)
+            location = f"page {page}" if page is not None else f"paragraph {doc.paragraph_at(s)}"
+            out.append(Citation(doc_id, doc.title, s, e, doc.text[s:e], location))
+        return tuple(out)
+
+    def _sentence_around(self, doc: Document, start: int, end: int) -> tuple[int, int]:
+        """The sentence(s) covering ``[start, end)``; the span itself if no sentence does."""
+        with self._lock:
+            if doc.id not in self._sentences:
+                self._sentences[doc.id] = sentence_spans(doc.text)
+            spans = self._sentences[doc.id]
+        covering = [(s, e) for s, e in spans if s < end and e > start]
+        if not covering:
+            return start, end
+        return min(start, covering[0][0]), max(end, covering[-1][1])
+
+    def to_json(self, answer: Answer) -> dict:
+        """The ``qa ask --json`` object (also what the app's ``/ask`` endpoint returns)."""
+        return {
+            "question": answer.question,
+            "answer": answer.text,
+            "score": round(answer.score, 6),
+            "abstained": answer.abstained,
+            "evidence": answer.evidence,
+            "citations": [c.to_dict() for c in answer.citations],
+            "passages": [
+                {"rank": h.rank, "score": round(h.score, 6), "doc_id": h.passage.doc_id,
+                 "title": self.documents[h.passage.doc_id].title, "start": h.passage.start,
+                 "end": h.passage.end, "text": h.passage.text}
+                for h in answer.hits
+            ],
+        }

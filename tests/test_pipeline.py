@@ -1,0 +1,114 @@
+"""The whole pipeline on the bundled corpus: verbatim citations, abstention, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qa import QA
+from qa.pipeline import load_calibration, save_calibration
+
+pytestmark = pytest.mark.integration
+
+# Questions about the corpus, each with a string its answer must contain.
+CORPUS_QUESTIONS = [
+    ("When do primary care trusts go live?", "April 2000"),
+    ("Who is the chief executive of NHS North West?", "Mike Farrar"),
+    ("Which prime minister appointed the new ministerial team for health?", "Gordon Brown"),
+    ("Where is the Health Services Management Centre?", "Birmingham"),
+    ("What are primary care trusts heralded as a UK hybrid of?", "health maintenance organisations"),
+    ("Which university held the policy seminar on primary care trusts?", "Birmingham"),
+]
+
+# Questions the five documents cannot answer.
+OFF_CORPUS = [
+    "What is the boiling point of liquid nitrogen?",
+    "Who won the 2018 FIFA World Cup?",
+    "How many moons does Jupiter have?",
+    "What programming language is the Linux kernel written in?",
+    "What is the recommended daily dose of vitamin D for adults?",
+    "Which band released the album Abbey Road?",
+]
+
+
+@pytest.fixture(scope="module")
+def qa(tmp_path_factory):
+    from qa import StaleIndexError, build_index
+
+    try:
+        return QA.load("embeddings")
+    except (FileNotFoundError, StaleIndexError):
+        out = tmp_path_factory.mktemp("index")
+        build_index("seeds", out)
+        return QA.load(out)
+
+
+@pytest.mark.parametrize("question,expected", CORPUS_QUESTIONS)
+def test_answers_are_quoted_verbatim_and_cited(qa, question, expected):
+    answer = qa.ask(question)
+    assert not answer.abstained, f"abstained (score {answer.score:.3f}) on {question!r}"
+    assert expected.lower() in answer.text.lower(), answer.text
+    assert answer.citations
+    for c in answer.citations:
+        doc = qa.documents[c.doc_id]
+        assert doc.text[c.start : c.end] == c.quote
+        assert answer.text in c.quote
+        assert c.title == doc.title
+    assert answer.evidence == answer.citations[0].quote
+    assert answer.hits and answer.timings["total_ms"] > 0
+
+
+def test_the_headline_question(qa):
+    answer = qa.ask("When do primary care trusts go live?")
+    assert answer.text == "April 2000"
+    assert answer.citations[0].doc_id == "000_514f065cc880a116"
+
+
+@pytest.mark.parametrize("question", OFF_CORPUS)
+def test_refuses_questions_the_documents_cannot_answer(qa, question):
+    answer = qa.ask(question)
+    assert answer.abstained, f"answered {answer.text!r} (score {answer.score:.3f}) for {question!r}"
+    assert answer.text is None and answer.citations == ()
+    assert len(answer.hits) == 5, "the closest passages come back for the UI"
+
+
+def test_threshold_setting_controls_abstention(qa):
+    q = "When do primary care trusts go live?"
+    assert qa.ask(q, threshold=1.0).abstained
+    assert not qa.ask(q, threshold=0.0).abstained
+
+
+def test_json_shape_matches_the_cli_contract(qa):
+    obj = qa.to_json(qa.ask("When do primary care trusts go live?", top_k=3))
+    assert set(obj) == {"question", "answer", "score", "abstained", "evidence", "citations", "passages"}
+    assert set(obj["citations"][0]) == {"doc_id", "title", "start", "end", "quote"}
+    assert set(obj["passages"][0]) == {"rank", "score", "doc_id", "title", "start", "end", "text"}
+    assert [p["rank"] for p in obj["passages"]] == [1, 2, 3]
+    json.dumps(obj)  # serialisable
+
+
+def test_bad_input_is_a_clear_error(qa):
+    for bad in ("", "   "):
+        with pytest.raises(ValueError, match="empty"):
+            qa.ask(bad)
+    with pytest.raises(ValueError, match="top_k"):
+        qa.ask("When?", top_k=0)
+    with pytest.raises(ValueError, match="mode"):
+        qa.ask("When?", mode="sparse")
+    with pytest.raises(ValueError, match="threshold"):
+        qa.ask("When?", threshold=1.5)
+
+
+def test_a_100kb_question_is_cut_not_fatal(qa):
+    answer = qa.ask("When do primary care trusts go live? " + "x" * 100_000)
+    assert len(answer.question) <= 4096
+    assert answer.hits
+
+
+def test_calibration_round_trip(tmp_path):
+    path = tmp_path / "calibration.json"
+    save_calibration(0.42, {"method": "test"}, path)
+    assert load_calibration(path) == {"threshold": 0.42, "method": "test"}
+    with pytest.raises(ValueError):
+        save_calibration(2.0, {}, path)
