@@ -31,15 +31,15 @@ class Document:
 
     def paragraph_at(self, offset: int) -> int:
         """The 1-based paragraph (run of non-blank lines) holding character ``offset``."""
-        paragraph, in_blank = 1, False
-        for line in self.text[:offset].splitlines(keepends=True):
+        paragraph, prev_blank, pos = 0, True, 0
+        for line in self.text.splitlines(keepends=True):
+            if pos > offset:
+                break
             blank = not line.strip()
-            if blank and not in_blank:
-                in_blank = True
-            elif not blank and in_blank:
+            if not blank and prev_blank:
                 paragraph += 1
-                in_blank = False
-        return paragraph
+            prev_blank, pos = blank, pos + len(line)
+        return max(paragraph, 1)
 
 
 @dataclass(frozen=True)
