@@ -33,7 +33,7 @@ class SquadExample:
     """One question over one context, as read from a SQuAD-format file."""
 
     id: str
-    title: str
+    title: str  # the split unit: the article title, or title#paragraph for single-article files
     context: str
     question: str
     answers: tuple[tuple[str, int], ...]  # (text, character start); empty when unanswerable
@@ -82,15 +82,19 @@ def load_squad(path: str | Path) -> list[SquadExample]:
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"{path} is not SQuAD-format JSON (expected a top-level 'data' list): {err}") from err
     examples = []
+    # The split unit is the article; a file that is one "article" of many contexts (SQuADShifts
+    # Reddit) is split by context instead, or it would land whole on one side.
+    by_context = len(articles) == 1 and len(articles[0]["paragraphs"]) > 1
     for a_idx, article in enumerate(articles):
         title = article.get("title") or f"{path.stem}#{a_idx}"
-        for paragraph in article["paragraphs"]:
+        for p_idx, paragraph in enumerate(article["paragraphs"]):
+            unit = f"{title}#{p_idx}" if by_context else title
             context = paragraph["context"]
             for qa in paragraph["qas"]:
                 impossible = bool(qa.get("is_impossible", False))
                 answers = () if impossible else tuple((a["text"], int(a["answer_start"])) for a in qa["answers"])
                 examples.append(
-                    SquadExample(str(qa["id"]), title, context, qa["question"].strip(), answers, path.name)
+                    SquadExample(str(qa["id"]), unit, context, qa["question"].strip(), answers, path.name)
                 )
     return examples
 
