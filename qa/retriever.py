@@ -57,6 +57,7 @@ class Retriever:
         for i, p in enumerate(index.passages):
             rows.setdefault(p.doc_id, []).append(i)
         self._row_of_doc = {d: np.asarray(r, dtype=np.int64) for d, r in rows.items()}
+        self._query_vectors: dict[str, np.ndarray] = {}  # small cache: ask() embeds a question once
 
     @classmethod
     def load(cls, path: str | Path = "embeddings", encoder: Encoder | None = None, check_documents: bool = True) -> "Retriever":
@@ -116,10 +117,24 @@ class Retriever:
             return None
         return np.sort(np.concatenate([self._row_of_doc.get(d, np.empty(0, np.int64)) for d in doc_ids]))
 
+    def relevance(self, query: str) -> float:
+        """Cosine similarity of ``query`` with its nearest passage: how on-topic the question is."""
+        query = self._check(query, 1, "dense", None)
+        return self._dense(query, 1, None)[0][1] if self.index.dense.ntotal else 0.0
+
+    def _embed(self, query: str) -> np.ndarray:
+        vector = self._query_vectors.get(query)
+        if vector is None:
+            vector = self.encoder.encode_queries([query])
+            if len(self._query_vectors) >= 256:
+                self._query_vectors.clear()
+            self._query_vectors[query] = vector
+        return vector
+
     def _dense(self, query: str, k: int, rows: np.ndarray | None) -> list[tuple[int, float]]:
         import faiss
 
-        vector = self.encoder.encode_queries([query])
+        vector = self._embed(query)
         k = min(k, self.index.dense.ntotal if rows is None else len(rows))
         if k == 0:
             return []
