@@ -146,9 +146,7 @@ class QA:
             if (doc_id, s, e) in seen:
                 continue
             seen.add((doc_id, s, e))
-            page = doc.page_at(s)
-            location = f"page {page}" if page is not None else f"paragraph {doc.paragraph_at(s)}"
-            out.append(Citation(doc_id, doc.title, s, e, doc.text[s:e], location))
+            out.append(Citation(doc_id, doc.title, s, e, doc.text[s:e], doc.location_at(s)))
         return tuple(out)
 
     def _sentence_around(self, doc: Document, start: int, end: int) -> tuple[int, int]:

@@ -29,6 +29,11 @@ class Document:
             page = number
         return page
 
+    def location_at(self, offset: int) -> str:
+        """A human-readable place: "page 2" for paginated documents, else "paragraph 4"."""
+        page = self.page_at(offset)
+        return f"page {page}" if page is not None else f"paragraph {self.paragraph_at(offset)}"
+
     def paragraph_at(self, offset: int) -> int:
         """The 1-based paragraph (run of non-blank lines) holding character ``offset``."""
         paragraph, prev_blank, pos = 0, True, 0
