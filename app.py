@@ -1,0 +1,8 @@
+"""Start the document question-answering chat app: ``python app.py`` (options: ``python app.py --help``)."""
+
+import sys
+
+from qa.ui import main
+
+if __name__ == "__main__":
+    sys.exit(main())
