@@ -126,6 +126,27 @@ def dedupe(examples: Iterable[SquadExample]) -> list[SquadExample]:
     return out
 
 
+def write_validation_sets(examples: Sequence[SquadExample], out_dir: str | Path) -> list[Path]:
+    """Write held-out examples as SQuAD 2.0 JSON, one file per source, for ``qa eval squad``."""
+    folder = Path(out_dir) / "validation"
+    folder.mkdir(parents=True, exist_ok=True)
+    by_source: dict[str, dict[tuple[str, str], list[SquadExample]]] = {}
+    for ex in examples:
+        by_source.setdefault(ex.source, {}).setdefault((ex.title, ex.context), []).append(ex)
+    written = []
+    for source, groups in sorted(by_source.items()):
+        articles: dict[str, list[dict]] = {}
+        for (title, context), exs in groups.items():
+            qas = [{"id": e.id, "question": e.question, "is_impossible": e.is_impossible,
+                    "answers": [{"text": t, "answer_start": a} for t, a in e.answers]} for e in exs]
+            articles.setdefault(title, []).append({"context": context, "qas": qas})
+        data = [{"title": t, "paragraphs": ps} for t, ps in articles.items()]
+        path = folder / source
+        path.write_text(json.dumps({"version": "v2.0", "data": data}, ensure_ascii=False), encoding="utf-8")
+        written.append(path)
+    return written
+
+
 def featurize(
     tokenizer, examples: Sequence[SquadExample], cfg: TrainConfig, rng: random.Random
 ) -> list[dict]:
@@ -255,9 +276,7 @@ def train_reader(
         train_ex = train_ex[:max_examples]
     if not train_ex:
         raise ValueError("No training examples left after the validation split.")
-    (out_dir / "validation_articles.json").write_text(
-        json.dumps(sorted({ex.title for ex in val_ex}), indent=1), encoding="utf-8"
-    )
+    write_validation_sets(val_ex, out_dir)
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
     t0 = time.perf_counter()
