@@ -32,6 +32,11 @@ _BOILERPLATE = re.compile(
 _DATE_ONLY = re.compile(r"^[\d\s/.,:-]*(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)?[a-z]*[\d\s/.,:-]*$", re.I)
 _MAX_TITLE = 120
 _HIDDEN_HTML = ("script", "style", "noscript", "template", "head", "svg")
+_BLOCK_HTML = (
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure", "footer",
+    "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section",
+    "table", "td", "th", "tr", "ul",
+)
 
 
 class DocumentError(ValueError):
@@ -109,16 +114,23 @@ def load_document(path: str | Path, doc_id: str | None = None) -> Document:
 
 
 def _read_html(markup: str) -> tuple[str, str]:
-    """Visible text of an HTML page, one block per line, and its title."""
+    """Visible text of an HTML page, one block element per paragraph, and its title.
+
+    Only block elements (p, div, h1, li, ...) break lines; inline ones (b, a, em, span) stay inside
+    their sentence, so "We are <b>open</b> today." reads as one sentence.
+    """
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(markup, "html.parser")
     title_tag = soup.find("h1") or soup.find("title")
-    title = title_tag.get_text(" ", strip=True) if title_tag else ""
+    title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
     for tag in soup.find_all(_HIDDEN_HTML):
         tag.decompose()
-    lines = (line.strip() for line in soup.get_text("\n").splitlines())
-    text = "\n\n".join(line for line in lines if line)
+    for tag in soup.find_all(_BLOCK_HTML):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    blocks = (" ".join(line.split()) for line in soup.get_text("").split("\n"))
+    text = "\n\n".join(block for block in blocks if block)
     return text, title or _title_from_lines(text)
 
 
@@ -144,7 +156,7 @@ def _title_from_lines(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()][:40]
     for line in lines[:20]:
         if re.match(r"^#{1,2}\s+\S", line):
-            return _shorten(line.lstrip("#").strip())
+            return line.lstrip("#").strip()  # a heading is the author's title: kept whole
     for line in lines:
         plain = line.strip("*_# ").strip()
         words = re.findall(r"[A-Za-z]{2,}", plain)
@@ -155,8 +167,12 @@ def _title_from_lines(text: str) -> str:
 
 
 def _shorten(title: str) -> str:
+    """A first line used as a title: its first sentence if that is short enough, else cut at a word."""
     if len(title) <= _MAX_TITLE:
         return title
+    sentence = re.match(r"^(.{20,%d}?[.!?])\s" % _MAX_TITLE, title)
+    if sentence:
+        return sentence.group(1)
     return title[: _MAX_TITLE].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
