@@ -236,7 +236,7 @@ def stale_reason(manifest: dict, index_dir: str | Path) -> str | None:
     docs_dir = docs_dir_of(index_dir, manifest)
     if not manifest.get("docs_dir") or not docs_dir.is_dir():
         return None  # the index travels without its documents: nothing to compare against
-    recorded = {row["file"]: row["hash"] for row in manifest["documents"]}
+    recorded = {row["file"]: row["hash"] for row in manifest["documents"] + manifest.get("skipped", [])}
     current = file_hashes(docs_dir)
     added = sorted(set(current) - set(recorded))
     removed = sorted(set(recorded) - set(current))
@@ -329,6 +329,8 @@ def build_index(
         "chunking": asdict(chunk_config),
         "docs_dir": _relative_docs_dir(docs_dir, out_dir),
         "documents": [{"id": d.id, "file": _doc_file(d, docs_dir), "hash": hashes[_doc_file(d, docs_dir)]} for d in docs],
+        # Files load_documents skipped (empty, binary, undecodable): recorded so they don't read as new.
+        "skipped": [{"file": f, "hash": h} for f, h in hashes.items() if f not in {_doc_file(d, docs_dir) for d in docs}],
         "corpus_hash": hashlib.sha256("".join(sorted(hashes.values())).encode()).hexdigest()[:16],
         "passages": len(passages),
         "package_version": _package_version(),
