@@ -1,0 +1,874 @@
+"""Measure the system: the question set end to end, the reader on SQuAD, the retriever on BEIR.
+
+``qa eval`` sends every question of ``eval/questions.jsonl`` through the same :class:`~qa.pipeline.QA`
+the app uses and reports retrieval (hit@k, MRR, nDCG), answers (SQuAD EM/F1), abstention, citation
+validity, the reader on gold passages (to tell reader errors from retriever errors), latency and a
+threshold sweep, overall and by question kind. It writes ``predictions.jsonl``, ``metrics.json``
+and ``report.html``.
+
+Example:
+    qa eval                                   # the question set, on embeddings/
+    qa eval --calibrate                       # choose and save the no-answer threshold
+    qa eval squad --data squad-v2.0-dev.json  # the reader alone, SQuAD EM/F1 with HasAns/NoAns
+    qa eval beir --data beir/scifact          # the retriever alone, nDCG@10 and Recall@100 per mode
+
+The BEIR helpers (:func:`load_beir`, :func:`write_beir_corpus`, :func:`build_beir_index`,
+:func:`evaluate_beir`, :func:`write_trec_run`) are shared with ``qa/bench.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from qa.metrics import (
+    best_over_golds,
+    exact_match,
+    f1_score,
+    hit_at_k,
+    ndcg_at_k,
+    normalize_answer,
+    percentile,
+    recall_at_k,
+    reciprocal_rank,
+)
+from qa.types import Answer, Hit, Passage
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("factoid", "paraphrase", "list", "why", "unanswerable")
+MODES = ("dense", "bm25", "hybrid")
+HIT_KS = (1, 3, 5, 10)
+RETRIEVAL_DEPTH = 10  # passages retrieved for hit@k, MRR@10 and nDCG@10
+RIGHT_F1 = 0.5  # an answer with F1 >= 0.5 counts as right in the error analysis and the plots
+DEFAULT_QUESTIONS = "eval/questions.jsonl"
+DEFAULT_OUT = "eval/out"
+
+Record = dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+# The question set
+
+
+@dataclass(frozen=True)
+class Question:
+    """One evaluation question; ``answers`` empty and ``doc_id`` ``None`` when the corpus can't answer it."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...]
+    doc_id: str | None
+    kind: str
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+def load_questions(path: str | Path) -> list[Question]:
+    """Read a question set (one JSON object a line), checking its schema.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: a line is not valid JSON or breaks the schema; the message names the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No question set at {path} (pass --questions FILE).")
+    questions, seen, skipped_feedback = [], set(), 0
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{where}: not JSON ({err})") from err
+        if isinstance(row, dict) and row.get("kind") == "feedback":
+            row = _feedback_as_label(row, where)
+            if row is None:
+                skipped_feedback += 1
+                continue
+        q = _question_from_row(row, where)
+        if q.id in seen:
+            raise ValueError(f"{where}: duplicate id {q.id!r}")
+        seen.add(q.id)
+        questions.append(q)
+    if skipped_feedback:
+        logger.warning("%s: %d thumbs-down feedback row(s) skipped: add the right answer (or kind "
+                       "'unanswerable') to use them as labels", path, skipped_feedback)
+    if not questions:
+        raise ValueError(f"{path} holds no questions.")
+    return questions
+
+
+def _feedback_as_label(row: dict, where: str) -> dict | None:
+    """A thumbs-up row from the app becomes a factoid label; a thumbs-down row is not a label yet."""
+    if row.get("verdict") != "up" or not row.get("answers"):
+        return None
+    return {"id": row["id"], "question": row["question"], "answers": row["answers"], "doc_id": row["doc_id"],
+            "kind": "factoid"}
+
+
+def _question_from_row(row: Any, where: str) -> Question:
+    keys = {"id", "question", "answers", "doc_id", "kind"}
+    if not isinstance(row, dict) or set(row) != keys:
+        raise ValueError(f"{where}: expected exactly the keys {sorted(keys)}, got {sorted(row) if isinstance(row, dict) else row!r}")
+    if not isinstance(row["id"], str) or not row["id"] or not isinstance(row["question"], str) or not row["question"].strip():
+        raise ValueError(f"{where}: 'id' and 'question' must be non-empty strings")
+    answers = row["answers"]
+    if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
+        raise ValueError(f"{where}: 'answers' must be a list of non-empty strings")
+    if row["kind"] not in KINDS:
+        raise ValueError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, got {row['kind']!r}")
+    unanswerable = row["kind"] == "unanswerable"
+    if unanswerable != (not answers) or unanswerable != (row["doc_id"] is None):
+        raise ValueError(f"{where}: unanswerable questions (and only they) have answers [] and doc_id null")
+    if row["doc_id"] is not None and not isinstance(row["doc_id"], str):
+        raise ValueError(f"{where}: 'doc_id' must be a string or null")
+    return Question(row["id"], row["question"].strip(), tuple(answers), row["doc_id"], row["kind"])
+
+
+def contains_answer(text: str, answer: str) -> bool:
+    """``answer`` occurs verbatim in ``text``, not as part of a longer word ("88" is not in "1988")."""
+    left = r"(?<!\w)" if re.match(r"\w", answer) else ""
+    right = r"(?!\w)" if re.search(r"\w$", answer) else ""
+    return re.search(left + re.escape(answer) + right, text) is not None
+
+
+def gold_passages(question: Question, passages: Sequence[Passage]) -> list[Passage]:
+    """The passages of the question's document that contain one of its answers (the relevant ones)."""
+    if not question.answerable:
+        return []
+    return [p for p in passages if p.doc_id == question.doc_id and any(contains_answer(p.text, a) for a in question.answers)]
+
+
+# --------------------------------------------------------------------------------------------
+# The no-answer threshold
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A question's best span as the threshold sees it.
+
+    Attributes:
+        score: the span's confidence; the system answers when ``score >= threshold``.
+        if_answered: the question's F1 when the span is given (0 or 1 for unanswerable questions).
+        if_abstained: its F1 when the system abstains (1 for unanswerable questions, else 0).
+    """
+
+    score: float
+    if_answered: float
+    if_abstained: float
+
+
+def candidate_of(golds: Sequence[str], text: str, score: float) -> Candidate:
+    """The :class:`Candidate` of a best span ``text`` (empty when the reader found none)."""
+    return Candidate(score, best_over_golds(f1_score, text, golds), best_over_golds(f1_score, "", golds))
+
+
+def threshold_sweep(candidates: Sequence[Candidate]) -> list[tuple[float, float]]:
+    """Mean F1 over all questions against the threshold, highest threshold first.
+
+    The first point abstains on everything; then each distinct score, taken as the threshold, adds
+    the questions at that score to those answered. This is the accumulation of SQuAD 2.0's official
+    ``find_best_thresh`` (sort by score, add each question's gain), except that equal scores are
+    added together, since one threshold cannot separate them.
+    """
+    if not candidates:
+        return []
+    n = len(candidates)
+    ordered = sorted(candidates, key=lambda c: -c.score)
+    total = sum(c.if_abstained for c in candidates)
+    points = [(min(1.0, math.nextafter(ordered[0].score, math.inf)), total / n)]
+    for i, c in enumerate(ordered):
+        total += c.if_answered - c.if_abstained
+        if i + 1 == n or ordered[i + 1].score != c.score:
+            points.append((c.score, total / n))
+    return points
+
+
+def best_threshold(candidates: Sequence[Candidate]) -> tuple[float, float]:
+    """``(threshold, mean F1)`` of the sweep's best point; the highest threshold wins a tie.
+
+    Raises:
+        ValueError: no candidates.
+    """
+    points = threshold_sweep(candidates)
+    if not points:
+        raise ValueError("Cannot choose a threshold without questions.")
+    best = points[0]
+    for point in points[1:]:
+        if point[1] > best[1]:
+            best = point
+    return best
+
+
+def calibration_threshold(candidates: Sequence[Candidate]) -> tuple[float, float]:
+    """The best threshold, moved halfway between the lowest score it answers and the highest it refuses.
+
+    :func:`best_threshold` returns a question's exact score; a threshold saved with fewer digits could
+    round above it and lose that question. The midpoint answers the same questions with a margin on
+    both sides (bounds 1 and 0 when it answers none or all).
+    """
+    threshold, f1 = best_threshold(candidates)
+    answered = [c.score for c in candidates if c.score >= threshold]
+    refused = [c.score for c in candidates if c.score < threshold]
+    return ((min(answered) if answered else 1.0) + (max(refused) if refused else 0.0)) / 2, f1
+
+
+def f1_at_threshold(candidates: Sequence[Candidate], threshold: float) -> float:
+    """Mean F1 over all questions when answering exactly those with ``score >= threshold``."""
+    return sum(c.if_answered if c.score >= threshold else c.if_abstained for c in candidates) / len(candidates)
+
+
+# --------------------------------------------------------------------------------------------
+# Running the question set through the pipeline
+
+
+@dataclass
+class QuestionsResult:
+    """A question-set run: per-question records, summary metrics and the threshold sweep."""
+
+    records: list[Record]
+    metrics: dict
+    sweep: list[tuple[float, float]]
+
+
+def evaluate_questions(
+    qa,
+    questions: Sequence[Question],
+    k: int = 5,
+    mode: str = "hybrid",
+    threshold: float | None = None,
+    show_progress: bool = False,
+) -> QuestionsResult:
+    """Ask every question through ``qa`` (a :class:`~qa.pipeline.QA`, or anything shaped like it).
+
+    Per question: ``qa.ask`` for the answer, ``qa.retriever.search`` (10 passages) for retrieval
+    metrics, and ``qa.answer_from_hits`` on the gold passages for the reader alone. The first
+    question is asked once before timing starts, so model loading stays out of the latencies.
+
+    Args:
+        qa: the pipeline: ``.ask``, ``.answer_from_hits``, ``.retriever`` (with ``.search`` and
+            ``.index.passages``), ``.documents`` and ``.threshold``.
+        questions: the question set (see :func:`load_questions`).
+        k: passages given to the reader.
+        mode: retrieval mode.
+        threshold: no-answer threshold; ``None`` uses ``qa.threshold``.
+        show_progress: show a progress bar.
+
+    Raises:
+        ValueError: no questions, ``k < 1``, or a question names a document the index lacks.
+    """
+    from tqdm.auto import tqdm
+
+    if not questions:
+        raise ValueError("The question set is empty.")
+    if k < 1:
+        raise ValueError(f"-k must be at least 1, got {k}.")
+    threshold = qa.threshold if threshold is None else threshold
+    unknown = sorted({q.doc_id for q in questions if q.doc_id is not None} - set(qa.documents))
+    if unknown:
+        raise ValueError(f"Questions refer to documents the index lacks: {', '.join(unknown)}. "
+                         "Evaluate on an index of the documents the questions were written for.")
+    passages = qa.retriever.index.passages
+    qa.ask(questions[0].question, top_k=k, mode=mode, threshold=threshold)  # warm-up: load the models
+    records = []
+    for q in tqdm(questions, desc="eval", unit="q", disable=not show_progress):
+        records.append(_evaluate_one(qa, q, passages, k, mode, threshold))
+    no_gold = [r["id"] for r in records if r["retrieval"] is not None and not r["retrieval"]["relevant"]]
+    if no_gold:
+        logger.warning("%d answerable question(s) have no index passage holding an answer: %s", len(no_gold), no_gold)
+    candidates = [Candidate(**r["candidate"]["sweep"]) for r in records]
+    sweep = threshold_sweep(candidates)
+    best_t, best_f1 = best_threshold(candidates)
+    metrics = summarize(records)
+    metrics["by_kind"] = {kind: summarize([r for r in records if r["kind"] == kind])
+                          for kind in KINDS if any(r["kind"] == kind for r in records)}
+    metrics["threshold"] = {"current": threshold, "current_overall_f1": f1_at_threshold(candidates, threshold),
+                            "best": best_t, "best_overall_f1": best_f1}
+    metrics["questions_without_gold_passage"] = no_gold
+    metrics["config"] = {"k": k, "mode": mode, "threshold": threshold, "retrieval_depth": RETRIEVAL_DEPTH,
+                         "right_f1": RIGHT_F1}
+    return QuestionsResult(records, metrics, sweep)
+
+
+def _evaluate_one(qa, q: Question, passages: Sequence[Passage], k: int, mode: str, threshold: float) -> Record:
+    golds = list(q.answers)
+    answer: Answer = qa.ask(q.question, top_k=k, mode=mode, threshold=threshold)
+    prediction = answer.text or ""
+    best = answer.alternatives[0] if answer.alternatives else None
+    candidate_text = best.text if best else ""
+    record: Record = {
+        "id": q.id, "question": q.question, "kind": q.kind, "doc_id": q.doc_id, "answers": golds,
+        "answer": answer.text, "abstained": answer.abstained, "score": answer.score,
+        "no_answer_score": answer.no_answer_score,
+        "em": best_over_golds(exact_match, prediction, golds), "f1": best_over_golds(f1_score, prediction, golds),
+        "candidate": {"text": candidate_text, "f1": best_over_golds(f1_score, candidate_text, golds) if golds else None,
+                      "sweep": vars(candidate_of(golds, candidate_text, answer.score))},
+        "citations": [c.to_dict() for c in answer.citations],
+        "citation": _check_citations(answer, qa.documents),
+        "passages": [{"rank": h.rank, "score": h.score, "passage_id": h.passage.id, "doc_id": h.passage.doc_id,
+                      "start": h.passage.start, "end": h.passage.end} for h in answer.hits],
+        "timings": {key: float(answer.timings.get(key, float("nan"))) for key in ("retrieve_ms", "read_ms", "total_ms")},
+        "retrieval": None, "gold_passage": None, "gold_in_context": None,
+    }
+    if not q.answerable:
+        return record
+    relevant = gold_passages(q, passages)
+    relevant_ids = {p.id for p in relevant}
+    ranked = [h.passage.id for h in qa.retriever.search(q.question, top_k=max(RETRIEVAL_DEPTH, k), mode=mode)]
+    ranks = [i for i, pid in enumerate(ranked, start=1) if pid in relevant_ids]
+    record["retrieval"] = {
+        "relevant": sorted(relevant_ids), "ranks": ranks,
+        "rr@10": reciprocal_rank(ranks, RETRIEVAL_DEPTH),
+        "ndcg@10": ndcg_at_k(ranked, {pid: 1.0 for pid in relevant_ids}, RETRIEVAL_DEPTH),
+    }
+    record["gold_in_context"] = any(h.passage.id in relevant_ids for h in answer.hits)
+    if relevant:
+        gold = qa.answer_from_hits(q.question, [Hit(p, 1.0, i) for i, p in enumerate(relevant, start=1)], threshold)
+        text = gold.text or ""
+        span = gold.alternatives[0].text if gold.alternatives else ""
+        record["gold_passage"] = {"answer": gold.text, "abstained": gold.abstained, "score": gold.score,
+                                  "em": best_over_golds(exact_match, text, golds),
+                                  "f1": best_over_golds(f1_score, text, golds),
+                                  "span": span, "span_f1": best_over_golds(f1_score, span, golds)}
+    return record
+
+
+def _check_citations(answer: Answer, documents: Mapping) -> dict | None:
+    """Whether every citation quotes its document exactly, and the first one holds the answer."""
+    if answer.abstained:
+        return None
+    verbatim = bool(answer.citations) and all(
+        c.doc_id in documents and documents[c.doc_id].text[c.start : c.end] == c.quote for c in answer.citations
+    )
+    has_answer = bool(answer.citations) and bool(answer.text) and answer.text in answer.citations[0].quote
+    return {"verbatim": verbatim, "contains_answer": has_answer, "valid": verbatim and has_answer}
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def summarize(records: Sequence[Record]) -> dict:
+    """Metrics of a set of records (all questions, or one kind); ``None`` where no question applies."""
+    answerable = [r for r in records if r["answers"]]
+    unanswerable = [r for r in records if not r["answers"]]
+    with_retrieval = [r for r in answerable if r["retrieval"] is not None]
+    answered = [r for r in records if r["citation"] is not None]
+    with_gold = [r for r in answerable if r["gold_passage"] is not None]
+    out: dict = {"questions": len(records), "answerable": len(answerable), "unanswerable": len(unanswerable)}
+    out["retrieval"] = None if not with_retrieval else {
+        **{f"hit@{n}": _mean(hit_at_k(r["retrieval"]["ranks"], n) for r in with_retrieval) for n in HIT_KS},
+        "mrr@10": _mean(r["retrieval"]["rr@10"] for r in with_retrieval),
+        "ndcg@10": _mean(r["retrieval"]["ndcg@10"] for r in with_retrieval),
+    }
+    out["answers"] = None if not answerable else {
+        "em": _mean(r["em"] for r in answerable), "f1": _mean(r["f1"] for r in answerable),
+    }
+    out["overall"] = {"em": _mean(r["em"] for r in records), "f1": _mean(r["f1"] for r in records)}
+    out["abstention"] = {
+        "unanswerable_refused": _mean(float(r["abstained"]) for r in unanswerable),
+        "answerable_wrongly_refused": _mean(float(r["abstained"]) for r in answerable),
+    }
+    out["citations"] = None if not answered else {
+        "answered": len(answered),
+        "verbatim": _mean(float(r["citation"]["verbatim"]) for r in answered),
+        "contains_answer": _mean(float(r["citation"]["contains_answer"]) for r in answered),
+        "valid": _mean(float(r["citation"]["valid"]) for r in answered),
+    }
+    # The reader on gold passages against retrieved ones, with the threshold and without it (best span).
+    out["reader"] = None if not answerable else {
+        "gold_passage_em": _mean(r["gold_passage"]["em"] for r in with_gold),
+        "gold_passage_f1": _mean(r["gold_passage"]["f1"] for r in with_gold),
+        "retrieved_em": _mean(r["em"] for r in with_gold),
+        "retrieved_f1": _mean(r["f1"] for r in with_gold),
+        "gold_passage_span_f1": _mean(r["gold_passage"]["span_f1"] for r in with_gold),
+        "retrieved_span_f1": _mean(r["candidate"]["f1"] for r in with_gold),
+        "errors": _error_counts(answerable),
+    }
+    out["latency_ms"] = {stage: _latency(records, f"{stage}_ms") for stage in ("retrieve", "read", "total")}
+    return out
+
+
+def _latency(records: Sequence[Record], key: str) -> dict:
+    values = [r["timings"][key] for r in records if not math.isnan(r["timings"][key])]
+    return {"p50": percentile(values, 50), "p95": percentile(values, 95)}
+
+
+def _error_counts(answerable: Sequence[Record]) -> dict:
+    """Right answers; wrong ones as retriever misses (no relevant passage read), refusals or reader errors."""
+    counts = {"right": 0, "retriever_miss": 0, "refused": 0, "reader_error": 0}
+    for r in answerable:
+        if r["f1"] >= RIGHT_F1:
+            counts["right"] += 1
+        elif not r["gold_in_context"]:
+            counts["retriever_miss"] += 1
+        elif r["abstained"]:
+            counts["refused"] += 1
+        else:
+            counts["reader_error"] += 1
+    return counts
+
+
+def rethreshold(records: Sequence[Record], threshold: float) -> list[Record]:
+    """The records as they would be at another threshold (the reader's best span is kept in each).
+
+    Citations and the gold-passage run are left as they were; only answers, abstention, EM and F1 change.
+    """
+    out = []
+    for r in records:
+        r = dict(r)
+        answered = bool(r["candidate"]["text"]) and r["score"] >= threshold
+        r["answer"] = r["candidate"]["text"] if answered else None
+        r["abstained"] = not answered
+        prediction = r["answer"] or ""
+        r["em"] = best_over_golds(exact_match, prediction, r["answers"])
+        r["f1"] = best_over_golds(f1_score, prediction, r["answers"])
+        out.append(r)
+    return out
+
+
+def write_outputs(result: QuestionsResult, out_dir: str | Path, title: str = "qa evaluation") -> dict[str, Path]:
+    """Write ``predictions.jsonl``, ``metrics.json`` and ``report.html`` into ``out_dir``."""
+    from qa.report import write_report
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"predictions": out / "predictions.jsonl", "metrics": out / "metrics.json", "report": out / "report.html"}
+    with paths["predictions"].open("w", encoding="utf-8") as f:
+        for r in result.records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    paths["metrics"].write_text(json.dumps(result.metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report(paths["report"], result.metrics, result.records, result.sweep, title=title)
+    return paths
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def format_table(metrics: dict) -> str:
+    """A compact text table: all questions, then one column per kind."""
+    columns = [("all", metrics)] + list(metrics.get("by_kind", {}).items())
+
+    def get(m: dict, *path: str):
+        for key in path:
+            if m is None:
+                return None
+            m = m.get(key)
+        return m
+
+    rows = [("questions", lambda m: str(m["questions"]))]
+    rows += [(f"hit@{n}", lambda m, n=n: _fmt(get(m, "retrieval", f"hit@{n}"))) for n in HIT_KS]
+    rows += [
+        ("MRR@10", lambda m: _fmt(get(m, "retrieval", "mrr@10"))),
+        ("nDCG@10", lambda m: _fmt(get(m, "retrieval", "ndcg@10"))),
+        ("EM", lambda m: _fmt(get(m, "answers", "em"))),
+        ("F1", lambda m: _fmt(get(m, "answers", "f1"))),
+        ("F1 gold passage", lambda m: _fmt(get(m, "reader", "gold_passage_f1"))),
+        ("span F1", lambda m: _fmt(get(m, "reader", "retrieved_span_f1"))),
+        ("span F1 gold", lambda m: _fmt(get(m, "reader", "gold_passage_span_f1"))),
+        ("overall F1", lambda m: _fmt(get(m, "overall", "f1"))),
+        ("unans. refused", lambda m: _fmt(get(m, "abstention", "unanswerable_refused"))),
+        ("ans. refused", lambda m: _fmt(get(m, "abstention", "answerable_wrongly_refused"))),
+        ("citations valid", lambda m: _fmt(get(m, "citations", "valid"))),
+        ("total ms p50", lambda m: _fmt(get(m, "latency_ms", "total", "p50"), 0)),
+        ("total ms p95", lambda m: _fmt(get(m, "latency_ms", "total", "p95"), 0)),
+    ]
+    width = max(len(name) for name, _ in columns) + 2
+    lines = ["".ljust(16) + "".join(name.rjust(max(width, 8)) for name, _ in columns)]
+    for label, cell in rows:
+        lines.append(label.ljust(16) + "".join(cell(m).rjust(max(width, 8)) for _, m in columns))
+    t = metrics.get("threshold")
+    if t:
+        lines.append(f"threshold {t['current']:.3f} (overall F1 {t['current_overall_f1']:.3f}); "
+                     f"best on this set {t['best']:.3f} (overall F1 {t['best_overall_f1']:.3f})")
+    e = get(metrics, "reader", "errors")
+    if e:
+        lines.append(f"answerable: {e['right']} right (F1 >= {RIGHT_F1}); wrong: {e['retriever_miss']} retriever misses "
+                     f"(no relevant passage read), {e['refused']} refused and {e['reader_error']} misread with one read")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# SQuAD: the reader alone
+
+
+def evaluate_squad(reader, examples: Sequence, threshold: float | None = None, show_progress: bool = False) -> tuple[dict, dict[str, str]]:
+    """SQuAD EM/F1 of ``reader`` on ``examples`` (:class:`qa.training.SquadExample`), in percent.
+
+    Each context is read as one passage (the reader cuts long ones into windows, all in one batch).
+    The prediction is the best span, or ``""`` when its score is below ``threshold`` (``None``: never
+    abstain). With unanswerable questions in the set the metrics split into HasAns and NoAns, and the
+    best threshold on the set is reported as in SQuAD 2.0's official script.
+
+    Returns:
+        ``(metrics, predictions)`` with predictions ``{question id: text or ""}``.
+    """
+    from tqdm.auto import tqdm
+
+    if not examples:
+        raise ValueError("No SQuAD questions to evaluate.")
+    has_impossible = any(ex.is_impossible for ex in examples)
+    first = examples[0]
+    reader.read(first.question, [Passage("ctx", "ctx", 0, len(first.context), first.context)])  # warm-up: load the model
+    predictions, rows = {}, []
+    t0 = time.perf_counter()
+    for ex in tqdm(examples, desc="squad", unit="q", disable=not show_progress):
+        context = ex.context
+        result = reader.read(ex.question, [Passage("ctx", "ctx", 0, len(context), context)], top_n=1)
+        text, score = (result.spans[0].text, result.spans[0].score) if result.spans else ("", 0.0)
+        prediction = text if threshold is None or score >= threshold else ""
+        # The official script drops gold answers that normalise to nothing; none left means "no answer".
+        golds = [a for a, _ in ex.answers if normalize_answer(a)]
+        predictions[ex.id] = prediction
+        rows.append((golds, best_over_golds(exact_match, prediction, golds), best_over_golds(f1_score, prediction, golds),
+                     candidate_of(golds, text, score)))
+    seconds = time.perf_counter() - t0
+
+    def block(selected: list) -> dict:
+        return {"exact": 100 * _mean(r[1] for r in selected), "f1": 100 * _mean(r[2] for r in selected), "total": len(selected)}
+
+    has_ans = [r for r in rows if r[0]]
+    metrics: dict = {}
+    if has_impossible:
+        metrics.update(block(rows))
+        no_ans = [r for r in rows if not r[0]]
+        if has_ans:
+            metrics.update({f"HasAns_{key}": value for key, value in block(has_ans).items()})
+        metrics.update({f"NoAns_{key}": value for key, value in block(no_ans).items()})
+        best_t, best_f1 = best_threshold([r[3] for r in rows])
+        metrics.update(best_f1=100 * best_f1, best_f1_thresh=best_t)
+    else:
+        metrics.update({f"HasAns_{key}": value for key, value in block(has_ans).items()})
+    metrics.update(threshold=threshold, seconds=round(seconds, 2), questions_per_second=round(len(rows) / seconds, 2) if seconds else None)
+    return metrics, predictions
+
+
+# --------------------------------------------------------------------------------------------
+# BEIR: the retriever alone
+
+
+@dataclass(frozen=True)
+class BeirData:
+    """A BEIR data set: ``corpus`` {doc id: (title, text)}, ``queries`` {query id: text} (only those
+    with judgements), ``qrels`` {query id: {doc id: grade}}."""
+
+    corpus: dict[str, tuple[str, str]]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+def load_beir(data_dir: str | Path, split: str = "test") -> BeirData:
+    """Read a BEIR folder: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text), ``qrels/{split}.tsv``.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: a file is malformed, or no judged query has a text.
+    """
+    root = Path(data_dir)
+    files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl", "qrels": root / "qrels" / f"{split}.tsv"}
+    for name, path in files.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"Not a BEIR folder: {path} is missing (expected corpus.jsonl, queries.jsonl, "
+                                    f"qrels/{split}.tsv under {root}).")
+    corpus = {str(row["_id"]): (row.get("title") or "", row.get("text") or "") for row in _jsonl(files["corpus"])}
+    all_queries = {str(row["_id"]): row["text"] for row in _jsonl(files["queries"])}
+    qrels: dict[str, dict[str, int]] = {}
+    for n, line in enumerate(files["qrels"].read_text(encoding="utf-8").splitlines(), start=1):
+        parts = line.split("\t")
+        if not line.strip() or (n == 1 and parts[0] == "query-id"):
+            continue
+        if len(parts) != 3:
+            raise ValueError(f"{files['qrels']}, line {n}: expected 'query-id<TAB>corpus-id<TAB>score'")
+        qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    missing = sorted(set(qrels) - set(all_queries))
+    if missing:
+        logger.warning("%d judged queries have no text in queries.jsonl and are skipped, e.g. %s", len(missing), missing[0])
+    queries = {qid: all_queries[qid] for qid in qrels if qid in all_queries}
+    if not queries:
+        raise ValueError(f"No judged query of {files['qrels']} has a text in {files['queries']}.")
+    return BeirData(corpus, queries, {qid: qrels[qid] for qid in queries})
+
+
+def _jsonl(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, line {n}: not JSON ({err})") from err
+    return rows
+
+
+def _file_stem(beir_id: str) -> str:
+    """A safe file name for a BEIR id: the id itself when it is plain, else a hash of it."""
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,100}", beir_id):
+        return beir_id
+    return "h" + hashlib.sha1(beir_id.encode("utf-8")).hexdigest()[:20]
+
+
+def write_beir_corpus(data: BeirData, folder: str | Path) -> dict[str, str]:
+    """Write each BEIR document as a text file (title, blank line, text) under ``folder``.
+
+    Files whose content is unchanged are not rewritten, so an index build over ``folder`` stays incremental.
+
+    Returns:
+        ``{index doc id (file stem): BEIR doc id}``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ids: dict[str, str] = {}
+    for beir_id, (title, text) in data.corpus.items():
+        stem = _file_stem(beir_id)
+        if stem in ids:
+            raise ValueError(f"BEIR ids {ids[stem]!r} and {beir_id!r} map to the same file name {stem!r}.")
+        ids[stem] = beir_id
+        content = f"{title}\n\n{text}" if title else text
+        path = folder / f"{stem}.txt"
+        if not path.is_file() or path.read_text(encoding="utf-8") != content:
+            path.write_text(content, encoding="utf-8")
+    return ids
+
+
+def build_beir_index(data: BeirData, out_dir: str | Path, encoder=None, show_progress: bool = False) -> dict[str, str]:
+    """Write the corpus under ``out_dir/corpus`` and index it into ``out_dir/index`` with :func:`qa.build_index`.
+
+    The benchmark so measures the product's own chunking (800/200 characters) and retrieval; a document
+    of several passages ranks by its best one. A second run re-embeds nothing.
+
+    Returns:
+        ``{index doc id: BEIR doc id}``, also saved as ``out_dir/beir_ids.json``.
+    """
+    from qa.index import build_index
+
+    out = Path(out_dir)
+    ids = write_beir_corpus(data, out / "corpus")
+    (out / "beir_ids.json").write_text(json.dumps(ids, ensure_ascii=False), encoding="utf-8")
+    build_index(out / "corpus", out / "index", encoder=encoder, show_progress=show_progress)
+    return ids
+
+
+def evaluate_beir(
+    retriever,
+    data: BeirData,
+    modes: Sequence[str] = MODES,
+    doc_ids: Mapping[str, str] | None = None,
+    passages: int = 100,
+    show_progress: bool = False,
+) -> tuple[dict, dict[str, dict[str, list[tuple[str, float]]]]]:
+    """nDCG@10 and Recall@100 of ``retriever`` on ``data``, per retrieval mode.
+
+    Passages are mapped back to BEIR documents, each document keeping its best passage's score, so
+    several passages of one document count once.
+
+    Args:
+        retriever: anything with ``.search(query, top_k=..., mode=...) -> list[Hit]``.
+        data: from :func:`load_beir`.
+        modes: retrieval modes to evaluate.
+        doc_ids: ``{index doc id: BEIR doc id}`` (from :func:`build_beir_index`); identity when ``None``.
+        passages: passages retrieved per query; use several times 100 when documents span many passages.
+        show_progress: show a progress bar per mode.
+
+    Returns:
+        ``(metrics, runs)``: metrics ``{mode: {"ndcg@10", "recall@100", "queries", "ms_per_query_p50"}}``
+        and runs ``{mode: {query id: [(BEIR doc id, score), ...] best first}}``.
+    """
+    from tqdm.auto import tqdm
+
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise ValueError(f"Unknown retrieval mode(s) {unknown}: use {', '.join(MODES)}.")
+    metrics, runs = {}, {}
+    for mode in modes:
+        run, ndcg, recall, times = {}, [], [], []
+        for qid, text in tqdm(data.queries.items(), desc=f"beir {mode}", unit="q", disable=not show_progress):
+            t0 = time.perf_counter()
+            hits = retriever.search(text, top_k=passages, mode=mode)
+            times.append((time.perf_counter() - t0) * 1000)
+            best: dict[str, float] = {}
+            for h in hits:
+                doc = doc_ids.get(h.passage.doc_id, h.passage.doc_id) if doc_ids else h.passage.doc_id
+                if doc not in best or h.score > best[doc]:
+                    best[doc] = h.score
+            ranked = sorted(best.items(), key=lambda item: -item[1])[:100]
+            run[qid] = ranked
+            ranked_ids = [d for d, _ in ranked]
+            ndcg.append(ndcg_at_k(ranked_ids, data.qrels[qid], 10))
+            recall.append(recall_at_k(ranked_ids, data.qrels[qid], 100))
+        metrics[mode] = {"ndcg@10": _mean(ndcg), "recall@100": _mean(recall), "queries": len(run),
+                         "ms_per_query_p50": percentile(times, 50)}
+        runs[mode] = run
+    return metrics, runs
+
+
+def write_trec_run(path: str | Path, run: Mapping[str, Sequence[tuple[str, float]]], tag: str) -> Path:
+    """Write a run in TREC format, one line per retrieved document: ``qid Q0 docid rank score tag``."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as f:
+        for qid, ranked in run.items():
+            for rank, (doc, score) in enumerate(ranked, start=1):
+                f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# The command line
+
+
+def register(subparsers) -> None:
+    """Add ``qa eval`` (the question set, ``squad`` or ``beir``) to the ``qa`` command."""
+    p = subparsers.add_parser(
+        "eval", help="measure retrieval, answers, abstention and citations",
+        description="Evaluate on the question set (default), or the reader alone on SQuAD-format data "
+                    "(qa eval squad --data FILE), or the retriever alone on a BEIR folder (qa eval beir --data DIR).",
+    )
+    p.add_argument("benchmark", nargs="?", choices=["squad", "beir"], default=None,
+                   help="a public benchmark instead of the question set")
+    p.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"question set (default: {DEFAULT_QUESTIONS})")
+    p.add_argument("--index", default="embeddings", help="index folder (default: embeddings)")
+    p.add_argument("--out", default=None, help=f"output folder (default: {DEFAULT_OUT}, {DEFAULT_OUT}/squad, {DEFAULT_OUT}/beir)")
+    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid; beir: all three)")
+    p.add_argument("-k", type=int, default=5, help="passages given to the reader (default: 5)")
+    p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
+    p.add_argument("--calibrate", action="store_true", help="choose the best no-answer threshold and save it")
+    p.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
+    p.add_argument("--data", default=None, help="squad: a SQuAD-format JSON file; beir: a BEIR folder")
+    p.add_argument("--limit", type=int, default=None, help="squad/beir: only the first N questions")
+    p.add_argument("--reader", default=None, help="reader model folder (default: the packaged one)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise ValueError(f"--threshold must be between 0 and 1, got {args.threshold}.")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}.")
+    if args.benchmark is None:
+        if args.data is not None:
+            raise ValueError("--data goes with a benchmark: qa eval squad --data FILE or qa eval beir --data DIR.")
+        return _cmd_questions(args)
+    if args.data is None:
+        raise ValueError(f"qa eval {args.benchmark} needs --data ({'a SQuAD JSON file' if args.benchmark == 'squad' else 'a BEIR folder'}).")
+    if args.calibrate:
+        raise ValueError("--calibrate works on the question set only (qa eval --calibrate).")
+    return _cmd_squad(args) if args.benchmark == "squad" else _cmd_beir(args)
+
+
+def _print_metrics(metrics: dict, table: str, as_json: bool) -> None:
+    print(json.dumps(metrics, indent=2, ensure_ascii=False) if as_json else table)
+
+
+def _cmd_questions(args: argparse.Namespace) -> int:
+    from qa.pipeline import QA
+
+    questions = load_questions(args.questions)
+    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold)
+    mode = args.mode or "hybrid"
+    result = evaluate_questions(qa, questions, k=args.k, mode=mode, show_progress=not args.quiet)
+    result.metrics["config"].update(questions=str(args.questions), index=str(args.index), reader=str(qa.reader.path))
+    if args.calibrate:
+        result.metrics["calibration"] = _calibrate(result, args, qa)
+    paths = write_outputs(result, args.out or DEFAULT_OUT)
+    _print_metrics(result.metrics, format_table(result.metrics), args.json)
+    if not args.json:
+        print(f"wrote {', '.join(str(p) for p in paths.values())}")
+        if args.calibrate:
+            print(_calibration_table(result.metrics["calibration"]))
+    return 0
+
+
+def _calibrate(result: QuestionsResult, args: argparse.Namespace, qa) -> dict:
+    from qa.pipeline import save_calibration
+
+    candidates = [Candidate(**r["candidate"]["sweep"]) for r in result.records]
+    threshold, best = calibration_threshold(candidates)
+    before = summarize(result.records)
+    after = summarize(rethreshold(result.records, threshold))
+    details = {
+        "method": "SQuAD 2.0 best threshold (find_best_thresh) on the question set, halfway to the next lower score",
+        "questions": str(args.questions), "n": len(result.records), "index": str(args.index),
+        "mode": result.metrics["config"]["mode"], "k": result.metrics["config"]["k"],
+        "previous_threshold": result.metrics["config"]["threshold"],
+        "before": _headline(before), "after": _headline(after), "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    path = save_calibration(threshold, details)
+    logger.info("saved threshold %.4f to %s", threshold, path)
+    return {"threshold": threshold, "overall_f1": best, "file": str(path), **details}
+
+
+def _headline(m: dict) -> dict:
+    answers = m["answers"] or {}
+    return {"overall_f1": m["overall"]["f1"], "em": answers.get("em"), "f1": answers.get("f1"), **m["abstention"]}
+
+
+def _calibration_table(cal: dict) -> str:
+    lines = [f"calibrated threshold: {cal['previous_threshold']:.4f} -> {cal['threshold']:.4f} (saved to {cal['file']})",
+             f"{'':28}{'before':>10}{'after':>10}"]
+    for key in ("overall_f1", "em", "f1", "unanswerable_refused", "answerable_wrongly_refused"):
+        lines.append(f"{key:28}{_fmt(cal['before'][key]):>10}{_fmt(cal['after'][key]):>10}")
+    lines.append("(chosen and measured on the same questions: the 'after' column is optimistic)")
+    return "\n".join(lines)
+
+
+def _cmd_squad(args: argparse.Namespace) -> int:
+    from qa.reader import Reader
+    from qa.training import dedupe, load_squad
+
+    examples = dedupe(load_squad(args.data))[: args.limit]
+    threshold = args.threshold
+    if threshold is None and any(ex.is_impossible for ex in examples):
+        from qa.pipeline import FALLBACK_THRESHOLD, load_calibration
+
+        threshold = float(load_calibration().get("threshold", FALLBACK_THRESHOLD))
+    reader = Reader.load(args.reader)
+    metrics, predictions = evaluate_squad(reader, examples, threshold, show_progress=not args.quiet)
+    metrics.update(data=str(args.data), reader=str(reader.path))
+    out = Path(args.out or f"{DEFAULT_OUT}/squad")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predictions.json").write_text(json.dumps(predictions, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    table = "\n".join(f"{key:22}{_fmt(value, 2) if isinstance(value, float) else value}" for key, value in metrics.items())
+    _print_metrics(metrics, table + f"\nwrote {out / 'predictions.json'}, {out / 'metrics.json'}", args.json)
+    return 0
+
+
+def _cmd_beir(args: argparse.Namespace) -> int:
+    from qa.retriever import Retriever
+
+    data = load_beir(args.data)
+    if args.limit:
+        data = BeirData(data.corpus, dict(list(data.queries.items())[: args.limit]),
+                        {q: data.qrels[q] for q in list(data.queries)[: args.limit]})
+    out = Path(args.out or f"{DEFAULT_OUT}/beir")
+    ids = build_beir_index(data, out, show_progress=not args.quiet)
+    retriever = Retriever.load(out / "index")
+    per_doc = math.ceil(len(retriever.index.passages) / max(1, len(retriever.documents)))
+    modes = [args.mode] if args.mode else list(MODES)
+    metrics, runs = evaluate_beir(retriever, data, modes, ids, passages=min(len(retriever.index.passages), 100 * per_doc),
+                                  show_progress=not args.quiet)
+    for mode, run in runs.items():
+        write_trec_run(out / f"run.{mode}.tsv", run, f"qa-{mode}")
+    primary = "hybrid" if "hybrid" in runs else modes[0]
+    write_trec_run(out / "run.tsv", runs[primary], f"qa-{primary}")
+    report = {"data": str(args.data), "queries": len(data.queries), "documents": len(data.corpus), "modes": metrics}
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    table = [f"{'mode':10}{'nDCG@10':>10}{'R@100':>10}{'ms/q p50':>10}"]
+    table += [f"{m:10}{v['ndcg@10']:>10.4f}{v['recall@100']:>10.4f}{v['ms_per_query_p50']:>10.1f}" for m, v in metrics.items()]
+    _print_metrics(report, "\n".join(table) + f"\nwrote {out / 'metrics.json'}, {out / 'run.tsv'} ({primary})", args.json)
+    return 0
