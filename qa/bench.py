@@ -1,0 +1,511 @@
+"""Retrieval benchmarks: build time and memory, search latency, BEIR quality, encoder options, exact vs HNSW.
+
+These print figures; they are not tests. Timings mean something only on an otherwise idle machine.
+Builds and encoders run in a child process each, so peak memory (``ru_maxrss``, which counts native
+allocations that tracemalloc misses) and model caches belong to that run alone.
+
+Example:
+    python -m qa.bench retrieval --docs seeds --beir ../shared/data/beir/scifact --modes dense,bm25,hybrid
+    python -m qa.bench encoders --beir ../shared/data/beir/scifact --options fp32,bf16,onnx
+    python -m qa.bench ann --sizes 10000,50000,100000,200000 --vectors runs/bench/encoders
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from qa.metrics import ndcg_at_k, percentile, recall_at_k
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WORK = "runs/bench"
+ENCODER_OPTIONS = ("fp32", "fp32-b16", "fp32-b32", "fp32-b128", "fp32-unsorted", "fp32-tokensorted",
+                   "bf16", "onnx", "onnx-fused", "onnx-int8")
+ONE_PASSAGE = 1_000_000  # a chunk size above any BEIR document: one passage per document, as BEIR evaluators do
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _in_child(task: str, **spec) -> dict:
+    """Run ``_child_<task>(spec)`` in a fresh interpreter and return the dict it prints."""
+    cmd = [sys.executable, "-m", "qa.bench", "_child", task, json.dumps(spec)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    results = [line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode or not results:
+        raise RuntimeError(f"benchmark child {task} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(results[-1])
+
+
+def _latency(times_ms: Sequence[float]) -> dict:
+    return {"p50": percentile(times_ms, 50), "p95": percentile(times_ms, 95), "mean": float(np.mean(times_ms))}
+
+
+# --------------------------------------------------------------------------------------------
+# Index build (child process)
+
+
+def _child_build(spec: dict) -> dict:
+    t0 = time.perf_counter()
+    from qa.chunking import ChunkConfig
+    from qa.index import build_index
+
+    t_import = time.perf_counter()
+    encoder = make_encoder(spec["encoder"], spec["work"])  # loads the model
+    encoder.encode_queries(["warm up"])
+    t_model = time.perf_counter()
+    config = ChunkConfig(spec["chunk_size"], spec["chunk_overlap"])
+    stats = build_index(spec["docs"], spec["out"], encoder=encoder, chunk_config=config, incremental=False)
+    t_build = time.perf_counter()
+    again = build_index(spec["docs"], spec["out"], encoder=encoder, chunk_config=config)  # nothing changed
+    return {
+        "import_s": t_import - t0, "model_load_s": t_model - t_import, "build_s": t_build - t_model,
+        "total_s": t_build - t0, "noop_rebuild_s": time.perf_counter() - t_build, "noop_embedded": again.embedded,
+        "documents": stats.documents, "passages": stats.passages, "index_type": stats.index_type,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def measure_build(docs: str | Path, out: str | Path, chunk_size: int = 800, chunk_overlap: int = 200,
+                  encoder: str = "fp32", work: str | Path = DEFAULT_WORK) -> dict:
+    """Build an index from scratch in a child process: times and peak memory of that process."""
+    return _in_child("build", docs=str(docs), out=str(out), encoder=encoder, work=str(work),
+                     chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+
+
+# --------------------------------------------------------------------------------------------
+# Search latency
+
+
+def corpus_queries(documents: Sequence, n: int = 200, seed: int = 0, words: int = 12) -> list[str]:
+    """``n`` question-like queries: the first ``words`` words of sentences drawn from the corpus."""
+    from qa.chunking import sentence_spans
+
+    sentences = [doc.text[s:e] for doc in documents for s, e in sentence_spans(doc.text)]
+    sentences = [s for s in sentences if 6 <= len(s.split()) <= 60]
+    rng = random.Random(seed)
+    picked = rng.sample(sentences, n) if len(sentences) >= n else [rng.choice(sentences) for _ in range(n)]
+    return [" ".join(s.split()[:words]) for s in picked]
+
+
+def search_latency(retriever, queries: Sequence[str], modes: Sequence[str], top_k: int = 5, warmup: int = 10) -> dict:
+    """Warm per-query latency (ms) of ``retriever.search`` in each mode, for questions it has not seen:
+    the retriever's cache of query vectors is emptied before each search."""
+    cache = getattr(retriever, "_query_vectors", None)
+    out = {}
+    for mode in modes:
+        for q in queries[:warmup]:
+            retriever.search(q, top_k=top_k, mode=mode)
+        times = []
+        for q in queries:
+            if isinstance(cache, dict):
+                cache.clear()
+            t0 = time.perf_counter()
+            retriever.search(q, top_k=top_k, mode=mode)
+            times.append((time.perf_counter() - t0) * 1000)
+        out[mode] = _latency(times)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# BEIR
+
+
+def write_beir_corpus(data, folder: str | Path) -> dict[str, str]:
+    """One text file per BEIR document (title, blank line, text), as :func:`qa.evaluation.build_beir_index`
+    writes them; returns ``{index doc id: BEIR doc id}``."""
+    from qa.evaluation import _file_stem
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = {}
+    for beir_id, (title, text) in data.corpus.items():
+        stem = _file_stem(beir_id)
+        ids[stem] = beir_id
+        content = f"{title}\n\n{text}" if title else text
+        path = folder / f"{stem}.txt"
+        if not path.is_file() or path.read_text(encoding="utf-8") != content:
+            path.write_text(content, encoding="utf-8")
+    return ids
+
+
+def beir_passage_texts(data) -> tuple[list[str], list[str]]:
+    """BEIR's own input for a bi-encoder: ``title + " " + text`` per document, and the document ids."""
+    ids = list(data.corpus)
+    return [(data.corpus[d][0] + " " + data.corpus[d][1]).strip() for d in ids], ids
+
+
+def dense_scores(passages: np.ndarray, queries: np.ndarray, doc_ids: Sequence[str], qids: Sequence[str],
+                 qrels: dict, k: int = 100) -> dict:
+    """nDCG@10 and Recall@100 of exact inner-product search over normalised vectors."""
+    scores = queries @ passages.T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    ndcg, recall = [], []
+    for qid, row in zip(qids, top):
+        ranked = [doc_ids[i] for i in row]
+        ndcg.append(ndcg_at_k(ranked, qrels[qid], 10))
+        recall.append(recall_at_k(ranked, qrels[qid], 100))
+    return {"ndcg@10": float(np.mean(ndcg)), "recall@100": float(np.mean(recall))}
+
+
+# --------------------------------------------------------------------------------------------
+# Encoder options (child process)
+
+
+def _onnx_files(work: Path) -> dict[str, Path]:
+    return {"onnx": work / "minilm.onnx", "onnx-fused": work / "minilm.fused.onnx", "onnx-int8": work / "minilm.int8.onnx"}
+
+
+def export_onnx(work: Path) -> dict:
+    """Export the packaged all-MiniLM-L6-v2 to ONNX (torch.onnx), fuse it (ORT's BERT optimizer) and
+    quantize it (dynamic int8), offline. Returns the seconds each step took."""
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+    from transformers import AutoModel, AutoTokenizer
+
+    from qa.encoder import resolve_model
+
+    files, times = _onnx_files(work), {}
+    work.mkdir(parents=True, exist_ok=True)
+    path = resolve_model(None)
+    t0 = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
+
+    class LastHidden(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    sample = tokenizer(["an example", "a longer example sentence"], padding=True, return_tensors="pt")
+    torch.onnx.export(LastHidden(model), tuple(sample[n] for n in names), str(files["onnx"]), input_names=names,
+                      output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                      dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + ["last_hidden_state"]})
+    times["export_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cfg = model.config
+    optimize_model(str(files["onnx"]), model_type="bert", num_heads=cfg.num_attention_heads,
+                   hidden_size=cfg.hidden_size).save_model_to_file(str(files["onnx-fused"]))
+    times["fuse_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    quantize_dynamic(str(files["onnx"]), str(files["onnx-int8"]), weight_type=QuantType.QInt8, per_channel=True)
+    times["quantize_s"] = time.perf_counter() - t0
+    return times
+
+
+class OnnxEncoder:
+    """all-MiniLM-L6-v2 on ONNX Runtime: the same tokenizer, truncation, mean pooling and
+    normalisation as sentence-transformers, batches sorted by length."""
+
+    def __init__(self, onnx_file: Path, batch_size: int = 64):
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        from qa.encoder import DEFAULT_MODEL, resolve_model
+
+        self.name, self.dimension, self.batch_size = DEFAULT_MODEL, 384, batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model(None))
+        self.max_length = 256  # the model's max_seq_length
+        self.session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="np")
+            hidden = self.session.run(None, {k: enc[k].astype(np.int64) for k in
+                                             ("input_ids", "attention_mask", "token_type_ids")})[0]
+            mask = enc["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
+            out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        return self._encode(texts)
+
+
+class _BatchedEncoder:
+    """The default encoder with passages handed to it one batch at a time, in a chosen order."""
+
+    def __init__(self, inner, order: str):
+        self.inner, self.order = inner, order
+        self.name, self.dimension, self.encode_queries = inner.name, inner.dimension, inner.encode_queries
+
+    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
+        texts, batch = list(texts), self.inner.batch_size
+        if self.order == "tokens":  # longest first by word pieces, rather than by characters
+            ids = self.inner.model.tokenizer(texts, truncation=True, max_length=self.inner.max_seq_length)["input_ids"]
+            order = np.argsort([-len(x) for x in ids], kind="stable")
+        else:  # corpus order: sentence-transformers sorts each call by length, so one call per batch
+            order = np.arange(len(texts))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for i in range(0, len(texts), batch):
+            rows = order[i : i + batch]
+            out[rows] = self.inner.encode_passages([texts[r] for r in rows])
+        return out
+
+
+def make_encoder(option: str = "fp32", work: str | Path = DEFAULT_WORK):
+    """An encoder (the :class:`qa.encoder.Encoder` protocol) for one of ``ENCODER_OPTIONS``, model loaded."""
+    from qa.encoder import SentenceTransformerEncoder
+
+    if option not in ENCODER_OPTIONS:
+        raise ValueError(f"Unknown encoder option {option!r}: use one of {', '.join(ENCODER_OPTIONS)}.")
+    if option.startswith("onnx"):
+        return OnnxEncoder(_onnx_files(Path(work))[option])
+    batch = {"fp32-b16": 16, "fp32-b32": 32, "fp32-b128": 128}.get(option, 64)
+    enc = SentenceTransformerEncoder(batch_size=batch, bf16=option == "bf16")
+    _ = enc.dimension
+    if option in ("fp32-unsorted", "fp32-tokensorted"):
+        return _BatchedEncoder(enc, "tokens" if option == "fp32-tokensorted" else "corpus")
+    return enc
+
+
+def _child_encode(spec: dict) -> dict:
+    from qa.evaluation import load_beir
+
+    work, option = Path(spec["work"]), spec["option"]
+    data = load_beir(spec["beir"])
+    texts, doc_ids = beir_passage_texts(data)
+    if spec.get("limit"):
+        texts, doc_ids = texts[: spec["limit"]], doc_ids[: spec["limit"]]
+    qids = list(data.queries)
+    t0 = time.perf_counter()
+    encoder = make_encoder(option, work)
+    encoder.encode_queries(["warm up"])
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    passages = encoder.encode_passages(texts)
+    encode_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    queries = np.vstack([encoder.encode_queries([data.queries[q]]) for q in qids])  # one at a time, as the retriever does
+    query_ms = (time.perf_counter() - t0) * 1000 / len(qids)
+    np.save(work / f"{option}.passages.npy", passages)
+    np.save(work / f"{option}.queries.npy", queries)
+    result = {"option": option, "load_s": load_s, "encode_s": encode_s, "passages": len(texts),
+              "passages_per_s": len(texts) / encode_s, "query_ms": query_ms, "peak_rss_mb": peak_rss_mb()}
+    result.update(dense_scores(passages, queries, doc_ids, qids, data.qrels))
+    return result
+
+
+def compare_encoders(beir: str | Path, options: Sequence[str], work: str | Path, limit: int | None = None) -> list[dict]:
+    """Encode the BEIR corpus with each option, in a child process each; nDCG@10 of dense search with
+    its own vectors, and agreement (cosine) with the fp32 default's vectors."""
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    if any(o.startswith("onnx") for o in options) and not _onnx_files(work)["onnx-int8"].is_file():
+        logger.info("exporting the model to ONNX: %s", _in_child("export", work=str(work)))
+    rows = []
+    for option in options:
+        logger.info("encoder option %s", option)
+        rows.append(_in_child("encode", beir=str(beir), option=option, work=str(work), limit=limit))
+    ref = work / "fp32.passages.npy"
+    if ref.is_file():
+        base = np.load(ref)
+        for row in rows:
+            vecs = np.load(work / f"{row['option']}.passages.npy")
+            if vecs.shape == base.shape:
+                cos = np.einsum("nd,nd->n", vecs, base)
+                row["cos_min"], row["cos_mean"] = float(cos.min()), float(cos.mean())
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# Exact against approximate search
+
+
+def unit_vectors(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, dim), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def compare_exact_approximate(base: np.ndarray, queries: np.ndarray, k: int = 10,
+                              ef_searches: Sequence[int] = (64, 128, 256)) -> dict:
+    """Build time, single-query latency (ms) and recall@k against exact search, flat vs HNSW."""
+    from qa.index import HNSW_EF_SEARCH, make_faiss_index
+
+    def one_by_one(index) -> tuple[np.ndarray, list[float]]:
+        ids, times = [], []
+        for q in queries:
+            t0 = time.perf_counter()
+            _, found = index.search(q[None, :], k)
+            times.append((time.perf_counter() - t0) * 1000)
+            ids.append(found[0])
+        return np.array(ids), times
+
+    out = {"n": len(base), "dim": base.shape[1]}
+    t0 = time.perf_counter()
+    flat = make_faiss_index(base, approximate=False)
+    out["flat_build_s"] = time.perf_counter() - t0
+    exact, times = one_by_one(flat)
+    out["flat_ms"] = _latency(times)
+    t0 = time.perf_counter()
+    hnsw = make_faiss_index(base, approximate=True)
+    out["hnsw_build_s"] = time.perf_counter() - t0
+    for ef in ef_searches:
+        hnsw.hnsw.efSearch = ef
+        found, times = one_by_one(hnsw)
+        recall = float(np.mean([len(set(a) & set(b)) / k for a, b in zip(found, exact)]))
+        out[f"hnsw_ef{ef}"] = {"recall@10": recall, "ms": _latency(times)}
+    hnsw.hnsw.efSearch = HNSW_EF_SEARCH
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Commands
+
+
+def cmd_retrieval(args: argparse.Namespace) -> dict:
+    from qa.evaluation import evaluate_beir, load_beir
+    from qa.retriever import Retriever
+
+    modes = args.modes.split(",")
+    work = Path(args.work)
+    models = work / "encoders"  # where the ONNX exports live
+    if args.encoder.startswith("onnx") and not _onnx_files(models)[args.encoder].is_file():
+        logger.info("exporting the model to ONNX: %s", _in_child("export", work=str(models)))
+    report: dict = {"encoder": args.encoder}
+    if args.docs:
+        out = work / "seeds-index"
+        build = measure_build(args.docs, out, encoder=args.encoder, work=models)
+        report["corpus_build"] = build
+        print(f"\n== {args.docs} (encoder {args.encoder}): {build['documents']} documents, {build['passages']} passages ({build['index_type']})")
+        print(f"build from scratch {build['build_s']:.2f} s + model load (with torch import) {build['model_load_s']:.2f} s "
+              f"= {build['total_s']:.2f} s; "
+              f"no-change rebuild {build['noop_rebuild_s']:.2f} s; peak RSS {build['peak_rss_mb']:.0f} MiB")
+        retriever = Retriever.load(out, encoder=make_encoder(args.encoder, models))
+        queries = corpus_queries(list(retriever.documents.values()), n=args.queries)
+        latency = search_latency(retriever, queries, modes)
+        report["corpus_latency_ms"] = latency
+        print(f"warm search latency, {len(queries)} queries, top_k=5 (ms):")
+        for mode, lat in latency.items():
+            print(f"  {mode:7} p50 {lat['p50']:6.2f}  p95 {lat['p95']:6.2f}  mean {lat['mean']:6.2f}")
+    if args.beir:
+        data = load_beir(args.beir)
+        if args.limit:  # a quick try: the first N documents (the figures then mean nothing)
+            data = type(data)(dict(list(data.corpus.items())[: args.limit]), data.queries, data.qrels)
+        corpus = work / ("beir-corpus" if not args.limit else f"beir-corpus-{args.limit}")
+        ids = write_beir_corpus(data, corpus)
+        variants = {"doc": ONE_PASSAGE, "chunked": 800}
+        for variant in args.beir_passages.split(","):
+            size = variants[variant]
+            out = work / f"beir-index-{variant}{'-' + str(args.limit) if args.limit else ''}"
+            build = measure_build(corpus, out, chunk_size=size, chunk_overlap=0 if variant == "doc" else 200,
+                                  encoder=args.encoder, work=models)
+            retriever = Retriever.load(out, encoder=make_encoder(args.encoder, models))
+            per_doc = -(-len(retriever.index.passages) // len(retriever.documents))
+            metrics, _ = evaluate_beir(retriever, data, modes, ids, passages=min(len(retriever.index.passages), 100 * per_doc))
+            report[f"beir_{variant}"] = {"build": build, "metrics": metrics}
+            label = "one passage per document" if variant == "doc" else "800/200 chunks, best passage per document"
+            print(f"\n== BEIR {Path(args.beir).name} ({label}; encoder {args.encoder}): {build['documents']} documents, "
+                  f"{build['passages']} passages, {len(data.queries)} queries")
+            print(f"index build {build['build_s']:.1f} s (+ model load {build['model_load_s']:.1f} s); "
+                  f"peak RSS {build['peak_rss_mb']:.0f} MiB")
+            print(f"  {'mode':7} {'nDCG@10':>8} {'R@100':>8}")
+            for mode, m in metrics.items():
+                print(f"  {mode:7} {m['ndcg@10']:8.4f} {m['recall@100']:8.4f}")
+    return report
+
+
+def cmd_encoders(args: argparse.Namespace) -> dict:
+    options = args.options.split(",")
+    unknown = sorted(set(options) - set(ENCODER_OPTIONS))
+    if unknown:
+        raise ValueError(f"Unknown encoder option(s) {unknown}: use {', '.join(ENCODER_OPTIONS)}.")
+    rows = compare_encoders(args.beir, options, Path(args.work) / "encoders", limit=args.limit)
+    print(f"\n== encoder options on BEIR {Path(args.beir).name} ({rows[0]['passages']} passages, title + text)")
+    print(f"  {'option':17} {'load s':>7} {'encode s':>9} {'pass/s':>7} {'query ms':>9} {'nDCG@10':>8} {'R@100':>7} "
+          f"{'cos min':>8} {'RSS MiB':>8}")
+    for r in rows:
+        print(f"  {r['option']:17} {r['load_s']:7.1f} {r['encode_s']:9.1f} {r['passages_per_s']:7.1f} {r['query_ms']:9.2f} "
+              f"{r['ndcg@10']:8.4f} {r['recall@100']:7.4f} {r.get('cos_min', float('nan')):8.5f} {r['peak_rss_mb']:8.0f}")
+    return {"encoders": rows}
+
+
+def cmd_ann(args: argparse.Namespace) -> dict:
+    rows = []
+    print(f"\n== exact (flat) vs HNSW, single-query search, top 10, {args.queries} queries")
+    print(f"  {'data':18} {'build flat':>10} {'build hnsw':>10} {'flat p50':>9} {'flat p95':>9}  "
+          "hnsw efSearch: recall@10 / p50 ms")
+    sets = [(f"random {n}", lambda n=n: (unit_vectors(n, seed=1), unit_vectors(args.queries, seed=2)))
+            for n in (int(s) for s in args.sizes.split(",") if s)]
+    if args.vectors:
+        folder = Path(args.vectors)
+        sets.append(("scifact real", lambda: (np.load(folder / "fp32.passages.npy"), np.load(folder / "fp32.queries.npy"))))
+    for name, make in sets:
+        base, queries = make()
+        row = compare_exact_approximate(np.ascontiguousarray(base), np.ascontiguousarray(queries[: args.queries]))
+        row["data"] = name
+        rows.append(row)
+        hnsw = "  ".join(f"ef{k[7:]} {v['recall@10']:.3f}/{v['ms']['p50']:.2f}" for k, v in row.items() if k.startswith("hnsw_ef"))
+        print(f"  {name:18} {row['flat_build_s']:9.2f}s {row['hnsw_build_s']:9.1f}s {row['flat_ms']['p50']:9.2f} "
+              f"{row['flat_ms']['p95']:9.2f}  {hnsw}", flush=True)
+    return {"ann": rows}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["_child"]:
+        task, spec = argv[1], json.loads(argv[2])
+        logging.basicConfig(level=logging.WARNING)
+        result = export_onnx(Path(spec["work"])) if task == "export" else {"build": _child_build, "encode": _child_encode}[task](spec)
+        print("RESULT " + json.dumps(result), flush=True)
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m qa.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", default=DEFAULT_WORK, help=f"scratch folder for indexes and vectors (default {DEFAULT_WORK})")
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("retrieval", help="build time, peak memory, search latency; BEIR nDCG@10 and Recall@100")
+    p.add_argument("--docs", default="seeds", help="corpus for build time and latency ('' to skip)")
+    p.add_argument("--beir", default=None, help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+    p.add_argument("--beir-passages", default="doc", help="doc (one passage per document), chunked, or both: doc,chunked")
+    p.add_argument("--modes", default="dense,bm25,hybrid")
+    p.add_argument("--queries", type=int, default=200, help="latency queries drawn from the corpus")
+    p.add_argument("--limit", type=int, default=None, help="only the first N BEIR documents (for a quick try)")
+    p.add_argument("--encoder", default="fp32", choices=ENCODER_OPTIONS, help="encoder option (see `encoders`)")
+    p.set_defaults(func=cmd_retrieval)
+    p = sub.add_parser("encoders", help="encoding speed and nDCG@10 of encoder options on a BEIR corpus")
+    p.add_argument("--beir", required=True)
+    p.add_argument("--options", default=",".join(ENCODER_OPTIONS), help=f"any of {', '.join(ENCODER_OPTIONS)}")
+    p.add_argument("--limit", type=int, default=None, help="only the first N documents (for a quick try)")
+    p.set_defaults(func=cmd_encoders)
+    p = sub.add_parser("ann", help="flat vs HNSW: build time, latency, recall@10")
+    p.add_argument("--sizes", default="10000,50000,100000,200000", help="random 384-d unit vectors, comma-separated counts")
+    p.add_argument("--vectors", default=None, help="folder with fp32.passages.npy and fp32.queries.npy (from `encoders`)")
+    p.add_argument("--queries", type=int, default=200)
+    p.set_defaults(func=cmd_ann)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    report = args.func(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Retrieval quality on the bundled corpus with the real embedding model (integration).
+
+Each question was written by reading the documents in seeds/; the answer string appears verbatim in
+the named document, and hybrid retrieval must bring a passage containing it into the top 5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+from qa.chunking import ChunkConfig
+from qa.encoder import DEFAULT_MODEL
+
+pytestmark = pytest.mark.integration
+
+# (question, answer string, document id prefix)
+QUESTIONS = [
+    ("When do primary care trusts go live?", "April 2000", "000"),
+    ("How much money did the south-west London total purchasing project move from hospital to community services?",
+     "600,000", "000"),
+    ("Why did Warrington's project find it easier to work with the borough council?", "unitary local authority", "000"),
+    ("Who are the target patients of Medicentres?", "young and middle-aged working people", "000"),
+    ("How many pointers did the Birmingham seminar on HMOs and PCTs come up with?", "eight pointers", "000"),
+    ("How much do PCTs spend a year?", "£75bn", "001"),
+    ("Which new regulator is due to replace the Healthcare Commission?", "Ofcare", "001"),
+    ("How many active case managers does Bolton PCT employ to prevent hospital admissions?", "25 active case managers", "001"),
+    pytest.param(
+        "What share of Bolton's patients already get 18-week waits?", "52%", "001",
+        # The passage with "52%" quotes the ICATS lead and never names Bolton (that is two passages
+        # earlier): rank 9 dense, 3 BM25, 6 hybrid with 800/200 chunks. A known miss, kept visible.
+        marks=pytest.mark.xfail(reason="answer passage does not name Bolton", strict=False),
+    ),
+    ("How large is the fund set up for social enterprises?", "£73m", "001"),
+    ("What percentage of prescriptions contain errors?", "11%", "001"),
+    ("Who is the chief executive of NHS North West?", "Mike Farrar", "001"),
+    ("When were primary care groups introduced?", "April 1999", "002"),
+    ("How many primary care groups replaced the voluntary commissioning organisations?", "481", "002"),
+    ("How many personal medical services pilots went live in April 1998?", "88", "002"),
+    ("How much money would the NHS Plan make available to social services from April 2002?", "£50 million", "002"),
+    ("What kind of organisation is the Somerset Partnership?", "Mental Health Trust", "002"),
+    ("How many patients did each primary care group cover?", "between 50,000 and 250,000 patients", "002"),
+    ("How often do the hospital consultants attend a meeting at the practice?", "every two months", "003"),
+    ("How often does the specialist rheumatology nurse come to the practice?", "twice each month", "003"),
+    ("What proportion of the PMS pilots have a GP on the PCG board?", "Two-thirds", "003"),
+    ("When does the third wave of PMS pilots begin?", "April 2001", "003"),
+    ("Who is the chief executive of Trafford North PCT and Trafford South PCT?", "Tim Riley", "004"),
+    ("How many PCTs set up the Association of Greater Manchester PCTs?", "14 PCTs", "004"),
+    ("Since when has one chief executive managed both Trafford PCTs?", "2003", "004"),
+]
+
+
+@pytest.fixture(scope="module")
+def retriever(tmp_path_factory):
+    """The index in embeddings/ when it is current for the default model and chunking, else a fresh build."""
+    from conftest import REPO_ROOT, SEEDS_DIR
+
+    from qa import Retriever, build_index
+    from qa.index import Index, IndexNotFoundError, StaleIndexError
+
+    try:
+        index = Index.load(REPO_ROOT / "embeddings", model=DEFAULT_MODEL)
+        if index.manifest["chunking"] == asdict(ChunkConfig()) and sorted(index.documents) == sorted(
+            p.stem for p in SEEDS_DIR.glob("*.txt")
+        ):
+            return Retriever(index)
+    except (IndexNotFoundError, StaleIndexError):
+        pass
+    out = tmp_path_factory.mktemp("seeds-index")
+    build_index(SEEDS_DIR, out)
+    return Retriever.load(out)
+
+
+def _values(item):
+    return item.values if hasattr(item, "values") else item
+
+
+def test_question_set_is_consistent(retriever):
+    assert sum(not hasattr(item, "marks") for item in QUESTIONS) >= 15
+    docs = retriever.documents
+    for question, answer, prefix in map(_values, QUESTIONS):
+        matching = [d for d in docs if d.startswith(prefix)]
+        assert len(matching) == 1, prefix
+        assert answer in docs[matching[0]].text, (question, answer)
+
+
+@pytest.mark.parametrize("question, answer, prefix", QUESTIONS)
+def test_hybrid_top5_holds_the_answer(retriever, question, answer, prefix):
+    hits = retriever.search(question, top_k=5, mode="hybrid")
+    found = [h for h in hits if answer in h.passage.text]
+    assert found, f"{answer!r} not in the top 5: {[h.passage.id for h in hits]}"
+    assert any(h.passage.doc_id.startswith(prefix) for h in found)
+
+
+def test_each_single_mode_is_weaker_or_equal_but_useful(retriever):
+    # Not a per-question requirement: dense and BM25 alone should each still find most answers.
+    for mode in ("dense", "bm25"):
+        found = sum(
+            any(a in h.passage.text for h in retriever.search(q, top_k=5, mode=mode)) for q, a, _ in map(_values, QUESTIONS)
+        )
+        assert found >= 0.7 * len(QUESTIONS), f"{mode}: {found}/{len(QUESTIONS)}"

@@ -1,0 +1,193 @@
+"""Retriever: reciprocal rank fusion, the three modes, the document filter and bad inputs (fake encoder)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.index import build_index
+from qa.retriever import CANDIDATES, MODES, Retriever, reciprocal_rank_fusion
+
+# Reciprocal rank fusion ---------------------------------------------------------------------------
+
+
+def test_rrf_against_values_worked_out_by_hand():
+    # Two rankings of ids, k = 60; score(d) = sum of 1 / (60 + rank):
+    #   id 1: ranks 1 and 2 -> 1/61 + 1/62 = 0.01639344 + 0.01612903 = 0.03252247
+    #   id 3: ranks 3 and 1 -> 1/63 + 1/61 = 0.01587302 + 0.01639344 = 0.03226646
+    #   id 2: rank 2 only   -> 1/62        = 0.01612903
+    #   id 4: rank 3 only   -> 1/63        = 0.01587302
+    fused = reciprocal_rank_fusion([[1, 2, 3], [3, 1, 4]], k=60)
+    assert [doc for doc, _ in fused] == [1, 3, 2, 4]
+    assert [score for _, score in fused] == pytest.approx([0.03252247, 0.03226646, 0.01612903, 0.01587302], abs=1e-8)
+
+
+def test_rrf_default_constant_is_60():
+    assert reciprocal_rank_fusion([[7]]) == [(7, 1 / 61)]
+
+
+def test_rrf_ties_are_broken_by_best_rank_then_id():
+    # ids 5 and 6 both score 1/61 + 1/62 and both have best rank 1: the smaller id first.
+    assert [d for d, _ in reciprocal_rank_fusion([[6, 5], [5, 6]])] == [5, 6]
+    # ids 8 and 9 both score 1/62; 9 is never better than rank 2 either: the smaller id first.
+    # id 3 (1/61 + 1/63 = 0.03226646) beats id 8 and 9; id 1 (1/63) comes last.
+    assert [d for d, _ in reciprocal_rank_fusion([[3, 9, 1], [8, 3]])] == [3, 8, 9, 1]
+
+
+def test_rrf_of_nothing_is_empty():
+    assert reciprocal_rank_fusion([]) == [] and reciprocal_rank_fusion([[], []]) == []
+
+
+# Modes --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "query, doc_id",
+    [
+        ("How many hours a day do cats sleep?", "animals/cats"),
+        ("Which rocket carried astronauts to the Moon?", "space/rockets"),
+        ("What does a barometer measure?", "weather"),
+        ("What makes sourdough bread rise?", "kitchen/bread"),
+    ],
+)
+def test_each_mode_finds_the_right_document(tiny_retriever, mode, query, doc_id):
+    hits = tiny_retriever.search(query, top_k=3, mode=mode)
+    assert hits[0].passage.doc_id == doc_id
+    assert [h.rank for h in hits] == list(range(1, len(hits) + 1))
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+
+
+def test_dense_scores_are_inner_products_of_the_encoder(tiny_retriever, fake_encoder):
+    query = "Kittens open their eyes"
+    hits = tiny_retriever.search(query, top_k=4, mode="dense")
+    q = fake_encoder.embed([query])[0]
+    for hit in hits:
+        assert hit.score == pytest.approx(float(q @ fake_encoder.embed([hit.passage.text])[0]), abs=1e-5)
+
+
+def test_hybrid_is_the_rrf_of_dense_and_bm25(tiny_retriever):
+    query = "rocket engine burns liquid oxygen propellant"
+    n = len(tiny_retriever.index.passages)
+    assert n < CANDIDATES  # so each retriever's candidate list is its full ranking
+    rows = {p.id: i for i, p in enumerate(tiny_retriever.index.passages)}
+    dense = [rows[h.passage.id] for h in tiny_retriever.search(query, top_k=CANDIDATES, mode="dense")]
+    sparse = [rows[h.passage.id] for h in tiny_retriever.search(query, top_k=CANDIDATES, mode="bm25")]
+    expected = reciprocal_rank_fusion([dense, sparse])[:5]
+    hits = tiny_retriever.search(query, top_k=5, mode="hybrid")
+    assert [rows[h.passage.id] for h in hits] == [i for i, _ in expected]
+    assert [h.score for h in hits] == pytest.approx([s for _, s in expected])
+
+
+def test_bm25_ignores_words_not_in_the_corpus(tiny_retriever):
+    assert tiny_retriever.search("xylophone zeppelin", mode="bm25") == []
+    assert tiny_retriever.search("the of and", mode="bm25") == []  # stop words only
+    # Dense and hybrid still answer with something.
+    assert tiny_retriever.search("xylophone zeppelin", mode="hybrid")
+
+
+def test_bm25_hits_all_contain_a_query_term(tiny_retriever):
+    hits = tiny_retriever.search("thunder", top_k=50, mode="bm25")
+    assert hits and all("thunder" in h.passage.text.lower() for h in hits)
+
+
+# Document filter ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_doc_ids_filter_keeps_only_those_documents(tiny_retriever, mode):
+    # The query is about cats, but only the weather and bread documents may answer.
+    allowed = ["weather", "kitchen/bread"]
+    hits = tiny_retriever.search("cats sleep and purr, storm and bread", top_k=50, mode=mode, doc_ids=allowed)
+    assert hits and {h.passage.doc_id for h in hits} <= set(allowed)
+    assert len({h.passage.id for h in hits}) == len(hits)
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_doc_ids_filter_with_top_k_above_its_passages(tiny_retriever, mode):
+    wanted = [p.id for p in tiny_retriever.index.passages if p.doc_id == "weather"]
+    hits = tiny_retriever.search("weather", top_k=100, mode=mode, doc_ids=["weather"])
+    assert sorted(h.passage.id for h in hits) == sorted(wanted)
+
+
+def test_duplicate_doc_ids_give_no_duplicate_hits(tiny_retriever):
+    hits = tiny_retriever.search("storm", top_k=100, mode="hybrid", doc_ids=["weather", "weather"])
+    assert len({h.passage.id for h in hits}) == len(hits) > 0
+
+
+def test_doc_ids_filter_on_an_approximate_index(tiny_corpus, tmp_path, fake_encoder, small_chunks):
+    build_index(tiny_corpus, tmp_path / "hnsw", encoder=fake_encoder, chunk_config=small_chunks, approximate=True)
+    retriever = Retriever.load(tmp_path / "hnsw", encoder=fake_encoder)
+    assert retriever.search("rocket", mode="dense")[0].passage.doc_id == "space/rockets"
+    hits = retriever.search("rocket", top_k=10, mode="dense", doc_ids=["animals/cats"])
+    assert hits and {h.passage.doc_id for h in hits} == {"animals/cats"}
+
+
+# Bad and extreme inputs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\n\t \r\n", None, 42])
+def test_empty_or_non_text_query_is_refused(tiny_retriever, query):
+    with pytest.raises(ValueError, match="empty"):
+        tiny_retriever.search(query)
+
+
+@pytest.mark.parametrize("top_k", [0, -1, 2.5, True, "5"])
+def test_bad_top_k_is_refused(tiny_retriever, top_k):
+    with pytest.raises(ValueError, match="top_k"):
+        tiny_retriever.search("cats", top_k=top_k)
+
+
+@pytest.mark.parametrize("mode", ["sparse", "HYBRID", "", None])
+def test_unknown_mode_is_refused(tiny_retriever, mode):
+    with pytest.raises(ValueError, match="mode"):
+        tiny_retriever.search("cats", mode=mode)
+
+
+@pytest.mark.parametrize("doc_ids", [["nope"], ["weather", "nope"], []])
+def test_unknown_doc_id_is_refused(tiny_retriever, doc_ids):
+    with pytest.raises(ValueError, match="document id"):
+        tiny_retriever.search("cats", doc_ids=doc_ids)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_100_kb_query_works(tiny_retriever, fake_encoder, mode):
+    query = "How long do domestic cats sleep each day? " * 2500  # 105,000 characters
+    assert len(query) > 100_000
+    hits = tiny_retriever.search(query, top_k=3, mode=mode)
+    assert hits[0].passage.doc_id == "animals/cats"
+    # The encoder is not handed the whole 100 KB.
+    assert all(len(q) <= 4096 for q in fake_encoder.queries_encoded)
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_top_k_above_the_corpus_returns_every_passage(tiny_retriever, mode):
+    n = len(tiny_retriever.index.passages)
+    hits = tiny_retriever.search("cats", top_k=n + 1000, mode=mode)
+    assert sorted(h.passage.id for h in hits) == sorted(p.id for p in tiny_retriever.index.passages)
+    assert [h.rank for h in hits] == list(range(1, n + 1))
+
+
+def test_top_k_above_the_corpus_in_bm25_returns_every_matching_passage(tiny_retriever):
+    hits = tiny_retriever.search("yeast", top_k=10_000, mode="bm25")
+    assert sorted(h.passage.id for h in hits) == sorted(
+        p.id for p in tiny_retriever.index.passages if "yeast" in p.text.lower()
+    )
+
+
+def test_load_refuses_an_index_of_another_model(tiny_index):
+    from conftest import FakeEncoder
+
+    from qa import StaleIndexError
+
+    with pytest.raises(StaleIndexError):
+        Retriever.load(tiny_index, encoder=FakeEncoder(name="another-model"))
+
+
+def test_documents_are_those_of_the_index(tiny_retriever):
+    assert set(tiny_retriever.documents) == {"animals/cats", "space/rockets", "kitchen/bread", "weather"}
+
+
+def test_relevance_is_the_best_dense_score(tiny_retriever):
+    best = tiny_retriever.search("Whiskers help cats judge gaps", top_k=1, mode="dense")[0]
+    assert tiny_retriever.relevance("Whiskers help cats judge gaps") == pytest.approx(best.score)
+    assert tiny_retriever.relevance("xylophone zeppelin") < best.score
