@@ -189,7 +189,7 @@ class Reader:
             null = min(null, window_null)
             for s in spans[:top_n]:
                 text = passage.text[s.start : s.end]
-                key = " ".join(text.lower().split())
+                key = " ".join(text.split())  # equal answers: same words, same case (quotes stay verbatim)
                 where = (passage.doc_id, passage.start + s.start, passage.start + s.end)
                 if key in merged:
                     old = merged[key]
