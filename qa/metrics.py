@@ -45,7 +45,7 @@ def f1_score(prediction: str, gold: str) -> float:
 def best_over_golds(metric, prediction: str, golds: Sequence[str]) -> float:
     """The best score of ``prediction`` against any gold answer; golds empty means 'no answer'."""
     if not golds:
-        return float(prediction == "")
+        return metric(prediction, "")  # normalised, as the official script: "the" or "." is no answer
     return max(metric(prediction, g) for g in golds)
 
 
@@ -56,12 +56,16 @@ def hit_at_k(relevant_ranks: Iterable[int], k: int) -> float:
 
 def reciprocal_rank(relevant_ranks: Iterable[int], k: int = 10) -> float:
     """1 / rank of the first relevant item within the top k, else 0."""
-    ranks = [r for r in relevant_ranks if r <= k]
+    ranks = list(relevant_ranks)
+    if any(r < 1 for r in ranks):
+        raise ValueError(f"Ranks start at 1, got {min(ranks)}.")
+    ranks = [r for r in ranks if r <= k]
     return 1.0 / min(ranks) if ranks else 0.0
 
 
 def ndcg_at_k(ranked_ids: Sequence[str], relevance: Mapping[str, float], k: int = 10) -> float:
     """nDCG@k with linear gains (as pytrec_eval and BEIR): DCG = sum rel_i / log2(i + 1)."""
+    ranked_ids = list(dict.fromkeys(ranked_ids))  # a repeated id counts once, at its first rank
     dcg = sum(relevance.get(doc, 0.0) / math.log2(i + 2) for i, doc in enumerate(ranked_ids[:k]))
     ideal = sorted((g for g in relevance.values() if g > 0), reverse=True)[:k]
     idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))

@@ -148,3 +148,15 @@ def test_percentile_interpolates_like_numpy():
     assert percentile(values, 100) == 40.0
     assert percentile([7.0], 95) == 7.0
     assert math.isnan(percentile([], 50))
+
+
+def test_edge_cases_found_in_review():
+    from qa.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, reciprocal_rank
+
+    # No gold answers: a prediction that normalises to nothing ("the", ".") is the right "no answer".
+    assert best_over_golds(f1_score, "the", []) == 1.0
+    assert best_over_golds(exact_match, "April", []) == 0.0
+    # A repeated id counts once: ["a", "a"] with one relevant "a" is a perfect ranking, nDCG 1, not 1.63.
+    assert ndcg_at_k(["a", "a"], {"a": 1}) == 1.0
+    with pytest.raises(ValueError, match="start at 1"):
+        reciprocal_rank([0])
