@@ -122,8 +122,9 @@ def _feedback_as_label(row: dict, where: str) -> dict | None:
 def _question_from_row(row: Any, where: str) -> Question:
     keys = {"id", "question", "answers", "doc_id", "kind"}
     if not isinstance(row, dict) or set(row) != keys:
-        raise ValueError(f"{where}: expected exactly the keys {sorted(keys)}, got {sorted(row) if isinstance(row, dict) else row!r}")
-    if not isinstance(row["id"], str) or not row["id"] or not isinstance(row["question"], str) or not row["question"].strip():
+        got = sorted(row) if isinstance(row, dict) else repr(row)
+        raise ValueError(f"{where}: expected exactly the keys {sorted(keys)}, got {got}")
+    if not (isinstance(row["id"], str) and row["id"] and isinstance(row["question"], str) and row["question"].strip()):
         raise ValueError(f"{where}: 'id' and 'question' must be non-empty strings")
     answers = row["answers"]
     if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
@@ -507,7 +508,9 @@ def format_table(metrics: dict) -> str:
 # SQuAD: the reader alone
 
 
-def evaluate_squad(reader, examples: Sequence, threshold: float | None = None, show_progress: bool = False) -> tuple[dict, dict[str, str]]:
+def evaluate_squad(
+    reader, examples: Sequence, threshold: float | None = None, show_progress: bool = False
+) -> tuple[dict, dict[str, str]]:
     """SQuAD EM/F1 of ``reader`` on ``examples`` (:class:`qa.training.SquadExample`), in percent.
 
     Each context is read as one passage (the reader cuts long ones into windows, all in one batch).
@@ -540,7 +543,8 @@ def evaluate_squad(reader, examples: Sequence, threshold: float | None = None, s
     seconds = time.perf_counter() - t0
 
     def block(selected: list) -> dict:
-        return {"exact": 100 * _mean(r[1] for r in selected), "f1": 100 * _mean(r[2] for r in selected), "total": len(selected)}
+        return {"exact": 100 * _mean(r[1] for r in selected), "f1": 100 * _mean(r[2] for r in selected),
+                "total": len(selected)}
 
     has_ans = [r for r in rows if r[0]]
     metrics: dict = {}
@@ -554,7 +558,8 @@ def evaluate_squad(reader, examples: Sequence, threshold: float | None = None, s
         metrics.update(best_f1=100 * best_f1, best_f1_thresh=best_t)
     else:
         metrics.update({f"HasAns_{key}": value for key, value in block(has_ans).items()})
-    metrics.update(threshold=threshold, seconds=round(seconds, 2), questions_per_second=round(len(rows) / seconds, 2) if seconds else None)
+    metrics.update(threshold=threshold, seconds=round(seconds, 2),
+                   questions_per_second=round(len(rows) / seconds, 2) if seconds else None)
     return metrics, predictions
 
 
@@ -741,7 +746,8 @@ def register(subparsers) -> None:
                    help="a public benchmark instead of the question set")
     p.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"question set (default: {DEFAULT_QUESTIONS})")
     p.add_argument("--index", default="embeddings", help="index folder (default: embeddings)")
-    p.add_argument("--out", default=None, help=f"output folder (default: {DEFAULT_OUT}, {DEFAULT_OUT}/squad, {DEFAULT_OUT}/beir)")
+    p.add_argument("--out", default=None,
+                   help=f"output folder (default: {DEFAULT_OUT}; {DEFAULT_OUT}/squad or {DEFAULT_OUT}/beir for benchmarks)")
     p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid; beir: all three)")
     p.add_argument("-k", type=int, default=5, help="passages given to the reader (default: 5)")
     p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
@@ -764,7 +770,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise ValueError("--data goes with a benchmark: qa eval squad --data FILE or qa eval beir --data DIR.")
         return _cmd_questions(args)
     if args.data is None:
-        raise ValueError(f"qa eval {args.benchmark} needs --data ({'a SQuAD JSON file' if args.benchmark == 'squad' else 'a BEIR folder'}).")
+        what = "a SQuAD JSON file" if args.benchmark == "squad" else "a BEIR folder"
+        raise ValueError(f"qa eval {args.benchmark} needs --data ({what}).")
     if args.calibrate:
         raise ValueError("--calibrate works on the question set only (qa eval --calibrate).")
     return _cmd_squad(args) if args.benchmark == "squad" else _cmd_beir(args)
@@ -869,6 +876,7 @@ def _cmd_beir(args: argparse.Namespace) -> int:
     report = {"data": str(args.data), "queries": len(data.queries), "documents": len(data.corpus), "modes": metrics}
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     table = [f"{'mode':10}{'nDCG@10':>10}{'R@100':>10}{'ms/q p50':>10}"]
-    table += [f"{m:10}{v['ndcg@10']:>10.4f}{v['recall@100']:>10.4f}{v['ms_per_query_p50']:>10.1f}" for m, v in metrics.items()]
+    table += [f"{m:10}{v['ndcg@10']:>10.4f}{v['recall@100']:>10.4f}{v['ms_per_query_p50']:>10.1f}"
+              for m, v in metrics.items()]
     _print_metrics(report, "\n".join(table) + f"\nwrote {out / 'metrics.json'}, {out / 'run.tsv'} ({primary})", args.json)
     return 0

@@ -63,7 +63,8 @@ def render_report(metrics: dict, records: Sequence[dict], sweep: Sequence[tuple[
     ]
     if threshold:
         parts.append(f"<p>Threshold {threshold['current']:.3f}: overall F1 {threshold['current_overall_f1']:.3f}. "
-                     f"Best threshold on this set {threshold['best']:.3f}: overall F1 {threshold['best_overall_f1']:.3f}.</p>")
+                     f"Best threshold on this set {threshold['best']:.3f}: "
+                     f"overall F1 {threshold['best_overall_f1']:.3f}.</p>")
     parts.append('<h2>Plots</h2><div class="plots">')
     for caption, png in figures.items():
         parts.append(f"<h3>{esc(caption)}</h3>" + (f'<img alt="{esc(caption)}" src="data:image/png;base64,{png}">'
@@ -180,8 +181,9 @@ def _plot_by_kind(metrics: dict) -> str | None:
 
 
 def _plot_scores(records: Sequence[dict], metrics: dict) -> str | None:
-    right = [r["score"] for r in records if r["candidate"]["text"] and r["answers"] and r["candidate"]["f1"] >= RIGHT_F1]
-    wrong = [r["score"] for r in records if r["candidate"]["text"] and not (r["answers"] and r["candidate"]["f1"] >= RIGHT_F1)]
+    with_span = [r for r in records if r["candidate"]["text"]]
+    right = [r["score"] for r in with_span if r["answers"] and r["candidate"]["f1"] >= RIGHT_F1]
+    wrong = [r["score"] for r in with_span if not (r["answers"] and r["candidate"]["f1"] >= RIGHT_F1)]
     if not right and not wrong:
         return None
     fig = _figure()

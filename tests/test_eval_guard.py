@@ -1,7 +1,7 @@
 """Guard: the question-set evaluation on the bundled index must stay above the floors in eval/floors.json.
 
-Runs the real models (one to five minutes on two cores, depending on load). When a change moves a metric on purpose, re-measure
-and update the floors as eval/README.md says; never lower a floor to make this pass without saying why.
+Runs the real models (one to five minutes on two cores, depending on load). When a change moves a metric
+on purpose, re-measure and update the floors as eval/README.md says; never lower a floor only to make this pass.
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ XSS = "Who wrote <script>alert(1)</script> in the report?"
 SCRIPT = {
     "When do PCTs go live?": (["a0", "b0"], {"a0": ("April 2000", 0.9)}),
     "How many case managers does Bolton employ?": (["a1", "b0"], {"b0": ("case managers", 0.6)}),
-    "What do the Warrington pilots integrate?": (["b0", "b1"], {"b0": ("25", 0.7), "a2": ("a school and a health centre", 0.8)}),
+    "What do the Warrington pilots integrate?": (
+        ["b0", "b1"], {"b0": ("25", 0.7), "a2": ("a school and a health centre", 0.8)}),
     XSS: (["a0", "b0"], {"a0": ("April 2000", 0.3)}),
     "What did ICATS cost?": (["b1"], {"b1": ("ICATS", 0.8)}),
 }
