@@ -195,3 +195,16 @@ def seeds_dir() -> Path:
     if not SEEDS_DIR.is_dir():
         pytest.skip("bundled corpus seeds/ not found")
     return SEEDS_DIR
+
+
+@pytest.fixture(scope="session")
+def bundled_qa(tmp_path_factory):
+    """The real pipeline over the bundled corpus: embeddings/ if it is current, else a fresh build."""
+    from qa import QA, StaleIndexError, build_index
+
+    try:
+        return QA.load("embeddings")
+    except (FileNotFoundError, StaleIndexError):
+        out = tmp_path_factory.mktemp("index")
+        build_index("seeds", out)
+        return QA.load(out)

@@ -27,15 +27,8 @@ WAIT_S = 120  # the first answer may wait for the models on a busy CPU
 
 
 @pytest.fixture(scope="module")
-def qa(tmp_path_factory):
-    from qa import QA, StaleIndexError, build_index
-
-    try:
-        return QA.load("embeddings")
-    except (FileNotFoundError, StaleIndexError):
-        out = tmp_path_factory.mktemp("index")
-        build_index("seeds", out)
-        return QA.load(out)
+def qa(bundled_qa):
+    return bundled_qa
 
 
 @pytest.fixture(scope="module")

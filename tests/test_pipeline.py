@@ -33,15 +33,8 @@ OFF_CORPUS = [
 
 
 @pytest.fixture(scope="module")
-def qa(tmp_path_factory):
-    from qa import StaleIndexError, build_index
-
-    try:
-        return QA.load("embeddings")
-    except (FileNotFoundError, StaleIndexError):
-        out = tmp_path_factory.mktemp("index")
-        build_index("seeds", out)
-        return QA.load(out)
+def qa(bundled_qa):
+    return bundled_qa
 
 
 def test_every_answer_is_quoted_verbatim_and_cited(qa):
