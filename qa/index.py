@@ -319,6 +319,8 @@ def build_index(
     dense = make_faiss_index(vectors, approximate)
     stats.index_type = "hnsw" if "HNSW" in type(dense).__name__ else "flat"
     stats.passages = len(passages)
+    files = {d.id: _doc_file(d, docs_dir) for d in docs}
+    loaded = set(files.values())
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": encoder.name,
@@ -328,9 +330,9 @@ def build_index(
         "index_type": stats.index_type,
         "chunking": asdict(chunk_config),
         "docs_dir": _relative_docs_dir(docs_dir, out_dir),
-        "documents": [{"id": d.id, "file": _doc_file(d, docs_dir), "hash": hashes[_doc_file(d, docs_dir)]} for d in docs],
+        "documents": [{"id": d.id, "file": files[d.id], "hash": hashes[files[d.id]]} for d in docs],
         # Files load_documents skipped (empty, binary, undecodable): recorded so they don't read as new.
-        "skipped": [{"file": f, "hash": h} for f, h in hashes.items() if f not in {_doc_file(d, docs_dir) for d in docs}],
+        "skipped": [{"file": f, "hash": h} for f, h in hashes.items() if f not in loaded],
         "corpus_hash": hashlib.sha256("".join(sorted(hashes.values())).encode()).hexdigest()[:16],
         "passages": len(passages),
         "package_version": _package_version(),

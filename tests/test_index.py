@@ -349,6 +349,15 @@ def test_changed_settings_or_model_rebuild_everything(tiny_corpus, tmp_path, sma
     assert Index.load(out).manifest["model"] == "other-fake"
 
 
+def test_build_resolves_each_document_path_a_bounded_number_of_times(tiny_corpus, tmp_path, small_chunks, monkeypatch):
+    # A per-file scan over all documents once made a 5,183-document build take minutes before embedding.
+    calls = []
+    real = index_module._doc_file
+    monkeypatch.setattr(index_module, "_doc_file", lambda doc, root: calls.append(doc.id) or real(doc, root))
+    build_index(tiny_corpus, tmp_path / "index", encoder=FakeEncoder(), chunk_config=small_chunks)
+    assert len(calls) <= 2 * len(TINY_CORPUS)
+
+
 def test_non_incremental_build_embeds_everything(tiny_corpus, tiny_index, small_chunks):
     encoder = FakeEncoder()
     stats = build_index(tiny_corpus, tiny_index, encoder=encoder, chunk_config=small_chunks, incremental=False)
