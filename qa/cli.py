@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 
+from qa.encoder import BACKENDS, DEFAULT_BACKEND
 from qa.index import IndexNotFoundError, StaleIndexError
 
 logger = logging.getLogger("qa")
@@ -39,7 +40,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from qa.index import build_index
 
     stats = build_index(
-        args.docs, args.out, model=args.model,
+        args.docs, args.out, model=args.model, backend=args.backend,
         chunk_config=ChunkConfig(args.chunk_size, args.chunk_overlap),
         incremental=not args.full, show_progress=not args.quiet,
     )
@@ -109,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", default=DEFAULT_DOCS, help="folder of .txt/.md/.html/.pdf files (default: seeds)")
     p.add_argument("--out", default=DEFAULT_INDEX, help="index folder (default: embeddings)")
     p.add_argument("--model", default=None, help="embedding model path or name (default: all-MiniLM-L6-v2)")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help=f"how the embedding model runs (default: {DEFAULT_BACKEND}; torch for models ONNX can't run)")
     p.add_argument("--chunk-size", type=int, default=800, help="passage size in characters (default: 800)")
     p.add_argument("--chunk-overlap", type=int, default=200, help="overlap in characters (default: 200)")
     p.add_argument("--full", action="store_true", help="re-embed everything instead of updating")
@@ -161,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets its own logger to DEBUG on import
     try:
         return args.func(args)
     except (ValueError, FileNotFoundError, IndexNotFoundError, StaleIndexError) as err:

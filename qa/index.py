@@ -34,7 +34,7 @@ import numpy as np
 
 from qa.chunking import ChunkConfig, chunk_document
 from qa.documents import SUPPORTED_SUFFIXES, load_documents
-from qa.encoder import Encoder, load_encoder
+from qa.encoder import DEFAULT_BACKEND, Encoder, load_encoder
 from qa.types import Document, Passage
 
 logger = logging.getLogger(__name__)
@@ -45,9 +45,10 @@ PASSAGES = "passages.jsonl"
 DOCUMENTS = "documents.jsonl"
 DENSE = "dense.faiss"
 BM25_DIR = "bm25"
-# Past this many passages an exact search costs more than HNSW's small recall loss (see README,
-# "Exact or approximate": at 100k passages exact search takes ~10 ms a query on 2 cores).
-APPROX_THRESHOLD = 100_000
+# Past this many passages exact search alone takes more than 7.5 ms a query on 2 cores (0.15 ms per
+# 1,000 passages), most of the 10 ms a hybrid search may take, while HNSW (M=32, efSearch=128) finds
+# 99.6% of the exact top 10 of real sentence embeddings in 0.5 ms (README, "Exact or approximate").
+APPROX_THRESHOLD = 50_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
@@ -152,12 +153,14 @@ class Index:
     bm25: object
 
     @classmethod
-    def load(cls, path: str | Path, model: str | None = None, check_documents: bool = True) -> "Index":
+    def load(cls, path: str | Path, model: str | None = None, check_documents: bool = True,
+             backend: str | None = None) -> "Index":
         """Load a saved index, checking it is complete, of the right model, and up to date.
 
         Args:
             path: the folder written by :func:`build_index`.
             model: if given, the index must have been built with this embedding model.
+            backend: if given, and with this encoder backend (see :data:`qa.encoder.BACKENDS`).
             check_documents: compare the document files recorded in the manifest with those on disk.
 
         Raises:
@@ -185,6 +188,12 @@ class Index:
                 f"The index at {path} was built with model {manifest['model']!r}, not {model!r}. Rebuild it with: "
                 f"qa index --docs {docs_hint} --out {path} --model {model}"
             )
+        built_with = backend_of(manifest)
+        if backend is not None and backend != built_with:
+            raise StaleIndexError(
+                f"The index at {path} was built with the {built_with} encoder backend, not {backend}: their vectors "
+                f"differ slightly. Rebuild it with: qa index --docs {docs_hint} --out {path} --backend {backend}"
+            )
         if check_documents:
             problem = stale_reason(manifest, path)
             if problem:
@@ -206,6 +215,13 @@ class Index:
         if dense.ntotal != len(passages):
             raise StaleIndexError(f"The index at {path} is inconsistent ({dense.ntotal} vectors, {len(passages)} passages); rebuild it.")
         return cls(path, manifest, passages, documents, dense, bm25)
+
+
+def backend_of(manifest_or_encoder) -> str:
+    """The encoder backend of a manifest or an encoder; indexes and encoders that predate backends ran on torch."""
+    if isinstance(manifest_or_encoder, dict):
+        return manifest_or_encoder.get("backend", "torch")
+    return getattr(manifest_or_encoder, "backend", "torch")
 
 
 def _display(path: Path) -> str:
@@ -252,6 +268,7 @@ def build_index(
     model: str | None = None,
     chunk_config: ChunkConfig | None = None,
     encoder: Encoder | None = None,
+    backend: str = DEFAULT_BACKEND,
     incremental: bool = True,
     approximate: bool | None = None,
     show_progress: bool = False,
@@ -266,7 +283,8 @@ def build_index(
         out_dir: where the index is written (atomically).
         model: embedding model path or name; default all-MiniLM-L6-v2 from its package.
         chunk_config: passage size and overlap.
-        encoder: an already-built encoder (tests pass a fake one); overrides ``model``.
+        encoder: an already-built encoder (tests pass a fake one); overrides ``model`` and ``backend``.
+        backend: how the model runs (see :data:`qa.encoder.BACKENDS`); recorded in the manifest.
         incremental: reuse vectors of unchanged documents from an existing index.
         approximate: force HNSW (True) or exact (False); ``None`` chooses by size.
         show_progress: show progress bars.
@@ -277,11 +295,11 @@ def build_index(
     t0 = time.perf_counter()
     docs_dir, out_dir = Path(docs_dir), Path(out_dir)
     chunk_config = chunk_config or ChunkConfig()
-    encoder = encoder or load_encoder(model)
+    encoder = encoder or load_encoder(model, backend=backend)
     docs = load_documents(docs_dir)
     hashes = file_hashes(docs_dir)
 
-    previous = _reusable(out_dir, encoder.name, chunk_config) if incremental else None
+    previous = _reusable(out_dir, encoder, chunk_config) if incremental else None
     old_hash = {row["id"]: row["hash"] for row in previous.manifest["documents"]} if previous else {}
     stats = BuildStats(documents=len(docs))
     reuse: dict[str, tuple[list[Passage], np.ndarray]] = {}
@@ -324,6 +342,7 @@ def build_index(
     manifest = {
         "format_version": FORMAT_VERSION,
         "model": encoder.name,
+        "backend": backend_of(encoder),
         "dimension": int(vectors.shape[1]),
         "normalized": True,
         "metric": "inner_product",
@@ -356,16 +375,17 @@ def _assemble(blocks: list[np.ndarray], fresh: np.ndarray | None, dim: int) -> n
     return np.ascontiguousarray(np.vstack(out) if out else np.empty((0, dim)), dtype=np.float32)
 
 
-def _reusable(out_dir: Path, model: str, chunk_config: ChunkConfig) -> Index | None:
-    """The existing index if its vectors can be reused (same format, model and chunking)."""
+def _reusable(out_dir: Path, encoder: Encoder, chunk_config: ChunkConfig) -> Index | None:
+    """The existing index if its vectors can be reused (same format, model, backend and chunking)."""
     try:
         previous = Index.load(out_dir, check_documents=False)
     except (IndexNotFoundError, StaleIndexError, OSError, ValueError, KeyError) as err:
         if (out_dir / MANIFEST).exists():
             logger.info("not reusing %s: %s", out_dir, err)
         return None
-    if previous.manifest["model"] != model or previous.manifest["chunking"] != asdict(chunk_config):
-        logger.info("rebuilding %s from scratch: model or chunk settings changed", out_dir)
+    same_model = previous.manifest["model"] == encoder.name and backend_of(previous.manifest) == backend_of(encoder)
+    if not same_model or previous.manifest["chunking"] != asdict(chunk_config):
+        logger.info("rebuilding %s from scratch: model, encoder backend or chunk settings changed", out_dir)
         return None
     return previous
 

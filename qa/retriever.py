@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from qa.encoder import Encoder, load_encoder
-from qa.index import Index, bm25_tokenize
+from qa.index import Index, backend_of, bm25_tokenize
 from qa.types import Hit
 
 logger = logging.getLogger(__name__)
@@ -47,12 +47,12 @@ class Retriever:
 
     Args:
         index: the loaded index.
-        encoder: the query encoder; by default the model recorded in the index manifest.
+        encoder: the query encoder; by default the model and backend recorded in the index manifest.
     """
 
     def __init__(self, index: Index, encoder: Encoder | None = None):
         self.index = index
-        self.encoder = encoder or load_encoder(index.manifest["model"])
+        self.encoder = encoder or load_encoder(index.manifest["model"], backend=backend_of(index.manifest))
         rows: dict[str, list[int]] = {}
         for i, p in enumerate(index.passages):
             rows.setdefault(p.doc_id, []).append(i)
@@ -62,8 +62,8 @@ class Retriever:
     @classmethod
     def load(cls, path: str | Path = "embeddings", encoder: Encoder | None = None, check_documents: bool = True) -> "Retriever":
         """Load the index at ``path`` (see :meth:`qa.index.Index.load` for the errors it raises)."""
-        model = encoder.name if encoder is not None else None
-        return cls(Index.load(path, model=model, check_documents=check_documents), encoder)
+        model, backend = (encoder.name, backend_of(encoder)) if encoder is not None else (None, None)
+        return cls(Index.load(path, model=model, check_documents=check_documents, backend=backend), encoder)
 
     @property
     def documents(self):

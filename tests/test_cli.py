@@ -38,6 +38,19 @@ def test_bad_chunk_settings_are_rejected(capsys, tmp_path):
     assert code == 2 and "chunk_overlap" in err
 
 
+def test_unknown_backend_is_an_argparse_error(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_:
+        main(["index", "--docs", "seeds", "--out", str(tmp_path / "i"), "--backend", "cuda"])
+    assert exit_.value.code == 2 and "invalid choice: 'cuda'" in capsys.readouterr().err
+
+
+def test_bm25s_debug_lines_are_quiet_unless_verbose(capsys, tmp_path):
+    import logging
+
+    run(capsys, "index", "--docs", str(tmp_path / "nope"), "--out", str(tmp_path / "idx"))
+    assert logging.getLogger("bm25s").getEffectiveLevel() == logging.WARNING
+
+
 @pytest.mark.integration
 def test_search_json(capsys):
     code, out, _ = run(capsys, "search", "When do primary care trusts go live?", "-k", "3", "--json")

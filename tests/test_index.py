@@ -124,6 +124,7 @@ def test_manifest_contents(tiny_corpus, tiny_index, fake_encoder, small_chunks):
     assert manifest["normalized"] is True and manifest["metric"] == "inner_product"
     assert manifest["index_type"] == "flat"
     assert manifest["chunking"] == asdict(small_chunks)
+    assert manifest["backend"] == "torch"  # an encoder without a backend attribute counts as torch
     assert manifest["passages"] == len(Index.load(tiny_index).passages)
     assert manifest["package_version"] and manifest["built_at"]
     # The documents' folder is recorded relative to the index, so a moved project still checks it.
@@ -244,6 +245,13 @@ def test_index_of_another_model_is_stale(tiny_index):
     assert "fake-bow" in str(err.value) and "--model all-MiniLM-L6-v2" in str(err.value)
 
 
+def test_index_of_another_encoder_backend_is_stale(tiny_index):
+    with pytest.raises(StaleIndexError, match="qa index") as err:
+        Index.load(tiny_index, backend="onnx-int8")
+    assert "torch encoder backend" in str(err.value) and "--backend onnx-int8" in str(err.value)
+    assert Index.load(tiny_index, backend="torch").manifest["backend"] == "torch"
+
+
 def test_index_without_its_documents_still_loads(tiny_corpus, tiny_index):
     # An index shipped without the documents folder has nothing to compare against.
     import shutil
@@ -347,6 +355,12 @@ def test_changed_settings_or_model_rebuild_everything(tiny_corpus, tmp_path, sma
     stats = build_index(tiny_corpus, out, encoder=other_model, chunk_config=other_chunks)
     assert other_model.passage_count == stats.passages
     assert Index.load(out).manifest["model"] == "other-fake"
+
+    other_backend = FakeEncoder(name="other-fake")
+    other_backend.backend = "onnx-int8"  # same model, run another way: slightly different vectors
+    stats = build_index(tiny_corpus, out, encoder=other_backend, chunk_config=other_chunks)
+    assert other_backend.passage_count == stats.passages
+    assert Index.load(out).manifest["backend"] == "onnx-int8"
 
 
 def test_build_resolves_each_document_path_a_bounded_number_of_times(tiny_corpus, tmp_path, small_chunks, monkeypatch):

@@ -183,6 +183,23 @@ def test_load_refuses_an_index_of_another_model(tiny_index):
         Retriever.load(tiny_index, encoder=FakeEncoder(name="another-model"))
 
 
+def test_query_encoder_is_the_model_and_backend_of_the_manifest(tiny_index, monkeypatch):
+    import json
+
+    import qa.retriever as retriever_module
+    from conftest import FakeEncoder
+
+    manifest_file = tiny_index / "manifest.json"
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    manifest["backend"] = "onnx"
+    manifest_file.write_text(json.dumps(manifest), encoding="utf-8")
+    asked = []
+    monkeypatch.setattr(retriever_module, "load_encoder",
+                        lambda model, backend: asked.append((model, backend)) or FakeEncoder(name=model))
+    Retriever.load(tiny_index)
+    assert asked == [("fake-bow", "onnx")]
+
+
 def test_documents_are_those_of_the_index(tiny_retriever):
     assert set(tiny_retriever.documents) == {"animals/cats", "space/rockets", "kitchen/bread", "weather"}
 

@@ -1,0 +1,117 @@
+"""Encoder backends: choosing one, refusing models ONNX can't run, and (integration) the ONNX
+exports reproducing sentence-transformers' vectors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.encoder import BACKENDS, DEFAULT_BACKEND, load_encoder
+from qa.onnx_encoder import mean_pool, pipeline_config
+
+
+def write_st_folder(folder: Path, pooling: dict, modules: list[str] | None = None, max_len: int | None = 128) -> Path:
+    """A sentence-transformers folder's configuration files (no weights: only the configs are read)."""
+    modules = modules or ["Transformer", "Pooling", "Normalize"]
+    paths = {"Transformer": "", "Pooling": "1_Pooling", "Normalize": "2_Normalize"}
+    rows = [{"idx": i, "name": str(i), "path": paths.get(m, m), "type": f"sentence_transformers.models.{m}"}
+            for i, m in enumerate(modules)]
+    folder.mkdir(parents=True)
+    (folder / "modules.json").write_text(json.dumps(rows), encoding="utf-8")
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **pooling}))
+    if max_len:
+        (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_len}))
+    return folder
+
+
+def test_default_backend_is_one_of_the_backends():
+    assert DEFAULT_BACKEND in BACKENDS
+
+
+def test_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="Unknown encoder backend 'gpu'.*onnx-int8"):
+        load_encoder(backend="gpu")
+
+
+def test_mean_pooling_model_config_is_read(tmp_path):
+    folder = write_st_folder(tmp_path / "m", {"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False})
+    assert pipeline_config(folder) == (128, 32)
+
+
+def test_max_length_defaults_to_512_without_sentence_bert_config(tmp_path):
+    folder = write_st_folder(tmp_path / "m", {"pooling_mode_mean_tokens": True}, max_len=None)
+    assert pipeline_config(folder) == (512, 32)
+
+
+@pytest.mark.parametrize("pooling, modules", [
+    ({"pooling_mode_cls_token": True}, None),
+    ({"pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": True}, None),
+    ({"pooling_mode_mean_tokens": True}, ["Transformer", "Pooling", "Dense", "Normalize"]),
+])
+def test_models_onnx_cannot_run_are_refused_with_the_way_out(tmp_path, pooling, modules):
+    folder = write_st_folder(tmp_path / "m", pooling, modules)
+    with pytest.raises(ValueError, match="--backend torch"):
+        pipeline_config(folder)
+
+
+def test_a_folder_that_is_not_sentence_transformers_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="modules.json.*--backend torch"):
+        load_encoder(str(tmp_path), backend="onnx-int8")
+
+
+def test_mean_pool_ignores_padding():
+    hidden = np.array([[[1.0, 0.0], [3.0, 2.0], [100.0, 100.0]]], dtype=np.float32)
+    assert mean_pool(hidden, np.array([[1, 1, 0]])).tolist() == [[2.0, 1.0]]
+
+
+# ---------------------------------------------------------------------------------------------
+# The real model (integration): exported once into the cache, then reused.
+
+SENTENCES = [
+    "When do primary care trusts go live?",
+    "PCTs",
+    "Primary care groups were introduced in April 1999, replacing fundholding and the commissioning pilots "
+    "that had grown up alongside it; " * 12,  # past the model's 256 word pieces: truncated alike
+    "£75bn a year — “curly quotes” and ünïcödé",
+]
+
+
+@pytest.fixture(scope="module")
+def torch_vectors():
+    return load_encoder(backend="torch").encode_passages(SENTENCES)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend, min_cosine", [("onnx", 0.9999), ("onnx-int8", 0.97), ("torch-bf16", 0.99)])
+def test_backends_reproduce_sentence_transformers(torch_vectors, backend, min_cosine):
+    encoder = load_encoder(backend=backend)
+    vectors = encoder.encode_passages(SENTENCES)
+    assert vectors.shape == torch_vectors.shape and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cosines = np.einsum("nd,nd->n", vectors, torch_vectors)
+    assert cosines.min() > min_cosine, cosines
+    # One at a time agrees with all at once; int8 scales activations per batch, so only nearly.
+    one_by_one = np.vstack([encoder.encode_queries([s]) for s in SENTENCES])
+    agreement = np.einsum("nd,nd->n", one_by_one, vectors)
+    assert agreement.min() > {"onnx": 0.99999, "onnx-int8": 0.98, "torch-bf16": 0.999}[backend], agreement
+
+
+@pytest.mark.integration
+def test_onnx_export_is_cached_and_reused():
+    from qa.encoder import resolve_model
+    from qa.onnx_encoder import exported_model
+
+    path = Path(resolve_model(None))
+    first = exported_model(path)
+    stamp = first.stat().st_mtime_ns
+    assert exported_model(path) == first and first.stat().st_mtime_ns == stamp
+    assert first.with_name("model.onnx").is_file()
+
+
+@pytest.mark.integration
+def test_empty_input_gives_an_empty_matrix():
+    assert load_encoder().encode_passages([]).shape == (0, 384)
