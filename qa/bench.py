@@ -8,6 +8,7 @@ Example:
     python -m qa.bench retrieval --docs seeds --beir ../shared/data/beir/scifact --modes dense,bm25,hybrid
     python -m qa.bench encoders --beir ../shared/data/beir/scifact --options fp32,bf16,onnx
     python -m qa.bench ann --sizes 10000,50000,100000,200000 --vectors runs/bench/encoders
+    python -m qa.bench ann --sizes "" --squad ../shared/data/squadshifts/*.json ../shared/data/squad/*.json
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def _child_build(spec: dict) -> dict:
 
 
 def measure_build(docs: str | Path, out: str | Path, chunk_size: int = 800, chunk_overlap: int = 200,
-                  encoder: str = "fp32", work: str | Path = DEFAULT_WORK) -> dict:
+                  encoder: str = "onnx-int8", work: str | Path = DEFAULT_WORK) -> dict:
     """Build an index from scratch in a child process: times and peak memory of that process."""
     return _in_child("build", docs=str(docs), out=str(out), encoder=encoder, work=str(work),
                      chunk_size=chunk_size, chunk_overlap=chunk_overlap)
@@ -124,24 +125,6 @@ def search_latency(retriever, queries: Sequence[str], modes: Sequence[str], top_
 # BEIR
 
 
-def write_beir_corpus(data, folder: str | Path) -> dict[str, str]:
-    """One text file per BEIR document (title, blank line, text), as :func:`qa.evaluation.build_beir_index`
-    writes them; returns ``{index doc id: BEIR doc id}``."""
-    from qa.evaluation import _file_stem
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    ids = {}
-    for beir_id, (title, text) in data.corpus.items():
-        stem = _file_stem(beir_id)
-        ids[stem] = beir_id
-        content = f"{title}\n\n{text}" if title else text
-        path = folder / f"{stem}.txt"
-        if not path.is_file() or path.read_text(encoding="utf-8") != content:
-            path.write_text(content, encoding="utf-8")
-    return ids
-
-
 def beir_passage_texts(data) -> tuple[list[str], list[str]]:
     """BEIR's own input for a bi-encoder: ``title + " " + text`` per document, and the document ids."""
     ids = list(data.corpus)
@@ -165,87 +148,23 @@ def dense_scores(passages: np.ndarray, queries: np.ndarray, doc_ids: Sequence[st
 # Encoder options (child process)
 
 
-def _onnx_files(work: Path) -> dict[str, Path]:
-    return {"onnx": work / "minilm.onnx", "onnx-fused": work / "minilm.fused.onnx", "onnx-int8": work / "minilm.int8.onnx"}
-
-
-def export_onnx(work: Path) -> dict:
-    """Export the packaged all-MiniLM-L6-v2 to ONNX (torch.onnx), fuse it (ORT's BERT optimizer) and
-    quantize it (dynamic int8), offline. Returns the seconds each step took."""
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def fused_onnx(work: Path) -> Path:
+    """The fp32 ONNX export of the default model with ONNX Runtime's transformer fusions (attention,
+    layer norm, GELU) applied: a bench-only variant, measured against the backends the product offers."""
     from onnxruntime.transformers.optimizer import optimize_model
-    from transformers import AutoModel, AutoTokenizer
 
     from qa.encoder import resolve_model
+    from qa.onnx_encoder import exported_model, pipeline_config
 
-    files, times = _onnx_files(work), {}
-    work.mkdir(parents=True, exist_ok=True)
-    path = resolve_model(None)
-    t0 = time.perf_counter()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
-
-    class LastHidden(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
-
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    sample = tokenizer(["an example", "a longer example sentence"], padding=True, return_tensors="pt")
-    torch.onnx.export(LastHidden(model), tuple(sample[n] for n in names), str(files["onnx"]), input_names=names,
-                      output_names=["last_hidden_state"], opset_version=17, dynamo=False,
-                      dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + ["last_hidden_state"]})
-    times["export_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    cfg = model.config
-    optimize_model(str(files["onnx"]), model_type="bert", num_heads=cfg.num_attention_heads,
-                   hidden_size=cfg.hidden_size).save_model_to_file(str(files["onnx-fused"]))
-    times["fuse_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    quantize_dynamic(str(files["onnx"]), str(files["onnx-int8"]), weight_type=QuantType.QInt8, per_channel=True)
-    times["quantize_s"] = time.perf_counter() - t0
-    return times
-
-
-class OnnxEncoder:
-    """all-MiniLM-L6-v2 on ONNX Runtime: the same tokenizer, truncation, mean pooling and
-    normalisation as sentence-transformers, batches sorted by length."""
-
-    def __init__(self, onnx_file: Path, batch_size: int = 64):
-        import onnxruntime as ort
-        from transformers import AutoTokenizer
-
-        from qa.encoder import DEFAULT_MODEL, resolve_model
-
-        self.name, self.dimension, self.batch_size = DEFAULT_MODEL, 384, batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(resolve_model(None))
-        self.max_length = 256  # the model's max_seq_length
-        self.session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-
-    def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            enc = self.tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="np")
-            hidden = self.session.run(None, {k: enc[k].astype(np.int64) for k in
-                                             ("input_ids", "attention_mask", "token_type_ids")})[0]
-            mask = enc["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
-            out[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
-        return out
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(texts)
-
-    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        return self._encode(texts)
+    fused = work / "minilm.fused.onnx"
+    if not fused.is_file():
+        path = Path(resolve_model(None))
+        _, hidden = pipeline_config(path)
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        work.mkdir(parents=True, exist_ok=True)
+        optimize_model(str(exported_model(path, quantize=False)), model_type="bert",
+                       num_heads=config["num_attention_heads"], hidden_size=hidden).save_model_to_file(str(fused))
+    return fused
 
 
 class _BatchedEncoder:
@@ -269,14 +188,17 @@ class _BatchedEncoder:
         return out
 
 
-def make_encoder(option: str = "fp32", work: str | Path = DEFAULT_WORK):
+def make_encoder(option: str = "onnx-int8", work: str | Path = DEFAULT_WORK):
     """An encoder (the :class:`qa.encoder.Encoder` protocol) for one of ``ENCODER_OPTIONS``, model loaded."""
-    from qa.encoder import SentenceTransformerEncoder
+    from qa.encoder import SentenceTransformerEncoder, load_encoder
+    from qa.onnx_encoder import OnnxEncoder
 
     if option not in ENCODER_OPTIONS:
         raise ValueError(f"Unknown encoder option {option!r}: use one of {', '.join(ENCODER_OPTIONS)}.")
+    if option == "onnx-fused":
+        return OnnxEncoder(quantize=False, onnx_file=fused_onnx(Path(work)))
     if option.startswith("onnx"):
-        return OnnxEncoder(_onnx_files(Path(work))[option])
+        return load_encoder(backend=option)
     batch = {"fp32-b16": 16, "fp32-b32": 32, "fp32-b128": 128}.get(option, 64)
     enc = SentenceTransformerEncoder(batch_size=batch, bf16=option == "bf16")
     _ = enc.dimension
@@ -286,7 +208,7 @@ def make_encoder(option: str = "fp32", work: str | Path = DEFAULT_WORK):
 
 
 def _child_encode(spec: dict) -> dict:
-    from qa.evaluation import load_beir
+    from qa.benchmarks import load_beir
 
     work, option = Path(spec["work"]), spec["option"]
     data = load_beir(spec["beir"])
@@ -312,13 +234,25 @@ def _child_encode(spec: dict) -> dict:
     return result
 
 
+def _child_export(spec: dict) -> dict:
+    """Export the default model to ONNX (fp32, int8) and the fused variant, timed; cached files are reused."""
+    from qa.encoder import resolve_model
+    from qa.onnx_encoder import exported_model
+
+    t0 = time.perf_counter()
+    exported_model(Path(resolve_model(None)))
+    t1 = time.perf_counter()
+    fused_onnx(Path(spec["work"]))
+    return {"export_and_quantize_s": t1 - t0, "fuse_s": time.perf_counter() - t1}
+
+
 def compare_encoders(beir: str | Path, options: Sequence[str], work: str | Path, limit: int | None = None) -> list[dict]:
     """Encode the BEIR corpus with each option, in a child process each; nDCG@10 of dense search with
     its own vectors, and agreement (cosine) with the fp32 default's vectors."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    if any(o.startswith("onnx") for o in options) and not _onnx_files(work)["onnx-int8"].is_file():
-        logger.info("exporting the model to ONNX: %s", _in_child("export", work=str(work)))
+    if any(o.startswith("onnx") for o in options):
+        logger.info("exporting the model to ONNX (cached): %s", _in_child("export", work=str(work)))
     rows = []
     for option in options:
         logger.info("encoder option %s", option)
@@ -381,14 +315,14 @@ def compare_exact_approximate(base: np.ndarray, queries: np.ndarray, k: int = 10
 
 
 def cmd_retrieval(args: argparse.Namespace) -> dict:
-    from qa.evaluation import evaluate_beir, load_beir
+    from qa.benchmarks import evaluate_beir, load_beir, write_beir_corpus
     from qa.retriever import Retriever
 
     modes = args.modes.split(",")
     work = Path(args.work)
     models = work / "encoders"  # where the ONNX exports live
-    if args.encoder.startswith("onnx") and not _onnx_files(models)[args.encoder].is_file():
-        logger.info("exporting the model to ONNX: %s", _in_child("export", work=str(models)))
+    if args.encoder.startswith("onnx"):
+        logger.info("exporting the model to ONNX (cached): %s", _in_child("export", work=str(models)))
     report: dict = {"encoder": args.encoder}
     if args.docs:
         out = work / "seeds-index"
@@ -447,6 +381,35 @@ def cmd_encoders(args: argparse.Namespace) -> dict:
     return {"encoders": rows}
 
 
+def squad_vectors(files: Sequence[str], limit: int, work: Path, queries: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Real embeddings at scale: up to ``limit`` distinct sentences of the contexts in SQuAD-format
+    ``files`` and ``queries`` of their questions, encoded with the default encoder (cached in ``work``)."""
+    from qa.chunking import sentence_spans
+    from qa.encoder import load_encoder
+
+    cache = work / f"squad-{limit}.npz"
+    if cache.is_file():
+        saved = np.load(cache)
+        return saved["base"], saved["queries"]
+    sentences: dict[str, None] = {}
+    questions: list[str] = []
+    for file in files:
+        for article in json.loads(Path(file).read_text(encoding="utf-8"))["data"]:
+            for para in article["paragraphs"]:
+                questions.extend(q["question"] for q in para["qas"])
+                for start, end in sentence_spans(para["context"]):
+                    sentences.setdefault(para["context"][start:end].strip(), None)
+    texts = [t for t in sentences if len(t.split()) >= 4][:limit]
+    rng = random.Random(0)
+    asked = rng.sample(questions, min(queries, len(questions)))
+    encoder = load_encoder()
+    logger.info("encoding %d sentences from %d files", len(texts), len(files))
+    base, query_vectors = encoder.encode_passages(texts, show_progress=True), encoder.encode_queries(asked)
+    work.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, base=base, queries=query_vectors)
+    return base, query_vectors
+
+
 def cmd_ann(args: argparse.Namespace) -> dict:
     rows = []
     print(f"\n== exact (flat) vs HNSW, single-query search, top 10, {args.queries} queries")
@@ -457,6 +420,10 @@ def cmd_ann(args: argparse.Namespace) -> dict:
     if args.vectors:
         folder = Path(args.vectors)
         sets.append(("scifact real", lambda: (np.load(folder / "fp32.passages.npy"), np.load(folder / "fp32.queries.npy"))))
+    if args.squad:
+        real_base, real_queries = squad_vectors(args.squad, max(int(n) for n in args.real_sizes.split(",")), Path(args.work))
+        sizes = sorted({min(int(n), len(real_base)) for n in args.real_sizes.split(",")})  # at most what there is
+        sets.extend((f"sentences {n}", lambda n=n: (real_base[:n], real_queries)) for n in sizes)
     for name, make in sets:
         base, queries = make()
         row = compare_exact_approximate(np.ascontiguousarray(base), np.ascontiguousarray(queries[: args.queries]))
@@ -473,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["_child"]:
         task, spec = argv[1], json.loads(argv[2])
         logging.basicConfig(level=logging.WARNING)
-        result = export_onnx(Path(spec["work"])) if task == "export" else {"build": _child_build, "encode": _child_encode}[task](spec)
+        result = {"build": _child_build, "encode": _child_encode, "export": _child_export}[task](spec)
         print("RESULT " + json.dumps(result), flush=True)
         return 0
     parser = argparse.ArgumentParser(prog="python -m qa.bench", description=__doc__.split("\n\n")[0])
@@ -487,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--modes", default="dense,bm25,hybrid")
     p.add_argument("--queries", type=int, default=200, help="latency queries drawn from the corpus")
     p.add_argument("--limit", type=int, default=None, help="only the first N BEIR documents (for a quick try)")
-    p.add_argument("--encoder", default="fp32", choices=ENCODER_OPTIONS, help="encoder option (see `encoders`)")
+    p.add_argument("--encoder", default="onnx-int8", choices=ENCODER_OPTIONS, help="encoder option (see `encoders`; default: the product's, onnx-int8)")
     p.set_defaults(func=cmd_retrieval)
     p = sub.add_parser("encoders", help="encoding speed and nDCG@10 of encoder options on a BEIR corpus")
     p.add_argument("--beir", required=True)
@@ -497,6 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("ann", help="flat vs HNSW: build time, latency, recall@10")
     p.add_argument("--sizes", default="10000,50000,100000,200000", help="random 384-d unit vectors, comma-separated counts")
     p.add_argument("--vectors", default=None, help="folder with fp32.passages.npy and fp32.queries.npy (from `encoders`)")
+    p.add_argument("--squad", nargs="*", default=None, help="SQuAD-format files: real sentence embeddings at scale")
+    p.add_argument("--real-sizes", default="20000,50000,100000", help="sentence counts to compare at (with --squad)")
     p.add_argument("--queries", type=int, default=200)
     p.set_defaults(func=cmd_ann)
     args = parser.parse_args(argv)

@@ -12,14 +12,12 @@ Example:
     qa eval squad --data squad-v2.0-dev.json  # the reader alone, SQuAD EM/F1 with HasAns/NoAns
     qa eval beir --data beir/scifact          # the retriever alone, nDCG@10 and Recall@100 per mode
 
-The BEIR helpers (:func:`load_beir`, :func:`write_beir_corpus`, :func:`build_beir_index`,
-:func:`evaluate_beir`, :func:`write_trec_run`) are shared with ``qa/bench.py``.
+The SQuAD and BEIR runners live in :mod:`qa.benchmarks`.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -35,9 +33,7 @@ from qa.metrics import (
     f1_score,
     hit_at_k,
     ndcg_at_k,
-    normalize_answer,
     percentile,
-    recall_at_k,
     reciprocal_rank,
 )
 from qa.types import Answer, Hit, Passage
@@ -358,7 +354,7 @@ def _check_citations(answer: Answer, documents: Mapping) -> dict | None:
     return {"verbatim": verbatim, "contains_answer": has_answer, "valid": verbatim and has_answer}
 
 
-def _mean(values: Iterable[float]) -> float | None:
+def mean_of(values: Iterable[float]) -> float | None:
     values = list(values)
     return sum(values) / len(values) if values else None
 
@@ -372,32 +368,32 @@ def summarize(records: Sequence[Record]) -> dict:
     with_gold = [r for r in answerable if r["gold_passage"] is not None]
     out: dict = {"questions": len(records), "answerable": len(answerable), "unanswerable": len(unanswerable)}
     out["retrieval"] = None if not with_retrieval else {
-        **{f"hit@{n}": _mean(hit_at_k(r["retrieval"]["ranks"], n) for r in with_retrieval) for n in HIT_KS},
-        "mrr@10": _mean(r["retrieval"]["rr@10"] for r in with_retrieval),
-        "ndcg@10": _mean(r["retrieval"]["ndcg@10"] for r in with_retrieval),
+        **{f"hit@{n}": mean_of(hit_at_k(r["retrieval"]["ranks"], n) for r in with_retrieval) for n in HIT_KS},
+        "mrr@10": mean_of(r["retrieval"]["rr@10"] for r in with_retrieval),
+        "ndcg@10": mean_of(r["retrieval"]["ndcg@10"] for r in with_retrieval),
     }
     out["answers"] = None if not answerable else {
-        "em": _mean(r["em"] for r in answerable), "f1": _mean(r["f1"] for r in answerable),
+        "em": mean_of(r["em"] for r in answerable), "f1": mean_of(r["f1"] for r in answerable),
     }
-    out["overall"] = {"em": _mean(r["em"] for r in records), "f1": _mean(r["f1"] for r in records)}
+    out["overall"] = {"em": mean_of(r["em"] for r in records), "f1": mean_of(r["f1"] for r in records)}
     out["abstention"] = {
-        "unanswerable_refused": _mean(float(r["abstained"]) for r in unanswerable),
-        "answerable_wrongly_refused": _mean(float(r["abstained"]) for r in answerable),
+        "unanswerable_refused": mean_of(float(r["abstained"]) for r in unanswerable),
+        "answerable_wrongly_refused": mean_of(float(r["abstained"]) for r in answerable),
     }
     out["citations"] = None if not answered else {
         "answered": len(answered),
-        "verbatim": _mean(float(r["citation"]["verbatim"]) for r in answered),
-        "contains_answer": _mean(float(r["citation"]["contains_answer"]) for r in answered),
-        "valid": _mean(float(r["citation"]["valid"]) for r in answered),
+        "verbatim": mean_of(float(r["citation"]["verbatim"]) for r in answered),
+        "contains_answer": mean_of(float(r["citation"]["contains_answer"]) for r in answered),
+        "valid": mean_of(float(r["citation"]["valid"]) for r in answered),
     }
     # The reader on gold passages against retrieved ones, with the threshold and without it (best span).
     out["reader"] = None if not answerable else {
-        "gold_passage_em": _mean(r["gold_passage"]["em"] for r in with_gold),
-        "gold_passage_f1": _mean(r["gold_passage"]["f1"] for r in with_gold),
-        "retrieved_em": _mean(r["em"] for r in with_gold),
-        "retrieved_f1": _mean(r["f1"] for r in with_gold),
-        "gold_passage_span_f1": _mean(r["gold_passage"]["span_f1"] for r in with_gold),
-        "retrieved_span_f1": _mean(r["candidate"]["f1"] for r in with_gold),
+        "gold_passage_em": mean_of(r["gold_passage"]["em"] for r in with_gold),
+        "gold_passage_f1": mean_of(r["gold_passage"]["f1"] for r in with_gold),
+        "retrieved_em": mean_of(r["em"] for r in with_gold),
+        "retrieved_f1": mean_of(r["f1"] for r in with_gold),
+        "gold_passage_span_f1": mean_of(r["gold_passage"]["span_f1"] for r in with_gold),
+        "retrieved_span_f1": mean_of(r["candidate"]["f1"] for r in with_gold),
         "errors": _error_counts(answerable),
     }
     out["latency_ms"] = {stage: _latency(records, f"{stage}_ms") for stage in ("retrieve", "read", "total")}
@@ -457,7 +453,7 @@ def write_outputs(result: QuestionsResult, out_dir: str | Path, title: str = "qa
     return paths
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
+def format_number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
@@ -473,21 +469,21 @@ def format_table(metrics: dict) -> str:
         return m
 
     rows = [("questions", lambda m: str(m["questions"]))]
-    rows += [(f"hit@{n}", lambda m, n=n: _fmt(get(m, "retrieval", f"hit@{n}"))) for n in HIT_KS]
+    rows += [(f"hit@{n}", lambda m, n=n: format_number(get(m, "retrieval", f"hit@{n}"))) for n in HIT_KS]
     rows += [
-        ("MRR@10", lambda m: _fmt(get(m, "retrieval", "mrr@10"))),
-        ("nDCG@10", lambda m: _fmt(get(m, "retrieval", "ndcg@10"))),
-        ("EM", lambda m: _fmt(get(m, "answers", "em"))),
-        ("F1", lambda m: _fmt(get(m, "answers", "f1"))),
-        ("F1 gold passage", lambda m: _fmt(get(m, "reader", "gold_passage_f1"))),
-        ("span F1", lambda m: _fmt(get(m, "reader", "retrieved_span_f1"))),
-        ("span F1 gold", lambda m: _fmt(get(m, "reader", "gold_passage_span_f1"))),
-        ("overall F1", lambda m: _fmt(get(m, "overall", "f1"))),
-        ("unans. refused", lambda m: _fmt(get(m, "abstention", "unanswerable_refused"))),
-        ("ans. refused", lambda m: _fmt(get(m, "abstention", "answerable_wrongly_refused"))),
-        ("citations valid", lambda m: _fmt(get(m, "citations", "valid"))),
-        ("total ms p50", lambda m: _fmt(get(m, "latency_ms", "total", "p50"), 0)),
-        ("total ms p95", lambda m: _fmt(get(m, "latency_ms", "total", "p95"), 0)),
+        ("MRR@10", lambda m: format_number(get(m, "retrieval", "mrr@10"))),
+        ("nDCG@10", lambda m: format_number(get(m, "retrieval", "ndcg@10"))),
+        ("EM", lambda m: format_number(get(m, "answers", "em"))),
+        ("F1", lambda m: format_number(get(m, "answers", "f1"))),
+        ("F1 gold passage", lambda m: format_number(get(m, "reader", "gold_passage_f1"))),
+        ("span F1", lambda m: format_number(get(m, "reader", "retrieved_span_f1"))),
+        ("span F1 gold", lambda m: format_number(get(m, "reader", "gold_passage_span_f1"))),
+        ("overall F1", lambda m: format_number(get(m, "overall", "f1"))),
+        ("unans. refused", lambda m: format_number(get(m, "abstention", "unanswerable_refused"))),
+        ("ans. refused", lambda m: format_number(get(m, "abstention", "answerable_wrongly_refused"))),
+        ("citations valid", lambda m: format_number(get(m, "citations", "valid"))),
+        ("total ms p50", lambda m: format_number(get(m, "latency_ms", "total", "p50"), 0)),
+        ("total ms p95", lambda m: format_number(get(m, "latency_ms", "total", "p95"), 0)),
     ]
     width = max(len(name) for name, _ in columns) + 2
     lines = ["".ljust(16) + "".join(name.rjust(max(width, 8)) for name, _ in columns)]
@@ -502,233 +498,6 @@ def format_table(metrics: dict) -> str:
         lines.append(f"answerable: {e['right']} right (F1 >= {RIGHT_F1}); wrong: {e['retriever_miss']} retriever misses "
                      f"(no relevant passage read), {e['refused']} refused and {e['reader_error']} misread with one read")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# SQuAD: the reader alone
-
-
-def evaluate_squad(
-    reader, examples: Sequence, threshold: float | None = None, show_progress: bool = False
-) -> tuple[dict, dict[str, str]]:
-    """SQuAD EM/F1 of ``reader`` on ``examples`` (:class:`qa.training.SquadExample`), in percent.
-
-    Each context is read as one passage (the reader cuts long ones into windows, all in one batch).
-    The prediction is the best span, or ``""`` when its score is below ``threshold`` (``None``: never
-    abstain). With unanswerable questions in the set the metrics split into HasAns and NoAns, and the
-    best threshold on the set is reported as in SQuAD 2.0's official script.
-
-    Returns:
-        ``(metrics, predictions)`` with predictions ``{question id: text or ""}``.
-    """
-    from tqdm.auto import tqdm
-
-    if not examples:
-        raise ValueError("No SQuAD questions to evaluate.")
-    has_impossible = any(ex.is_impossible for ex in examples)
-    first = examples[0]
-    reader.read(first.question, [Passage("ctx", "ctx", 0, len(first.context), first.context)])  # warm-up: load the model
-    predictions, rows = {}, []
-    t0 = time.perf_counter()
-    for ex in tqdm(examples, desc="squad", unit="q", disable=not show_progress):
-        context = ex.context
-        result = reader.read(ex.question, [Passage("ctx", "ctx", 0, len(context), context)], top_n=1)
-        text, score = (result.spans[0].text, result.spans[0].score) if result.spans else ("", 0.0)
-        prediction = text if threshold is None or score >= threshold else ""
-        # The official script drops gold answers that normalise to nothing; none left means "no answer".
-        golds = [a for a, _ in ex.answers if normalize_answer(a)]
-        predictions[ex.id] = prediction
-        rows.append((golds, best_over_golds(exact_match, prediction, golds), best_over_golds(f1_score, prediction, golds),
-                     candidate_of(golds, text, score)))
-    seconds = time.perf_counter() - t0
-
-    def block(selected: list) -> dict:
-        return {"exact": 100 * _mean(r[1] for r in selected), "f1": 100 * _mean(r[2] for r in selected),
-                "total": len(selected)}
-
-    has_ans = [r for r in rows if r[0]]
-    metrics: dict = {}
-    if has_impossible:
-        metrics.update(block(rows))
-        no_ans = [r for r in rows if not r[0]]
-        if has_ans:
-            metrics.update({f"HasAns_{key}": value for key, value in block(has_ans).items()})
-        metrics.update({f"NoAns_{key}": value for key, value in block(no_ans).items()})
-        best_t, best_f1 = best_threshold([r[3] for r in rows])
-        metrics.update(best_f1=100 * best_f1, best_f1_thresh=best_t)
-    else:
-        metrics.update({f"HasAns_{key}": value for key, value in block(has_ans).items()})
-    metrics.update(threshold=threshold, seconds=round(seconds, 2),
-                   questions_per_second=round(len(rows) / seconds, 2) if seconds else None)
-    return metrics, predictions
-
-
-# --------------------------------------------------------------------------------------------
-# BEIR: the retriever alone
-
-
-@dataclass(frozen=True)
-class BeirData:
-    """A BEIR data set: ``corpus`` {doc id: (title, text)}, ``queries`` {query id: text} (only those
-    with judgements), ``qrels`` {query id: {doc id: grade}}."""
-
-    corpus: dict[str, tuple[str, str]]
-    queries: dict[str, str]
-    qrels: dict[str, dict[str, int]]
-
-
-def load_beir(data_dir: str | Path, split: str = "test") -> BeirData:
-    """Read a BEIR folder: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text), ``qrels/{split}.tsv``.
-
-    Raises:
-        FileNotFoundError: a file is missing.
-        ValueError: a file is malformed, or no judged query has a text.
-    """
-    root = Path(data_dir)
-    files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl", "qrels": root / "qrels" / f"{split}.tsv"}
-    for name, path in files.items():
-        if not path.is_file():
-            raise FileNotFoundError(f"Not a BEIR folder: {path} is missing (expected corpus.jsonl, queries.jsonl, "
-                                    f"qrels/{split}.tsv under {root}).")
-    corpus = {str(row["_id"]): (row.get("title") or "", row.get("text") or "") for row in _jsonl(files["corpus"])}
-    all_queries = {str(row["_id"]): row["text"] for row in _jsonl(files["queries"])}
-    qrels: dict[str, dict[str, int]] = {}
-    for n, line in enumerate(files["qrels"].read_text(encoding="utf-8").splitlines(), start=1):
-        parts = line.split("\t")
-        if not line.strip() or (n == 1 and parts[0] == "query-id"):
-            continue
-        if len(parts) != 3:
-            raise ValueError(f"{files['qrels']}, line {n}: expected 'query-id<TAB>corpus-id<TAB>score'")
-        qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
-    missing = sorted(set(qrels) - set(all_queries))
-    if missing:
-        logger.warning("%d judged queries have no text in queries.jsonl and are skipped, e.g. %s", len(missing), missing[0])
-    queries = {qid: all_queries[qid] for qid in qrels if qid in all_queries}
-    if not queries:
-        raise ValueError(f"No judged query of {files['qrels']} has a text in {files['queries']}.")
-    return BeirData(corpus, queries, {qid: qrels[qid] for qid in queries})
-
-
-def _jsonl(path: Path) -> list[dict]:
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, line {n}: not JSON ({err})") from err
-    return rows
-
-
-def _file_stem(beir_id: str) -> str:
-    """A safe file name for a BEIR id: the id itself when it is plain, else a hash of it."""
-    if re.fullmatch(r"[A-Za-z0-9_-]{1,100}", beir_id):
-        return beir_id
-    return "h" + hashlib.sha1(beir_id.encode("utf-8")).hexdigest()[:20]
-
-
-def write_beir_corpus(data: BeirData, folder: str | Path) -> dict[str, str]:
-    """Write each BEIR document as a text file (title, blank line, text) under ``folder``.
-
-    Files whose content is unchanged are not rewritten, so an index build over ``folder`` stays incremental.
-
-    Returns:
-        ``{index doc id (file stem): BEIR doc id}``.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    ids: dict[str, str] = {}
-    for beir_id, (title, text) in data.corpus.items():
-        stem = _file_stem(beir_id)
-        if stem in ids:
-            raise ValueError(f"BEIR ids {ids[stem]!r} and {beir_id!r} map to the same file name {stem!r}.")
-        ids[stem] = beir_id
-        content = f"{title}\n\n{text}" if title else text
-        path = folder / f"{stem}.txt"
-        if not path.is_file() or path.read_text(encoding="utf-8") != content:
-            path.write_text(content, encoding="utf-8")
-    return ids
-
-
-def build_beir_index(data: BeirData, out_dir: str | Path, encoder=None, show_progress: bool = False) -> dict[str, str]:
-    """Write the corpus under ``out_dir/corpus`` and index it into ``out_dir/index`` with :func:`qa.build_index`.
-
-    The benchmark so measures the product's own chunking (800/200 characters) and retrieval; a document
-    of several passages ranks by its best one. A second run re-embeds nothing.
-
-    Returns:
-        ``{index doc id: BEIR doc id}``, also saved as ``out_dir/beir_ids.json``.
-    """
-    from qa.index import build_index
-
-    out = Path(out_dir)
-    ids = write_beir_corpus(data, out / "corpus")
-    (out / "beir_ids.json").write_text(json.dumps(ids, ensure_ascii=False), encoding="utf-8")
-    build_index(out / "corpus", out / "index", encoder=encoder, show_progress=show_progress)
-    return ids
-
-
-def evaluate_beir(
-    retriever,
-    data: BeirData,
-    modes: Sequence[str] = MODES,
-    doc_ids: Mapping[str, str] | None = None,
-    passages: int = 100,
-    show_progress: bool = False,
-) -> tuple[dict, dict[str, dict[str, list[tuple[str, float]]]]]:
-    """nDCG@10 and Recall@100 of ``retriever`` on ``data``, per retrieval mode.
-
-    Passages are mapped back to BEIR documents, each document keeping its best passage's score, so
-    several passages of one document count once.
-
-    Args:
-        retriever: anything with ``.search(query, top_k=..., mode=...) -> list[Hit]``.
-        data: from :func:`load_beir`.
-        modes: retrieval modes to evaluate.
-        doc_ids: ``{index doc id: BEIR doc id}`` (from :func:`build_beir_index`); identity when ``None``.
-        passages: passages retrieved per query; use several times 100 when documents span many passages.
-        show_progress: show a progress bar per mode.
-
-    Returns:
-        ``(metrics, runs)``: metrics ``{mode: {"ndcg@10", "recall@100", "queries", "ms_per_query_p50"}}``
-        and runs ``{mode: {query id: [(BEIR doc id, score), ...] best first}}``.
-    """
-    from tqdm.auto import tqdm
-
-    unknown = [m for m in modes if m not in MODES]
-    if unknown:
-        raise ValueError(f"Unknown retrieval mode(s) {unknown}: use {', '.join(MODES)}.")
-    metrics, runs = {}, {}
-    for mode in modes:
-        run, ndcg, recall, times = {}, [], [], []
-        for qid, text in tqdm(data.queries.items(), desc=f"beir {mode}", unit="q", disable=not show_progress):
-            t0 = time.perf_counter()
-            hits = retriever.search(text, top_k=passages, mode=mode)
-            times.append((time.perf_counter() - t0) * 1000)
-            best: dict[str, float] = {}
-            for h in hits:
-                doc = doc_ids.get(h.passage.doc_id, h.passage.doc_id) if doc_ids else h.passage.doc_id
-                if doc not in best or h.score > best[doc]:
-                    best[doc] = h.score
-            ranked = sorted(best.items(), key=lambda item: -item[1])[:100]
-            run[qid] = ranked
-            ranked_ids = [d for d, _ in ranked]
-            ndcg.append(ndcg_at_k(ranked_ids, data.qrels[qid], 10))
-            recall.append(recall_at_k(ranked_ids, data.qrels[qid], 100))
-        metrics[mode] = {"ndcg@10": _mean(ndcg), "recall@100": _mean(recall), "queries": len(run),
-                         "ms_per_query_p50": percentile(times, 50)}
-        runs[mode] = run
-    return metrics, runs
-
-
-def write_trec_run(path: str | Path, run: Mapping[str, Sequence[tuple[str, float]]], tag: str) -> Path:
-    """Write a run in TREC format, one line per retrieved document: ``qid Q0 docid rank score tag``."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8") as f:
-        for qid, ranked in run.items():
-            for rank, (doc, score) in enumerate(ranked, start=1):
-                f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
-    return path
 
 
 # --------------------------------------------------------------------------------------------
@@ -774,10 +543,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"qa eval {args.benchmark} needs --data ({what}).")
     if args.calibrate:
         raise ValueError("--calibrate works on the question set only (qa eval --calibrate).")
-    return _cmd_squad(args) if args.benchmark == "squad" else _cmd_beir(args)
+    from qa.benchmarks import cmd_beir, cmd_squad
+
+    return cmd_squad(args) if args.benchmark == "squad" else cmd_beir(args)
 
 
-def _print_metrics(metrics: dict, table: str, as_json: bool) -> None:
+def print_metrics(metrics: dict, table: str, as_json: bool) -> None:
     print(json.dumps(metrics, indent=2, ensure_ascii=False) if as_json else table)
 
 
@@ -792,7 +563,7 @@ def _cmd_questions(args: argparse.Namespace) -> int:
     if args.calibrate:
         result.metrics["calibration"] = _calibrate(result, args, qa)
     paths = write_outputs(result, args.out or DEFAULT_OUT)
-    _print_metrics(result.metrics, format_table(result.metrics), args.json)
+    print_metrics(result.metrics, format_table(result.metrics), args.json)
     if not args.json:
         print(f"wrote {', '.join(str(p) for p in paths.values())}")
         if args.calibrate:
@@ -828,55 +599,6 @@ def _calibration_table(cal: dict) -> str:
     lines = [f"calibrated threshold: {cal['previous_threshold']:.4f} -> {cal['threshold']:.4f} (saved to {cal['file']})",
              f"{'':28}{'before':>10}{'after':>10}"]
     for key in ("overall_f1", "em", "f1", "unanswerable_refused", "answerable_wrongly_refused"):
-        lines.append(f"{key:28}{_fmt(cal['before'][key]):>10}{_fmt(cal['after'][key]):>10}")
+        lines.append(f"{key:28}{format_number(cal['before'][key]):>10}{format_number(cal['after'][key]):>10}")
     lines.append("(chosen and measured on the same questions: the 'after' column is optimistic)")
     return "\n".join(lines)
-
-
-def _cmd_squad(args: argparse.Namespace) -> int:
-    from qa.reader import Reader
-    from qa.training import dedupe, load_squad
-
-    examples = dedupe(load_squad(args.data))[: args.limit]
-    threshold = args.threshold
-    if threshold is None and any(ex.is_impossible for ex in examples):
-        from qa.pipeline import FALLBACK_THRESHOLD, load_calibration
-
-        threshold = float(load_calibration().get("threshold", FALLBACK_THRESHOLD))
-    reader = Reader.load(args.reader)
-    metrics, predictions = evaluate_squad(reader, examples, threshold, show_progress=not args.quiet)
-    metrics.update(data=str(args.data), reader=str(reader.path))
-    out = Path(args.out or f"{DEFAULT_OUT}/squad")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "predictions.json").write_text(json.dumps(predictions, ensure_ascii=False, indent=1), encoding="utf-8")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    table = "\n".join(f"{key:22}{_fmt(value, 2) if isinstance(value, float) else value}" for key, value in metrics.items())
-    _print_metrics(metrics, table + f"\nwrote {out / 'predictions.json'}, {out / 'metrics.json'}", args.json)
-    return 0
-
-
-def _cmd_beir(args: argparse.Namespace) -> int:
-    from qa.retriever import Retriever
-
-    data = load_beir(args.data)
-    if args.limit:
-        data = BeirData(data.corpus, dict(list(data.queries.items())[: args.limit]),
-                        {q: data.qrels[q] for q in list(data.queries)[: args.limit]})
-    out = Path(args.out or f"{DEFAULT_OUT}/beir")
-    ids = build_beir_index(data, out, show_progress=not args.quiet)
-    retriever = Retriever.load(out / "index")
-    per_doc = math.ceil(len(retriever.index.passages) / max(1, len(retriever.documents)))
-    modes = [args.mode] if args.mode else list(MODES)
-    metrics, runs = evaluate_beir(retriever, data, modes, ids, passages=min(len(retriever.index.passages), 100 * per_doc),
-                                  show_progress=not args.quiet)
-    for mode, run in runs.items():
-        write_trec_run(out / f"run.{mode}.tsv", run, f"qa-{mode}")
-    primary = "hybrid" if "hybrid" in runs else modes[0]
-    write_trec_run(out / "run.tsv", runs[primary], f"qa-{primary}")
-    report = {"data": str(args.data), "queries": len(data.queries), "documents": len(data.corpus), "modes": metrics}
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    table = [f"{'mode':10}{'nDCG@10':>10}{'R@100':>10}{'ms/q p50':>10}"]
-    table += [f"{m:10}{v['ndcg@10']:>10.4f}{v['recall@100']:>10.4f}{v['ms_per_query_p50']:>10.1f}"
-              for m, v in metrics.items()]
-    _print_metrics(report, "\n".join(table) + f"\nwrote {out / 'metrics.json'}, {out / 'run.tsv'} ({primary})", args.json)
-    return 0

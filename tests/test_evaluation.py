@@ -10,26 +10,21 @@ from types import SimpleNamespace
 import pytest
 
 from qa import evaluation
+from qa.benchmarks import BeirData, build_beir_index, evaluate_beir, evaluate_squad, load_beir, write_trec_run
 from qa.evaluation import (
-    BeirData,
     Candidate,
     Question,
     best_threshold,
-    build_beir_index,
     candidate_of,
     contains_answer,
-    evaluate_beir,
     evaluate_questions,
-    evaluate_squad,
     f1_at_threshold,
     format_table,
-    load_beir,
     load_questions,
     rethreshold,
     summarize,
     threshold_sweep,
     write_outputs,
-    write_trec_run,
 )
 from qa.types import Answer, Citation, Document, Hit, Passage, Span
 

@@ -1,0 +1,317 @@
+"""Public benchmarks: the reader alone on SQuAD-format data, the retriever alone on BEIR.
+
+``qa eval squad --data FILE`` and ``qa eval beir --data DIR`` run them (see :mod:`qa.evaluation`);
+``qa/bench.py`` shares the BEIR helpers (:func:`load_beir`, :func:`write_beir_corpus`,
+:func:`evaluate_beir`).
+
+Example:
+    >>> from qa.benchmarks import evaluate_beir, load_beir
+    >>> data = load_beir("../shared/data/beir/scifact")
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from qa.evaluation import (
+    DEFAULT_OUT,
+    MODES,
+    best_threshold,
+    candidate_of,
+    format_number,
+    mean_of,
+    print_metrics,
+)
+from qa.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, normalize_answer, percentile, recall_at_k
+from qa.types import Passage
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------
+# SQuAD: the reader alone
+
+
+def evaluate_squad(
+    reader, examples: Sequence, threshold: float | None = None, show_progress: bool = False
+) -> tuple[dict, dict[str, str]]:
+    """SQuAD EM/F1 of ``reader`` on ``examples`` (:class:`qa.training.SquadExample`), in percent.
+
+    Each context is read as one passage (the reader cuts long ones into windows, all in one batch).
+    The prediction is the best span, or ``""`` when its score is below ``threshold`` (``None``: never
+    abstain). With unanswerable questions in the set the metrics split into HasAns and NoAns, and the
+    best threshold on the set is reported as in SQuAD 2.0's official script.
+
+    Returns:
+        ``(metrics, predictions)`` with predictions ``{question id: text or ""}``.
+    """
+    from tqdm.auto import tqdm
+
+    if not examples:
+        raise ValueError("No SQuAD questions to evaluate.")
+    has_impossible = any(ex.is_impossible for ex in examples)
+    first = examples[0]
+    reader.read(first.question, [Passage("ctx", "ctx", 0, len(first.context), first.context)])  # warm-up: load the model
+    predictions, rows = {}, []
+    t0 = time.perf_counter()
+    for ex in tqdm(examples, desc="squad", unit="q", disable=not show_progress):
+        context = ex.context
+        result = reader.read(ex.question, [Passage("ctx", "ctx", 0, len(context), context)], top_n=1)
+        text, score = (result.spans[0].text, result.spans[0].score) if result.spans else ("", 0.0)
+        prediction = text if threshold is None or score >= threshold else ""
+        # The official script drops gold answers that normalise to nothing; none left means "no answer".
+        golds = [a for a, _ in ex.answers if normalize_answer(a)]
+        predictions[ex.id] = prediction
+        rows.append((golds, best_over_golds(exact_match, prediction, golds), best_over_golds(f1_score, prediction, golds),
+                     candidate_of(golds, text, score)))
+    seconds = time.perf_counter() - t0
+
+    def block(selected: list) -> dict:
+        return {"exact": 100 * mean_of(r[1] for r in selected), "f1": 100 * mean_of(r[2] for r in selected),
+                "total": len(selected)}
+
+    has_ans = [r for r in rows if r[0]]
+    metrics: dict = {}
+    if has_impossible:
+        metrics.update(block(rows))
+        no_ans = [r for r in rows if not r[0]]
+        if has_ans:
+            metrics.update({f"HasAns_{key}": value for key, value in block(has_ans).items()})
+        metrics.update({f"NoAns_{key}": value for key, value in block(no_ans).items()})
+        best_t, best_f1 = best_threshold([r[3] for r in rows])
+        metrics.update(best_f1=100 * best_f1, best_f1_thresh=best_t)
+    else:
+        metrics.update({f"HasAns_{key}": value for key, value in block(has_ans).items()})
+    metrics.update(threshold=threshold, seconds=round(seconds, 2),
+                   questions_per_second=round(len(rows) / seconds, 2) if seconds else None)
+    return metrics, predictions
+
+
+# --------------------------------------------------------------------------------------------
+# BEIR: the retriever alone
+
+
+@dataclass(frozen=True)
+class BeirData:
+    """A BEIR data set: ``corpus`` {doc id: (title, text)}, ``queries`` {query id: text} (only those
+    with judgements), ``qrels`` {query id: {doc id: grade}}."""
+
+    corpus: dict[str, tuple[str, str]]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+def load_beir(data_dir: str | Path, split: str = "test") -> BeirData:
+    """Read a BEIR folder: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text), ``qrels/{split}.tsv``.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: a file is malformed, or no judged query has a text.
+    """
+    root = Path(data_dir)
+    files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl", "qrels": root / "qrels" / f"{split}.tsv"}
+    for name, path in files.items():
+        if not path.is_file():
+            raise FileNotFoundError(f"Not a BEIR folder: {path} is missing (expected corpus.jsonl, queries.jsonl, "
+                                    f"qrels/{split}.tsv under {root}).")
+    corpus = {str(row["_id"]): (row.get("title") or "", row.get("text") or "") for row in _jsonl(files["corpus"])}
+    all_queries = {str(row["_id"]): row["text"] for row in _jsonl(files["queries"])}
+    qrels: dict[str, dict[str, int]] = {}
+    for n, line in enumerate(files["qrels"].read_text(encoding="utf-8").splitlines(), start=1):
+        parts = line.split("\t")
+        if not line.strip() or (n == 1 and parts[0] == "query-id"):
+            continue
+        if len(parts) != 3:
+            raise ValueError(f"{files['qrels']}, line {n}: expected 'query-id<TAB>corpus-id<TAB>score'")
+        qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
+    missing = sorted(set(qrels) - set(all_queries))
+    if missing:
+        logger.warning("%d judged queries have no text in queries.jsonl and are skipped, e.g. %s", len(missing), missing[0])
+    queries = {qid: all_queries[qid] for qid in qrels if qid in all_queries}
+    if not queries:
+        raise ValueError(f"No judged query of {files['qrels']} has a text in {files['queries']}.")
+    return BeirData(corpus, queries, {qid: qrels[qid] for qid in queries})
+
+
+def _jsonl(path: Path) -> list[dict]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, line {n}: not JSON ({err})") from err
+    return rows
+
+
+def _file_stem(beir_id: str) -> str:
+    """A safe file name for a BEIR id: the id itself when it is plain, else a hash of it."""
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,100}", beir_id):
+        return beir_id
+    return "h" + hashlib.sha1(beir_id.encode("utf-8")).hexdigest()[:20]
+
+
+def write_beir_corpus(data: BeirData, folder: str | Path) -> dict[str, str]:
+    """Write each BEIR document as a text file (title, blank line, text) under ``folder``.
+
+    Files whose content is unchanged are not rewritten, so an index build over ``folder`` stays incremental.
+
+    Returns:
+        ``{index doc id (file stem): BEIR doc id}``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ids: dict[str, str] = {}
+    for beir_id, (title, text) in data.corpus.items():
+        stem = _file_stem(beir_id)
+        if stem in ids:
+            raise ValueError(f"BEIR ids {ids[stem]!r} and {beir_id!r} map to the same file name {stem!r}.")
+        ids[stem] = beir_id
+        content = f"{title}\n\n{text}" if title else text
+        path = folder / f"{stem}.txt"
+        if not path.is_file() or path.read_text(encoding="utf-8") != content:
+            path.write_text(content, encoding="utf-8")
+    return ids
+
+
+def build_beir_index(data: BeirData, out_dir: str | Path, encoder=None, show_progress: bool = False) -> dict[str, str]:
+    """Write the corpus under ``out_dir/corpus`` and index it into ``out_dir/index`` with :func:`qa.build_index`.
+
+    The benchmark so measures the product's own chunking (800/200 characters) and retrieval; a document
+    of several passages ranks by its best one. A second run re-embeds nothing.
+
+    Returns:
+        ``{index doc id: BEIR doc id}``, also saved as ``out_dir/beir_ids.json``.
+    """
+    from qa.index import build_index
+
+    out = Path(out_dir)
+    ids = write_beir_corpus(data, out / "corpus")
+    (out / "beir_ids.json").write_text(json.dumps(ids, ensure_ascii=False), encoding="utf-8")
+    build_index(out / "corpus", out / "index", encoder=encoder, show_progress=show_progress)
+    return ids
+
+
+def evaluate_beir(
+    retriever,
+    data: BeirData,
+    modes: Sequence[str] = MODES,
+    doc_ids: Mapping[str, str] | None = None,
+    passages: int = 100,
+    show_progress: bool = False,
+) -> tuple[dict, dict[str, dict[str, list[tuple[str, float]]]]]:
+    """nDCG@10 and Recall@100 of ``retriever`` on ``data``, per retrieval mode.
+
+    Passages are mapped back to BEIR documents, each document keeping its best passage's score, so
+    several passages of one document count once.
+
+    Args:
+        retriever: anything with ``.search(query, top_k=..., mode=...) -> list[Hit]``.
+        data: from :func:`load_beir`.
+        modes: retrieval modes to evaluate.
+        doc_ids: ``{index doc id: BEIR doc id}`` (from :func:`build_beir_index`); identity when ``None``.
+        passages: passages retrieved per query; use several times 100 when documents span many passages.
+        show_progress: show a progress bar per mode.
+
+    Returns:
+        ``(metrics, runs)``: metrics ``{mode: {"ndcg@10", "recall@100", "queries", "ms_per_query_p50"}}``
+        and runs ``{mode: {query id: [(BEIR doc id, score), ...] best first}}``.
+    """
+    from tqdm.auto import tqdm
+
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise ValueError(f"Unknown retrieval mode(s) {unknown}: use {', '.join(MODES)}.")
+    metrics, runs = {}, {}
+    for mode in modes:
+        run, ndcg, recall, times = {}, [], [], []
+        for qid, text in tqdm(data.queries.items(), desc=f"beir {mode}", unit="q", disable=not show_progress):
+            t0 = time.perf_counter()
+            hits = retriever.search(text, top_k=passages, mode=mode)
+            times.append((time.perf_counter() - t0) * 1000)
+            best: dict[str, float] = {}
+            for h in hits:
+                doc = doc_ids.get(h.passage.doc_id, h.passage.doc_id) if doc_ids else h.passage.doc_id
+                if doc not in best or h.score > best[doc]:
+                    best[doc] = h.score
+            ranked = sorted(best.items(), key=lambda item: -item[1])[:100]
+            run[qid] = ranked
+            ranked_ids = [d for d, _ in ranked]
+            ndcg.append(ndcg_at_k(ranked_ids, data.qrels[qid], 10))
+            recall.append(recall_at_k(ranked_ids, data.qrels[qid], 100))
+        metrics[mode] = {"ndcg@10": mean_of(ndcg), "recall@100": mean_of(recall), "queries": len(run),
+                         "ms_per_query_p50": percentile(times, 50)}
+        runs[mode] = run
+    return metrics, runs
+
+
+def write_trec_run(path: str | Path, run: Mapping[str, Sequence[tuple[str, float]]], tag: str) -> Path:
+    """Write a run in TREC format, one line per retrieved document: ``qid Q0 docid rank score tag``."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8") as f:
+        for qid, ranked in run.items():
+            for rank, (doc, score) in enumerate(ranked, start=1):
+                f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# The command line (qa eval squad | beir)
+
+
+def cmd_squad(args: argparse.Namespace) -> int:
+    from qa.reader import Reader
+    from qa.training import dedupe, load_squad
+
+    examples = dedupe(load_squad(args.data))[: args.limit]
+    threshold = args.threshold
+    if threshold is None and any(ex.is_impossible for ex in examples):
+        from qa.pipeline import FALLBACK_THRESHOLD, load_calibration
+
+        threshold = float(load_calibration().get("threshold", FALLBACK_THRESHOLD))
+    reader = Reader.load(args.reader)
+    metrics, predictions = evaluate_squad(reader, examples, threshold, show_progress=not args.quiet)
+    metrics.update(data=str(args.data), reader=str(reader.path))
+    out = Path(args.out or f"{DEFAULT_OUT}/squad")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predictions.json").write_text(json.dumps(predictions, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    table = "\n".join(f"{key:22}{format_number(value, 2) if isinstance(value, float) else value}" for key, value in metrics.items())
+    print_metrics(metrics, table + f"\nwrote {out / 'predictions.json'}, {out / 'metrics.json'}", args.json)
+    return 0
+
+
+def cmd_beir(args: argparse.Namespace) -> int:
+    from qa.retriever import Retriever
+
+    data = load_beir(args.data)
+    if args.limit:
+        data = BeirData(data.corpus, dict(list(data.queries.items())[: args.limit]),
+                        {q: data.qrels[q] for q in list(data.queries)[: args.limit]})
+    out = Path(args.out or f"{DEFAULT_OUT}/beir")
+    ids = build_beir_index(data, out, show_progress=not args.quiet)
+    retriever = Retriever.load(out / "index")
+    per_doc = math.ceil(len(retriever.index.passages) / max(1, len(retriever.documents)))
+    modes = [args.mode] if args.mode else list(MODES)
+    metrics, runs = evaluate_beir(retriever, data, modes, ids, passages=min(len(retriever.index.passages), 100 * per_doc),
+                                  show_progress=not args.quiet)
+    for mode, run in runs.items():
+        write_trec_run(out / f"run.{mode}.tsv", run, f"qa-{mode}")
+    primary = "hybrid" if "hybrid" in runs else modes[0]
+    write_trec_run(out / "run.tsv", runs[primary], f"qa-{primary}")
+    report = {"data": str(args.data), "queries": len(data.queries), "documents": len(data.corpus), "modes": metrics}
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    table = [f"{'mode':10}{'nDCG@10':>10}{'R@100':>10}{'ms/q p50':>10}"]
+    table += [f"{m:10}{v['ndcg@10']:>10.4f}{v['recall@100']:>10.4f}{v['ms_per_query_p50']:>10.1f}"
+              for m, v in metrics.items()]
+    print_metrics(report, "\n".join(table) + f"\nwrote {out / 'metrics.json'}, {out / 'run.tsv'} ({primary})", args.json)
+    return 0
