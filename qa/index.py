@@ -119,11 +119,19 @@ def make_faiss_index(vectors: np.ndarray, approximate: bool | None = None):
 
 def bm25_tokenize(texts: Sequence[str]) -> list[list[str]]:
     """Lower-cased, English-stopworded, Snowball-stemmed tokens (the same for passages and queries)."""
-    import bm25s
-
-    return bm25s.tokenize(
+    return _bm25s().tokenize(
         list(texts), stopwords="en", stemmer=_english_stemmer(), return_ids=False, show_progress=False
     )
+
+
+@functools.lru_cache(maxsize=1)
+def _bm25s():
+    """The bm25s module; it sets its logger to DEBUG on import, which we undo so the app's logging
+    configuration decides (``qa -v`` shows its lines, plain ``qa`` does not)."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
 
 
 @functools.lru_cache(maxsize=1)
@@ -134,9 +142,7 @@ def _english_stemmer():
 
 
 def make_bm25(passages: Sequence[Passage]):
-    import bm25s
-
-    bm25 = bm25s.BM25()
+    bm25 = _bm25s().BM25()
     bm25.index(bm25_tokenize([p.text for p in passages]), show_progress=False)
     return bm25
 
@@ -167,7 +173,6 @@ class Index:
             IndexNotFoundError: no complete index at ``path``.
             StaleIndexError: another model, or the documents changed since the build.
         """
-        import bm25s
         import faiss
 
         path = Path(path)
@@ -211,7 +216,7 @@ class Index:
         dense = faiss.read_index(str(path / DENSE))
         if isinstance(dense, faiss.IndexHNSW):
             dense.hnsw.efSearch = HNSW_EF_SEARCH
-        bm25 = bm25s.BM25.load(str(path / BM25_DIR), show_progress=False)
+        bm25 = _bm25s().BM25.load(str(path / BM25_DIR), show_progress=False)
         if dense.ntotal != len(passages):
             raise StaleIndexError(f"The index at {path} is inconsistent ({dense.ntotal} vectors, {len(passages)} passages); rebuild it.")
         return cls(path, manifest, passages, documents, dense, bm25)

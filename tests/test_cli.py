@@ -44,13 +44,6 @@ def test_unknown_backend_is_an_argparse_error(capsys, tmp_path):
     assert exit_.value.code == 2 and "invalid choice: 'cuda'" in capsys.readouterr().err
 
 
-def test_bm25s_debug_lines_are_quiet_unless_verbose(capsys, tmp_path):
-    import logging
-
-    run(capsys, "index", "--docs", str(tmp_path / "nope"), "--out", str(tmp_path / "idx"))
-    assert logging.getLogger("bm25s").getEffectiveLevel() == logging.WARNING
-
-
 @pytest.mark.integration
 def test_search_json(capsys):
     code, out, _ = run(capsys, "search", "When do primary care trusts go live?", "-k", "3", "--json")

@@ -372,6 +372,18 @@ def test_build_resolves_each_document_path_a_bounded_number_of_times(tiny_corpus
     assert len(calls) <= 2 * len(TINY_CORPUS)
 
 
+@pytest.mark.parametrize("level, shown", [("WARNING", False), ("DEBUG", True)])
+def test_bm25s_logs_follow_the_logging_configuration(level, shown):
+    # bm25s sets its own logger to DEBUG on import; a fresh interpreter shows whether we undo that.
+    import subprocess
+    import sys
+
+    code = (f"import logging; logging.basicConfig(level=logging.{level}); from qa.index import make_bm25; "
+            "from qa.types import Passage; make_bm25([Passage('d:0-5', 'd', 0, 5, 'hello')])")
+    err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
+    assert ("DEBUG:bm25s" in err) is shown, err
+
+
 def test_non_incremental_build_embeds_everything(tiny_corpus, tiny_index, small_chunks):
     encoder = FakeEncoder()
     stats = build_index(tiny_corpus, tiny_index, encoder=encoder, chunk_config=small_chunks, incremental=False)
