@@ -154,6 +154,18 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("nd,nd->n", a, b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
+def _cached_snapshot(name: str) -> Path:
+    """The local folder of a hub model name already in the Hugging Face cache (nothing is downloaded),
+    or the name itself when it is not there."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        repo = name if "/" in name else f"sentence-transformers/{name}"
+        return Path(snapshot_download(repo, local_files_only=True))
+    except Exception:  # not cached, or not a valid repo id: pipeline_config says what to do
+        return Path(name)
+
+
 class OnnxEncoder:
     """The :class:`qa.encoder.Encoder` protocol on ONNX Runtime: the model's own tokenizer and
     truncation, mean pooling over real tokens, unit-length vectors; passages encoded longest first,
@@ -174,6 +186,8 @@ class OnnxEncoder:
         self.name = model or DEFAULT_MODEL
         self.backend = "onnx-int8" if quantize else "onnx"
         self.path = Path(resolve_model(model))
+        if not self.path.is_dir():
+            self.path = _cached_snapshot(str(self.path))
         self.max_seq_length, self.dimension = pipeline_config(self.path)
         self.quantize, self.batch_size, self.onnx_file = quantize, batch_size, onnx_file
         self._session = self._tokenizer = None

@@ -63,6 +63,12 @@ def test_a_folder_that_is_not_sentence_transformers_is_refused(tmp_path):
         load_encoder(str(tmp_path), backend="onnx-int8")
 
 
+def test_a_hub_name_not_in_the_local_cache_is_refused_with_the_way_out(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache: nothing to find, nothing downloaded
+    with pytest.raises(ValueError, match="no-such-org/no-such-model.*--backend torch"):
+        load_encoder("no-such-org/no-such-model")
+
+
 def test_mean_pool_ignores_padding():
     hidden = np.array([[[1.0, 0.0], [3.0, 2.0], [100.0, 100.0]]], dtype=np.float32)
     assert mean_pool(hidden, np.array([[1, 1, 0]])).tolist() == [[2.0, 1.0]]
