@@ -94,7 +94,7 @@ def cmd_train_reader(args: argparse.Namespace) -> int:
     cfg = TrainConfig(
         base_model=args.base_model or "", max_length=args.max_length, stride=args.stride,
         batch_size=args.batch_size, learning_rate=args.lr, epochs=args.epochs,
-        time_budget_minutes=args.time_budget, holdout_fraction=args.holdout, bf16=not args.no_bf16,
+        time_budget_minutes=args.time_budget, holdout_fraction=args.holdout, bf16=not args.no_bf16, seed=args.seed,
     )
     summary = train_reader(args.data, args.out, cfg, max_examples=args.max_examples, show_progress=not args.quiet)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--holdout", type=float, default=0.2, help="share of articles held out for validation")
     p.add_argument("--max-examples", type=int, default=None, help="train on at most this many questions")
     p.add_argument("--no-bf16", action="store_true", help="train in fp32")
+    p.add_argument("--seed", type=int, default=13, help="order of examples and batches (the validation split "
+                   "does not depend on it); another seed when training on from a trained reader")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train_reader)
 
