@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import random
@@ -26,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.metrics import ndcg_at_k, percentile, recall_at_k
+from qa.metrics import percentile
 
 logger = logging.getLogger(__name__)
 
@@ -132,16 +133,12 @@ def beir_passage_texts(data) -> tuple[list[str], list[str]]:
 
 
 def dense_scores(passages: np.ndarray, queries: np.ndarray, doc_ids: Sequence[str], qids: Sequence[str],
-                 qrels: dict, k: int = 100) -> dict:
+                 qrels: dict) -> dict:
     """nDCG@10 and Recall@100 of exact inner-product search over normalised vectors."""
-    scores = queries @ passages.T
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    ndcg, recall = [], []
-    for qid, row in zip(qids, top):
-        ranked = [doc_ids[i] for i in row]
-        ndcg.append(ndcg_at_k(ranked, qrels[qid], 10))
-        recall.append(recall_at_k(ranked, qrels[qid], 100))
-    return {"ndcg@10": float(np.mean(ndcg)), "recall@100": float(np.mean(recall))}
+    from qa.benchmarks import score_run
+
+    top = np.argsort(-(queries @ passages.T), axis=1, kind="stable")[:, :100]
+    return score_run({qid: [doc_ids[i] for i in row] for qid, row in zip(qids, top)}, qrels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,7 +198,6 @@ def make_encoder(option: str = "onnx-int8", work: str | Path = DEFAULT_WORK):
         return load_encoder(backend=option)
     batch = {"fp32-b16": 16, "fp32-b32": 32, "fp32-b128": 128}.get(option, 64)
     enc = SentenceTransformerEncoder(batch_size=batch, bf16=option == "bf16")
-    _ = enc.dimension
     if option in ("fp32-unsorted", "fp32-tokensorted"):
         return _BatchedEncoder(enc, "tokens" if option == "fp32-tokensorted" else "corpus")
     return enc
@@ -235,14 +231,16 @@ def _child_encode(spec: dict) -> dict:
 
 
 def _child_export(spec: dict) -> dict:
-    """Export the default model to ONNX (fp32, int8) and the fused variant, timed; cached files are reused."""
+    """Export the default model to ONNX (fp32, int8) and, when asked, the fused variant, timed;
+    cached files are reused."""
     from qa.encoder import resolve_model
     from qa.onnx_encoder import exported_model
 
     t0 = time.perf_counter()
     exported_model(Path(resolve_model(None)))
     t1 = time.perf_counter()
-    fused_onnx(Path(spec["work"]))
+    if spec["fuse"]:
+        fused_onnx(Path(spec["work"]))
     return {"export_and_quantize_s": t1 - t0, "fuse_s": time.perf_counter() - t1}
 
 
@@ -252,7 +250,8 @@ def compare_encoders(beir: str | Path, options: Sequence[str], work: str | Path,
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     if any(o.startswith("onnx") for o in options):
-        logger.info("exporting the model to ONNX (cached): %s", _in_child("export", work=str(work)))
+        logger.info("exporting the model to ONNX (cached): %s",
+                    _in_child("export", work=str(work), fuse="onnx-fused" in options))
     rows = []
     for option in options:
         logger.info("encoder option %s", option)
@@ -315,14 +314,16 @@ def compare_exact_approximate(base: np.ndarray, queries: np.ndarray, k: int = 10
 
 
 def cmd_retrieval(args: argparse.Namespace) -> dict:
-    from qa.benchmarks import evaluate_beir, load_beir, write_beir_corpus
+    from qa.benchmarks import BeirData, beir_passages, evaluate_beir, load_beir, write_beir_corpus
     from qa.retriever import Retriever
 
     modes = args.modes.split(",")
     work = Path(args.work)
     models = work / "encoders"  # where the ONNX exports live
     if args.encoder.startswith("onnx"):
-        logger.info("exporting the model to ONNX (cached): %s", _in_child("export", work=str(models)))
+        logger.info("exporting the model to ONNX (cached): %s",
+                    _in_child("export", work=str(models), fuse=args.encoder == "onnx-fused"))
+    encoder = make_encoder(args.encoder, models)  # the query encoder of every index below
     report: dict = {"encoder": args.encoder}
     if args.docs:
         out = work / "seeds-index"
@@ -332,7 +333,7 @@ def cmd_retrieval(args: argparse.Namespace) -> dict:
         print(f"build from scratch {build['build_s']:.2f} s + model load (with torch import) {build['model_load_s']:.2f} s "
               f"= {build['total_s']:.2f} s; "
               f"no-change rebuild {build['noop_rebuild_s']:.2f} s; peak RSS {build['peak_rss_mb']:.0f} MiB")
-        retriever = Retriever.load(out, encoder=make_encoder(args.encoder, models))
+        retriever = Retriever.load(out, encoder=encoder)
         queries = corpus_queries(list(retriever.documents.values()), n=args.queries)
         latency = search_latency(retriever, queries, modes)
         report["corpus_latency_ms"] = latency
@@ -342,7 +343,7 @@ def cmd_retrieval(args: argparse.Namespace) -> dict:
     if args.beir:
         data = load_beir(args.beir)
         if args.limit:  # a quick try: the first N documents (the figures then mean nothing)
-            data = type(data)(dict(list(data.corpus.items())[: args.limit]), data.queries, data.qrels)
+            data = BeirData(dict(list(data.corpus.items())[: args.limit]), data.queries, data.qrels)
         corpus = work / ("beir-corpus" if not args.limit else f"beir-corpus-{args.limit}")
         ids = write_beir_corpus(data, corpus)
         variants = {"doc": ONE_PASSAGE, "chunked": 800}
@@ -351,9 +352,8 @@ def cmd_retrieval(args: argparse.Namespace) -> dict:
             out = work / f"beir-index-{variant}{'-' + str(args.limit) if args.limit else ''}"
             build = measure_build(corpus, out, chunk_size=size, chunk_overlap=0 if variant == "doc" else 200,
                                   encoder=args.encoder, work=models)
-            retriever = Retriever.load(out, encoder=make_encoder(args.encoder, models))
-            per_doc = -(-len(retriever.index.passages) // len(retriever.documents))
-            metrics, _ = evaluate_beir(retriever, data, modes, ids, passages=min(len(retriever.index.passages), 100 * per_doc))
+            retriever = Retriever.load(out, encoder=encoder)
+            metrics, _ = evaluate_beir(retriever, data, modes, ids, passages=beir_passages(retriever))
             report[f"beir_{variant}"] = {"build": build, "metrics": metrics}
             label = "one passage per document" if variant == "doc" else "800/200 chunks, best passage per document"
             print(f"\n== BEIR {Path(args.beir).name} ({label}; encoder {args.encoder}): {build['documents']} documents, "
@@ -386,19 +386,23 @@ def squad_vectors(files: Sequence[str], limit: int, work: Path, queries: int = 2
     ``files`` and ``queries`` of their questions, encoded with the default encoder (cached in ``work``)."""
     from qa.chunking import sentence_spans
     from qa.encoder import load_encoder
+    from qa.training import load_squad
 
-    cache = work / f"squad-{limit}.npz"
+    key = hashlib.sha256(json.dumps([sorted(map(str, files)), limit, queries]).encode()).hexdigest()[:12]
+    cache = work / f"squad-{limit}-{key}.npz"
     if cache.is_file():
         saved = np.load(cache)
         return saved["base"], saved["queries"]
     sentences: dict[str, None] = {}
     questions: list[str] = []
     for file in files:
-        for article in json.loads(Path(file).read_text(encoding="utf-8"))["data"]:
-            for para in article["paragraphs"]:
-                questions.extend(q["question"] for q in para["qas"])
-                for start, end in sentence_spans(para["context"]):
-                    sentences.setdefault(para["context"][start:end].strip(), None)
+        contexts: dict[str, None] = {}
+        for ex in load_squad(file):
+            questions.append(ex.question)
+            contexts.setdefault(ex.context, None)
+        for context in contexts:
+            for start, end in sentence_spans(context):
+                sentences.setdefault(context[start:end].strip(), None)
     texts = [t for t in sentences if len(t.split()) >= 4][:limit]
     rng = random.Random(0)
     asked = rng.sample(questions, min(queries, len(questions)))
@@ -421,8 +425,9 @@ def cmd_ann(args: argparse.Namespace) -> dict:
         folder = Path(args.vectors)
         sets.append(("scifact real", lambda: (np.load(folder / "fp32.passages.npy"), np.load(folder / "fp32.queries.npy"))))
     if args.squad:
-        real_base, real_queries = squad_vectors(args.squad, max(int(n) for n in args.real_sizes.split(",")), Path(args.work))
-        sizes = sorted({min(int(n), len(real_base)) for n in args.real_sizes.split(",")})  # at most what there is
+        wanted = [int(n) for n in args.real_sizes.split(",")]
+        real_base, real_queries = squad_vectors(args.squad, max(wanted), Path(args.work))
+        sizes = sorted({min(n, len(real_base)) for n in wanted})  # at most what there is
         sets.extend((f"sentences {n}", lambda n=n: (real_base[:n], real_queries)) for n in sizes)
     for name, make in sets:
         base, queries = make()

@@ -24,7 +24,6 @@ from typing import Mapping, Sequence
 
 from qa.evaluation import (
     DEFAULT_OUT,
-    MODES,
     best_threshold,
     candidate_of,
     format_number,
@@ -32,6 +31,7 @@ from qa.evaluation import (
     print_metrics,
 )
 from qa.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, normalize_answer, percentile, recall_at_k
+from qa.retriever import MODES
 from qa.types import Passage
 
 logger = logging.getLogger(__name__)
@@ -201,6 +201,19 @@ def build_beir_index(data: BeirData, out_dir: str | Path, encoder=None, show_pro
     return ids
 
 
+def score_run(ranked: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]]) -> dict:
+    """Mean nDCG@10 and Recall@100 of ``{query id: document ids, best first}`` against ``qrels``."""
+    return {"ndcg@10": mean_of(ndcg_at_k(ids, qrels[qid], 10) for qid, ids in ranked.items()),
+            "recall@100": mean_of(recall_at_k(ids, qrels[qid], 100) for qid, ids in ranked.items())}
+
+
+def beir_passages(retriever) -> int:
+    """Passages to retrieve per query so that about 100 documents come back: 100 times the most
+    passages a document has on average (rounded up), at most the whole index."""
+    total = len(retriever.index.passages)
+    return min(total, 100 * math.ceil(total / max(1, len(retriever.documents))))
+
+
 def evaluate_beir(
     retriever,
     data: BeirData,
@@ -233,7 +246,7 @@ def evaluate_beir(
         raise ValueError(f"Unknown retrieval mode(s) {unknown}: use {', '.join(MODES)}.")
     metrics, runs = {}, {}
     for mode in modes:
-        run, ndcg, recall, times = {}, [], [], []
+        run, times = {}, []
         for qid, text in tqdm(data.queries.items(), desc=f"beir {mode}", unit="q", disable=not show_progress):
             t0 = time.perf_counter()
             hits = retriever.search(text, top_k=passages, mode=mode)
@@ -245,11 +258,8 @@ def evaluate_beir(
                     best[doc] = h.score
             ranked = sorted(best.items(), key=lambda item: -item[1])[:100]
             run[qid] = ranked
-            ranked_ids = [d for d, _ in ranked]
-            ndcg.append(ndcg_at_k(ranked_ids, data.qrels[qid], 10))
-            recall.append(recall_at_k(ranked_ids, data.qrels[qid], 100))
-        metrics[mode] = {"ndcg@10": mean_of(ndcg), "recall@100": mean_of(recall), "queries": len(run),
-                         "ms_per_query_p50": percentile(times, 50)}
+        scores = score_run({qid: [d for d, _ in ranked] for qid, ranked in run.items()}, data.qrels)
+        metrics[mode] = {**scores, "queries": len(run), "ms_per_query_p50": percentile(times, 50)}
         runs[mode] = run
     return metrics, runs
 
@@ -275,9 +285,9 @@ def cmd_squad(args: argparse.Namespace) -> int:
     examples = dedupe(load_squad(args.data))[: args.limit]
     threshold = args.threshold
     if threshold is None and any(ex.is_impossible for ex in examples):
-        from qa.pipeline import FALLBACK_THRESHOLD, load_calibration
+        from qa.pipeline import default_threshold
 
-        threshold = float(load_calibration().get("threshold", FALLBACK_THRESHOLD))
+        threshold = default_threshold()
     reader = Reader.load(args.reader)
     metrics, predictions = evaluate_squad(reader, examples, threshold, show_progress=not args.quiet)
     metrics.update(data=str(args.data), reader=str(reader.path))
@@ -295,15 +305,13 @@ def cmd_beir(args: argparse.Namespace) -> int:
 
     data = load_beir(args.data)
     if args.limit:
-        data = BeirData(data.corpus, dict(list(data.queries.items())[: args.limit]),
-                        {q: data.qrels[q] for q in list(data.queries)[: args.limit]})
+        qids = list(data.queries)[: args.limit]
+        data = BeirData(data.corpus, {q: data.queries[q] for q in qids}, {q: data.qrels[q] for q in qids})
     out = Path(args.out or f"{DEFAULT_OUT}/beir")
     ids = build_beir_index(data, out, show_progress=not args.quiet)
     retriever = Retriever.load(out / "index")
-    per_doc = math.ceil(len(retriever.index.passages) / max(1, len(retriever.documents)))
     modes = [args.mode] if args.mode else list(MODES)
-    metrics, runs = evaluate_beir(retriever, data, modes, ids, passages=min(len(retriever.index.passages), 100 * per_doc),
-                                  show_progress=not args.quiet)
+    metrics, runs = evaluate_beir(retriever, data, modes, ids, passages=beir_passages(retriever), show_progress=not args.quiet)
     for mode, run in runs.items():
         write_trec_run(out / f"run.{mode}.tsv", run, f"qa-{mode}")
     primary = "hybrid" if "hybrid" in runs else modes[0]

@@ -36,12 +36,12 @@ from qa.metrics import (
     percentile,
     reciprocal_rank,
 )
+from qa.retriever import MODES
 from qa.types import Answer, Hit, Passage
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("factoid", "paraphrase", "list", "why", "unanswerable")
-MODES = ("dense", "bm25", "hybrid")
 HIT_KS = (1, 3, 5, 10)
 RETRIEVAL_DEPTH = 10  # passages retrieved for hit@k, MRR@10 and nDCG@10
 RIGHT_F1 = 0.5  # an answer with F1 >= 0.5 counts as right in the error analysis and the plots
@@ -90,7 +90,7 @@ def load_questions(path: str | Path) -> list[Question]:
         except json.JSONDecodeError as err:
             raise ValueError(f"{where}: not JSON ({err})") from err
         if isinstance(row, dict) and row.get("kind") == "feedback":
-            row = _feedback_as_label(row, where)
+            row = _feedback_as_label(row)
             if row is None:
                 skipped_feedback += 1
                 continue
@@ -107,7 +107,7 @@ def load_questions(path: str | Path) -> list[Question]:
     return questions
 
 
-def _feedback_as_label(row: dict, where: str) -> dict | None:
+def _feedback_as_label(row: dict) -> dict | None:
     """A thumbs-up row from the app becomes a factoid label; a thumbs-down row is not a label yet."""
     if row.get("verdict") != "up" or not row.get("answers"):
         return None
@@ -171,6 +171,11 @@ class Candidate:
 def candidate_of(golds: Sequence[str], text: str, score: float) -> Candidate:
     """The :class:`Candidate` of a best span ``text`` (empty when the reader found none)."""
     return Candidate(score, best_over_golds(f1_score, text, golds), best_over_golds(f1_score, "", golds))
+
+
+def candidates_of(records: Sequence[Record]) -> list[Candidate]:
+    """The threshold-sweep candidate saved in each record."""
+    return [Candidate(**r["candidate"]["sweep"]) for r in records]
 
 
 def threshold_sweep(candidates: Sequence[Candidate]) -> list[tuple[float, float]]:
@@ -286,7 +291,7 @@ def evaluate_questions(
     no_gold = [r["id"] for r in records if r["retrieval"] is not None and not r["retrieval"]["relevant"]]
     if no_gold:
         logger.warning("%d answerable question(s) have no index passage holding an answer: %s", len(no_gold), no_gold)
-    candidates = [Candidate(**r["candidate"]["sweep"]) for r in records]
+    candidates = candidates_of(records)
     sweep = threshold_sweep(candidates)
     best_t, best_f1 = best_threshold(candidates)
     metrics = summarize(records)
@@ -306,13 +311,13 @@ def _evaluate_one(qa, q: Question, passages: Sequence[Passage], k: int, mode: st
     prediction = answer.text or ""
     best = answer.alternatives[0] if answer.alternatives else None
     candidate_text = best.text if best else ""
+    candidate = candidate_of(golds, candidate_text, answer.score)
     record: Record = {
         "id": q.id, "question": q.question, "kind": q.kind, "doc_id": q.doc_id, "answers": golds,
         "answer": answer.text, "abstained": answer.abstained, "score": answer.score,
         "no_answer_score": answer.no_answer_score,
         "em": best_over_golds(exact_match, prediction, golds), "f1": best_over_golds(f1_score, prediction, golds),
-        "candidate": {"text": candidate_text, "f1": best_over_golds(f1_score, candidate_text, golds) if golds else None,
-                      "sweep": vars(candidate_of(golds, candidate_text, answer.score))},
+        "candidate": {"text": candidate_text, "f1": candidate.if_answered if golds else None, "sweep": vars(candidate)},
         "citations": [c.to_dict() for c in answer.citations],
         "citation": _check_citations(answer, qa.documents),
         "passages": [{"rank": h.rank, "score": h.score, "passage_id": h.passage.id, "doc_id": h.passage.doc_id,
@@ -453,6 +458,15 @@ def write_outputs(result: QuestionsResult, out_dir: str | Path, title: str = "qa
     return paths
 
 
+def get_path(m: dict | None, *path: str) -> Any:
+    """``m[path[0]][path[1]]...``, or ``None`` where a level is missing or ``None``."""
+    for key in path:
+        if m is None:
+            return None
+        m = m.get(key)
+    return m
+
+
 def format_number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
@@ -461,39 +475,37 @@ def format_table(metrics: dict) -> str:
     """A compact text table: all questions, then one column per kind."""
     columns = [("all", metrics)] + list(metrics.get("by_kind", {}).items())
 
-    def get(m: dict, *path: str):
-        for key in path:
-            if m is None:
-                return None
-            m = m.get(key)
-        return m
-
-    rows = [("questions", lambda m: str(m["questions"]))]
-    rows += [(f"hit@{n}", lambda m, n=n: format_number(get(m, "retrieval", f"hit@{n}"))) for n in HIT_KS]
+    rows = [("questions", ("questions",), None)]
+    rows += [(f"hit@{n}", ("retrieval", f"hit@{n}"), 3) for n in HIT_KS]
     rows += [
-        ("MRR@10", lambda m: format_number(get(m, "retrieval", "mrr@10"))),
-        ("nDCG@10", lambda m: format_number(get(m, "retrieval", "ndcg@10"))),
-        ("EM", lambda m: format_number(get(m, "answers", "em"))),
-        ("F1", lambda m: format_number(get(m, "answers", "f1"))),
-        ("F1 gold passage", lambda m: format_number(get(m, "reader", "gold_passage_f1"))),
-        ("span F1", lambda m: format_number(get(m, "reader", "retrieved_span_f1"))),
-        ("span F1 gold", lambda m: format_number(get(m, "reader", "gold_passage_span_f1"))),
-        ("overall F1", lambda m: format_number(get(m, "overall", "f1"))),
-        ("unans. refused", lambda m: format_number(get(m, "abstention", "unanswerable_refused"))),
-        ("ans. refused", lambda m: format_number(get(m, "abstention", "answerable_wrongly_refused"))),
-        ("citations valid", lambda m: format_number(get(m, "citations", "valid"))),
-        ("total ms p50", lambda m: format_number(get(m, "latency_ms", "total", "p50"), 0)),
-        ("total ms p95", lambda m: format_number(get(m, "latency_ms", "total", "p95"), 0)),
+        ("MRR@10", ("retrieval", "mrr@10"), 3),
+        ("nDCG@10", ("retrieval", "ndcg@10"), 3),
+        ("EM", ("answers", "em"), 3),
+        ("F1", ("answers", "f1"), 3),
+        ("F1 gold passage", ("reader", "gold_passage_f1"), 3),
+        ("span F1", ("reader", "retrieved_span_f1"), 3),
+        ("span F1 gold", ("reader", "gold_passage_span_f1"), 3),
+        ("overall F1", ("overall", "f1"), 3),
+        ("unans. refused", ("abstention", "unanswerable_refused"), 3),
+        ("ans. refused", ("abstention", "answerable_wrongly_refused"), 3),
+        ("citations valid", ("citations", "valid"), 3),
+        ("total ms p50", ("latency_ms", "total", "p50"), 0),
+        ("total ms p95", ("latency_ms", "total", "p95"), 0),
     ]
+
+    def cell(m: dict, path: tuple[str, ...], digits: int | None) -> str:
+        value = get_path(m, *path)
+        return str(value) if digits is None else format_number(value, digits)
+
     width = max(len(name) for name, _ in columns) + 2
     lines = ["".ljust(16) + "".join(name.rjust(max(width, 8)) for name, _ in columns)]
-    for label, cell in rows:
-        lines.append(label.ljust(16) + "".join(cell(m).rjust(max(width, 8)) for _, m in columns))
+    for label, path, digits in rows:
+        lines.append(label.ljust(16) + "".join(cell(m, path, digits).rjust(max(width, 8)) for _, m in columns))
     t = metrics.get("threshold")
     if t:
         lines.append(f"threshold {t['current']:.3f} (overall F1 {t['current_overall_f1']:.3f}); "
                      f"best on this set {t['best']:.3f} (overall F1 {t['best_overall_f1']:.3f})")
-    e = get(metrics, "reader", "errors")
+    e = get_path(metrics, "reader", "errors")
     if e:
         lines.append(f"answerable: {e['right']} right (F1 >= {RIGHT_F1}); wrong: {e['retriever_miss']} retriever misses "
                      f"(no relevant passage read), {e['refused']} refused and {e['reader_error']} misread with one read")
@@ -574,16 +586,14 @@ def _cmd_questions(args: argparse.Namespace) -> int:
 def _calibrate(result: QuestionsResult, args: argparse.Namespace, qa) -> dict:
     from qa.pipeline import save_calibration
 
-    candidates = [Candidate(**r["candidate"]["sweep"]) for r in result.records]
-    threshold, best = calibration_threshold(candidates)
-    before = summarize(result.records)
+    threshold, best = calibration_threshold(candidates_of(result.records))
     after = summarize(rethreshold(result.records, threshold))
     details = {
         "method": "SQuAD 2.0 best threshold (find_best_thresh) on the question set, halfway to the next lower score",
         "questions": str(args.questions), "n": len(result.records), "index": str(args.index),
         "mode": result.metrics["config"]["mode"], "k": result.metrics["config"]["k"],
         "previous_threshold": result.metrics["config"]["threshold"],
-        "before": _headline(before), "after": _headline(after), "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "before": _headline(result.metrics), "after": _headline(after), "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     path = save_calibration(threshold, details)
     logger.info("saved threshold %.4f to %s", threshold, path)

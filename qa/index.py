@@ -383,14 +383,13 @@ def _assemble(blocks: list[np.ndarray], fresh: np.ndarray | None, dim: int) -> n
 def _reusable(out_dir: Path, encoder: Encoder, chunk_config: ChunkConfig) -> Index | None:
     """The existing index if its vectors can be reused (same format, model, backend and chunking)."""
     try:
-        previous = Index.load(out_dir, check_documents=False)
+        previous = Index.load(out_dir, model=encoder.name, backend=backend_of(encoder), check_documents=False)
     except (IndexNotFoundError, StaleIndexError, OSError, ValueError, KeyError) as err:
         if (out_dir / MANIFEST).exists():
-            logger.info("not reusing %s: %s", out_dir, err)
+            logger.info("rebuilding %s from scratch: %s", out_dir, err)
         return None
-    same_model = previous.manifest["model"] == encoder.name and backend_of(previous.manifest) == backend_of(encoder)
-    if not same_model or previous.manifest["chunking"] != asdict(chunk_config):
-        logger.info("rebuilding %s from scratch: model, encoder backend or chunk settings changed", out_dir)
+    if previous.manifest["chunking"] != asdict(chunk_config):
+        logger.info("rebuilding %s from scratch: chunk settings changed", out_dir)
         return None
     return previous
 

@@ -19,12 +19,14 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -37,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
+_LOAD_LOCK = threading.Lock()
 EXPORT_CHECK = ("Primary care trusts commission hospital services.", "When do they go live?")
 
 
@@ -166,6 +169,21 @@ def _cached_snapshot(name: str) -> Path:
         return Path(name)
 
 
+@functools.lru_cache(maxsize=4)
+def _load_session(file: str, model_dir: str):
+    """An ONNX Runtime session for ``file``, the model's tokenizer and the session's input names:
+    loaded once per process, so the index build and the retriever after it share them."""
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    logger.info("loading embedding model %s (ONNX)", file)
+    options = ort.SessionOptions()
+    # No busy-waiting between runs: the spinning threads would take the cores from the reader.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(file, options, providers=["CPUExecutionProvider"])
+    return session, AutoTokenizer.from_pretrained(model_dir), [i.name for i in session.get_inputs()]
+
+
 class OnnxEncoder:
     """The :class:`qa.encoder.Encoder` protocol on ONNX Runtime: the model's own tokenizer and
     truncation, mean pooling over real tokens, unit-length vectors; passages encoded longest first,
@@ -190,27 +208,19 @@ class OnnxEncoder:
             self.path = _cached_snapshot(str(self.path))
         self.max_seq_length, self.dimension = pipeline_config(self.path)
         self.quantize, self.batch_size, self.onnx_file = quantize, batch_size, onnx_file
-        self._session = self._tokenizer = None
+        self._loaded = None  # (session, tokenizer, input names), shared per ONNX file
 
     def _load(self):
-        if self._session is None:
-            import onnxruntime as ort
-            from transformers import AutoTokenizer
-
-            file = self.onnx_file or exported_model(self.path, self.quantize)
-            logger.info("loading embedding model %s (ONNX, %s)", file, self.backend)
-            self._tokenizer = AutoTokenizer.from_pretrained(self.path)
-            options = ort.SessionOptions()
-            # No busy-waiting between runs: the spinning threads would take the cores from the reader.
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
-        return self._session, self._tokenizer
+        if self._loaded is None:
+            with _LOAD_LOCK:  # one export and one session, however many requests arrive first
+                file = self.onnx_file or exported_model(self.path, self.quantize)
+                self._loaded = _load_session(str(file), str(self.path))
+        return self._loaded
 
     def _encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         from tqdm.auto import tqdm
 
-        session, tokenizer = self._load()
-        names = [i.name for i in session.get_inputs()]
+        session, tokenizer, names = self._load()
         order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         starts = range(0, len(texts), self.batch_size)

@@ -40,6 +40,12 @@ def load_calibration(path: str | Path = CALIBRATION_FILE) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def default_threshold(calibration: dict | None = None) -> float:
+    """The calibrated abstention threshold shipped with the reader (``FALLBACK_THRESHOLD`` without one);
+    ``calibration`` is :func:`load_calibration`'s result when the caller has it already."""
+    return float((load_calibration() if calibration is None else calibration).get("threshold", FALLBACK_THRESHOLD))
+
+
 def save_calibration(threshold: float, details: dict, path: str | Path = CALIBRATION_FILE) -> Path:
     """Write the abstention threshold where :meth:`QA.load` reads its default."""
     if not 0.0 <= threshold <= 1.0:
@@ -71,8 +77,7 @@ class QA:
         self.retriever = retriever
         self.reader = reader
         calibration = load_calibration()
-        default = calibration.get("threshold", FALLBACK_THRESHOLD)
-        self.threshold = _check_threshold(default if threshold is None else threshold)
+        self.threshold = _check_threshold(default_threshold(calibration) if threshold is None else threshold)
         self.relevance_floor = float(calibration.get("relevance_floor", RELEVANCE_FLOOR))
         self._sentences: dict[str, list[tuple[int, int]]] = {}
         self._lock = threading.Lock()

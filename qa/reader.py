@@ -20,7 +20,7 @@ import functools
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -197,7 +197,7 @@ class Reader:
                     if s.score > old.score:
                         merged[key] = Span(text, s.score, *where, passage.id, occurrences)
                     else:
-                        merged[key] = Span(old.text, old.score, old.doc_id, old.start, old.end, old.passage_id, occurrences)
+                        merged[key] = replace(old, occurrences=occurrences)
                 else:
                     merged[key] = Span(text, s.score, *where, passage.id, (where,))
         best = sorted(merged.values(), key=lambda s: -s.score)[:top_n]

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from qa.evaluation import HIT_KS, RIGHT_F1
+from qa.evaluation import HIT_KS, RIGHT_F1, get_path
 
 logger = logging.getLogger(__name__)
 
@@ -90,14 +90,6 @@ def _cell(value: Any) -> str:
     return f"<td>{html.escape(str(value))}</td>"
 
 
-def _get(m: dict | None, *path: str) -> Any:
-    for key in path:
-        if m is None:
-            return None
-        m = m.get(key)
-    return m
-
-
 _SUMMARY_ROWS = [
     ("questions", ("questions",)), ("hit@1", ("retrieval", "hit@1")), ("hit@3", ("retrieval", "hit@3")),
     ("hit@5", ("retrieval", "hit@5")), ("hit@10", ("retrieval", "hit@10")), ("MRR@10", ("retrieval", "mrr@10")),
@@ -122,7 +114,7 @@ _SUMMARY_ROWS = [
 def _summary_table(metrics: dict) -> str:
     columns = [("all", metrics)] + list((metrics.get("by_kind") or {}).items())
     head = "<tr><th></th>" + "".join(f"<th>{html.escape(name)}</th>" for name, _ in columns) + "</tr>"
-    rows = [f"<tr><th>{html.escape(label)}</th>" + "".join(_cell(_get(m, *path)) for _, m in columns) + "</tr>"
+    rows = [f"<tr><th>{html.escape(label)}</th>" + "".join(_cell(get_path(m, *path)) for _, m in columns) + "</tr>"
             for label, path in _SUMMARY_ROWS]
     return "<table>" + head + "".join(rows) + "</table>"
 
@@ -171,7 +163,7 @@ def _plot_by_kind(metrics: dict) -> str | None:
     ax = fig.subplots()
     width = 0.8 / len(series)
     for i, (label, path) in enumerate(series):
-        values = [_get(metrics["by_kind"][k], *path) or 0.0 for k in kinds]
+        values = [get_path(metrics["by_kind"][k], *path) or 0.0 for k in kinds]
         ax.bar([x + i * width for x in range(len(kinds))], values, width, label=label)
     ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(kinds))], kinds)
     ax.set_ylim(0, 1.05)
@@ -191,7 +183,7 @@ def _plot_scores(records: Sequence[dict], metrics: dict) -> str | None:
     bins = [i / 20 for i in range(21)]
     ax.hist([right, wrong], bins=bins, label=[f"right ({len(right)})", f"wrong or unanswerable ({len(wrong)})"],
             color=["tab:green", "tab:red"], alpha=0.8)
-    current = _get(metrics, "threshold", "current")
+    current = get_path(metrics, "threshold", "current")
     if current is not None:
         ax.axvline(current, color="black", linestyle="--", label=f"threshold {current:.2f}")
     ax.set_xlabel("best span score")
@@ -208,7 +200,7 @@ def _plot_sweep(sweep: Sequence[tuple[float, float]], metrics: dict) -> str | No
     xs, ys = zip(*sorted(sweep))
     ax.step(xs, ys, where="pre", label="overall F1")  # F1 at t holds on (previous t, t]
     for key, style in (("current", "--"), ("best", ":")):
-        t = _get(metrics, "threshold", key)
+        t = get_path(metrics, "threshold", key)
         if t is not None:
             ax.axvline(t, color="black", linestyle=style, label=f"{key} {t:.3f}")
     ax.set_xlabel("no-answer threshold (answer when score >= threshold)")

@@ -198,13 +198,30 @@ def seeds_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def bundled_qa(tmp_path_factory):
-    """The real pipeline over the bundled corpus: embeddings/ if it is current, else a fresh build."""
-    from qa import QA, StaleIndexError, build_index
+def bundled_index(tmp_path_factory) -> Path:
+    """The index of the bundled corpus: embeddings/ when it is current (documents, default model,
+    backend and chunking), else one fresh build shared by every test that needs it."""
+    from dataclasses import asdict
 
+    from qa import StaleIndexError, build_index
+    from qa.encoder import DEFAULT_BACKEND, DEFAULT_MODEL
+    from qa.index import Index, IndexNotFoundError
+
+    index = REPO_ROOT / "embeddings"
     try:
-        return QA.load("embeddings")
-    except (FileNotFoundError, StaleIndexError):
-        out = tmp_path_factory.mktemp("index")
-        build_index("seeds", out)
-        return QA.load(out)
+        manifest = Index.load(index, model=DEFAULT_MODEL, backend=DEFAULT_BACKEND).manifest
+        if manifest["chunking"] == asdict(ChunkConfig()):
+            return index
+    except (IndexNotFoundError, StaleIndexError):
+        pass
+    out = tmp_path_factory.mktemp("seeds-index")
+    build_index(SEEDS_DIR, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundled_qa(bundled_index):
+    """The real pipeline over the bundled corpus."""
+    from qa import QA
+
+    return QA.load(bundled_index)

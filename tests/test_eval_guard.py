@@ -7,15 +7,14 @@ on purpose, re-measure and update the floors as eval/README.md says; never lower
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT
 
 from qa.evaluation import evaluate_questions, load_questions
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 FLOORS = json.loads((REPO_ROOT / "eval" / "floors.json").read_text(encoding="utf-8"))
 
 
@@ -27,17 +26,8 @@ def _value(metrics: dict, dotted: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def metrics(tmp_path_factory) -> dict:
-    from qa.index import Index, IndexNotFoundError, StaleIndexError, build_index
-    from qa.pipeline import QA
-
-    index = REPO_ROOT / "embeddings"
-    try:
-        Index.load(index)
-    except (IndexNotFoundError, StaleIndexError):
-        index = tmp_path_factory.mktemp("guard") / "embeddings"  # the bundled index is stale: rebuild a copy
-        build_index(REPO_ROOT / "seeds", index)
-    qa = QA.load(index)
+def metrics(bundled_qa) -> dict:
+    qa = bundled_qa
     config = FLOORS["measured"]["config"]
     questions = load_questions(REPO_ROOT / "eval" / "questions.jsonl")
     return evaluate_questions(qa, questions, k=config["k"], mode=config["mode"]).metrics

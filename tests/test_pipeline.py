@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from qa import QA
 from qa.pipeline import load_calibration, save_calibration
 
 pytestmark = pytest.mark.integration

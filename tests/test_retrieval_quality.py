@@ -6,12 +6,7 @@ the named document, and hybrid retrieval must bring a passage containing it into
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import pytest
-
-from qa.chunking import ChunkConfig
-from qa.encoder import DEFAULT_MODEL
 
 pytestmark = pytest.mark.integration
 
@@ -52,24 +47,9 @@ QUESTIONS = [
 
 
 @pytest.fixture(scope="module")
-def retriever(tmp_path_factory):
-    """The index in embeddings/ when it is current for the default model and chunking, else a fresh build."""
-    from conftest import REPO_ROOT, SEEDS_DIR
-
-    from qa import Retriever, build_index
-    from qa.index import Index, IndexNotFoundError, StaleIndexError
-
-    try:
-        index = Index.load(REPO_ROOT / "embeddings", model=DEFAULT_MODEL)
-        if index.manifest["chunking"] == asdict(ChunkConfig()) and sorted(index.documents) == sorted(
-            p.stem for p in SEEDS_DIR.glob("*.txt")
-        ):
-            return Retriever(index)
-    except (IndexNotFoundError, StaleIndexError):
-        pass
-    out = tmp_path_factory.mktemp("seeds-index")
-    build_index(SEEDS_DIR, out)
-    return Retriever.load(out)
+def retriever(bundled_qa):
+    """The bundled corpus's retriever (the one the pipeline tests use)."""
+    return bundled_qa.retriever
 
 
 def _values(item):
