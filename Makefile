@@ -30,7 +30,7 @@ test: install browser
 	$(PY) -m pytest
 
 bench: install
-	$(PY) -m qa.bench retrieval
+	$(PY) -m benchmarks.bench retrieval
 
 clean:
 	rm -rf $(VENV) .pytest_cache eval/out

@@ -2,7 +2,7 @@
 
 import sys
 
-from qa.ui import main
+from qa.app.ui import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,8 +16,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from qa.index import BuildStats, Index, IndexNotFoundError, StaleIndexError, build_index  # noqa: E402
-from qa.retriever import Retriever  # noqa: E402
+from qa.stores.local import BuildStats, Index, IndexNotFoundError, StaleIndexError, build_index  # noqa: E402
+from qa.retrieval.retriever import Retriever  # noqa: E402
 from qa.types import Answer, Citation, Document, Hit, Passage  # noqa: E402
 
 __all__ = [
@@ -39,7 +39,7 @@ __all__ = [
 def __getattr__(name: str):
     # The pipeline pulls in transformers; import it only when asked for.
     if name == "QA":
-        from qa.pipeline import QA
+        from qa.answering.pipeline import QA
 
         return QA
     raise AttributeError(f"module 'qa' has no attribute {name!r}")

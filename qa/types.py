@@ -69,6 +69,12 @@ class Hit:
     score: float
     rank: int
 
+    def to_dict(self, title: str) -> dict:
+        """The JSON row of ``qa search --json``, ``qa ask --json`` and the app's ``/ask``."""
+        p = self.passage
+        return {"rank": self.rank, "score": round(self.score, 6), "doc_id": p.doc_id,
+                "title": title, "start": p.start, "end": p.end, "text": p.text}
+
 
 @dataclass(frozen=True)
 class Citation:

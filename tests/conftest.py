@@ -14,7 +14,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import pytest
 
-from qa.chunking import ChunkConfig
+from qa.ingest.chunking import ChunkConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SEEDS_DIR = REPO_ROOT / "seeds"
@@ -175,7 +175,7 @@ def small_chunks() -> ChunkConfig:
 @pytest.fixture
 def tiny_index(tiny_corpus: Path, tmp_path: Path, fake_encoder: FakeEncoder, small_chunks: ChunkConfig) -> Path:
     """The tiny corpus indexed with the fake encoder, in tmp_path/index."""
-    from qa.index import build_index
+    from qa.stores.local import build_index
 
     out = tmp_path / "index"
     build_index(tiny_corpus, out, encoder=fake_encoder, chunk_config=small_chunks)
@@ -184,7 +184,7 @@ def tiny_index(tiny_corpus: Path, tmp_path: Path, fake_encoder: FakeEncoder, sma
 
 @pytest.fixture
 def tiny_retriever(tiny_index: Path, fake_encoder: FakeEncoder):
-    from qa.retriever import Retriever
+    from qa.retrieval.retriever import Retriever
 
     return Retriever.load(tiny_index, encoder=fake_encoder)
 
@@ -204,8 +204,8 @@ def bundled_index(tmp_path_factory) -> Path:
     from dataclasses import asdict
 
     from qa import StaleIndexError, build_index
-    from qa.encoder import DEFAULT_BACKEND, DEFAULT_MODEL
-    from qa.index import Index, IndexNotFoundError
+    from qa.embedding.encoder import DEFAULT_BACKEND, DEFAULT_MODEL
+    from qa.stores.local import Index, IndexNotFoundError
 
     index = REPO_ROOT / "embeddings"
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from qa import ui
+from qa.app import ui
 from qa.types import Answer, Citation, Document, Hit, Passage, Span
 
 SCRIPT = "<script>alert(1)</script>"
@@ -220,7 +220,7 @@ def qa(bundled_qa):
 @pytest.fixture(scope="module")
 def server(qa, tmp_path_factory):
     """The app on a free 127.0.0.1 port, in this process; yields (url, feedback file)."""
-    from qa.loadtest import free_port
+    from benchmarks.loadtest import free_port
 
     feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
     app = ui.build_app(qa, ui.FeedbackLog(feedback), ui.BUNDLED_EXAMPLES)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from qa import ui
+from qa.app import ui
 
 pytestmark = pytest.mark.browser
 
@@ -33,7 +33,7 @@ def qa(bundled_qa):
 
 @pytest.fixture(scope="module")
 def server(qa, tmp_path_factory):
-    from qa.loadtest import free_port
+    from benchmarks.loadtest import free_port
 
     feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
     app = ui.build_app(qa, ui.FeedbackLog(feedback), ui.BUNDLED_EXAMPLES, corpus_name="seeds")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qa.chunking import ChunkConfig, chunk_document, chunk_documents, sentence_spans
-from qa.documents import load_documents
+from qa.ingest.chunking import ChunkConfig, chunk_document, chunk_documents, sentence_spans
+from qa.ingest.documents import load_documents
 from qa.types import Document, Passage
 
 SETTINGS = [

@@ -7,7 +7,7 @@ import logging
 import pytest
 from conftest import minimal_pdf
 
-from qa.documents import DocumentError, load_document, load_documents
+from qa.ingest.documents import DocumentError, load_document, load_documents
 
 HTML_PAGE = """<!DOCTYPE html>
 <html>
@@ -114,10 +114,10 @@ def test_hidden_and_unsupported_files_are_ignored(make_corpus):
 )
 def test_bad_files_are_skipped_with_a_warning_naming_them(make_corpus, caplog, name, content):
     folder = make_corpus({"good.txt": "A good document about bread.", name: content})
-    with caplog.at_level(logging.WARNING, logger="qa.documents"):
+    with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
         docs = load_documents(folder)
     assert [d.id for d in docs] == ["good"]
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "qa.documents"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "qa.ingest.documents"]
     assert len(warnings) == 1
     assert name in warnings[0]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa.encoder import BACKENDS, DEFAULT_BACKEND, load_encoder
-from qa.onnx_encoder import mean_pool, pipeline_config
+from qa.embedding.encoder import BACKENDS, DEFAULT_BACKEND, load_encoder
+from qa.embedding.onnx_backend import mean_pool, pipeline_config
 
 
 def write_st_folder(folder: Path, pooling: dict, modules: list[str] | None = None, max_len: int | None = 128) -> Path:
@@ -108,8 +108,8 @@ def test_backends_reproduce_sentence_transformers(torch_vectors, backend, min_co
 
 @pytest.mark.integration
 def test_onnx_export_is_cached_and_reused():
-    from qa.encoder import resolve_model
-    from qa.onnx_encoder import exported_model
+    from qa.embedding.encoder import resolve_model
+    from qa.embedding.onnx_backend import exported_model
 
     path = Path(resolve_model(None))
     first = exported_model(path)

@@ -11,7 +11,7 @@ import json
 import pytest
 from conftest import REPO_ROOT
 
-from qa.evaluation import evaluate_questions, load_questions
+from qa.evaluation.runner import evaluate_questions, load_questions
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from qa import evaluation
-from qa.benchmarks import BeirData, build_beir_index, evaluate_beir, evaluate_squad, load_beir, write_trec_run
-from qa.evaluation import (
+from qa.evaluation import runner as evaluation
+from qa.evaluation.benchmarks import BeirData, build_beir_index, evaluate_beir, evaluate_squad, load_beir, write_trec_run
+from qa.evaluation.runner import (
     Candidate,
     Question,
     best_threshold,
@@ -79,7 +79,7 @@ class FakeRetriever:
 
 
 class FakeQA:
-    """Shaped like qa.pipeline.QA; the reader finds the scripted span of each passage it is given."""
+    """Shaped like qa.answering.pipeline.QA; the reader finds the scripted span of each passage it is given."""
 
     def __init__(self, threshold: float = 0.5, bad_quote: str | None = None):
         self.threshold = threshold
@@ -315,12 +315,12 @@ def _cli_args(argv: list[str]) -> argparse.Namespace:
 
 
 def test_cli_runs_the_question_set_and_prints_json(tmp_path, monkeypatch, capsys):
-    import qa.pipeline
+    import qa.answering.pipeline
 
     questions = tmp_path / "q.jsonl"
     questions.write_text("".join(json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
                                              "doc_id": q.doc_id, "kind": q.kind}) + "\n" for q in QUESTIONS))
-    monkeypatch.setattr(qa.pipeline.QA, "load", classmethod(lambda cls, *a, threshold=None, **kw: FakeQA(threshold or 0.5)))
+    monkeypatch.setattr(qa.answering.pipeline.QA, "load", classmethod(lambda cls, *a, threshold=None, **kw: FakeQA(threshold or 0.5)))
     monkeypatch.setattr(FakeQA, "reader", SimpleNamespace(path="fake"), raising=False)
     args = _cli_args(["--questions", str(questions), "--out", str(tmp_path / "out"), "-k", "2", "--json", "--quiet"])
     assert args.func(args) == 0
@@ -330,15 +330,15 @@ def test_cli_runs_the_question_set_and_prints_json(tmp_path, monkeypatch, capsys
 
 
 def test_cli_calibrate_saves_the_best_threshold_and_prints_before_after(tmp_path, monkeypatch, capsys):
-    import qa.pipeline
+    import qa.answering.pipeline
 
     questions = tmp_path / "q.jsonl"
     questions.write_text("".join(json.dumps({"id": q.id, "question": q.question, "answers": list(q.answers),
                                              "doc_id": q.doc_id, "kind": q.kind}) + "\n" for q in QUESTIONS))
     saved = {}
-    monkeypatch.setattr(qa.pipeline.QA, "load", classmethod(lambda cls, *a, threshold=None, **kw: FakeQA(0.5)))
+    monkeypatch.setattr(qa.answering.pipeline.QA, "load", classmethod(lambda cls, *a, threshold=None, **kw: FakeQA(0.5)))
     monkeypatch.setattr(FakeQA, "reader", SimpleNamespace(path="fake"), raising=False)
-    monkeypatch.setattr(qa.pipeline, "save_calibration",
+    monkeypatch.setattr(qa.answering.pipeline, "save_calibration",
                         lambda threshold, details: saved.update(threshold=threshold, **details) or tmp_path / "cal.json")
     args = _cli_args(["--questions", str(questions), "--out", str(tmp_path / "out"), "-k", "2", "--calibrate", "--quiet"])
     assert args.func(args) == 0
@@ -384,7 +384,7 @@ class FakeReader:
 
 
 def _squad_examples():
-    from qa.training import SquadExample
+    from qa.training.trainer import SquadExample
 
     ctx = "The Normans were in Normandy in the 10th and 11th centuries."
     return [
@@ -467,7 +467,7 @@ def test_evaluate_beir_maps_passages_to_documents_by_best_score():
 
 
 def test_beir_index_and_run_end_to_end_with_a_fake_encoder(tmp_path, fake_encoder):
-    from qa.retriever import Retriever
+    from qa.retrieval.retriever import Retriever
 
     data = load_beir(_write_beir(tmp_path / "beir"))
     ids = build_beir_index(data, tmp_path / "out", encoder=fake_encoder)
@@ -489,8 +489,8 @@ def test_beir_index_and_run_end_to_end_with_a_fake_encoder(tmp_path, fake_encode
 
 
 def test_app_feedback_rows_load_as_labels(tmp_path):
-    # Rows as qa/ui.py's FeedbackLog writes them: a thumbs-up is a label, a thumbs-down is not (yet).
-    from qa.evaluation import load_questions
+    # Rows as qa/app/ui.py's FeedbackLog writes them: a thumbs-up is a label, a thumbs-down is not (yet).
+    from qa.evaluation.runner import load_questions
 
     up = {"id": "fb-1", "question": "When do PCTs go live?", "answers": ["April 2000"], "doc_id": "000",
           "kind": "feedback", "verdict": "up", "answer": "April 2000", "citations": [], "time": "2026-11-22T20:00:00Z"}

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from conftest import TINY_CORPUS, FakeEncoder
 
-import qa.index as index_module
+import qa.stores.local as index_module
 from qa import IndexNotFoundError, StaleIndexError
-from qa.chunking import ChunkConfig, chunk_documents
-from qa.documents import load_documents
-from qa.index import Index, build_index, make_bm25, make_faiss_index
+from qa.ingest.chunking import ChunkConfig, chunk_documents
+from qa.ingest.documents import load_documents
+from qa.stores.local import Index, build_index, make_bm25, make_faiss_index
 
 
 def _random_unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
@@ -378,7 +378,7 @@ def test_bm25s_logs_follow_the_logging_configuration(level, shown):
     import subprocess
     import sys
 
-    code = (f"import logging; logging.basicConfig(level=logging.{level}); from qa.index import make_bm25; "
+    code = (f"import logging; logging.basicConfig(level=logging.{level}); from qa.stores.local import make_bm25; "
             "from qa.types import Passage; make_bm25([Passage('d:0-5', 'd', 0, 5, 'hello')])")
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
     assert ("DEBUG:bm25s" in err) is shown, err

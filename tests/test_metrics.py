@@ -1,4 +1,4 @@
-"""qa.metrics against values worked out by hand (the working is in the comments)."""
+"""qa.evaluation.metrics against values worked out by hand (the working is in the comments)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from qa.metrics import (
+from qa.evaluation.metrics import (
     best_over_golds,
     exact_match,
     f1_score,
@@ -151,7 +151,7 @@ def test_percentile_interpolates_like_numpy():
 
 
 def test_edge_cases_found_in_review():
-    from qa.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, reciprocal_rank
+    from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, reciprocal_rank
 
     # No gold answers: a prediction that normalises to nothing ("the", ".") is the right "no answer".
     assert best_over_golds(f1_score, "the", []) == 1.0

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from qa.pipeline import load_calibration, save_calibration
+from qa.answering.pipeline import load_calibration, save_calibration
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,7 @@ def qa(bundled_qa):
 
 def test_every_answer_is_quoted_verbatim_and_cited(qa):
     # Over the whole evaluation set: whatever the reader answers, its citations map back exactly.
-    from qa.evaluation import load_questions
+    from qa.evaluation.runner import load_questions
 
     answered = 0
     for q in load_questions("eval/questions.jsonl"):

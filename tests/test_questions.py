@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.evaluation import KINDS, load_questions
+from qa.evaluation.runner import KINDS, load_questions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = REPO_ROOT / "eval" / "questions.jsonl"
@@ -22,7 +22,7 @@ def rows() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def documents() -> dict[str, str]:
-    # Exactly as qa.documents.load_documents reads a .txt file: bytes decoded as UTF-8 (BOM dropped).
+    # Exactly as qa.ingest.documents.load_documents reads a .txt file: bytes decoded as UTF-8 (BOM dropped).
     return {p.stem: p.read_bytes().decode("utf-8-sig") for p in sorted(SEEDS.glob("*.txt"))}
 
 

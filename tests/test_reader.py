@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from qa.reader import DEFAULT_READER_DIR, Reader, decode_window
+from qa.reading.reader import DEFAULT_READER_DIR, Reader, decode_window
 from qa.types import Passage
 
 # A window laid out as [CLS] q q [SEP] c0 c1 c2 c3 c4 [SEP]: tokens 4..8 are the context.
@@ -120,7 +120,7 @@ def test_shipped_model_loads_offline_from_the_package():
     # A fresh interpreter with the hub forced offline and no cache: the reader must come from the package.
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": "/nonexistent-hf-home"}
     code = (
-        "from qa.reader import Reader; from qa.types import Passage; t='It opened in 1999.';"
+        "from qa.reading.reader import Reader; from qa.types import Passage; t='It opened in 1999.';"
         "r=Reader.load().read('When did it open?', [Passage('a', 'a', 0, len(t), t)]); print(r.spans[0].text)"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qa.index import build_index
-from qa.retriever import CANDIDATES, MODES, Retriever, reciprocal_rank_fusion
+from qa.stores.local import build_index
+from qa.retrieval.retriever import CANDIDATES, MODES, Retriever, reciprocal_rank_fusion
 
 # Reciprocal rank fusion ---------------------------------------------------------------------------
 
@@ -186,7 +186,7 @@ def test_load_refuses_an_index_of_another_model(tiny_index):
 def test_query_encoder_is_the_model_and_backend_of_the_manifest(tiny_index, monkeypatch):
     import json
 
-    import qa.retriever as retriever_module
+    import qa.retrieval.retriever as retriever_module
     from conftest import FakeEncoder
 
     manifest_file = tiny_index / "manifest.json"

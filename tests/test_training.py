@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from qa.training import SquadExample, TrainConfig, dedupe, featurize, load_squad, split_by_article, train_reader
+from qa.training.trainer import SquadExample, TrainConfig, dedupe, featurize, load_squad, split_by_article, train_reader
 
 
 def squad_file(path, articles):
@@ -31,7 +31,7 @@ QAS = [
 def tokenizer():
     from transformers import AutoTokenizer
 
-    from qa.training import default_base_model
+    from qa.training.trainer import default_base_model
 
     return AutoTokenizer.from_pretrained(default_base_model())
 
@@ -108,7 +108,7 @@ def test_training_loop_smoke_and_resume(tmp_path):
     again = train_reader([data], out, cfg, show_progress=False)
     assert again["steps"] == summary["steps"]
 
-    from qa.reader import Reader
+    from qa.reading.reader import Reader
     from qa.types import Passage
 
     result = Reader(out).read("When do trusts go live?", [Passage("p", "d", 0, len(CONTEXT), CONTEXT)])

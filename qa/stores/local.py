@@ -32,9 +32,9 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.chunking import ChunkConfig, chunk_document
-from qa.documents import SUPPORTED_SUFFIXES, load_documents
-from qa.encoder import DEFAULT_BACKEND, Encoder, load_encoder
+from qa.ingest.chunking import ChunkConfig, chunk_document
+from qa.ingest.documents import SUPPORTED_SUFFIXES, load_documents
+from qa.embedding.encoder import DEFAULT_BACKEND, Encoder, load_encoder
 from qa.types import Document, Passage
 
 logger = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class Index:
         Args:
             path: the folder written by :func:`build_index`.
             model: if given, the index must have been built with this embedding model.
-            backend: if given, and with this encoder backend (see :data:`qa.encoder.BACKENDS`).
+            backend: if given, and with this encoder backend (see :data:`qa.embedding.encoder.BACKENDS`).
             check_documents: compare the document files recorded in the manifest with those on disk.
 
         Raises:
@@ -289,7 +289,7 @@ def build_index(
         model: embedding model path or name; default all-MiniLM-L6-v2 from its package.
         chunk_config: passage size and overlap.
         encoder: an already-built encoder (tests pass a fake one); overrides ``model`` and ``backend``.
-        backend: how the model runs (see :data:`qa.encoder.BACKENDS`); recorded in the manifest.
+        backend: how the model runs (see :data:`qa.embedding.encoder.BACKENDS`); recorded in the manifest.
         incremental: reuse vectors of unchanged documents from an existing index.
         approximate: force HNSW (True) or exact (False); ``None`` chooses by size.
         show_progress: show progress bars.

@@ -2,11 +2,11 @@
 
 Each client is a thread with its own connection (plain HTTP by default, or ``gradio_client``); all
 start together and ask their questions one after another, each client starting at a different question.
-Without ``--url`` the benchmark starts its own server (``python -m qa.ui``) on a free port and stops it afterwards.
+Without ``--url`` the benchmark starts its own server (``python -m qa.app.ui``) on a free port and stops it afterwards.
 
 Example:
-    $ python -m qa.loadtest                      # 50 clients x 10 questions against a fresh server
-    $ python -m qa.loadtest --clients 5 --questions 2 --url http://127.0.0.1:7860/
+    $ python -m benchmarks.loadtest                      # 50 clients x 10 questions against a fresh server
+    $ python -m benchmarks.loadtest --clients 5 --questions 2 --url http://127.0.0.1:7860/
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from qa.metrics import percentile
+from qa.evaluation.metrics import percentile
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ def wait_until_up(url: str, timeout: float, process: subprocess.Popen | None = N
 
 
 def start_server(port: int, cache: bool, concurrency: int | None, log_path: Path) -> subprocess.Popen:
-    """``python -m qa.ui`` on 127.0.0.1:``port``, its output in ``log_path``."""
-    cmd = [sys.executable, "-m", "qa.ui", "--host", "127.0.0.1", "--port", str(port)]
+    """``python -m qa.app.ui`` on 127.0.0.1:``port``, its output in ``log_path``."""
+    cmd = [sys.executable, "-m", "qa.app.ui", "--host", "127.0.0.1", "--port", str(port)]
     if not cache:
         cmd += ["--cache-size", "0"]
     if concurrency:
@@ -194,7 +194,7 @@ def run(url: str, clients: int, questions: list[str], via: str = "http") -> Repo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m qa.loadtest", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.loadtest", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=None, help="a running app (default: start one on a free port)")
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients (default: 50)")
     parser.add_argument("--questions", type=int, default=10,

@@ -11,8 +11,9 @@ import json
 import logging
 import sys
 
-from qa.encoder import BACKENDS, DEFAULT_BACKEND
-from qa.index import IndexNotFoundError, StaleIndexError
+from qa.embedding.encoder import BACKENDS, DEFAULT_BACKEND
+from qa.retrieval.retriever import MODES
+from qa.stores.local import IndexNotFoundError, StaleIndexError
 
 logger = logging.getLogger("qa")
 
@@ -21,23 +22,12 @@ DEFAULT_INDEX = "embeddings"
 
 
 def _passage_rows(hits, documents) -> list[dict]:
-    return [
-        {
-            "rank": h.rank,
-            "score": round(h.score, 6),
-            "doc_id": h.passage.doc_id,
-            "title": documents[h.passage.doc_id].title,
-            "start": h.passage.start,
-            "end": h.passage.end,
-            "text": h.passage.text,
-        }
-        for h in hits
-    ]
+    return [h.to_dict(documents[h.passage.doc_id].title) for h in hits]
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from qa.chunking import ChunkConfig
-    from qa.index import build_index
+    from qa.ingest.chunking import ChunkConfig
+    from qa.stores.local import build_index
 
     stats = build_index(
         args.docs, args.out, model=args.model, backend=args.backend,
@@ -53,7 +43,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from qa.retriever import Retriever
+    from qa.retrieval.retriever import Retriever
 
     retriever = Retriever.load(args.index)
     hits = retriever.search(args.question, top_k=args.k, mode=args.mode, doc_ids=args.doc)
@@ -69,7 +59,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from qa.pipeline import QA
+    from qa.answering.pipeline import QA
 
     qa = QA.load(args.index, threshold=args.threshold)
     answer = qa.ask(args.question, top_k=args.k, mode=args.mode)
@@ -89,7 +79,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_train_reader(args: argparse.Namespace) -> int:
-    from qa.training import TrainConfig, train_reader
+    from qa.training.trainer import TrainConfig, train_reader
 
     cfg = TrainConfig(
         base_model=args.base_model or "", max_length=args.max_length, stride=args.stride,
@@ -121,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     def retrieval_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("question")
         p.add_argument("-k", type=int, default=5, help="passages to retrieve (default: 5)")
-        p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+        p.add_argument("--mode", choices=MODES, default="hybrid")
         p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: embeddings)")
         p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -153,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train_reader)
 
-    from qa.evaluation import register as register_eval
-    from qa.ui import register as register_serve
+    from qa.evaluation.runner import register as register_eval
+    from qa.app.ui import register as register_serve
 
     register_eval(sub)
     register_serve(sub)

@@ -1,7 +1,7 @@
 """Load a folder of documents (.txt, .md, .html, .pdf) into :class:`~qa.types.Document` values.
 
 Example:
-    >>> from qa.documents import load_documents
+    >>> from qa.ingest.documents import load_documents
     >>> docs = load_documents("seeds")
     >>> docs[0].id
     '000_514f065cc880a116'

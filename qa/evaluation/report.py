@@ -4,7 +4,7 @@ Every piece of text from the questions, answers and documents is HTML-escaped, s
 to open whatever the corpus holds.
 
 Example:
-    >>> from qa.report import write_report
+    >>> from qa.evaluation.report import write_report
     >>> write_report("eval/out/report.html", result.metrics, result.records, result.sweep)
 """
 
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from qa.evaluation import HIT_KS, RIGHT_F1, get_path
+from qa.evaluation.runner import HIT_KS, RIGHT_F1, get_path
 
 logger = logging.getLogger(__name__)
 

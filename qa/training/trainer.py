@@ -3,7 +3,7 @@
 The reader is ours to train: no SQuAD-trained model can be installed here. This module turns
 SQuAD JSON files into sliding-window features, trains ``AutoModelForQuestionAnswering`` from a
 packaged encoder with bf16 autocast and length-grouped batches, checkpoints so a run can resume,
-and saves a small fp16 model that :mod:`qa.reader` loads offline.
+and saves a small fp16 model that :mod:`qa.reading.reader` loads offline.
 
 Example:
     qa train-reader --data ../shared/data/squad/squad-v1.1-dev-40articles.json --out runs/reader

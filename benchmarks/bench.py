@@ -5,10 +5,10 @@ Builds and encoders run in a child process each, so peak memory (``ru_maxrss``, 
 allocations that tracemalloc misses) and model caches belong to that run alone.
 
 Example:
-    python -m qa.bench retrieval --docs seeds --beir ../shared/data/beir/scifact --modes dense,bm25,hybrid
-    python -m qa.bench encoders --beir ../shared/data/beir/scifact --options fp32,bf16,onnx
-    python -m qa.bench ann --sizes 10000,50000,100000,200000 --vectors runs/bench/encoders
-    python -m qa.bench ann --sizes "" --squad ../shared/data/squadshifts/*.json ../shared/data/squad/*.json
+    python -m benchmarks.bench retrieval --docs seeds --beir ../shared/data/beir/scifact --modes dense,bm25,hybrid
+    python -m benchmarks.bench encoders --beir ../shared/data/beir/scifact --options fp32,bf16,onnx
+    python -m benchmarks.bench ann --sizes 10000,50000,100000,200000 --vectors runs/bench/encoders
+    python -m benchmarks.bench ann --sizes "" --squad ../shared/data/squadshifts/*.json ../shared/data/squad/*.json
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.metrics import percentile
+from qa.evaluation.metrics import percentile
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def peak_rss_mb() -> float:
 
 def _in_child(task: str, **spec) -> dict:
     """Run ``_child_<task>(spec)`` in a fresh interpreter and return the dict it prints."""
-    cmd = [sys.executable, "-m", "qa.bench", "_child", task, json.dumps(spec)]
+    cmd = [sys.executable, "-m", "benchmarks.bench", "_child", task, json.dumps(spec)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     results = [line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode or not results:
@@ -62,8 +62,8 @@ def _latency(times_ms: Sequence[float]) -> dict:
 
 def _child_build(spec: dict) -> dict:
     t0 = time.perf_counter()
-    from qa.chunking import ChunkConfig
-    from qa.index import build_index
+    from qa.ingest.chunking import ChunkConfig
+    from qa.stores.local import build_index
 
     t_import = time.perf_counter()
     encoder = make_encoder(spec["encoder"], spec["work"])  # loads the model
@@ -94,7 +94,7 @@ def measure_build(docs: str | Path, out: str | Path, chunk_size: int = 800, chun
 
 def corpus_queries(documents: Sequence, n: int = 200, seed: int = 0, words: int = 12) -> list[str]:
     """``n`` question-like queries: the first ``words`` words of sentences drawn from the corpus."""
-    from qa.chunking import sentence_spans
+    from qa.ingest.chunking import sentence_spans
 
     sentences = [doc.text[s:e] for doc in documents for s, e in sentence_spans(doc.text)]
     sentences = [s for s in sentences if 6 <= len(s.split()) <= 60]
@@ -135,7 +135,7 @@ def beir_passage_texts(data) -> tuple[list[str], list[str]]:
 def dense_scores(passages: np.ndarray, queries: np.ndarray, doc_ids: Sequence[str], qids: Sequence[str],
                  qrels: dict) -> dict:
     """nDCG@10 and Recall@100 of exact inner-product search over normalised vectors."""
-    from qa.benchmarks import score_run
+    from qa.evaluation.benchmarks import score_run
 
     top = np.argsort(-(queries @ passages.T), axis=1, kind="stable")[:, :100]
     return score_run({qid: [doc_ids[i] for i in row] for qid, row in zip(qids, top)}, qrels)
@@ -150,8 +150,8 @@ def fused_onnx(work: Path) -> Path:
     layer norm, GELU) applied: a bench-only variant, measured against the backends the product offers."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    from qa.encoder import resolve_model
-    from qa.onnx_encoder import exported_model, pipeline_config
+    from qa.embedding.encoder import resolve_model
+    from qa.embedding.onnx_backend import exported_model, pipeline_config
 
     fused = work / "minilm.fused.onnx"
     if not fused.is_file():
@@ -186,9 +186,9 @@ class _BatchedEncoder:
 
 
 def make_encoder(option: str = "onnx-int8", work: str | Path = DEFAULT_WORK):
-    """An encoder (the :class:`qa.encoder.Encoder` protocol) for one of ``ENCODER_OPTIONS``, model loaded."""
-    from qa.encoder import SentenceTransformerEncoder, load_encoder
-    from qa.onnx_encoder import OnnxEncoder
+    """An encoder (the :class:`qa.embedding.encoder.Encoder` protocol) for one of ``ENCODER_OPTIONS``, model loaded."""
+    from qa.embedding.encoder import SentenceTransformerEncoder, load_encoder
+    from qa.embedding.onnx_backend import OnnxEncoder
 
     if option not in ENCODER_OPTIONS:
         raise ValueError(f"Unknown encoder option {option!r}: use one of {', '.join(ENCODER_OPTIONS)}.")
@@ -204,7 +204,7 @@ def make_encoder(option: str = "onnx-int8", work: str | Path = DEFAULT_WORK):
 
 
 def _child_encode(spec: dict) -> dict:
-    from qa.benchmarks import load_beir
+    from qa.evaluation.benchmarks import load_beir
 
     work, option = Path(spec["work"]), spec["option"]
     data = load_beir(spec["beir"])
@@ -233,8 +233,8 @@ def _child_encode(spec: dict) -> dict:
 def _child_export(spec: dict) -> dict:
     """Export the default model to ONNX (fp32, int8) and, when asked, the fused variant, timed;
     cached files are reused."""
-    from qa.encoder import resolve_model
-    from qa.onnx_encoder import exported_model
+    from qa.embedding.encoder import resolve_model
+    from qa.embedding.onnx_backend import exported_model
 
     t0 = time.perf_counter()
     exported_model(Path(resolve_model(None)))
@@ -280,7 +280,7 @@ def unit_vectors(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
 def compare_exact_approximate(base: np.ndarray, queries: np.ndarray, k: int = 10,
                               ef_searches: Sequence[int] = (64, 128, 256)) -> dict:
     """Build time, single-query latency (ms) and recall@k against exact search, flat vs HNSW."""
-    from qa.index import HNSW_EF_SEARCH, make_faiss_index
+    from qa.stores.local import HNSW_EF_SEARCH, make_faiss_index
 
     def one_by_one(index) -> tuple[np.ndarray, list[float]]:
         ids, times = [], []
@@ -314,8 +314,8 @@ def compare_exact_approximate(base: np.ndarray, queries: np.ndarray, k: int = 10
 
 
 def cmd_retrieval(args: argparse.Namespace) -> dict:
-    from qa.benchmarks import BeirData, beir_passages, evaluate_beir, load_beir, write_beir_corpus
-    from qa.retriever import Retriever
+    from qa.evaluation.benchmarks import BeirData, beir_passages, evaluate_beir, load_beir, write_beir_corpus
+    from qa.retrieval.retriever import Retriever
 
     modes = args.modes.split(",")
     work = Path(args.work)
@@ -384,9 +384,9 @@ def cmd_encoders(args: argparse.Namespace) -> dict:
 def squad_vectors(files: Sequence[str], limit: int, work: Path, queries: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """Real embeddings at scale: up to ``limit`` distinct sentences of the contexts in SQuAD-format
     ``files`` and ``queries`` of their questions, encoded with the default encoder (cached in ``work``)."""
-    from qa.chunking import sentence_spans
-    from qa.encoder import load_encoder
-    from qa.training import load_squad
+    from qa.ingest.chunking import sentence_spans
+    from qa.embedding.encoder import load_encoder
+    from qa.training.trainer import load_squad
 
     key = hashlib.sha256(json.dumps([sorted(map(str, files)), limit, queries]).encode()).hexdigest()[:12]
     cache = work / f"squad-{limit}-{key}.npz"
@@ -448,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = {"build": _child_build, "encode": _child_encode, "export": _child_export}[task](spec)
         print("RESULT " + json.dumps(result), flush=True)
         return 0
-    parser = argparse.ArgumentParser(prog="python -m qa.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", default=DEFAULT_WORK, help=f"scratch folder for indexes and vectors (default {DEFAULT_WORK})")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     sub = parser.add_subparsers(dest="command", required=True)

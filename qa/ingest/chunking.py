@@ -7,7 +7,7 @@ starts or ends inside a sentence, unless one sentence alone is longer than ``chu
 cut at whitespace.
 
 Example:
-    >>> from qa.chunking import ChunkConfig, chunk_document
+    >>> from qa.ingest.chunking import ChunkConfig, chunk_document
     >>> passages = chunk_document(doc, ChunkConfig(chunk_size=800, chunk_overlap=200))
     >>> all(doc.text[p.start:p.end] == p.text for p in passages)
     True

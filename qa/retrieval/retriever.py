@@ -16,8 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.encoder import Encoder, load_encoder
-from qa.index import Index, backend_of, bm25_tokenize
+from qa.embedding.encoder import Encoder, load_encoder
+from qa.stores.local import Index, backend_of, bm25_tokenize
 from qa.types import Hit
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) ->
 
 
 class Retriever:
-    """Searches a loaded :class:`~qa.index.Index`.
+    """Searches a loaded :class:`~qa.stores.local.Index`.
 
     Args:
         index: the loaded index.
@@ -61,7 +61,7 @@ class Retriever:
 
     @classmethod
     def load(cls, path: str | Path = "embeddings", encoder: Encoder | None = None, check_documents: bool = True) -> "Retriever":
-        """Load the index at ``path`` (see :meth:`qa.index.Index.load` for the errors it raises)."""
+        """Load the index at ``path`` (see :meth:`qa.stores.local.Index.load` for the errors it raises)."""
         model, backend = (encoder.name, backend_of(encoder)) if encoder is not None else (None, None)
         return cls(Index.load(path, model=model, check_documents=check_documents, backend=backend), encoder)
 

@@ -1,6 +1,6 @@
 """The browser chat app: ask in the chat, read the cited sentence, open the document it came from.
 
-The app is wiring and rendering only: every answer comes from one shared :class:`qa.pipeline.QA`.
+The app is wiring and rendering only: every answer comes from one shared :class:`qa.answering.pipeline.QA`.
 It also serves a named API endpoint, ``/ask``, returning the ``qa ask --json`` object.
 
 Example:
@@ -35,7 +35,7 @@ except ImportError:  # Windows: the thread lock still serialises one process's a
 if TYPE_CHECKING:
     import gradio as gr
 
-    from qa.pipeline import QA
+    from qa.answering.pipeline import QA
     from qa.types import Answer, Document, Hit
 
 logger = logging.getLogger(__name__)
@@ -308,7 +308,7 @@ class AnswerCache:
         self._lock = threading.Lock()
 
     def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None) -> "Answer":
-        """Like :meth:`qa.pipeline.QA.ask` (same errors)."""
+        """Like :meth:`qa.answering.pipeline.QA.ask` (same errors)."""
         threshold = self.qa.threshold if threshold is None else float(threshold)
         if self.size == 0 or not isinstance(question, str):
             return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold)
@@ -654,8 +654,8 @@ def load_qa(
     docs: str | Path, index: str | Path, reader: str | Path | None = None, threshold: float | None = None
 ) -> "QA":
     """Load the index (building or updating it first when it is missing or stale) and the reader."""
-    from qa.index import IndexNotFoundError, StaleIndexError, build_index, docs_dir_of
-    from qa.pipeline import QA
+    from qa.stores.local import IndexNotFoundError, StaleIndexError, build_index, docs_dir_of
+    from qa.answering.pipeline import QA
 
     try:
         qa = QA.load(index, reader_dir=reader, threshold=threshold)
@@ -727,7 +727,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python app.py``: the same options as ``qa serve``."""
-    from qa.index import IndexNotFoundError, StaleIndexError
+    from qa.stores.local import IndexNotFoundError, StaleIndexError
 
     parser = argparse.ArgumentParser(prog="app.py", description="The document question-answering chat app.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each question and answer")

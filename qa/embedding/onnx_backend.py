@@ -12,7 +12,7 @@ exported; others need the ``torch`` backend. Dynamic int8 quantization scales ac
 so a text's int8 vector depends slightly on the texts batched with it (cosine 0.98 and above).
 
 Example:
-    >>> from qa.onnx_encoder import OnnxEncoder
+    >>> from qa.embedding.onnx_backend import OnnxEncoder
     >>> OnnxEncoder().encode_queries(["When do primary care trusts go live?"]).shape
     (1, 384)
 """
@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.encoder import DEFAULT_MODEL, resolve_model
+from qa.embedding.encoder import DEFAULT_MODEL, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -185,12 +185,12 @@ def _load_session(file: str, model_dir: str):
 
 
 class OnnxEncoder:
-    """The :class:`qa.encoder.Encoder` protocol on ONNX Runtime: the model's own tokenizer and
+    """The :class:`qa.embedding.encoder.Encoder` protocol on ONNX Runtime: the model's own tokenizer and
     truncation, mean pooling over real tokens, unit-length vectors; passages encoded longest first,
     so each batch pads little.
 
     Args:
-        model: a path or name (see :func:`qa.encoder.resolve_model`); ``None`` for the default.
+        model: a path or name (see :func:`qa.embedding.encoder.resolve_model`); ``None`` for the default.
         quantize: int8 weights (backend ``onnx-int8``) or fp32 (``onnx``).
         batch_size: passages per run.
         onnx_file: run this ONNX file (inputs as exported here) instead of the cached export.

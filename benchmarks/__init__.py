@@ -1,0 +1,1 @@
+"""Benchmarks and the load test: scripts that print figures (not part of the installed package)."""

@@ -1,0 +1,1 @@
+"""Answering: the question-to-cited-answer pipeline and its abstention."""

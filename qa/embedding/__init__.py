@@ -1,0 +1,1 @@
+"""Sentence embeddings: the encoder protocol and its torch and ONNX Runtime backends."""

@@ -1,0 +1,1 @@
+"""Measuring the product: metrics, the question set runner, benchmarks and the HTML report."""

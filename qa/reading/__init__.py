@@ -1,0 +1,1 @@
+"""Reading passages: the extractive span reader."""

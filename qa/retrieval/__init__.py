@@ -1,0 +1,1 @@
+"""Finding passages: dense, keyword and hybrid search fused by reciprocal rank."""
