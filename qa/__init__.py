@@ -10,15 +10,9 @@ Example:
 
 from __future__ import annotations
 
-import os
-
-# The product runs offline: nothing may try the model hub by accident (a user's own setting wins).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-from qa.stores.local import BuildStats, Index, IndexNotFoundError, StaleIndexError, build_index  # noqa: E402
-from qa.retrieval.retriever import Retriever  # noqa: E402
-from qa.types import Answer, Citation, Document, Hit, Passage  # noqa: E402
+from qa.stores.local import BuildStats, Index, IndexNotFoundError, StaleIndexError, build_index
+from qa.retrieval.retriever import Retriever
+from qa.types import Answer, Citation, Document, Hit, Passage
 
 __all__ = [
     "QA",

@@ -729,6 +729,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python app.py``: the same options as ``qa serve``."""
     from qa.stores.local import IndexNotFoundError, StaleIndexError
 
+    from qa.errors import offline_mode
+
+    offline_mode()
     parser = argparse.ArgumentParser(prog="app.py", description="The document question-answering chat app.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each question and answer")
     add_arguments(parser)

@@ -14,6 +14,7 @@ import logging
 import re
 from pathlib import Path
 
+from qa.errors import UserError
 from qa.types import Document
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ _BLOCK_HTML = (
 )
 
 
-class DocumentError(ValueError):
+class DocumentError(UserError, ValueError):
     """A document folder cannot be loaded as a corpus."""
 
 
@@ -55,10 +56,7 @@ def load_documents(folder: str | Path) -> list[Document]:
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"Document folder not found: {root} (pass --docs DIR with your documents)")
-    paths = sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
+    paths = corpus_files(root, supported_only=False)
     unsupported = [p for p in paths if p.suffix.lower() not in SUPPORTED_SUFFIXES]
     if unsupported:
         logger.info("ignoring %d file(s) of unsupported type, e.g. %s", len(unsupported), unsupported[0])
@@ -77,6 +75,18 @@ def load_documents(folder: str | Path) -> list[Document]:
             f"No loadable documents in {root}: expected non-empty {', '.join(sorted(SUPPORTED_SUFFIXES))} files."
         )
     return sorted(docs, key=lambda d: d.id)
+
+
+def corpus_files(folder: str | Path, supported_only: bool = True) -> list[Path]:
+    """The files of a corpus folder, recursively, sorted: hidden files and folders left out and, with
+    ``supported_only``, only the types :func:`load_documents` reads. Loading and the index's change
+    detection both list files here, so they always agree."""
+    root = Path(folder)
+    return sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and (not supported_only or p.suffix.lower() in SUPPORTED_SUFFIXES)
+    )
 
 
 def _document_ids(root: Path, paths: list[Path]) -> dict[Path, str]:

@@ -33,8 +33,9 @@ from typing import Sequence
 import numpy as np
 
 from qa.ingest.chunking import ChunkConfig, chunk_document
-from qa.ingest.documents import SUPPORTED_SUFFIXES, load_documents
+from qa.ingest.documents import corpus_files, load_documents
 from qa.embedding.encoder import DEFAULT_BACKEND, Encoder, load_encoder
+from qa.errors import UserError
 from qa.types import Document, Passage
 
 logger = logging.getLogger(__name__)
@@ -54,11 +55,11 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 
 
-class IndexNotFoundError(FileNotFoundError):
+class IndexNotFoundError(UserError, FileNotFoundError):
     """No index was built at the given folder."""
 
 
-class StaleIndexError(ValueError):
+class StaleIndexError(UserError, ValueError):
     """The saved index no longer matches the requested model or the documents on disk."""
 
 
@@ -79,12 +80,7 @@ class BuildStats:
 def file_hashes(docs_dir: str | Path) -> dict[str, str]:
     """sha256 (16 hex digits) of every supported file under ``docs_dir``, keyed by relative path."""
     root = Path(docs_dir)
-    out = {}
-    for p in sorted(root.rglob("*")):
-        rel = p.relative_to(root)
-        if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not any(s.startswith(".") for s in rel.parts):
-            out[rel.as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()[:16]
-    return out
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()[:16] for p in corpus_files(root)}
 
 
 def _doc_file(doc: Document, root: Path) -> str:
@@ -220,6 +216,18 @@ class Index:
         if dense.ntotal != len(passages):
             raise StaleIndexError(f"The index at {path} is inconsistent ({dense.ntotal} vectors, {len(passages)} passages); rebuild it.")
         return cls(path, manifest, passages, documents, dense, bm25)
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The manifest of the index at ``path`` (model, backend, chunking, documents, ...).
+
+    Raises:
+        IndexNotFoundError: no index there.
+    """
+    manifest_path = Path(path) / MANIFEST
+    if not manifest_path.is_file():
+        raise IndexNotFoundError(f"No index at {path} (no {MANIFEST}). Build one with: qa index --docs DOCS --out {path}")
+    return json.loads(manifest_path.read_text(encoding="utf-8"))
 
 
 def backend_of(manifest_or_encoder) -> str:
