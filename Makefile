@@ -5,18 +5,27 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: install run test browser bench clean
+.PHONY: install install-app run test browser bench clean
 
+# The library and the app (make run); `make install` adds what the tests, evaluation and training need.
+install-app: $(VENV)/.installed-app
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.venv-made:
 	python3 -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e ".[test]"
 	touch $@
 
-run: install
+$(VENV)/.installed-app: pyproject.toml $(VENV)/.venv-made
+	$(PIP) install -e ".[app]"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.venv-made
+	$(PIP) install -e ".[test]"
+	touch $@ $(VENV)/.installed-app
+
+run: install-app
 	$(PY) app.py
 
 # Headless Chromium and its driver for the browser test, from Debian's packages.
