@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import pytest
 from conftest import TINY_CORPUS, FakeEncoder
 
 import qa.stores.local as index_module
-from qa.ingest.documents import load_documents
 from qa.stores.local import Index, build_index
 
 # Every character str.splitlines splits on besides "\n" (Python's docs, "str.splitlines").

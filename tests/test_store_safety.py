@@ -47,8 +47,8 @@ def _one_line(err: BaseException) -> str:
 
 
 def test_out_holding_other_files_is_refused_before_the_model_loads(tiny_corpus, tmp_path, monkeypatch):
-    out = write = tmp_path / "mine"
-    write.mkdir()
+    out = tmp_path / "mine"
+    out.mkdir()
     (out / "notes.txt").write_text("my notes", encoding="utf-8")
     (out / "photos").mkdir()
     before = _snapshot(out)
