@@ -136,7 +136,10 @@ def test_manifest_contents(tiny_corpus, tiny_index, fake_encoder, small_chunks):
         assert row["hash"] == hashlib.sha256((tiny_corpus / rel).read_bytes()).hexdigest()[:16]
         assert row["id"] == rel.rsplit(".", 1)[0]
     assert len(manifest["corpus_hash"]) == 16
-    assert sorted(p.name for p in tiny_index.iterdir()) == ["bm25", "dense.faiss", "documents.jsonl", "manifest.json", "passages.jsonl"]
+    # The manifest names the version folder holding the data; the lock file stays for the next writer.
+    assert sorted(p.name for p in tiny_index.iterdir()) == [".lock", "manifest.json", manifest["data"]]
+    data = tiny_index / manifest["data"]
+    assert sorted(p.name for p in data.iterdir()) == ["bm25", "dense.faiss", "documents.jsonl", "passages.jsonl"]
 
 
 def test_corpus_hash_changes_with_the_documents(tiny_corpus, tmp_path, fake_encoder):
@@ -172,7 +175,7 @@ def _fail(*args, **kwargs):
     raise RuntimeError("simulated failure")
 
 
-@pytest.mark.parametrize("where", ["make_bm25", "bm25.save", "faiss.write_index"])
+@pytest.mark.parametrize("where", ["make_bm25", "bm25.save", "faiss.serialize_index"])
 def test_failed_build_leaves_previous_index_intact(tiny_corpus, tiny_index, fake_encoder, small_chunks, monkeypatch, where):
     import bm25s
     import faiss
@@ -184,7 +187,7 @@ def test_failed_build_leaves_previous_index_intact(tiny_corpus, tiny_index, fake
     elif where == "bm25.save":
         monkeypatch.setattr(bm25s.BM25, "save", _fail)  # inside the temporary folder, after FAISS was written
     else:
-        monkeypatch.setattr(faiss, "write_index", _fail)
+        monkeypatch.setattr(faiss, "serialize_index", _fail)
     with pytest.raises(RuntimeError, match="simulated failure"):
         build_index(tiny_corpus, tiny_index, encoder=fake_encoder, chunk_config=small_chunks)
     monkeypatch.undo()
@@ -266,8 +269,9 @@ def test_check_documents_false_skips_the_comparison(tiny_corpus, tiny_index):
 
 
 def test_inconsistent_index_is_refused(tiny_index):
-    lines = (tiny_index / "passages.jsonl").read_text(encoding="utf-8").splitlines()
-    (tiny_index / "passages.jsonl").write_text("\n".join(lines[:-1]) + "\n", encoding="utf-8")
+    passages = tiny_index / index_module.read_manifest(tiny_index)["data"] / "passages.jsonl"
+    lines = passages.read_text(encoding="utf-8").split("\n")
+    passages.write_text("\n".join(lines[:-2]) + "\n", encoding="utf-8")
     with pytest.raises(StaleIndexError, match="inconsistent"):
         Index.load(tiny_index)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from qa.stores.local import build_index
@@ -208,3 +209,85 @@ def test_relevance_is_the_best_dense_score(tiny_retriever):
     best = tiny_retriever.search("Whiskers help cats judge gaps", top_k=1, mode="dense")[0]
     assert tiny_retriever.relevance("Whiskers help cats judge gaps") == pytest.approx(best.score)
     assert tiny_retriever.relevance("xylophone zeppelin") < best.score
+
+
+# Errors a user can fix, and the store interface ----------------------------------------------------
+
+
+@pytest.mark.parametrize("doc_ids", ["weather", "animals/cats", {"weather"}, b"weather", [1]])
+def test_doc_ids_must_be_a_list(tiny_retriever, doc_ids):
+    from qa.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="doc_ids must be a list of document ids"):
+        tiny_retriever.search("cats", doc_ids=doc_ids)
+
+
+@pytest.mark.parametrize("kwargs", [{"query": ""}, {"query": "cats", "top_k": 0}, {"query": "cats", "mode": "x"},
+                                    {"query": "cats", "doc_ids": ["nope"]}])
+def test_bad_arguments_are_invalid_input(tiny_retriever, kwargs):
+    from qa.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        tiny_retriever.search(**kwargs)
+
+
+class ListStore:
+    """A store of the :class:`qa.stores.base.Store` protocol over plain lists, searched by brute force."""
+
+    def __init__(self, passages, documents, vectors, manifest):
+        self.passages, self.documents, self.vectors, self.manifest = passages, documents, vectors, manifest
+
+    def _rows(self, doc_ids):
+        return [i for i, p in enumerate(self.passages) if doc_ids is None or p.doc_id in doc_ids]
+
+    def dense_search(self, query_vector, k, doc_ids=None):
+        rows = self._rows(doc_ids)
+        scores = self.vectors[rows] @ np.asarray(query_vector).reshape(-1)
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(rows[j], float(scores[j])) for j in order]
+
+    def keyword_search(self, query_text, k, doc_ids=None):
+        words = set(query_text.lower().split())
+        scored = [(i, float(len(words & set(self.passages[i].text.lower().split())))) for i in self._rows(doc_ids)]
+        return sorted([s for s in scored if s[1] > 0], key=lambda s: (-s[1], s[0]))[:k]
+
+
+def test_the_retriever_talks_to_any_store(tiny_retriever, fake_encoder):
+    from qa.stores.base import Store
+
+    index = tiny_retriever.index
+    assert isinstance(index, Store)
+    store = ListStore(index.passages, index.documents, fake_encoder.embed([p.text for p in index.passages]),
+                      index.manifest)
+    assert isinstance(store, Store)
+    retriever = Retriever(store, encoder=fake_encoder)
+    query = "rocket engine burns liquid oxygen propellant"
+    dense = [i for i, _ in store.dense_search(fake_encoder.embed([query])[0], CANDIDATES)]
+    sparse = [i for i, _ in store.keyword_search(query, CANDIDATES)]
+    expected = reciprocal_rank_fusion([dense, sparse])[:5]
+    hits = retriever.search(query, top_k=5)
+    assert [h.passage for h in hits] == [store.passages[i] for i, _ in expected]
+    hits = retriever.search(query, top_k=50, mode="bm25", doc_ids=["weather"])
+    assert {h.passage.doc_id for h in hits} <= {"weather"}
+
+
+@pytest.mark.parametrize("doc_ids", [None, ["weather", "kitchen/bread"]])
+def test_local_dense_search_equals_brute_force(tiny_retriever, fake_encoder, doc_ids):
+    index = tiny_retriever.index
+    vectors = fake_encoder.embed([p.text for p in index.passages])
+    query = fake_encoder.embed(["storm pressure and yeast"])[0]
+    rows = [i for i, p in enumerate(index.passages) if doc_ids is None or p.doc_id in doc_ids]
+    scores = vectors[rows] @ query
+    want = [rows[j] for j in np.argsort(-scores, kind="stable")[:5]]
+    got = index.dense_search(query, 5, doc_ids=doc_ids)
+    assert [i for i, _ in got] == want
+    assert [s for _, s in got] == pytest.approx(sorted(scores, reverse=True)[:5], abs=1e-5)
+
+
+def test_the_retriever_holds_no_search_engine_code():
+    import inspect
+
+    import qa.retrieval.retriever as retriever_module
+
+    source = inspect.getsource(retriever_module)
+    assert "faiss" not in source and "bm25" not in source.replace("\"bm25\"", "")

@@ -1,4 +1,7 @@
-"""Find the passages most likely to answer a question: dense (FAISS), BM25, or both fused.
+"""Find the passages most likely to answer a question: dense, keyword (BM25), or both fused.
+
+The retriever embeds the question, asks a :class:`~qa.stores.base.Store` for its nearest and its
+best keyword matches, and fuses them by reciprocal rank; the store does the searching.
 
 Example:
     >>> from qa import Retriever
@@ -17,7 +20,9 @@ from typing import Sequence
 import numpy as np
 
 from qa.embedding.encoder import Encoder, load_encoder
-from qa.stores.local import Index, backend_of, bm25_tokenize
+from qa.errors import InvalidInput
+from qa.stores.base import Store
+from qa.stores.local import Index, backend_of
 from qa.types import Hit
 
 logger = logging.getLogger(__name__)
@@ -43,20 +48,16 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) ->
 
 
 class Retriever:
-    """Searches a loaded :class:`~qa.stores.local.Index`.
+    """Searches a store (by default the local :class:`~qa.stores.local.Index`).
 
     Args:
-        index: the loaded index.
-        encoder: the query encoder; by default the model and backend recorded in the index manifest.
+        index: the loaded store.
+        encoder: the query encoder; by default the model and backend recorded in the store's manifest.
     """
 
-    def __init__(self, index: Index, encoder: Encoder | None = None):
+    def __init__(self, index: Store, encoder: Encoder | None = None):
         self.index = index
         self.encoder = encoder or load_encoder(index.manifest["model"], backend=backend_of(index.manifest))
-        rows: dict[str, list[int]] = {}
-        for i, p in enumerate(index.passages):
-            rows.setdefault(p.doc_id, []).append(i)
-        self._row_of_doc = {d: np.asarray(r, dtype=np.int64) for d, r in rows.items()}
         self._query_vectors: dict[str, np.ndarray] = {}  # small cache: ask() embeds a question once
 
     @classmethod
@@ -78,87 +79,59 @@ class Retriever:
             query: the question; longer than ``MAX_QUERY_CHARS`` characters is cut.
             top_k: how many passages to return (fewer if the index holds fewer).
             mode: ``"dense"``, ``"bm25"`` or ``"hybrid"`` (reciprocal rank fusion of both).
-            doc_ids: search only these documents.
+            doc_ids: search only these documents (a list of ids).
 
         Raises:
-            ValueError: empty query, ``top_k < 1``, unknown mode or unknown document id.
+            InvalidInput: empty query, ``top_k < 1``, unknown mode, ``doc_ids`` not a list, or an unknown id.
         """
         query = self._check(query, top_k, mode, doc_ids)
-        rows = self._allowed_rows(doc_ids)
         pool = max(top_k, CANDIDATES) if mode == "hybrid" else top_k
         if mode == "dense":
-            return self._hits(self._dense(query, pool, rows)[:top_k])
+            return self._hits(self._dense(query, pool, doc_ids)[:top_k])
         if mode == "bm25":
-            return self._hits(self._bm25(query, pool, rows)[:top_k])
-        dense = self._dense(query, pool, rows)
-        sparse = self._bm25(query, pool, rows)
+            return self._hits(self.index.keyword_search(query, pool, doc_ids)[:top_k])
+        dense = self._dense(query, pool, doc_ids)
+        sparse = self.index.keyword_search(query, pool, doc_ids)
         fused = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in sparse]])
         return self._hits(fused[:top_k])
 
     def _check(self, query: str, top_k: int, mode: str, doc_ids: list[str] | None) -> str:
         if not isinstance(query, str) or not query.strip():
-            raise ValueError("The query is empty: ask a question in words.")
+            raise InvalidInput("The query is empty: ask a question in words.")
         if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-            raise ValueError(f"top_k must be a whole number of at least 1, got {top_k!r}.")
+            raise InvalidInput(f"top_k must be a whole number of at least 1, got {top_k!r}.")
         if mode not in MODES:
-            raise ValueError(f"Unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}.")
+            raise InvalidInput(f"Unknown retrieval mode {mode!r}: use one of {', '.join(MODES)}.")
         if doc_ids is not None:
+            if not isinstance(doc_ids, (list, tuple)) or not all(isinstance(d, str) for d in doc_ids):
+                raise InvalidInput(f"doc_ids must be a list of document ids, e.g. [{next(iter(self.index.documents))!r}]"
+                                   f", not {type(doc_ids).__name__} {doc_ids!r:.80}.")
             unknown = sorted(set(doc_ids) - set(self.index.documents))
             if unknown or not doc_ids:
-                raise ValueError(f"Unknown document id(s) {unknown or doc_ids}: the index holds "
-                                 f"{len(self.index.documents)} documents, e.g. {next(iter(self.index.documents))!r}.")
+                raise InvalidInput(f"Unknown document id(s) {unknown or doc_ids}: the index holds "
+                                   f"{len(self.index.documents)} documents, e.g. {next(iter(self.index.documents))!r}.")
         if len(query) > MAX_QUERY_CHARS:
             logger.info("query of %d characters cut to %d", len(query), MAX_QUERY_CHARS)
             query = query[:MAX_QUERY_CHARS]
         return query.strip()
 
-    def _allowed_rows(self, doc_ids: list[str] | None) -> np.ndarray | None:
-        if doc_ids is None:
-            return None
-        return np.sort(np.concatenate([self._row_of_doc.get(d, np.empty(0, np.int64)) for d in doc_ids]))
-
     def relevance(self, query: str) -> float:
         """Cosine similarity of ``query`` with its nearest passage: how on-topic the question is."""
         query = self._check(query, 1, "dense", None)
-        return self._dense(query, 1, None)[0][1] if self.index.dense.ntotal else 0.0
+        best = self._dense(query, 1, None)
+        return best[0][1] if best else 0.0
 
     def _embed(self, query: str) -> np.ndarray:
         vector = self._query_vectors.get(query)
         if vector is None:
-            vector = self.encoder.encode_queries([query])
+            vector = np.asarray(self.encoder.encode_queries([query]), dtype=np.float32)[0]
             if len(self._query_vectors) >= 256:
                 self._query_vectors.clear()
             self._query_vectors[query] = vector
         return vector
 
-    def _dense(self, query: str, k: int, rows: np.ndarray | None) -> list[tuple[int, float]]:
-        import faiss
-
-        vector = self._embed(query)
-        k = min(k, self.index.dense.ntotal if rows is None else len(rows))
-        if k == 0:
-            return []
-        params = None
-        if rows is not None:
-            selector = faiss.IDSelectorBatch(rows)
-            params = (faiss.SearchParametersHNSW(sel=selector, efSearch=self.index.dense.hnsw.efSearch)
-                      if isinstance(self.index.dense, faiss.IndexHNSW) else faiss.SearchParameters(sel=selector))
-        scores, ids = self.index.dense.search(vector, k, params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-
-    def _bm25(self, query: str, k: int, rows: np.ndarray | None) -> list[tuple[int, float]]:
-        bm25 = self.index.bm25
-        tokens = [t for t in bm25_tokenize([query])[0] if t in bm25.vocab_dict]
-        if not tokens:
-            return []
-        n = len(self.index.passages)
-        mask = None
-        if rows is not None:
-            mask = np.zeros(n, dtype=np.float32)
-            mask[rows] = 1.0
-        k = min(k, n if rows is None else len(rows))
-        ids, scores = bm25.retrieve([tokens], k=k, show_progress=False, weight_mask=mask)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+    def _dense(self, query: str, k: int, doc_ids: Sequence[str] | None) -> list[tuple[int, float]]:
+        return self.index.dense_search(self._embed(query), k, doc_ids)
 
     def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
         return [Hit(self.index.passages[i], score, rank) for rank, (i, score) in enumerate(ranked, start=1)]

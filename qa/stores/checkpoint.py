@@ -1,0 +1,89 @@
+"""Vectors of a build in progress, saved batch by batch, so a killed build resumes where it stopped.
+
+``INDEX/.partial/`` holds ``meta.json`` (model and backend) and, per batch, ``batch-N.npy`` (the
+vectors) and ``batch-N.keys.json`` (a hash of each passage's text), the keys written last. Vectors
+depend only on the model, the backend and the text, so a re-run reuses every vector whose text it
+still has to embed, whatever the chunking or the order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+def text_key(text: str) -> str:
+    """The key a passage's vector is saved under: sha256 of its text (32 hex digits)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class Checkpoint:
+    """The saved vectors of one index folder's build in progress.
+
+    Args:
+        folder: where they are kept (``INDEX/.partial``).
+        model: the encoder's model name; vectors of another model are discarded.
+        backend: the encoder backend; likewise.
+    """
+
+    def __init__(self, folder: Path, model: str, backend: str):
+        self.folder = folder
+        self.meta = {"model": model, "backend": backend}
+
+    def load(self) -> dict[str, np.ndarray]:
+        """The saved vectors by :func:`text_key`; empty (and the folder cleared) for another model."""
+        if not self.folder.is_dir():
+            return {}
+        try:
+            meta = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            meta = None
+        if meta != self.meta:
+            logger.info("discarding the vectors of an interrupted build of another model in %s", self.folder)
+            self.clear()
+            return {}
+        vectors: dict[str, np.ndarray] = {}
+        for keys_file in sorted(self.folder.glob("batch-*.keys.json")):
+            try:
+                keys = json.loads(keys_file.read_text(encoding="utf-8"))
+                block = np.load(keys_file.with_name(keys_file.name.replace(".keys.json", ".npy")))
+            except (OSError, ValueError) as err:
+                logger.warning("ignoring %s of an interrupted build: %s", keys_file.name, err)
+                continue
+            if block.ndim == 2 and len(block) == len(keys):
+                vectors.update(zip(keys, block))
+        if vectors:
+            logger.info("resuming: %d passages were embedded by an interrupted build", len(vectors))
+        return vectors
+
+    def save(self, keys: Sequence[str], block: np.ndarray) -> None:
+        """Add one batch of vectors (``block[i]`` is the vector of ``keys[i]``)."""
+        self.folder.mkdir(exist_ok=True)
+        meta_file = self.folder / "meta.json"
+        if not meta_file.is_file():
+            _replace_with(meta_file, json.dumps(self.meta).encode())
+        number = len(list(self.folder.glob("batch-*.keys.json"))) + 1
+        stem = self.folder / f"batch-{number:06d}"
+        tmp = stem.with_name(stem.name + ".npy.tmp")
+        with tmp.open("wb") as f:
+            np.save(f, np.ascontiguousarray(block, dtype=np.float32))
+        os.replace(tmp, stem.with_name(stem.name + ".npy"))
+        _replace_with(stem.with_name(stem.name + ".keys.json"), json.dumps(list(keys)).encode())
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _replace_with(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,229 @@
+"""The index folder on disk: what ``--out`` may replace, one writer at a time, an atomic publish.
+
+Layout (format 2)::
+
+    INDEX/manifest.json   describes the index and names its data folder ("data": "v-000003")
+    INDEX/v-000003/       passages.jsonl, documents.jsonl, dense.faiss, bm25/
+    INDEX/.lock           held (flock) by the one writer; holds its pid and start time
+    INDEX/.partial/       vectors of a build in progress (:mod:`qa.stores.checkpoint`)
+
+A build writes a new version folder, then replaces ``manifest.json`` with one ``os.replace``: that
+rename is the publish, as Lucene's ``segments_N`` is. Readers read the manifest first, so they see
+the old index or the new one, whole. Older versions are removed after the publish. Format 1 kept the
+data files beside the manifest; they still load, and are removed by the next build.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import time
+from pathlib import Path
+
+from qa.errors import MissingPath, UnsafeDestination
+from qa.stores.base import IndexLockedError, IndexWriteError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+PASSAGES = "passages.jsonl"
+DOCUMENTS = "documents.jsonl"
+DENSE = "dense.faiss"
+BM25_DIR = "bm25"
+LOCK = ".lock"
+PARTIAL = ".partial"
+DATA_FILES = (PASSAGES, DOCUMENTS, DENSE, BM25_DIR)
+_MANIFEST_TMP = MANIFEST + ".tmp-"
+_VERSION = re.compile(r"^v-(\d{6,})$")
+# Each step of a write, in order. ``after_step`` is called after each; a kill may land after any.
+STEPS = ("version_folder", "passages", "documents", "dense", "bm25", "synced", "manifest_tmp", "pointer", "cleanup")
+
+
+def after_step(name: str) -> None:
+    """Called after each step of :data:`STEPS`; tests replace it to simulate a crash there."""
+
+
+def is_our_name(name: str) -> bool:
+    """Whether a build of ours creates files or folders of this name inside an index folder."""
+    return name in (MANIFEST, LOCK, PARTIAL, *DATA_FILES) or bool(_VERSION.match(name)) or name.startswith(_MANIFEST_TMP)
+
+
+def manifest_is_ours(folder: Path) -> bool:
+    """Whether ``folder/manifest.json`` is the manifest of an index of ours."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and {"format_version", "model", "chunking"} <= manifest.keys()
+
+
+def check_destination(docs_dir: Path, out_dir: Path) -> None:
+    """Refuse an ``out_dir`` that a build would harm, before any work is done.
+
+    Allowed: a missing or empty folder, or an index of ours. Refused: a file, a folder of other
+    files, the documents folder itself, a folder inside it, and a folder that holds it.
+
+    Raises:
+        MissingPath: ``docs_dir`` is not a folder.
+        UnsafeDestination: writing the index at ``out_dir`` could overwrite or delete something.
+    """
+    if not docs_dir.is_dir():
+        raise MissingPath(f"Document folder not found: {docs_dir} (pass --docs DIR with your documents).")
+    docs, out = docs_dir.resolve(), out_dir.resolve()
+    elsewhere = f"write it to a folder outside {docs_dir}, e.g. --out {docs.parent / (docs.name + '-index')}"
+    if out == docs:
+        raise UnsafeDestination(f"--out {out_dir} is the documents folder itself: the index would replace your "
+                                f"documents; {elsewhere}.")
+    if docs in out.parents:
+        raise UnsafeDestination(f"--out {out_dir} is inside the documents folder {docs_dir}: the index would be "
+                                f"read as documents; {elsewhere}.")
+    if out in docs.parents:
+        raise UnsafeDestination(f"The documents folder {docs_dir} is inside --out {out_dir}: replacing the index "
+                                "there could delete them; choose another --out.")
+    if out_dir.exists() or out_dir.is_symlink():
+        if not out_dir.is_dir():
+            raise UnsafeDestination(f"--out {out_dir} is a file, not a folder: choose a new or empty folder for the index.")
+        foreign = sorted(p.name for p in out_dir.iterdir() if not is_our_name(p.name))
+        if foreign and not manifest_is_ours(out_dir):
+            shown = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
+            raise UnsafeDestination(f"--out {out_dir} holds files that are not an index ({shown}): refusing to "
+                                    "replace them; choose a new or empty folder for the index.")
+        return
+    ancestor = out_dir.parent
+    while not (ancestor.exists() or ancestor.is_symlink()) and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UnsafeDestination(f"Cannot create --out {out_dir}: {ancestor} is a file, not a folder.")
+
+
+def data_name(manifest: dict) -> str:
+    """The data folder a manifest names (``"."`` for format 1, whose files sit beside it)."""
+    name = manifest.get("data", ".")
+    return name if isinstance(name, str) and (name == "." or _VERSION.match(name)) else ""
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Writer:
+    """Holds the index folder's lock while a build runs, and publishes its result atomically.
+
+    Entering creates the folder, takes the lock (a second writer fails at once, naming the first)
+    and removes what a killed writer left. Use :meth:`new_version`, write the data files into it,
+    then :meth:`publish`.
+
+    Args:
+        out_dir: the index folder (already checked by :func:`check_destination`).
+    """
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self._fd: int | None = None
+        self._created = False
+
+    def __enter__(self) -> "Writer":
+        self._created = not self.out_dir.exists()
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise IndexWriteError(f"Cannot write the index at {self.out_dir}: {err.strerror or err} "
+                                  f"({err.filename or self.out_dir}); choose another --out.") from err
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 400, 0).decode("utf-8", "replace").strip() or "holder unknown"
+            os.close(fd)
+            raise IndexLockedError(f"Another build is writing the index at {self.out_dir} ({holder}): wait for it "
+                                   "to finish (or stop it), then run again.") from None
+        started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {started}\n".encode(), 0)
+        self._fd = fd
+        self._clean_debris()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._created and {p.name for p in self.out_dir.iterdir()} <= {LOCK}:
+            (self.out_dir / LOCK).unlink(missing_ok=True)  # while still locked: no one can take a stale lock
+            try:
+                self.out_dir.rmdir()
+            except OSError:
+                pass
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+    def current(self) -> str | None:
+        """The data folder the published manifest names, or ``None`` when none can be read."""
+        try:
+            manifest = json.loads((self.out_dir / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return data_name(manifest) or None if isinstance(manifest, dict) else None
+
+    def _clean_debris(self) -> None:
+        """Remove what a killed writer left: unpublished versions, manifest drafts, and the
+        temporary and backup folders older builds made beside the index."""
+        current = self.current()
+        for entry in self.out_dir.iterdir():
+            if _VERSION.match(entry.name) and current is not None and entry.name != current:
+                logger.info("removing %s, left by an interrupted build", entry)
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.name.startswith(_MANIFEST_TMP):
+                entry.unlink(missing_ok=True)
+        name, parent = self.out_dir.name, self.out_dir.parent
+        for entry in [*parent.glob(f".{name}.building-*"), *parent.glob(f".{name}.old-*")]:
+            if entry.is_dir() and not entry.is_symlink() and all(is_our_name(p.name) for p in entry.iterdir()):
+                logger.info("removing %s, left by an interrupted build", entry)
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                logger.warning("left %s in place: it is not an index folder (an older version of qa may have "
+                               "moved it there when it replaced %s)", entry, self.out_dir)
+
+    def new_version(self) -> Path:
+        """A new, empty version folder to write the data files into."""
+        numbers = [int(m.group(1)) for p in self.out_dir.iterdir() if (m := _VERSION.match(p.name))]
+        version = self.out_dir / f"v-{max(numbers, default=0) + 1:06d}"
+        version.mkdir()
+        after_step("version_folder")
+        return version
+
+    def publish(self, version: Path, manifest: dict) -> None:
+        """Make ``version`` the index: sync its files, then replace the manifest in one rename,
+        then remove older versions and format-1 data files."""
+        for path in sorted(version.rglob("*"), reverse=True):
+            _fsync(path)
+        _fsync(version)
+        after_step("synced")
+        draft = self.out_dir / f"{_MANIFEST_TMP}{os.getpid()}"
+        with draft.open("w", encoding="utf-8") as f:
+            json.dump({**manifest, "data": version.name}, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        after_step("manifest_tmp")
+        os.replace(draft, self.out_dir / MANIFEST)
+        _fsync(self.out_dir)
+        after_step("pointer")
+        for entry in self.out_dir.iterdir():
+            if (_VERSION.match(entry.name) and entry.name != version.name) or entry.name in DATA_FILES:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink(missing_ok=True)
+        after_step("cleanup")
+
+    def discard(self, version: Path) -> None:
+        """Remove an unpublished version folder (after a failed write)."""
+        if version.is_dir() and self.current() != version.name:
+            shutil.rmtree(version, ignore_errors=True)

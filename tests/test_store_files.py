@@ -1,0 +1,199 @@
+"""What the index records and reads: line separators, symlinked documents, no-op builds, cheap
+staleness checks (size and mtime first, as git's index does) and resumable, batched embedding."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_CORPUS, FakeEncoder
+
+import qa.stores.local as index_module
+from qa.stores.local import Index, build_index
+
+# Every character str.splitlines splits on besides "\n" (Python's docs, "str.splitlines").
+SEPARATORS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Bytes and mtime of every file of the index (the lock file, which records its holder, aside)."""
+    return {p.relative_to(folder).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
+def _age(folder: Path, seconds: float = 3600) -> None:
+    """Set every file's mtime an hour back, as for a corpus that was not just written."""
+    when = os.stat(folder).st_mtime - seconds
+    for p in folder.rglob("*"):
+        os.utime(p, (when, when))
+
+
+# 4. Line separators -------------------------------------------------------------------------------
+
+
+def test_every_line_separator_round_trips_and_is_not_reembedded(make_corpus, tmp_path, small_chunks):
+    text = "Separators\n\n" + " and ".join(f"word{i}{c}next{i}" for i, c in enumerate(SEPARATORS)) + ".\n"
+    folder = make_corpus({"seps.txt": text, "plain.txt": "A plain document about cats."})
+    out = tmp_path / "index"
+    build_index(folder, out, encoder=FakeEncoder(), chunk_config=small_chunks)
+    index = Index.load(out)
+    assert index.documents["seps"].text == text
+    for p in index.passages:
+        assert index.documents[p.doc_id].text[p.start : p.end] == p.text
+    assert "".join(p.text for p in index.passages if p.doc_id == "seps").count("\u2028") >= 1
+    encoder = FakeEncoder()
+    stats = build_index(folder, out, encoder=encoder, chunk_config=small_chunks)
+    assert encoder.passage_count == 0 == stats.embedded
+
+
+# 7. Symlinked documents ---------------------------------------------------------------------------
+
+
+def test_a_document_symlinked_from_outside_the_folder_is_indexed(make_corpus, tmp_path, fake_encoder):
+    outside = tmp_path / "elsewhere" / "guide.txt"
+    outside.parent.mkdir()
+    outside.write_text("Guide\n\nThe guide explains how to renew a passport.", encoding="utf-8")
+    folder = make_corpus(TINY_CORPUS)
+    (folder / "guide.txt").symlink_to(outside)
+    build_index(folder, tmp_path / "index", encoder=fake_encoder)
+    index = Index.load(tmp_path / "index")
+    assert "passport" in index.documents["guide"].text
+    rows = {row["file"]: row for row in index.manifest["documents"]}
+    assert rows["guide.txt"]["hash"] == hashlib.sha256(outside.read_bytes()).hexdigest()[:16]
+    outside.write_text("Guide\n\nNow about driving licences.", encoding="utf-8")
+    with pytest.raises(index_module.StaleIndexError, match="guide.txt"):
+        Index.load(tmp_path / "index")
+
+
+# 6. No-op builds and cheap staleness checks ---------------------------------------------------------
+
+
+def test_a_build_with_nothing_changed_changes_no_byte(tiny_corpus, tiny_index, small_chunks):
+    before = _snapshot(tiny_index)
+    encoder = FakeEncoder()
+    stats = build_index(tiny_corpus, tiny_index, encoder=encoder, chunk_config=small_chunks)
+    assert stats.embedded == 0 == encoder.passage_count
+    assert _snapshot(tiny_index) == before
+
+
+def _count_hashing(monkeypatch) -> list[str]:
+    hashed: list[str] = []
+    real = index_module.hash_file
+    monkeypatch.setattr(index_module, "hash_file", lambda path: hashed.append(Path(path).name) or real(path))
+    return hashed
+
+
+def test_loading_hashes_only_files_whose_size_or_mtime_changed(tiny_corpus, tmp_path, fake_encoder, monkeypatch):
+    _age(tiny_corpus)
+    out = tmp_path / "index"
+    build_index(tiny_corpus, out, encoder=fake_encoder)
+    hashed = _count_hashing(monkeypatch)
+    Index.load(out)
+    assert hashed == []
+
+    # Touched, same bytes: hashed once, not stale.
+    weather = tiny_corpus / "weather.txt"
+    os.utime(weather)
+    Index.load(out)
+    assert hashed == ["weather.txt"]
+
+    # Same size, other bytes, new mtime: hashed and found changed.
+    hashed.clear()
+    weather.write_text(weather.read_text(encoding="utf-8").replace("storm", "STORM"), encoding="utf-8")
+    with pytest.raises(index_module.StaleIndexError, match="weather.txt"):
+        Index.load(out)
+    assert hashed == ["weather.txt"]
+
+
+def test_a_file_written_just_before_the_build_is_always_hashed(tiny_corpus, tmp_path, fake_encoder, monkeypatch):
+    # Its mtime may not tell a later write in the same clock tick apart (git's "racily clean" entries).
+    _age(tiny_corpus)
+    (tiny_corpus / "weather.txt").write_text("Fresh weather notes.", encoding="utf-8")
+    build_index(tiny_corpus, tmp_path / "index", encoder=fake_encoder)
+    hashed = _count_hashing(monkeypatch)
+    Index.load(tmp_path / "index")
+    assert hashed == ["weather.txt"]
+
+
+def test_the_recorded_hash_and_file_are_those_the_loader_gives(tiny_corpus, tmp_path, fake_encoder, monkeypatch):
+    real = index_module.load_documents
+
+    def loaded_with_hashes(folder):
+        return [dataclasses.replace(d, file=Path(d.path).relative_to(folder).as_posix(),
+                                    source_hash=hashlib.sha256(Path(d.path).read_bytes()).hexdigest()[:16])
+                for d in real(folder)]
+
+    monkeypatch.setattr(index_module, "load_documents", loaded_with_hashes)
+    hashed = _count_hashing(monkeypatch)
+    build_index(tiny_corpus, tmp_path / "index", encoder=fake_encoder)
+    assert hashed == []  # the loader's hashes of the bytes it read are used
+    docs = {d.id: d for d in loaded_with_hashes(tiny_corpus)}
+    for row in Index.load(tmp_path / "index").manifest["documents"]:
+        assert row["hash"] == docs[row["id"]].source_hash and row["file"] == docs[row["id"]].file
+
+
+# 8. Resumable, batched embedding -----------------------------------------------------------------
+
+
+class CrashingEncoder(FakeEncoder):
+    """Raises on its ``fail_on``-th call of encode_passages."""
+
+    def __init__(self, fail_on: int):
+        super().__init__()
+        self.calls, self.fail_on = 0, fail_on
+
+    def encode_passages(self, texts, show_progress=False):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise KeyboardInterrupt("killed while embedding")
+        return super().encode_passages(texts, show_progress)
+
+
+def test_an_interrupted_build_resumes_where_it_stopped(tiny_corpus, tmp_path, small_chunks):
+    clean = tmp_path / "clean"
+    build_index(tiny_corpus, clean, encoder=FakeEncoder(), chunk_config=small_chunks)
+    expected = Index.load(clean)
+    total = len(expected.passages)
+    assert total > 6
+
+    out = tmp_path / "index"
+    first = CrashingEncoder(fail_on=3)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(tiny_corpus, out, encoder=first, chunk_config=small_chunks, batch_size=2)
+    assert first.passage_count == 4  # two batches of two got through
+
+    second = FakeEncoder()
+    stats = build_index(tiny_corpus, out, encoder=second, chunk_config=small_chunks, batch_size=2)
+    assert second.passage_count == stats.embedded == total - 4
+    got = Index.load(out)
+    assert got.passages == expected.passages
+    np.testing.assert_array_equal(got.dense.reconstruct_n(0, total), expected.dense.reconstruct_n(0, total))
+    assert not any(p.name.startswith(".partial") for p in out.iterdir())  # the checkpoint is gone
+
+
+def test_embedding_goes_in_batches(tiny_corpus, tmp_path, small_chunks):
+    sizes: list[int] = []
+
+    class Counting(FakeEncoder):
+        def encode_passages(self, texts, show_progress=False):
+            sizes.append(len(texts))
+            return super().encode_passages(texts, show_progress)
+
+    stats = build_index(tiny_corpus, tmp_path / "index", encoder=Counting(), chunk_config=small_chunks, batch_size=3)
+    assert sum(sizes) == stats.passages and max(sizes) == 3 and len(sizes) == -(-stats.passages // 3)
+
+
+def test_a_checkpoint_of_another_model_is_not_used(tiny_corpus, tmp_path, small_chunks):
+    out = tmp_path / "index"
+    with pytest.raises(KeyboardInterrupt):
+        build_index(tiny_corpus, out, encoder=CrashingEncoder(fail_on=2), chunk_config=small_chunks, batch_size=2)
+    other = FakeEncoder(name="other-model", dimension=256)
+    stats = build_index(tiny_corpus, out, encoder=other, chunk_config=small_chunks, batch_size=2)
+    assert other.passage_count == stats.passages == stats.embedded
+    got = Index.load(out)
+    np.testing.assert_allclose(got.dense.reconstruct_n(0, got.dense.ntotal),
+                               other.embed([p.text for p in got.passages]), rtol=1e-6)
