@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -157,43 +156,6 @@ def test_concurrent_feedback_appends_stay_whole_lines(tmp_path):
         t.join()
     rows = [json.loads(line) for line in log.path.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 80 and all(len(r["question"]) == 20_000 for r in rows)
-
-
-class CountingQA:
-    threshold = 0.3
-
-    def __init__(self):
-        self.calls = 0
-
-    def ask(self, question, top_k=5, mode="hybrid", threshold=None):
-        if not question.strip():
-            raise ValueError("The question is empty")
-        self.calls += 1
-        time.sleep(0.2)
-        return (question, top_k, mode, threshold)
-
-
-def test_answer_cache_runs_each_question_once_even_when_asked_together():
-    qa = CountingQA()
-    cache = ui.AnswerCache(qa, size=2)
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(cache.ask(" same? "))) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert qa.calls == 1 and len(set(results)) == 1
-    assert cache.ask("same?", threshold=0.3) == results[0] and qa.calls == 1  # None means the default threshold
-    cache.ask("same?", mode="bm25")
-    cache.ask("other?")
-    cache.ask("same?")  # evicted: the cache holds two answers
-    assert qa.calls == 4
-    with pytest.raises(ValueError):
-        cache.ask("  ")
-    off = ui.AnswerCache(qa, size=0)
-    off.ask("same?")
-    off.ask("same?")
-    assert qa.calls == 6
 
 
 def test_serve_help_explains_the_options(capsys):

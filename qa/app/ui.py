@@ -19,7 +19,6 @@ import re
 import sys
 import threading
 import uuid
-from collections import OrderedDict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -37,6 +36,8 @@ if TYPE_CHECKING:
 
     from qa.answering.pipeline import QA
     from qa.types import Answer, Document, Hit
+
+from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE, AnswerCache
 
 logger = logging.getLogger(__name__)
 
@@ -287,58 +288,6 @@ EMPTY_VIEWER = ('<div class="qa-empty">Click a citation such as <b>[1]</b>, or a
 # ---------------------------------------------------------------- answering
 
 
-class AnswerCache:
-    """``QA.ask`` behind a least-recently-used cache keyed by (question, top_k, mode, threshold).
-
-    Sound because the index and models are read-only while the app serves. Concurrent requests for the
-    same key wait for one computation instead of each running the reader.
-
-    Args:
-        qa: the shared pipeline.
-        size: answers kept; 0 disables caching (every request runs the pipeline).
-    """
-
-    def __init__(self, qa: "QA", size: int = 1024):
-        if size < 0:
-            raise ValueError(f"The cache size must be 0 or more, got {size}.")
-        self.qa = qa
-        self.size = size
-        self._done: OrderedDict[tuple, "Answer"] = OrderedDict()
-        self._pending: dict[tuple, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None) -> "Answer":
-        """Like :meth:`qa.answering.pipeline.QA.ask` (same errors)."""
-        threshold = self.qa.threshold if threshold is None else float(threshold)
-        if self.size == 0 or not isinstance(question, str):
-            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold)
-        key = (question.strip(), int(top_k), mode, round(threshold, 6))
-        with self._lock:
-            if key in self._done:
-                self._done.move_to_end(key)
-                return self._done[key]
-            waiting = self._pending.get(key)
-            if waiting is None:
-                self._pending[key] = threading.Event()
-        if waiting is not None:
-            waiting.wait()
-            with self._lock:
-                if key in self._done:
-                    return self._done[key]
-            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold)  # the first try failed
-        answer = None
-        try:
-            answer = self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold)
-            return answer
-        finally:
-            with self._lock:
-                if answer is not None:
-                    self._done[key] = answer
-                    while len(self._done) > self.size:
-                        self._done.popitem(last=False)
-                self._pending.pop(key).set()
-
-
 # ---------------------------------------------------------------- feedback
 
 
@@ -484,7 +433,8 @@ def build_app(
     examples: Sequence[str] = (),
     title: str = TITLE,
     corpus_name: str = "",
-    cache_size: int = 1024,
+    cache_size: int = DEFAULT_SIZE,
+    cache_bytes: int = DEFAULT_MAX_BYTES,
 ) -> "gr.Blocks":
     """The Gradio Blocks app around one shared, read-only ``qa`` (safe across the queue's workers).
 
@@ -495,11 +445,12 @@ def build_app(
         title: the page heading.
         corpus_name: shown in the description line, e.g. the documents' folder.
         cache_size: answers remembered (see :class:`AnswerCache`); 0 runs the pipeline for every request.
+        cache_bytes: bytes of questions and answers remembered, at most.
     """
     import gradio as gr
 
     feedback = feedback or FeedbackLog()
-    answers = AnswerCache(qa, cache_size)
+    answers = AnswerCache(qa, cache_size, cache_bytes)
     documents = qa.documents
     doc_choices = sorted(((d.title, d.id) for d in documents.values()), key=lambda c: c[0].lower())
 
@@ -694,8 +645,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(readable by `qa eval`; default: feedback/feedback.jsonl in the current directory)")
     p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                    help=f"questions answered at once; the rest wait in the queue (default: {DEFAULT_CONCURRENCY})")
-    p.add_argument("--cache-size", type=int, default=1024,
-                   help="answers remembered for repeated questions, 0 to turn off (default: 1024)")
+    p.add_argument("--cache-size", type=int, default=DEFAULT_SIZE,
+                   help=f"answers remembered for repeated questions, 0 to turn off (default: {DEFAULT_SIZE})")
+    p.add_argument("--cache-mb", type=float, default=DEFAULT_MAX_BYTES / 2**20,
+                   help=f"memory the remembered answers may take, in MiB (default: {DEFAULT_MAX_BYTES // 2**20})")
     p.add_argument("--title", default=TITLE, help=f"page title (default: {TITLE!r})")
 
 
@@ -708,7 +661,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     qa.ask("warm up", top_k=1)  # load the encoder and reader now, not on the first user's question
     bundled = Path(args.docs).resolve() == Path(DEFAULT_DOCS).resolve()
     app = build_app(qa, FeedbackLog(args.feedback), BUNDLED_EXAMPLES if bundled else (), args.title,
-                    corpus_name=Path(args.docs).resolve().name, cache_size=args.cache_size)
+                    corpus_name=Path(args.docs).resolve().name, cache_size=args.cache_size,
+                    cache_bytes=int(args.cache_mb * 2**20))
     launch(app, args.host, args.port, args.share, args.concurrency, block=True)
     return 0
 
