@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from qa.app import ui
+from qa.app import render, ui
+from qa.app.feedback import FeedbackLog
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +37,7 @@ def server(qa, tmp_path_factory):
     from benchmarks.loadtest import free_port
 
     feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
-    app = ui.build_app(qa, ui.FeedbackLog(feedback), ui.BUNDLED_EXAMPLES, corpus_name="seeds")
+    app = ui.build_app(qa, FeedbackLog(feedback), ui.BUNDLED_EXAMPLES, corpus_name="seeds")
     url = ui.launch(app, port=free_port(), block=False)
     yield url, feedback
     app.close()
@@ -132,5 +133,5 @@ def test_ask_open_the_citation_and_give_feedback(server, qa, start_browser, tmp_
 
     # A question the documents cannot answer: the plain refusal and the closest passages.
     reply = _ask(browser, wait, OFF_CORPUS, 2)
-    assert reply.find_element(By.CSS_SELECTOR, ".qa-short").text == ui.ABSTAIN_TEXT
+    assert reply.find_element(By.CSS_SELECTOR, ".qa-short").text == render.ABSTAIN_TEXT
     assert reply.find_elements(By.CSS_SELECTOR, ".qa-closest a.qa-link")
