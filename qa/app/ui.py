@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Sequence
 
 from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE, AnswerCache
 from qa.app.feedback import FeedbackLog
+from qa.app.inputs import check_question
 from qa.app.render import (EMPTY_VIEWER, PLACEHOLDER, answer_places, parse_ref, render_answer, render_document,
                            render_sources)
+from qa.errors import UserError
 
 # Type names only: gradio and torch load when the app is built, never at import. No `from __future__ import
 # annotations` here: annotations on the event handlers inside build_app must be real objects, so Gradio can
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from qa.answering.pipeline import QA
 
 logger = logging.getLogger(__name__)
+
+SERVER_FAILED = "The server failed to answer; see its log."  # all a client hears of an internal fault
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -52,6 +56,17 @@ FONTS = ("ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "H
 def static_text(name: str) -> str:
     """The text of one of the app's static files (``app.css``, ``open.js``, ``viewer.js``)."""
     return (STATIC / name).read_text(encoding="utf-8")
+
+
+def _public_message(err: Exception, question: object) -> str:
+    """What a person is told about ``err``: a :class:`UserError`'s message, else :data:`SERVER_FAILED`
+    (the fault and its traceback go to the server's log)."""
+    shown = question[:200] if isinstance(question, str) else type(question).__name__
+    if isinstance(err, UserError):
+        logger.info("refused %r: %s", shown, err)
+        return str(err)
+    logger.error("failed to answer %r", shown, exc_info=err)
+    return SERVER_FAILED
 
 
 def build_app(
@@ -94,10 +109,9 @@ def build_app(
         if not question:
             return history, turns, gr.skip()
         try:
-            result = answers.ask(question, top_k=int(top_k), mode=mode, threshold=float(threshold))
-        except ValueError as err:  # a question or setting the pipeline refuses: say so in the chat
-            logger.info("refused %r: %s", question, err)
-            reply = f'<div class="qa-reply"><p class="qa-muted">{html.escape(str(err))}</p></div>'
+            result = answers.ask(check_question(question), top_k=int(top_k), mode=mode, threshold=float(threshold))
+        except Exception as err:  # noqa: BLE001 - a refusal is said in the chat, a fault only in the log
+            reply = f'<div class="qa-reply"><p class="qa-muted">{html.escape(_public_message(err, question))}</p></div>'
             return [*history, {"role": "assistant", "content": reply}], turns, gr.skip()
         logger.info("answered %r -> %r (%.2f) in %.0f ms", question, result.text, result.score,
                     result.timings.get("total_ms", 0.0))
@@ -132,9 +146,9 @@ def build_app(
     def ask_api(question: str) -> dict:
         """Answer a question from the documents; returns the same JSON object as `qa ask --json`."""
         try:
-            return qa.to_json(answers.ask(question))
-        except ValueError as err:
-            raise gr.Error(str(err)) from err
+            return qa.to_json(answers.ask(check_question(question)))
+        except Exception as err:  # noqa: BLE001 - the client hears a refusal, or that the server failed
+            raise gr.Error(_public_message(err, question), print_exception=False) from None
 
     n_docs = len(documents)
     description = (f"Answers quoted word for word from {n_docs} indexed document{'s' if n_docs != 1 else ''}"
