@@ -6,7 +6,9 @@ Every argument is checked, and the address is checked to be free, before any mod
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -83,11 +85,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default=TITLE, help=f"page title (default: {TITLE!r})")
 
 
+def check_address(host: str, port: int) -> None:
+    """Raise :class:`InvalidInput` unless ``host`` resolves and ``port`` is free on it (0: any free port).
+
+    A server already listening there makes the bind fail even with ``SO_REUSEADDR``, which only lets the
+    port be reused while old connections close (as the server itself will bind it).
+    """
+    from qa.errors import InvalidInput
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise InvalidInput(f"Cannot resolve the host {host!r} ({err}): pass --host with an address of this "
+                           f"machine, e.g. {DEFAULT_HOST} or 0.0.0.0.") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise InvalidInput(f"Port {port} on {host} is in use: stop the server there or pass --port "
+                                   "with another port.") from None
+            raise InvalidInput(f"Cannot listen on {host}:{port} ({err.strerror}): pass --host with an "
+                               f"address of this machine (e.g. {DEFAULT_HOST}) or another --port.") from None
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """Refuse bad arguments before anything loads.
 
     Raises:
-        InvalidInput: a number out of range.
+        InvalidInput: a number out of range, a host that does not resolve, a port in use.
         MissingPath: a ``--reader`` folder that does not exist.
     """
     from qa.errors import InvalidInput
@@ -101,6 +128,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise InvalidInput(f"--port must be between 0 and 65535, got {args.port}.")
     if Path(args.feedback).is_dir():
         raise InvalidInput(f"--feedback names a folder ({args.feedback}): pass a file, e.g. {DEFAULT_FEEDBACK}.")
+    check_address(args.host, args.port)
 
 
 def run(args: argparse.Namespace) -> int:
