@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from qa.cli import main
+from qa.stores.local import build_index  # the real one, imported before any test replaces it
 
 
 class Loaded(Exception):
@@ -60,3 +61,51 @@ def test_an_unresolvable_host_is_refused_before_loading(capsys, no_loading):
 def test_bad_arguments_are_refused_before_loading(capsys, no_loading, argv, words):
     assert main(["serve", *argv]) == 2
     assert words in capsys.readouterr().err
+
+
+class Rebuilt(Exception):
+    """Raised by the stand-in build_index once it has recorded its arguments."""
+
+
+@pytest.fixture
+def captured_build(monkeypatch):
+    import qa.stores.local as local
+
+    calls: list[dict] = []
+
+    def build_index(docs_dir, out_dir="embeddings", **kwargs):
+        calls.append({"docs_dir": docs_dir, "out_dir": out_dir, **kwargs})
+        raise Rebuilt()
+
+    monkeypatch.setattr(local, "build_index", build_index)
+    return calls
+
+
+def test_a_stale_index_is_rebuilt_with_its_own_settings(tiny_corpus, tmp_path, fake_encoder, captured_build):
+    """Built with model 'fake-bow' on torch at 400/50 characters; a changed document makes it stale."""
+    from qa.cli.serve import load_qa
+    from qa.ingest.chunking import ChunkConfig
+    from qa.stores.local import read_manifest
+
+    index = tmp_path / "index"
+    build_index(tiny_corpus, index, encoder=fake_encoder, chunk_config=ChunkConfig(400, 50))  # the real one
+    manifest = read_manifest(index)
+    assert (manifest["model"], manifest["backend"], manifest["chunking"]) == (
+        "fake-bow", "torch", {"chunk_size": 400, "chunk_overlap": 50})
+    (tiny_corpus / "weather.txt").write_text("Weather notes\n\nIt rained all week.\n", encoding="utf-8")
+
+    with pytest.raises(Rebuilt):
+        load_qa(tiny_corpus, index)
+    (call,) = captured_build
+    assert call["model"] == "fake-bow" and call["backend"] == "torch"
+    assert call["chunk_config"] == ChunkConfig(400, 50)
+    assert str(call["out_dir"]) == str(index) and str(call["docs_dir"]) == str(tiny_corpus)
+
+
+def test_a_missing_index_is_built_with_the_defaults(tiny_corpus, tmp_path, captured_build):
+    from qa.cli.serve import load_qa
+
+    with pytest.raises(Rebuilt):
+        load_qa(tiny_corpus, tmp_path / "none")
+    (call,) = captured_build
+    assert call.get("model") is None and call.get("chunk_config") is None

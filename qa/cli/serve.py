@@ -32,10 +32,31 @@ def default_index(docs: str | Path) -> Path:
     return Path(".qa-index") / docs.resolve().name
 
 
+def _settings_of(index: str | Path) -> dict:
+    """The ``build_index`` arguments an existing index was built with (model, backend, chunking); ``{}``
+    when there is no index, so a first build takes the defaults."""
+    from qa.ingest.chunking import ChunkConfig
+    from qa.stores.local import IndexNotFoundError, backend_of, read_manifest
+
+    try:
+        manifest = read_manifest(index)
+    except IndexNotFoundError:
+        return {}
+    settings = {"model": manifest["model"], "backend": backend_of(manifest)}  # old manifests: torch
+    if "chunking" in manifest:
+        chunking = manifest["chunking"]
+        settings["chunk_config"] = ChunkConfig(chunking["chunk_size"], chunking["chunk_overlap"])
+    return settings
+
+
 def load_qa(
     docs: str | Path, index: str | Path, reader: str | Path | None = None, threshold: float | None = None
 ) -> "QA":
-    """Load the index (building or updating it first when it is missing or stale) and the reader."""
+    """Load the index (building or updating it first when it is missing or stale) and the reader.
+
+    A stale index is rebuilt with the model, backend and chunking its manifest records; a missing one
+    is built with the defaults.
+    """
     from qa.answering.pipeline import QA
     from qa.errors import InvalidInput, MissingPath
     from qa.stores.local import IndexNotFoundError, StaleIndexError, build_index, docs_dir_of
@@ -48,7 +69,7 @@ def load_qa(
         logger.warning("The index at %s is %s: building it from %s ...", index, state, docs)
         if not Path(docs).is_dir():
             raise MissingPath(f"No documents folder at {docs}: pass --docs DIR.") from err
-        stats = build_index(docs, index, show_progress=True)
+        stats = build_index(docs, index, show_progress=True, **_settings_of(index))
         logger.warning("Indexed %d documents (%d passages) in %.1fs.", stats.documents, stats.passages, stats.seconds)
         return QA.load(index, reader_dir=reader, threshold=threshold)
     manifest = qa.retriever.index.manifest
