@@ -1,14 +1,12 @@
 """The chat app: the ``/ask`` API over real HTTP, rendering that keeps documents inert, feedback rows.
 
-The rendering, feedback, cache and command-line tests need no model and run in milliseconds; the
+The rendering and command-line tests need no model (feedback: test_app_feedback.py; cache: test_app_cache.py) and run in milliseconds; the
 tests that start the server with the real models are marked ``integration``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -120,44 +118,7 @@ def test_default_index_folder():
     assert serve.default_index("/data/board papers") == Path(".qa-index") / "board papers"
 
 
-# ---------------------------------------------------------------- feedback and cache, no models
-
-
-PAYLOAD = {
-    "question": "When do primary care trusts go live?", "answer": "April 2000", "score": 0.9, "abstained": False,
-    "evidence": "…", "citations": [{"doc_id": "000_x", "title": "t", "start": 1, "end": 9, "quote": "q"}], "passages": [],
-}
-
-
-def test_feedback_rows_follow_the_question_set_schema(tmp_path):
-    log = FeedbackLog(tmp_path / "fb" / "feedback.jsonl")
-    log.append(FeedbackLog.record(PAYLOAD, "up"))
-    log.append(FeedbackLog.record(PAYLOAD, "down"))
-    log.append(FeedbackLog.record({**PAYLOAD, "answer": None, "citations": []}, "up"))
-    up, down, abstained = [json.loads(line) for line in log.path.read_text(encoding="utf-8").splitlines()]
-    keys = {"id", "question", "answers", "doc_id", "kind", "verdict", "answer", "citations", "time"}
-    assert set(up) == set(down) == keys
-    assert up["answers"] == ["April 2000"] and up["verdict"] == "up" and up["kind"] == "feedback"
-    assert up["doc_id"] == "000_x" and up["citations"] == PAYLOAD["citations"]
-    assert down["answers"] == [] and down["verdict"] == "down" and down["doc_id"] is None
-    assert down["answer"] == "April 2000" and down["citations"] == PAYLOAD["citations"]
-    assert abstained["answers"] == [] and abstained["doc_id"] is None
-    assert up["id"] != down["id"] and up["time"].endswith("+00:00")
-    with pytest.raises(ValueError):
-        FeedbackLog.record(PAYLOAD, "meh")
-
-
-def test_concurrent_feedback_appends_stay_whole_lines(tmp_path):
-    log = FeedbackLog(tmp_path / "feedback.jsonl")
-    long_payload = {**PAYLOAD, "question": "x" * 20_000}
-    threads = [threading.Thread(target=lambda: [log.append(FeedbackLog.record(long_payload, "up")) for _ in range(10)])
-               for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    rows = [json.loads(line) for line in log.path.read_text(encoding="utf-8").splitlines()]
-    assert len(rows) == 80 and all(len(r["question"]) == 20_000 for r in rows)
+# ---------------------------------------------------------------- command line, no models
 
 
 def test_serve_help_explains_the_options(capsys):
