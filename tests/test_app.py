@@ -217,3 +217,10 @@ def test_a_served_folder_with_a_script_tag_stays_inert(tmp_path):
     elsewhere.mkdir()
     with pytest.raises(ValueError, match="holds the documents of"):
         serve.load_qa(elsewhere, tmp_path / "index")  # an index of another folder is never served by mistake
+
+
+def test_the_page_css_and_scripts_ship_as_files():
+    """Read when the app is built; the package data must include qa/app/static/*."""
+    assert ".qa-reply" in ui.static_text("app.css")
+    assert "qa-open:" in ui.static_text("open.js") and "trigger('open'" in ui.static_text("open.js")
+    assert "#qa-focus" in ui.static_text("viewer.js")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE, AnswerCache
+from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
 from qa.app.feedback import FeedbackLog
 from qa.app.inputs import check_question
 from qa.app.render import (EMPTY_VIEWER, PLACEHOLDER, answer_places, parse_ref, render_answer, render_document,
@@ -37,10 +38,6 @@ logger = logging.getLogger(__name__)
 
 SERVER_FAILED = "The server failed to answer; see its log."  # all a client hears of an internal fault
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 7860
-DEFAULT_CONCURRENCY = 4  # answers computed at once; more only queue on a small CPU
-TITLE = "Ask the documents"
 BUNDLED_EXAMPLES = [
     "When do primary care trusts go live?",
     "Who is the chief executive of NHS North West?",

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE
+from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
 from qa.app.feedback import DEFAULT_FEEDBACK
-from qa.app.ui import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE  # no gradio: it loads in build_app
 from qa.cli.common import DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, existing_dir, run_command
 
 if TYPE_CHECKING:
