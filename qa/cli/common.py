@@ -7,7 +7,7 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable
 
 from qa.errors import InvalidInput, MissingPath, UserError
 
@@ -36,7 +36,7 @@ def existing_dir(path: str | Path | None, option: str) -> None:
         raise MissingPath(f"No folder at {path}: pass {option} with an existing folder.")
 
 
-def read_question(arg: str, stdin: TextIO | None = None) -> str:
+def read_question(arg: str) -> str:
     """The question given on the command line, or read from standard input when it is ``-``.
 
     Raises:
@@ -45,12 +45,9 @@ def read_question(arg: str, stdin: TextIO | None = None) -> str:
     from qa.app.inputs import check_question
 
     if arg == STDIN:
-        stream = stdin or sys.stdin
-        raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read()
-        if isinstance(raw, bytes):
-            arg = raw.decode("utf-8", errors="surrogateescape")  # check_question names the bad bytes
-        else:
-            arg = raw
+        raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        # Bad bytes become lone surrogates, which check_question refuses; a byte order mark is dropped.
+        arg = raw.decode("utf-8-sig", errors="surrogateescape") if isinstance(raw, bytes) else raw
     return check_question(arg)
 
 
