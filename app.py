@@ -2,7 +2,7 @@
 
 import sys
 
-from qa.app.ui import main
+from qa.cli.serve import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@
 
 Each client is a thread with its own connection (plain HTTP by default, or ``gradio_client``); all
 start together and ask their questions one after another, each client starting at a different question.
-Without ``--url`` the benchmark starts its own server (``python -m qa.app.ui``) on a free port and stops it afterwards.
+Without ``--url`` the benchmark starts its own server (``python -m qa.cli serve``) on a free port and stops it afterwards.
 
 Example:
     $ python -m benchmarks.loadtest                      # 50 clients x 10 questions against a fresh server
@@ -86,8 +86,8 @@ def wait_until_up(url: str, timeout: float, process: subprocess.Popen | None = N
 
 
 def start_server(port: int, cache: bool, concurrency: int | None, log_path: Path) -> subprocess.Popen:
-    """``python -m qa.app.ui`` on 127.0.0.1:``port``, its output in ``log_path``."""
-    cmd = [sys.executable, "-m", "qa.app.ui", "--host", "127.0.0.1", "--port", str(port)]
+    """``python -m qa.cli serve`` on 127.0.0.1:``port``, its output in ``log_path``."""
+    cmd = [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
     if not cache:
         cmd += ["--cache-size", "0"]
     if concurrency:

@@ -1,20 +1,19 @@
 """The chat app: the ``/ask`` API over real HTTP, rendering that keeps documents inert, feedback rows.
 
-The rendering, feedback, cache and command-line tests need no model and run in milliseconds; the
+The rendering and command-line tests need no model (feedback: test_app_feedback.py; cache: test_app_cache.py) and run in milliseconds; the
 tests that start the server with the real models are marked ``integration``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from qa.app import ui
+from qa.app import render, ui
+from qa.app.feedback import FeedbackLog
+from qa.cli import serve
 from qa.types import Answer, Citation, Document, Hit, Passage, Span
 
 SCRIPT = "<script>alert(1)</script>"
@@ -37,11 +36,11 @@ def _doc(text: str, doc_id: str = "memo", title: str = "Budget memo") -> Documen
 
 def test_highlight_escapes_text_and_nests_marks():
     text = "a <b>bold</b> & c"
-    out = ui.highlight(text, [(2, 13, "<mark>", "</mark>"), (5, 9, "<i>", "</i>")])
+    out = render.highlight(text, [(2, 13, "<mark>", "</mark>"), (5, 9, "<i>", "</i>")])
     assert out == "a <mark>&lt;b&gt;<i>bold</i>&lt;/b&gt;</mark> &amp; c"
     # A mark running past its enclosing one is clipped; out-of-range marks are clamped, empty ones dropped.
-    assert ui.highlight("abcdef", [(1, 3, "[", "]"), (2, 5, "(", ")"), (9, 12, "{", "}")]) == "a[b(c)]def"
-    assert ui.highlight("", [(0, 3, "[", "]")]) == ""
+    assert render.highlight("abcdef", [(1, 3, "[", "]"), (2, 5, "(", ")"), (9, 12, "{", "}")]) == "a[b(c)]def"
+    assert render.highlight("", [(0, 3, "[", "]")]) == ""
 
 
 def test_a_document_with_a_script_tag_renders_as_text():
@@ -51,9 +50,9 @@ def test_a_document_with_a_script_tag_renders_as_text():
     e = text.index("agreed.") + len("agreed.")
     a = text.index("March 2004")
     rendered = [
-        ui.render_document(doc),
-        ui.render_document(doc, (s, e), (a, a + 10)),
-        ui.render_sources([Hit(Passage("memo:0", "memo", 0, len(text), text), 0.5, 1)], {"memo": doc},
+        render.render_document(doc),
+        render.render_document(doc, (s, e), (a, a + 10)),
+        render.render_sources([Hit(Passage("memo:0", "memo", 0, len(text), text), 0.5, 1)], {"memo": doc},
                           [("memo", a, a + 10)]),
     ]
     for html in rendered:
@@ -75,14 +74,14 @@ def _answer(doc: Document, answer_text: str, sentence: str, score: float = 0.9) 
 def test_an_answer_shows_bold_answer_marked_evidence_citation_and_confidence():
     doc = _doc("Trusts <2000>\n\nPrimary care trusts go live in April 2000 <b>now</b>.\n", title="PCTs & <you>")
     sentence = "Primary care trusts go live in April 2000 <b>now</b>."
-    out = ui.render_answer(_answer(doc, "April 2000", sentence), 0.3, {doc.id: doc})
+    out = render.render_answer(_answer(doc, "April 2000", sentence), 0.3, {doc.id: doc})
     assert "<strong>April 2000</strong>" in out
     assert "go live in <mark>April 2000</mark> &lt;b&gt;now&lt;/b&gt;." in out
     assert "[1]</span> PCTs &amp; &lt;you&gt;" in out and "paragraph 2" in out
     assert "High confidence · 0.90" in out
     href = out.split('href="')[1].split('"')[0]
     s, a = doc.text.index(sentence), doc.text.index("April 2000")
-    assert ui.parse_ref(href) == (doc.id, s, s + len(sentence), (a, a + 10))
+    assert render.parse_ref(href) == (doc.id, s, s + len(sentence), (a, a + 10))
     assert "\n" not in out, "a newline could end the HTML block in the chat's Markdown"
 
 
@@ -91,117 +90,43 @@ def test_an_abstention_says_so_and_lists_the_closest_passages():
     hit = Hit(Passage("memo:0", "memo", 0, len(doc.text), doc.text), 0.03, 1)
     answer = Answer(question="q?", text=None, score=0.05, abstained=True, evidence="", hits=(hit,),
                     alternatives=(Span("Memo", 0.05, "memo", 0, 4, "memo:0"),))
-    out = ui.render_answer(answer, 0.3, {"memo": doc})
-    assert ui.ABSTAIN_TEXT in out and "below the answer threshold of 0.30" in out
+    out = render.render_answer(answer, 0.3, {"memo": doc})
+    assert render.ABSTAIN_TEXT in out and "below the answer threshold of 0.30" in out
     assert "Budget memo" in out and "<script" not in out
 
 
 def test_confidence_bands():
     # margin = (score - threshold) / (1 - threshold)
-    assert ui.confidence_label(0.1, 0.3) == "Low"  # below the threshold
-    assert ui.confidence_label(0.35, 0.3) == "Low"  # margin 0.05 / 0.7 = 0.07
-    assert ui.confidence_label(0.38, 0.3) == "Medium"  # margin 0.08 / 0.7 = 0.11
-    assert ui.confidence_label(0.5, 0.3) == "Medium"  # margin 0.2 / 0.7 = 0.29
-    assert ui.confidence_label(0.59, 0.3) == "High"  # margin 0.29 / 0.7 = 0.41
+    assert render.confidence_label(0.1, 0.3) == "Low"  # below the threshold
+    assert render.confidence_label(0.35, 0.3) == "Low"  # margin 0.05 / 0.7 = 0.07
+    assert render.confidence_label(0.38, 0.3) == "Medium"  # margin 0.08 / 0.7 = 0.11
+    assert render.confidence_label(0.5, 0.3) == "Medium"  # margin 0.2 / 0.7 = 0.29
+    assert render.confidence_label(0.59, 0.3) == "High"  # margin 0.29 / 0.7 = 0.41
 
 
 def test_open_links_round_trip_and_reject_anything_else():
-    ref = ui.open_ref("reports/2004 budget:final", 10, 20, (12, 15))
+    ref = render.open_ref("reports/2004 budget:final", 10, 20, (12, 15))
     assert ref.startswith("#qa-open:reports%2F2004%20budget%3Afinal:")
-    assert ui.parse_ref(ref) == ("reports/2004 budget:final", 10, 20, (12, 15))
-    assert ui.parse_ref(ui.open_ref("a", 1, 2)) == ("a", 1, 2, None)
+    assert render.parse_ref(ref) == ("reports/2004 budget:final", 10, 20, (12, 15))
+    assert render.parse_ref(render.open_ref("a", 1, 2)) == ("a", 1, 2, None)
     for bad in ("", "#qa-open:a:1", "#qa-open:a:x:2", "#other:a:1:2", "../../etc/passwd", None):
-        assert ui.parse_ref(bad) is None
+        assert render.parse_ref(bad) is None
 
 
 def test_default_index_folder():
-    assert ui.default_index("seeds") == Path("embeddings")
-    assert ui.default_index("/data/board papers") == Path(".qa-index") / "board papers"
+    assert serve.default_index("seeds") == Path("embeddings")
+    assert serve.default_index("/data/board papers") == Path(".qa-index") / "board papers"
 
 
-# ---------------------------------------------------------------- feedback and cache, no models
-
-
-PAYLOAD = {
-    "question": "When do primary care trusts go live?", "answer": "April 2000", "score": 0.9, "abstained": False,
-    "evidence": "…", "citations": [{"doc_id": "000_x", "title": "t", "start": 1, "end": 9, "quote": "q"}], "passages": [],
-}
-
-
-def test_feedback_rows_follow_the_question_set_schema(tmp_path):
-    log = ui.FeedbackLog(tmp_path / "fb" / "feedback.jsonl")
-    log.append(ui.FeedbackLog.record(PAYLOAD, "up"))
-    log.append(ui.FeedbackLog.record(PAYLOAD, "down"))
-    log.append(ui.FeedbackLog.record({**PAYLOAD, "answer": None, "citations": []}, "up"))
-    up, down, abstained = [json.loads(line) for line in log.path.read_text(encoding="utf-8").splitlines()]
-    keys = {"id", "question", "answers", "doc_id", "kind", "verdict", "answer", "citations", "time"}
-    assert set(up) == set(down) == keys
-    assert up["answers"] == ["April 2000"] and up["verdict"] == "up" and up["kind"] == "feedback"
-    assert up["doc_id"] == "000_x" and up["citations"] == PAYLOAD["citations"]
-    assert down["answers"] == [] and down["verdict"] == "down" and down["doc_id"] is None
-    assert down["answer"] == "April 2000" and down["citations"] == PAYLOAD["citations"]
-    assert abstained["answers"] == [] and abstained["doc_id"] is None
-    assert up["id"] != down["id"] and up["time"].endswith("+00:00")
-    with pytest.raises(ValueError):
-        ui.FeedbackLog.record(PAYLOAD, "meh")
-
-
-def test_concurrent_feedback_appends_stay_whole_lines(tmp_path):
-    log = ui.FeedbackLog(tmp_path / "feedback.jsonl")
-    long_payload = {**PAYLOAD, "question": "x" * 20_000}
-    threads = [threading.Thread(target=lambda: [log.append(ui.FeedbackLog.record(long_payload, "up")) for _ in range(10)])
-               for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    rows = [json.loads(line) for line in log.path.read_text(encoding="utf-8").splitlines()]
-    assert len(rows) == 80 and all(len(r["question"]) == 20_000 for r in rows)
-
-
-class CountingQA:
-    threshold = 0.3
-
-    def __init__(self):
-        self.calls = 0
-
-    def ask(self, question, top_k=5, mode="hybrid", threshold=None):
-        if not question.strip():
-            raise ValueError("The question is empty")
-        self.calls += 1
-        time.sleep(0.2)
-        return (question, top_k, mode, threshold)
-
-
-def test_answer_cache_runs_each_question_once_even_when_asked_together():
-    qa = CountingQA()
-    cache = ui.AnswerCache(qa, size=2)
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(cache.ask(" same? "))) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert qa.calls == 1 and len(set(results)) == 1
-    assert cache.ask("same?", threshold=0.3) == results[0] and qa.calls == 1  # None means the default threshold
-    cache.ask("same?", mode="bm25")
-    cache.ask("other?")
-    cache.ask("same?")  # evicted: the cache holds two answers
-    assert qa.calls == 4
-    with pytest.raises(ValueError):
-        cache.ask("  ")
-    off = ui.AnswerCache(qa, size=0)
-    off.ask("same?")
-    off.ask("same?")
-    assert qa.calls == 6
+# ---------------------------------------------------------------- command line, no models
 
 
 def test_serve_help_explains_the_options(capsys):
     parser = argparse.ArgumentParser(prog="qa")
-    ui.register(parser.add_subparsers(dest="command"))
+    serve.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["serve"])
     assert (args.host, args.port, args.share, args.feedback) == ("127.0.0.1", 7860, False, "feedback/feedback.jsonl")
-    assert args.func is ui.cmd_serve
+    assert args.func is serve.run
     with pytest.raises(SystemExit):
         parser.parse_args(["serve", "--help"])
     text = " ".join(capsys.readouterr().out.split())
@@ -223,7 +148,7 @@ def server(qa, tmp_path_factory):
     from benchmarks.loadtest import free_port
 
     feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
-    app = ui.build_app(qa, ui.FeedbackLog(feedback), ui.BUNDLED_EXAMPLES)
+    app = ui.build_app(qa, FeedbackLog(feedback), ui.BUNDLED_EXAMPLES)
     url = ui.launch(app, port=free_port(), block=False)
     yield url, feedback
     app.close()
@@ -278,17 +203,24 @@ def test_a_served_folder_with_a_script_tag_stays_inert(tmp_path):
         f"Budget memo\n\nThe finance committee met on 12 March 2004 to agree the budget. {SCRIPT}\n\n"
         "The budget for community nursing was set at four million pounds.\n", encoding="utf-8")
     (docs / "other.txt").write_text("Staffing note\n\nThe trust employs 40 district nurses.\n", encoding="utf-8")
-    qa = ui.load_qa(docs, tmp_path / "index")  # no index yet: built here
+    qa = serve.load_qa(docs, tmp_path / "index")  # no index yet: built here
     assert (tmp_path / "index" / "manifest.json").is_file()
     answer = qa.ask("When did the finance committee meet?")
     doc = qa.documents["budget"]
-    rendered = [ui.render_answer(answer, qa.threshold, qa.documents),
-                ui.render_sources(answer.hits, qa.documents, ui.answer_places(answer)),
-                ui.render_document(doc, (0, len(doc.text)))]
+    rendered = [render.render_answer(answer, qa.threshold, qa.documents),
+                render.render_sources(answer.hits, qa.documents, render.answer_places(answer)),
+                render.render_document(doc, (0, len(doc.text)))]
     for html in rendered:
         assert "<script" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered[2]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     with pytest.raises(ValueError, match="holds the documents of"):
-        ui.load_qa(elsewhere, tmp_path / "index")  # an index of another folder is never served by mistake
+        serve.load_qa(elsewhere, tmp_path / "index")  # an index of another folder is never served by mistake
+
+
+def test_the_page_css_and_scripts_ship_as_files():
+    """Read when the app is built; the package data must include qa/app/static/*."""
+    assert ".qa-reply" in ui.static_text("app.css")
+    assert "qa-open:" in ui.static_text("open.js") and "trigger('open'" in ui.static_text("open.js")
+    assert "#qa-focus" in ui.static_text("viewer.js")

@@ -7,7 +7,6 @@ the screenshot it takes.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -15,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from qa.app import ui
+from qa.app import render, ui
+from qa.app.feedback import FeedbackLog
+from qa.jsonl import read_jsonl
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +37,7 @@ def server(qa, tmp_path_factory):
     from benchmarks.loadtest import free_port
 
     feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
-    app = ui.build_app(qa, ui.FeedbackLog(feedback), ui.BUNDLED_EXAMPLES, corpus_name="seeds")
+    app = ui.build_app(qa, FeedbackLog(feedback), ui.BUNDLED_EXAMPLES, corpus_name="seeds")
     url = ui.launch(app, port=free_port(), block=False)
     yield url, feedback
     app.close()
@@ -104,13 +105,14 @@ def test_ask_open_the_citation_and_give_feedback(server, qa, start_browser, tmp_
     assert "confidence" in reply.find_element(By.CSS_SELECTOR, ".qa-conf").text
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-sources a.qa-source"))
 
-    # Thumbs up on the answer: one feedback row in the question-set schema.
+    # Thumbs up on the answer: one feedback row rating it (not a gold label: nobody confirmed it).
     like = [b for b in browser.find_elements(By.CSS_SELECTOR, "#qa-chat button") if b.get_attribute("aria-label") == "Like"]
     assert like, "no thumbs-up button on the answer"
     like[-1].click()
     wait.until(lambda _: feedback.is_file() and feedback.read_text(encoding="utf-8").strip())
-    row = json.loads(feedback.read_text(encoding="utf-8").splitlines()[-1])
-    assert (row["question"], row["verdict"], row["answers"], row["kind"]) == (QUESTION, "up", ["April 2000"], "feedback")
+    row = read_jsonl(feedback)[-1]
+    assert (row["question"], row["rating"], row["answer"], row["abstained"]) == (QUESTION, "up", "April 2000", False)
+    assert (row["answers"], row["correction"], row["kind"]) == ([], None, "feedback")
 
     # The citation opens the whole document with the cited sentence highlighted and in view.
     cite.click()
@@ -132,5 +134,5 @@ def test_ask_open_the_citation_and_give_feedback(server, qa, start_browser, tmp_
 
     # A question the documents cannot answer: the plain refusal and the closest passages.
     reply = _ask(browser, wait, OFF_CORPUS, 2)
-    assert reply.find_element(By.CSS_SELECTOR, ".qa-short").text == ui.ABSTAIN_TEXT
+    assert reply.find_element(By.CSS_SELECTOR, ".qa-short").text == render.ABSTAIN_TEXT
     assert reply.find_elements(By.CSS_SELECTOR, ".qa-closest a.qa-link")

@@ -1,0 +1,246 @@
+"""The chat's HTML, made by pure functions: replies, the sources panel and the document viewer.
+
+Every document text is escaped; the only markup is what these functions write. Links that open the
+viewer carry their target in the fragment (``#qa-open:...``), which ``static/open.js`` reads.
+
+Example:
+    >>> highlight("a <b> c", [(2, 5, "<mark>", "</mark>")])
+    'a <mark>&lt;b&gt;</mark> c'
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import TYPE_CHECKING, Sequence
+from urllib.parse import quote, unquote
+
+if TYPE_CHECKING:
+    from qa.types import Answer, Document, Hit
+
+SNIPPET_CHARS = 360  # characters of a passage shown in the sources panel
+ABSTAIN_TEXT = "The documents don't say."
+
+
+Mark = tuple[int, int, str, str]  # (start, end, opening tag, closing tag)
+
+
+def highlight(text: str, marks: Sequence[Mark] = ()) -> str:
+    """``text`` HTML-escaped, with each mark's ``[start, end)`` wrapped in its tags.
+
+    Marks nest or are disjoint; a mark running past the end of the one it starts in is clipped to it.
+
+    Example:
+        >>> highlight("a <b> c", [(2, 5, "<mark>", "</mark>")])
+        'a <mark>&lt;b&gt;</mark> c'
+    """
+    n = len(text)
+    clamped = ((max(0, min(s, n)), max(0, min(e, n)), o, c) for s, e, o, c in marks)
+    ordered = sorted(clamped, key=lambda m: (m[0], -m[1]))  # outer marks before the marks they hold
+    out: list[str] = []
+    pos = 0
+    stack: list[tuple[int, str]] = []  # (end, closing tag) of the open marks
+
+    def close_until(limit: int) -> None:
+        nonlocal pos
+        while stack and stack[-1][0] <= limit:
+            end, closing = stack.pop()
+            out.append(html.escape(text[pos:end]) + closing)
+            pos = end
+
+    for start, end, opening, closing in ordered:
+        if end <= start:
+            continue
+        close_until(start)
+        if stack:
+            end = min(end, stack[-1][0])
+        out.append(html.escape(text[pos:start]) + opening)
+        pos = start
+        stack.append((end, closing))
+    close_until(n)
+    out.append(html.escape(text[pos:]))
+    return "".join(out)
+
+
+def _attr(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def open_ref(doc_id: str, start: int, end: int, answer: tuple[int, int] | None = None) -> str:
+    """The ``href`` of a link that opens the viewer: ``#qa-open:<doc id, URL-quoted>:start:end[:a_start:a_end]``.
+
+    A fragment (not data attributes, which the chat's HTML sanitiser strips); ``VIEWER_JS`` reads it.
+    """
+    ref = f"#qa-open:{quote(doc_id, safe='')}:{int(start)}:{int(end)}"
+    return ref + (f":{int(answer[0])}:{int(answer[1])}" if answer is not None else "")
+
+
+def parse_ref(ref: str) -> tuple[str, int, int, tuple[int, int] | None] | None:
+    """The inverse of :func:`open_ref`; ``None`` for anything malformed."""
+    parts = str(ref).removeprefix("#").split(":")
+    if len(parts) not in (4, 6) or parts[0] != "qa-open":
+        return None
+    try:
+        numbers = [int(x) for x in parts[2:]]
+    except ValueError:
+        return None
+    return unquote(parts[1]), numbers[0], numbers[1], (numbers[2], numbers[3]) if len(numbers) == 4 else None
+
+
+def _one_line(markup: str) -> str:
+    """Collapse whitespace: chat messages go through Markdown, where a blank line would end the HTML block."""
+    return re.sub(r"\s+", " ", markup).strip()
+
+
+def confidence_label(score: float, threshold: float) -> str:
+    """High / Medium / Low: how far the answer's probability clears the abstention threshold.
+
+    The margin is ``(score - threshold) / (1 - threshold)``, the share of the way from the threshold to
+    certainty: High from 0.4, Medium from 0.1, Low below (and for any score under the threshold).
+    """
+    if score < threshold:
+        return "Low"
+    margin = (score - threshold) / max(1e-9, 1.0 - threshold)
+    return "High" if margin >= 0.4 else "Medium" if margin >= 0.1 else "Low"
+
+
+def answer_places(answer: "Answer") -> list[tuple[str, int, int]]:
+    """Every (doc_id, start, end) where the given answer's text was found."""
+    if answer.abstained or not answer.alternatives:
+        return []
+    best = answer.alternatives[0]
+    return list(dict.fromkeys([(best.doc_id, best.start, best.end), *best.occurrences]))
+
+
+def _inside(place: tuple[str, int, int], doc_id: str, start: int, end: int) -> bool:
+    return place[0] == doc_id and start <= place[1] and place[2] <= end
+
+
+def render_answer(answer: "Answer", threshold: float, documents: dict[str, "Document"]) -> str:
+    """The chat reply: bold short answer, confidence, highlighted evidence and numbered citations."""
+    if answer.abstained:
+        return render_abstention(answer, threshold, documents)
+    places = answer_places(answer)
+    cites = []
+    evidence_html = html.escape(answer.evidence)
+    for n, c in enumerate(answer.citations, start=1):
+        inner = next((p for p in places if _inside(p, c.doc_id, c.start, c.end)), None)
+        if n == 1:
+            marks = [(inner[1] - c.start, inner[2] - c.start, "<mark>", "</mark>")] if inner else []
+            evidence_html = highlight(c.quote, marks)
+        where = c.location or documents[c.doc_id].location_at(c.start)
+        cites.append(
+            f'<a class="qa-cite" href="{_attr(open_ref(c.doc_id, c.start, c.end, inner[1:] if inner else None))}" '
+            f'title="Open the document at this passage">'
+            f'<span class="qa-cite-n">[{n}]</span> {html.escape(c.title)}'
+            f' <span class="qa-cite-loc">· {html.escape(where)}</span></a>'
+        )
+    label = confidence_label(answer.score, threshold)
+    markup = (
+        '<div class="qa-reply">'
+        f'<p class="qa-short"><strong>{html.escape(answer.text or "")}</strong></p>'
+        f'<blockquote class="qa-evidence">{evidence_html}</blockquote>'
+        f'<p class="qa-cites">{" ".join(cites)}</p>'
+        f'<p class="qa-conf qa-conf-{label.lower()}" title="Probability the reader gives this answer; '
+        f'the app answers from {threshold:.2f}">{label} confidence · {answer.score:.2f}</p>'
+        "</div>"
+    )
+    return _one_line(markup)
+
+
+def render_abstention(answer: "Answer", threshold: float, documents: dict[str, "Document"], closest: int = 3) -> str:
+    """The reply when the pipeline abstains: a plain statement and the closest passages."""
+    items = []
+    for hit in answer.hits[:closest]:
+        p = hit.passage
+        doc = documents[p.doc_id]
+        snippet = " ".join(p.text.split())
+        snippet = snippet[:200].rsplit(" ", 1)[0] + "…" if len(snippet) > 200 else snippet
+        items.append(
+            f'<li><a class="qa-link" href="{_attr(open_ref(p.doc_id, p.start, p.end))}">'
+            f'{html.escape(doc.title)} <span class="qa-cite-loc">· {html.escape(doc.location_at(p.start))}</span></a>'
+            f'<span class="qa-snippet">{html.escape(snippet)}</span></li>'
+        )
+    why = (f"The best candidate scored {answer.score:.2f}, below the answer threshold of {threshold:.2f}."
+           if answer.alternatives else "The reader found no candidate answer.")
+    listing = f'<p class="qa-muted">Closest passages:</p><ol class="qa-closest">{"".join(items)}</ol>' if items else ""
+    return _one_line(
+        f'<div class="qa-reply qa-abstain"><p class="qa-short">{ABSTAIN_TEXT}</p>'
+        f'<p class="qa-muted">{html.escape(why)}</p>{listing}</div>'
+    )
+
+
+def _snippet(text: str, focus: tuple[int, int] | None, size: int = SNIPPET_CHARS) -> tuple[int, int]:
+    """A window of about ``size`` characters of ``text``, centred on ``focus`` when given, cut at spaces."""
+    if len(text) <= size:
+        return 0, len(text)
+    centre = (focus[0] + focus[1]) // 2 if focus else 0
+    start = max(0, min(centre - size // 2, len(text) - size))
+    end = min(len(text), start + size)
+    if start > 0:
+        space = text.find(" ", start)
+        start = space + 1 if 0 <= space < (focus[0] if focus else end) else start
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > (focus[1] if focus else start) else end
+    return start, end
+
+
+def render_sources(
+    hits: Sequence["Hit"], documents: dict[str, "Document"], places: Sequence[tuple[str, int, int]] = ()
+) -> str:
+    """The sources panel: one card per retrieved passage, the answer highlighted where it occurs."""
+    if not hits:
+        return '<div class="qa-empty">Retrieved passages appear here after you ask a question.</div>'
+    cards = []
+    for hit in hits:
+        p = hit.passage
+        doc = documents[p.doc_id]
+        inner = next((pl for pl in places if _inside(pl, p.doc_id, p.start, p.end)), None)
+        focus = (inner[1] - p.start, inner[2] - p.start) if inner else None
+        s, e = _snippet(p.text, focus)
+        marks = [(focus[0] - s, focus[1] - s, "<mark>", "</mark>")] if focus else []
+        body = ("…" if s > 0 else "") + highlight(p.text[s:e], marks) + ("…" if e < len(p.text) else "")
+        badge = '<span class="qa-badge">answer</span>' if inner else ""
+        cards.append(
+            f'<a class="qa-source{" qa-source-answer" if inner else ""}" title="Open the whole document" '
+            f'href="{_attr(open_ref(p.doc_id, p.start, p.end, inner[1:] if inner else None))}">'
+            f'<div class="qa-source-head"><span class="qa-rank">{hit.rank}</span>'
+            f'<span class="qa-source-title">{html.escape(doc.title)}</span>{badge}</div>'
+            f'<div class="qa-source-meta">{html.escape(doc.location_at(p.start))} · '
+            f'<span title="Retrieval score: higher matches the question better">score {hit.score:.3f}</span></div>'
+            f'<div class="qa-source-text">{body}</div></a>'
+        )
+    return f'<div class="qa-sources">{"".join(cards)}</div>'
+
+
+def render_document(
+    doc: "Document", focus: tuple[int, int] | None = None, answer: tuple[int, int] | None = None
+) -> str:
+    """The whole document, escaped, with the cited span (``focus``) and the answer inside it highlighted.
+
+    The focused span carries ``id="qa-focus"``; the viewer scrolls it into view.
+    """
+    n = len(doc.text)
+    marks: list[Mark] = []
+    where = ""
+    if focus is not None:
+        s, e = max(0, min(focus[0], n)), max(0, min(focus[1], n))
+        if e > s:
+            marks.append((s, e, '<mark id="qa-focus" class="qa-focus">', "</mark>"))
+            where = f' · <span class="qa-doc-where">highlighted: {html.escape(doc.location_at(s))}</span>'
+    if answer is not None:
+        marks.append((answer[0], answer[1], '<mark class="qa-hit">', "</mark>"))
+    return (
+        '<div class="qa-doc">'
+        f'<div class="qa-doc-head"><h3>{html.escape(doc.title)}</h3>'
+        f'<div class="qa-doc-meta">{html.escape(doc.id)} · {n:,} characters{where}</div></div>'
+        f'<div class="qa-doc-text">{highlight(doc.text, marks)}</div></div>'
+    )
+
+
+PLACEHOLDER = ('<div class="qa-placeholder"><h3>Ask a question about the documents</h3><p>Every answer is quoted '
+               "word for word from a document, with a citation that opens it. When the documents don't say, neither "
+               "does the app.</p></div>")
+EMPTY_VIEWER = ('<div class="qa-empty">Click a citation such as <b>[1]</b>, or a source, to read the whole document '
+                "here.</div>")

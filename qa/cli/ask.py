@@ -1,0 +1,45 @@
+"""``qa ask``: answer a question with a verbatim quote and its citation."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from qa.cli.common import (check_at_least_one, check_probability, existing_dir, passage_rows, read_question,
+                           retrieval_args)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``qa ask`` to the ``qa`` command."""
+    p = sub.add_parser("ask", help="answer a question with a verbatim quote and its citation")
+    retrieval_args(p)
+    p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
+    p.add_argument("--reader", default=None, metavar="DIR",
+                   help="reader model folder, e.g. from qa train-reader (default: the packaged reader)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the arguments, load the index and reader, answer and print."""
+    question = read_question(args.question)
+    check_at_least_one(args.k, "top_k (-k)")
+    check_probability(args.threshold, "--threshold")
+    existing_dir(args.reader, "--reader")
+
+    from qa.answering.pipeline import QA
+
+    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold)
+    answer = qa.ask(question, top_k=args.k, mode=args.mode)
+    if args.json:
+        print(json.dumps(qa.to_json(answer), ensure_ascii=False, indent=2))
+        return 0
+    if answer.abstained:
+        print("The documents don't say. Closest passages:")
+        for row in passage_rows(answer.hits[:3], qa.documents):
+            print(f"  - {row['title']}: {' '.join(row['text'].split())[:200]}…")
+        return 0
+    print(f"{answer.text}    (confidence {answer.score:.2f})")
+    print(f"  “{' '.join(answer.evidence.split())}”")
+    for n, c in enumerate(answer.citations, start=1):
+        print(f"  [{n}] {c.title} ({c.doc_id}, {c.location or f'chars {c.start}-{c.end}'})")
+    return 0

@@ -1,0 +1,95 @@
+"""What the ``qa`` subcommands share: defaults, argument checks, reading the question, reporting errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from qa.errors import InvalidInput, MissingPath, UserError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DOCS = "seeds"
+DEFAULT_INDEX = "embeddings"
+STDIN = "-"  # a question given as "-" is read from standard input
+
+
+def check_at_least_one(value: int, option: str) -> None:
+    """Raise :class:`InvalidInput` unless ``value`` (given with ``option``) is at least 1."""
+    if value < 1:
+        raise InvalidInput(f"{option} must be at least 1, got {value}.")
+
+
+def check_probability(value: float | None, option: str) -> None:
+    """Raise :class:`InvalidInput` unless ``value`` (given with ``option``) is between 0 and 1; ``None`` passes."""
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise InvalidInput(f"{option} must be between 0 and 1, got {value}.")
+
+
+def existing_dir(path: str | Path | None, option: str) -> None:
+    """Raise :class:`MissingPath` unless ``path`` (given with ``option``) is a folder; ``None`` passes."""
+    if path is not None and not Path(path).is_dir():
+        raise MissingPath(f"No folder at {path}: pass {option} with an existing folder.")
+
+
+def read_question(arg: str) -> str:
+    """The question given on the command line, or read from standard input when it is ``-``.
+
+    Raises:
+        InvalidInput: not UTF-8 text, or empty.
+    """
+    from qa.app.inputs import check_question
+
+    if arg == STDIN:
+        raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
+        # Bad bytes become lone surrogates, which check_question refuses; a byte order mark is dropped.
+        arg = raw.decode("utf-8-sig", errors="surrogateescape") if isinstance(raw, bytes) else raw
+    return check_question(arg)
+
+
+def retrieval_args(p: argparse.ArgumentParser) -> None:
+    """The arguments ``qa search`` and ``qa ask`` share."""
+    from qa.retrieval.retriever import MODES
+
+    p.add_argument("question", help=f"the question, or {STDIN} to read it from standard input")
+    p.add_argument("-k", type=int, default=5, help="passages to retrieve (default: 5)")
+    p.add_argument("--mode", choices=sorted(MODES, key=lambda m: m != "hybrid"), default="hybrid")
+    p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: embeddings)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def passage_rows(hits, documents) -> list[dict]:
+    """The JSON rows of retrieved passages (as ``qa search --json`` prints them)."""
+    return [h.to_dict(documents[h.passage.doc_id].title) for h in hits]
+
+
+def one_line(text: str) -> str:
+    """``text`` with its whitespace, newlines included, collapsed to single spaces."""
+    return " ".join(str(text).split())
+
+
+def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str,
+                verbose: bool = False) -> int:
+    """Run a subcommand's handler and report what went wrong.
+
+    A :class:`qa.errors.UserError` prints ``<prog>: error: <message>`` and returns 2. Any other exception is a
+    fault in this code: it prints ``<prog>: internal error: <type>: <message>`` (with the traceback when
+    ``verbose``) and returns 1.
+    """
+    try:
+        return func(args)
+    except UserError as err:
+        print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - the entry point's last word on a fault: say it, don't hide it
+        if verbose:
+            traceback.print_exc()
+            hint = ""
+        else:
+            hint = " (run with -v for the traceback)"
+        print(f"{prog}: internal error: {type(err).__name__}: {one_line(err)}{hint}", file=sys.stderr)
+        return 1

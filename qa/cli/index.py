@@ -1,0 +1,51 @@
+"""``qa index``: build or update the index of a folder of documents."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from qa.cli.common import DEFAULT_DOCS, DEFAULT_INDEX
+from qa.errors import InvalidInput, MissingPath
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``qa index`` to the ``qa`` command."""
+    from qa.embedding.encoder import BACKENDS, DEFAULT_BACKEND
+
+    p = sub.add_parser("index", help="build or update the index of a folder of documents")
+    p.add_argument("--docs", default=DEFAULT_DOCS, help="folder of .txt/.md/.html/.pdf files (default: seeds)")
+    p.add_argument("--out", default=DEFAULT_INDEX, help="index folder (default: embeddings)")
+    p.add_argument("--model", default=None, help="embedding model path or name (default: all-MiniLM-L6-v2)")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help=f"how the embedding model runs (default: {DEFAULT_BACKEND}; torch for models ONNX can't run)")
+    p.add_argument("--chunk-size", type=int, default=800, help="passage size in characters (default: 800)")
+    p.add_argument("--chunk-overlap", type=int, default=200, help="overlap in characters (default: 200)")
+    p.add_argument("--full", action="store_true", help="re-embed everything instead of updating")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the arguments, then build; prints what the build did."""
+    from qa.ingest.chunking import ChunkConfig
+
+    if not Path(args.docs).is_dir():
+        raise MissingPath(f"Document folder not found: {args.docs} (pass --docs DIR with your documents).")
+    try:
+        chunk_config = ChunkConfig(args.chunk_size, args.chunk_overlap)
+    except ValueError as err:  # the settings came straight from the command line
+        raise InvalidInput(f"{err} Pass other --chunk-size/--chunk-overlap values.") from err
+
+    from qa.stores.local import build_index
+
+    stats = build_index(
+        args.docs, args.out, model=args.model, backend=args.backend, chunk_config=chunk_config,
+        incremental=not args.full, show_progress=not args.quiet,
+    )
+    print(
+        f"Indexed {stats.documents} documents into {stats.passages} passages ({stats.index_type}) at {args.out} "
+        f"in {stats.seconds:.1f}s: embedded {stats.embedded}; new {len(stats.added)}, changed {len(stats.changed)}, "
+        f"removed {len(stats.removed)}."
+    )
+    return 0

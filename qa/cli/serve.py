@@ -1,0 +1,197 @@
+"""``qa serve`` and ``python app.py``: load (or build) the index, load the models, start the chat app.
+
+Every argument is checked, and the address is checked to be free, before any model loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE
+from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
+from qa.app.feedback import DEFAULT_FEEDBACK
+from qa.cli.common import DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, existing_dir, run_command
+
+if TYPE_CHECKING:
+    from qa.answering.pipeline import QA
+
+logger = logging.getLogger(__name__)
+
+def default_index(docs: str | Path) -> Path:
+    """Where a documents folder's index lives: ``embeddings/`` beside the bundled ``seeds/`` corpus,
+    else ``.qa-index/<folder name>`` under the current directory."""
+    docs = Path(docs)
+    if docs.resolve() == Path(DEFAULT_DOCS).resolve():
+        return docs.parent / DEFAULT_INDEX
+    return Path(".qa-index") / docs.resolve().name
+
+
+def _settings_of(index: str | Path) -> dict:
+    """The ``build_index`` arguments an existing index was built with (model, backend, chunking); ``{}``
+    when there is no index, so a first build takes the defaults."""
+    from qa.ingest.chunking import ChunkConfig
+    from qa.stores.local import IndexNotFoundError, backend_of, read_manifest
+
+    try:
+        manifest = read_manifest(index)
+    except IndexNotFoundError:
+        return {}
+    settings = {"model": manifest["model"], "backend": backend_of(manifest)}  # old manifests: torch
+    if "chunking" in manifest:
+        chunking = manifest["chunking"]
+        settings["chunk_config"] = ChunkConfig(chunking["chunk_size"], chunking["chunk_overlap"])
+    return settings
+
+
+def load_qa(
+    docs: str | Path, index: str | Path, reader: str | Path | None = None, threshold: float | None = None
+) -> "QA":
+    """Load the index (building or updating it first when it is missing or stale) and the reader.
+
+    A stale index is rebuilt with the model, backend and chunking its manifest records; a missing one
+    is built with the defaults.
+    """
+    from qa.answering.pipeline import QA
+    from qa.errors import InvalidInput, MissingPath
+    from qa.stores.local import IndexNotFoundError, StaleIndexError, build_index, docs_dir_of
+
+    try:
+        qa = QA.load(index, reader_dir=reader, threshold=threshold)
+    except (IndexNotFoundError, StaleIndexError) as err:
+        logger.info("%s", err)
+        state = "missing" if isinstance(err, IndexNotFoundError) else "out of date"
+        logger.warning("The index at %s is %s: building it from %s ...", index, state, docs)
+        if not Path(docs).is_dir():
+            raise MissingPath(f"No documents folder at {docs}: pass --docs DIR.") from err
+        stats = build_index(docs, index, show_progress=True, **_settings_of(index))
+        logger.warning("Indexed %d documents (%d passages) in %.1fs.", stats.documents, stats.passages, stats.seconds)
+        return QA.load(index, reader_dir=reader, threshold=threshold)
+    manifest = qa.retriever.index.manifest
+    built_from = docs_dir_of(index, manifest)
+    if manifest.get("docs_dir") and Path(docs).is_dir() and built_from != Path(docs).resolve():
+        raise InvalidInput(f"The index at {index} holds the documents of {built_from}, not {docs}: "
+                           f"pass --index with another folder (or leave it out) to serve {docs}.")
+    return qa
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``qa serve`` and ``python app.py``."""
+    p.add_argument("--docs", default=DEFAULT_DOCS,
+                   help="folder of .txt/.md/.html/.pdf documents to serve (default: seeds, the bundled corpus)")
+    p.add_argument("--index", default=None,
+                   help="index folder, built or updated on start when missing or stale (default: embeddings for "
+                        "seeds, else .qa-index/<docs folder name> under the current directory)")
+    p.add_argument("--reader", default=None, help="reader model folder (default: the packaged reader)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="default answer threshold, 0-1 (default: calibrated); users can change it in Settings")
+    p.add_argument("--host", default=DEFAULT_HOST,
+                   help=f"address to bind (default: {DEFAULT_HOST}, this machine only; 0.0.0.0 for the network)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
+    p.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (off by default)")
+    p.add_argument("--feedback", default=str(DEFAULT_FEEDBACK), metavar="FILE",
+                   help="JSON-lines file that thumbs up/down are appended to, one row each "
+                        "(readable by `qa eval`; default: feedback/feedback.jsonl in the current directory)")
+    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                   help=f"questions answered at once; the rest wait in the queue (default: {DEFAULT_CONCURRENCY})")
+    p.add_argument("--cache-size", type=int, default=DEFAULT_SIZE,
+                   help=f"answers remembered for repeated questions, 0 to turn off (default: {DEFAULT_SIZE})")
+    p.add_argument("--cache-mb", type=float, default=DEFAULT_MAX_BYTES / 2**20,
+                   help=f"memory the remembered answers may take, in MiB (default: {DEFAULT_MAX_BYTES // 2**20})")
+    p.add_argument("--title", default=TITLE, help=f"page title (default: {TITLE!r})")
+
+
+def check_address(host: str, port: int) -> None:
+    """Raise :class:`InvalidInput` unless ``host`` resolves and ``port`` is free on it (0: any free port).
+
+    A server already listening there makes the bind fail even with ``SO_REUSEADDR``, which only lets the
+    port be reused while old connections close (as the server itself will bind it).
+    """
+    from qa.errors import InvalidInput
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as err:
+        raise InvalidInput(f"Cannot resolve the host {host!r} ({err}): pass --host with an address of this "
+                           f"machine, e.g. {DEFAULT_HOST} or 0.0.0.0.") from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as err:
+            if err.errno == errno.EADDRINUSE:
+                raise InvalidInput(f"Port {port} on {host} is in use: stop the server there or pass --port "
+                                   "with another port.") from None
+            raise InvalidInput(f"Cannot listen on {host}:{port} ({err.strerror}): pass --host with an "
+                               f"address of this machine (e.g. {DEFAULT_HOST}) or another --port.") from None
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad arguments before anything loads.
+
+    Raises:
+        InvalidInput: a number out of range, a host that does not resolve, a port in use.
+        MissingPath: a ``--reader`` folder that does not exist.
+    """
+    from qa.errors import InvalidInput
+
+    check_at_least_one(args.concurrency, "--concurrency")
+    check_probability(args.threshold, "--threshold")
+    existing_dir(args.reader, "--reader")
+    if args.cache_size < 0 or args.cache_mb < 0:
+        raise InvalidInput("--cache-size and --cache-mb must be 0 or more.")
+    if not 0 <= args.port <= 65535:
+        raise InvalidInput(f"--port must be between 0 and 65535, got {args.port}.")
+    if Path(args.feedback).is_dir():
+        raise InvalidInput(f"--feedback names a folder ({args.feedback}): pass a file, e.g. {DEFAULT_FEEDBACK}.")
+    check_address(args.host, args.port)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``qa serve``: check, load, warm up, then serve until stopped."""
+    check_arguments(args)
+    from qa.app.feedback import FeedbackLog
+    from qa.app.ui import BUNDLED_EXAMPLES, build_app, launch  # gradio loads here
+
+    index = Path(args.index) if args.index else default_index(args.docs)
+    qa = load_qa(args.docs, index, args.reader, args.threshold)
+    print("Loading the models ...", file=sys.stderr)
+    qa.ask("warm up", top_k=1)  # load the encoder and reader now, not on the first user's question
+    bundled = Path(args.docs).resolve() == Path(DEFAULT_DOCS).resolve()
+    app = build_app(qa, FeedbackLog(args.feedback), BUNDLED_EXAMPLES if bundled else (), args.title,
+                    corpus_name=Path(args.docs).resolve().name, cache_size=args.cache_size,
+                    cache_bytes=int(args.cache_mb * 2**20))
+    launch(app, args.host, args.port, args.share, args.concurrency, block=True)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``qa serve`` to the ``qa`` command."""
+    p = sub.add_parser(
+        "serve", help="start the browser chat app (and its /ask API)",
+        description="Start the chat app on http://HOST:PORT/. The index is loaded, or built when missing or "
+                    "stale. Thumbs up/down are appended to --feedback. API: "
+                    "Client(url).predict(question, api_name='/ask').",
+    )
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python app.py``: the same options as ``qa serve``, and the same error reports as ``qa``."""
+    from qa.errors import offline_mode
+
+    offline_mode()
+    parser = argparse.ArgumentParser(prog="app.py", description="The document question-answering chat app.")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log each question and answer; show the traceback of an internal error")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    return run_command(run, args, parser.prog, verbose=args.verbose)

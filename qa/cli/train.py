@@ -1,0 +1,59 @@
+"""``qa train-reader``: fine-tune the span reader on SQuAD-format files."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from qa.cli.common import check_at_least_one
+from qa.errors import InvalidInput, MissingPath
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``qa train-reader`` to the ``qa`` command."""
+    p = sub.add_parser("train-reader", help="fine-tune the span reader on SQuAD-format files")
+    p.add_argument("--data", nargs="+", required=True, help="SQuAD-format JSON files")
+    p.add_argument("--out", required=True, help="output folder (checkpoints resume from here)")
+    p.add_argument("--base-model", default=None, help="encoder to start from (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--max-length", type=int, default=384)
+    p.add_argument("--stride", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--time-budget", type=float, default=None, help="minutes; the LR schedule fits the budget")
+    p.add_argument("--holdout", type=float, default=0.2, help="share of articles held out for validation")
+    p.add_argument("--max-examples", type=int, default=None, help="train on at most this many questions")
+    p.add_argument("--no-bf16", action="store_true", help="train in fp32")
+    p.add_argument("--seed", type=int, default=13, help="order of examples and batches (the validation split "
+                   "does not depend on it); another seed when training on from a trained reader")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the arguments, train, and print the training summary."""
+    missing = [f for f in args.data if not Path(f).is_file()]
+    if missing:
+        raise MissingPath(f"No file at {missing[0]}: pass --data with SQuAD-format JSON files.")
+    for value, option in ((args.max_length, "--max-length"), (args.batch_size, "--batch-size")):
+        check_at_least_one(value, option)
+    if args.max_examples is not None:
+        check_at_least_one(args.max_examples, "--max-examples")
+    if not 0 <= args.stride < args.max_length:
+        raise InvalidInput(f"--stride must be 0 or more and below --max-length ({args.max_length}), got {args.stride}.")
+    if not 0.0 <= args.holdout < 1.0:
+        raise InvalidInput(f"--holdout must be 0 or more and below 1, got {args.holdout}.")
+    if args.lr <= 0 or args.epochs <= 0 or (args.time_budget is not None and args.time_budget <= 0):
+        raise InvalidInput("--lr, --epochs and --time-budget must be greater than 0.")
+
+    from qa.training.trainer import TrainConfig, train_reader
+
+    cfg = TrainConfig(
+        base_model=args.base_model or "", max_length=args.max_length, stride=args.stride,
+        batch_size=args.batch_size, learning_rate=args.lr, epochs=args.epochs,
+        time_budget_minutes=args.time_budget, holdout_fraction=args.holdout, bf16=not args.no_bf16, seed=args.seed,
+    )
+    summary = train_reader(args.data, args.out, cfg, max_examples=args.max_examples, show_progress=not args.quiet)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0
