@@ -61,7 +61,7 @@ def load_documents(folder: str | Path) -> list[Document]:
     if unsupported:
         logger.info("ignoring %d file(s) of unsupported type, e.g. %s", len(unsupported), unsupported[0])
     paths = [p for p in paths if p.suffix.lower() in SUPPORTED_SUFFIXES]
-    ids = _document_ids(root, paths)
+    ids = document_ids(root, paths)
     docs = []
     for path in paths:
         try:
@@ -89,15 +89,32 @@ def corpus_files(folder: str | Path, supported_only: bool = True) -> list[Path]:
     )
 
 
-def _document_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
-    """Relative path without extension; files that would share an id keep their extension."""
-    stems: dict[str, list[Path]] = {}
-    for p in paths:
-        stems.setdefault(p.relative_to(root).with_suffix("").as_posix(), []).append(p)
-    ids = {}
-    for stem, group in stems.items():
-        for p in group:
-            ids[p] = stem if len(group) == 1 else p.relative_to(root).as_posix()
+def document_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
+    """The id of each file: its relative path without the extension, unless another file has that
+    id too; then its full relative path, repeated until no two ids are equal.
+
+    Files that don't collide keep the same id from build to build (eval labels and feedback refer to
+    them). Each round moves at least one file to its full relative path, and those are unique, so the
+    loop ends.
+
+    Raises:
+        DocumentError: two files still share an id (the same file listed twice).
+    """
+    full = {p: p.relative_to(root).as_posix() for p in paths}
+    ids = {p: p.relative_to(root).with_suffix("").as_posix() for p in paths}
+    while True:
+        holders: dict[str, list[Path]] = {}
+        for p in paths:
+            holders.setdefault(ids[p], []).append(p)
+        moved = [p for group in holders.values() if len(group) > 1 for p in group if ids[p] != full[p]]
+        if not moved:
+            break
+        for p in moved:
+            ids[p] = full[p]
+    clash = next((group for group in holders.values() if len(group) > 1), None)
+    if clash:
+        raise DocumentError(f"Two files would share the id {ids[clash[0]]!r}: {clash[0]} and {clash[1]}; "
+                            "rename one of them.")
     return ids
 
 
