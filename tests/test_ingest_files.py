@@ -4,9 +4,11 @@ symbolic links, and the file and source hash each document carries."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
+from conftest import minimal_pdf
 
 from qa.ingest.documents import DocumentError, document_ids, load_documents
 
@@ -52,3 +54,81 @@ def test_a_collision_left_after_full_paths_is_a_document_error_naming_both(tmp_p
     path = tmp_path / "dup.txt"
     with pytest.raises(DocumentError, match="dup.txt.*dup.txt"):
         document_ids(tmp_path, [path, path])
+
+
+# 5. One bad file is skipped with a warning; the rest loads -------------------------------------------
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "qa.ingest.documents"]
+
+
+def _encrypted_pdf(text: str, password: str) -> bytes:
+    """A real PDF encrypted by pypdf's writer (RC4: no extra package needed) with a user password."""
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter(clone_from=io.BytesIO(minimal_pdf([text])))
+    writer.encrypt(password, algorithm="RC4-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_an_encrypted_pdf_is_skipped_with_a_warning_saying_so(make_corpus, caplog):
+    folder = make_corpus({"good.txt": "A good document about bread.", "locked.pdf": _encrypted_pdf("Secret plan.", "pw")})
+    with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
+        docs = load_documents(folder)
+    assert [d.id for d in docs] == ["good"]
+    (warning,) = _warnings(caplog)
+    assert "locked.pdf" in warning and "password" in warning
+
+
+def test_a_pdf_needing_a_missing_crypto_package_is_skipped(make_corpus, caplog, monkeypatch):
+    # AES-encrypted PDFs need the cryptography package; without it pypdf raises DependencyError
+    # (which is not a PdfReadError). pypdf's writer can't make such a file without that package either,
+    # so the reader raises it here.
+    import pypdf
+    from pypdf.errors import DependencyError
+
+    def needs_cryptography(*args, **kwargs):
+        raise DependencyError("cryptography>=3.1 is required for AES algorithm")
+
+    monkeypatch.setattr(pypdf, "PdfReader", needs_cryptography)
+    folder = make_corpus({"good.txt": "A good document about bread.", "aes.pdf": minimal_pdf(["Locked."])})
+    with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
+        docs = load_documents(folder)
+    assert [d.id for d in docs] == ["good"]
+    (warning,) = _warnings(caplog)
+    assert "aes.pdf" in warning and "cryptography" in warning
+
+
+def test_a_file_that_cannot_be_read_is_skipped_with_the_reason(make_corpus, caplog, monkeypatch):
+    folder = make_corpus({"good.txt": "A good document about bread.", "private.md": "Not for you."})
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "private.md":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
+        docs = load_documents(folder)
+    assert [d.id for d in docs] == ["good"]
+    (warning,) = _warnings(caplog)
+    assert "private.md" in warning and "Permission denied" in warning
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="chmod does not deny root")
+def test_a_file_without_read_permission_is_skipped(make_corpus, caplog):
+    folder = make_corpus({"good.txt": "A good document about bread.", "private.md": "Not for you."})
+    (folder / "private.md").chmod(0)
+    try:
+        with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
+            docs = load_documents(folder)
+    finally:
+        (folder / "private.md").chmod(0o644)
+    assert [d.id for d in docs] == ["good"]
+    assert any("private.md" in w for w in _warnings(caplog))

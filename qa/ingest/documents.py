@@ -47,7 +47,8 @@ class DocumentError(UserError, ValueError):
 def load_documents(folder: str | Path) -> list[Document]:
     """Load every supported document under ``folder``, recursively, sorted by id.
 
-    Binary, undecodable or empty files are skipped with a warning that names them.
+    A file that can't be loaded (binary, undecodable, empty, an encrypted PDF, no permission to read
+    it, any error of its reader) is skipped with a warning that names it and says why; the rest load.
 
     Raises:
         FileNotFoundError: ``folder`` does not exist or is not a directory.
@@ -66,7 +67,7 @@ def load_documents(folder: str | Path) -> list[Document]:
     for path in paths:
         try:
             doc = load_document(path, ids[path])
-        except (UnicodeDecodeError, ValueError) as err:
+        except (OSError, ValueError) as err:  # ValueError: DocumentError, UnicodeError
             logger.warning("skipping %s: %s", path, err)
             continue
         docs.append(doc)
@@ -162,14 +163,23 @@ def _read_html(markup: str) -> tuple[str, str]:
 
 
 def _read_pdf(path: Path) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """The text of each page joined by blank lines, and where each page starts.
+
+    Raises:
+        DocumentError: an encrypted PDF that needs a password or a missing package, or one pypdf can't read.
+    """
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
     try:
         reader = PdfReader(str(path))
         page_texts = [page.extract_text() or "" for page in reader.pages]
-    except PdfReadError as err:
-        raise ValueError(f"unreadable PDF: {err}") from err
+    except FileNotDecryptedError as err:
+        raise DocumentError(f"encrypted PDF that needs a password ({err}); save a copy without one") from err
+    except DependencyError as err:
+        raise DocumentError(f"encrypted PDF: {err}") from err
+    except PyPdfError as err:
+        raise DocumentError(f"unreadable PDF: {err}") from err
     parts, pages, offset = [], [], 0
     for number, page_text in enumerate(page_texts, start=1):
         pages.append((offset, number))
