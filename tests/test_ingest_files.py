@@ -132,3 +132,36 @@ def test_a_file_without_read_permission_is_skipped(make_corpus, caplog):
         (folder / "private.md").chmod(0o644)
     assert [d.id for d in docs] == ["good"]
     assert any("private.md" in w for w in _warnings(caplog))
+
+
+# 3. Text with a byte order mark is decoded by it ----------------------------------------------------
+
+BOM_TEXT = "Café notes\n\nThe crème brûlée costs £4 — “quoted”. 日本語 too.\n"
+
+
+@pytest.mark.parametrize("encoding, bom", [
+    ("utf-8", b"\xef\xbb\xbf"),
+    ("utf-16-le", b"\xff\xfe"),
+    ("utf-16-be", b"\xfe\xff"),
+    ("utf-32-le", b"\xff\xfe\x00\x00"),
+    ("utf-32-be", b"\x00\x00\xfe\xff"),
+])
+@pytest.mark.parametrize("name", ["notes.txt", "notes.md", "notes.html"])
+def test_text_with_a_byte_order_mark_is_decoded_by_it(make_corpus, caplog, encoding, bom, name):
+    text = f"<p>{BOM_TEXT}</p>" if name.endswith(".html") else BOM_TEXT
+    folder = make_corpus({name: bom + text.encode(encoding)})
+    with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
+        (doc,) = load_documents(folder)
+    assert not _warnings(caplog)
+    expected = " ".join(BOM_TEXT.split()) if name.endswith(".html") else BOM_TEXT
+    assert doc.text.replace("\n\n", " ") == expected.replace("\n\n", " ")
+    assert doc.title == "Café notes"
+
+
+def test_utf16_without_a_bom_is_still_skipped_as_binary(make_corpus, caplog):
+    # Without a BOM the NUL bytes can't be told from a binary file's: skipped, with the reason.
+    folder = make_corpus({"good.txt": "A good document.", "nobom.txt": "Plain words here.".encode("utf-16-le")})
+    with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
+        assert [d.id for d in load_documents(folder)] == ["good"]
+    (warning,) = _warnings(caplog)
+    assert "nobom.txt" in warning and "binary" in warning

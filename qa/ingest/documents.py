@@ -9,6 +9,7 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
 import re
@@ -32,6 +33,11 @@ _BOILERPLATE = re.compile(
 )
 _DATE_ONLY = re.compile(r"^[\d\s/.,:-]*(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)?[a-z]*[\d\s/.,:-]*$", re.I)
 _MAX_TITLE = 120
+# Byte order marks and their encodings, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
 _HIDDEN_HTML = ("script", "style", "noscript", "template", "head", "svg")
 _BLOCK_HTML = (
     "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure", "footer",
@@ -128,17 +134,35 @@ def load_document(path: str | Path, doc_id: str | None = None) -> Document:
         text, pages = _read_pdf(path)
         title = _title_from_lines(text)
     else:
-        raw = path.read_bytes()
-        if b"\x00" in raw[:8192]:
-            raise ValueError("binary file (contains NUL bytes)")
-        decoded = raw.decode("utf-8-sig")
+        decoded = decode_text(path.read_bytes())
         if suffix in HTML_SUFFIXES:
             text, title = _read_html(decoded)
         else:
             text, title = decoded, _title_from_lines(decoded)
     if not text.strip():
-        raise ValueError("empty document (no text)")
+        raise DocumentError("empty document (no text)")
     return Document(id=doc_id or path.stem, title=title or (doc_id or path.stem), path=str(path), text=text, pages=pages)
+
+
+def decode_text(raw: bytes) -> str:
+    """The text of a file's bytes: by its byte order mark (UTF-8, UTF-16 or UTF-32, the mark dropped),
+    else as UTF-8.
+
+    Raises:
+        DocumentError: no byte order mark and NUL bytes near the start (a binary file), or not UTF-8.
+    """
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw[len(bom):].decode(encoding)
+            except UnicodeDecodeError as err:
+                raise DocumentError(f"not valid {encoding.upper()} text after its byte order mark ({err})") from err
+    if b"\x00" in raw[:8192]:
+        raise DocumentError("binary file (contains NUL bytes)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DocumentError(f"not UTF-8 text ({err}); save it as UTF-8") from err
 
 
 def _read_html(markup: str) -> tuple[str, str]:
