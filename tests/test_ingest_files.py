@@ -165,3 +165,51 @@ def test_utf16_without_a_bom_is_still_skipped_as_binary(make_corpus, caplog):
         assert [d.id for d in load_documents(folder)] == ["good"]
     (warning,) = _warnings(caplog)
     assert "nobom.txt" in warning and "binary" in warning
+
+
+# 4. Symbolic links ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def linked_corpus(tmp_path: Path) -> Path:
+    """docs/ with links to a file inside, a file outside, a folder outside, a cycle and a dangling link."""
+    docs, outside = tmp_path / "docs", tmp_path / "outside"
+    (docs / "sub").mkdir(parents=True)
+    (outside / "deep").mkdir(parents=True)
+    (docs / "sub" / "inner.txt").write_text("Inner text about owls.", encoding="utf-8")
+    (outside / "far.md").write_text("# Far away\n\nText about the sea.", encoding="utf-8")
+    (outside / "deep" / "deeper.txt").write_text("Deep text about caves.", encoding="utf-8")
+    (docs / "to_inner.txt").symlink_to(Path("sub") / "inner.txt")
+    (docs / "to_far.md").symlink_to(outside / "far.md")
+    (docs / "outdir").symlink_to(outside, target_is_directory=True)
+    (docs / "sub" / "up").symlink_to(Path(".."), target_is_directory=True)  # a cycle: docs/sub/up/sub/up/...
+    (docs / "sub" / "self").symlink_to(docs, target_is_directory=True)
+    return docs
+
+
+def test_a_linked_file_loads_under_the_links_own_name(linked_corpus):
+    docs = {d.id: d for d in load_documents(linked_corpus)}
+    assert docs["to_far"].text == "# Far away\n\nText about the sea."  # a link to a file outside the folder
+    assert docs["to_far"].path == str(linked_corpus / "to_far.md")
+    assert docs["to_inner"].text == docs["sub/inner"].text == "Inner text about owls."  # the link and its target
+    assert docs["to_inner"].path == str(linked_corpus / "to_inner.txt")
+
+
+def test_a_linked_folder_is_not_followed_and_said_so(linked_corpus, caplog):
+    # Links to folders (outside the corpus, or back into it: a cycle) are not followed, so loading
+    # ends and nothing is read twice; each one is named in an info line.
+    with caplog.at_level(logging.INFO, logger="qa.ingest.documents"):
+        ids = [d.id for d in load_documents(linked_corpus)]
+    assert ids == ["sub/inner", "to_far", "to_inner"]
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO and "not followed" in r.getMessage()]
+    for link in ("outdir", "sub/up", "sub/self"):
+        assert sum(str(linked_corpus / link) in line.split() for line in info) == 1, info
+
+
+def test_a_dangling_link_is_skipped_with_a_warning(linked_corpus, caplog):
+    (linked_corpus / "gone.txt").symlink_to(linked_corpus / "deleted.txt")
+    with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
+        ids = [d.id for d in load_documents(linked_corpus)]
+    assert ids == ["sub/inner", "to_far", "to_inner"]
+    (warning,) = _warnings(caplog)
+    assert "gone.txt" in warning and "broken link" in warning

@@ -1,5 +1,15 @@
 """Load a folder of documents (.txt, .md, .html, .pdf) into :class:`~qa.types.Document` values.
 
+Which files make the corpus (:func:`corpus_files`): every file under the folder, recursively, except
+hidden ones (a name starting with ".", or inside such a folder). Symbolic links:
+
+- a link to a file, inside the folder or outside it, is a document under the link's own name (its id,
+  ``path`` and ``file`` are the link's; its text is the target's);
+- a link to a folder is not followed, wherever it points (outside the corpus, or back into it), and
+  is named in an info line: the corpus stays the folder the user named, nothing is read twice, and a
+  cycle of links cannot loop;
+- a broken link is skipped with a warning.
+
 Example:
     >>> from qa.ingest.documents import load_documents
     >>> docs = load_documents("seeds")
@@ -12,8 +22,10 @@ from __future__ import annotations
 import codecs
 import hashlib
 import logging
+import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from qa.errors import UserError
 from qa.types import Document
@@ -63,7 +75,15 @@ def load_documents(folder: str | Path) -> list[Document]:
     root = Path(folder)
     if not root.is_dir():
         raise FileNotFoundError(f"Document folder not found: {root} (pass --docs DIR with your documents)")
-    paths = corpus_files(root, supported_only=False)
+    scan = _scan(root)
+    for link in scan.folder_links:
+        logger.info("link to a folder not followed: %s -> %s", link, os.readlink(link))
+    for link in scan.broken_links:
+        if link.suffix.lower() in SUPPORTED_SUFFIXES:
+            logger.warning("skipping %s: a broken link (to %s)", link, os.readlink(link))
+    for folder, err in scan.unreadable:
+        logger.warning("skipping folder %s: %s", folder, err)
+    paths = scan.files
     unsupported = [p for p in paths if p.suffix.lower() not in SUPPORTED_SUFFIXES]
     if unsupported:
         logger.info("ignoring %d file(s) of unsupported type, e.g. %s", len(unsupported), unsupported[0])
@@ -87,13 +107,50 @@ def load_documents(folder: str | Path) -> list[Document]:
 def corpus_files(folder: str | Path, supported_only: bool = True) -> list[Path]:
     """The files of a corpus folder, recursively, sorted: hidden files and folders left out and, with
     ``supported_only``, only the types :func:`load_documents` reads. Loading and the index's change
-    detection both list files here, so they always agree."""
-    root = Path(folder)
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        and (not supported_only or p.suffix.lower() in SUPPORTED_SUFFIXES)
-    )
+    detection both list files here, so they always agree. Links are treated as described in the
+    module docstring."""
+    files = _scan(Path(folder)).files
+    return [p for p in files if not supported_only or p.suffix.lower() in SUPPORTED_SUFFIXES]
+
+
+class _Scan(NamedTuple):
+    files: list[Path]  # sorted
+    folder_links: list[Path]  # links to folders: not followed
+    broken_links: list[Path]  # links to nothing
+    unreadable: list[tuple[Path, OSError]]  # folders that could not be listed
+
+
+def _scan(root: Path) -> _Scan:
+    """Walk ``root`` without following links to folders (so a cycle of links can't loop) and without
+    recursion (so any depth of folders is fine)."""
+    files: list[Path] = []
+    scan = _Scan(files, [], [], [])
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as err:
+            scan.unreadable.append((folder, err))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink():
+                if path.is_dir():
+                    scan.folder_links.append(path)
+                elif path.is_file():
+                    files.append(path)
+                elif not path.exists():
+                    scan.broken_links.append(path)
+            elif entry.is_dir():
+                pending.append(path)
+            elif entry.is_file():
+                files.append(path)
+    files.sort()
+    return scan
 
 
 def document_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
