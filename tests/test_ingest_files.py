@@ -3,6 +3,7 @@ symbolic links, and the file and source hash each document carries."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import minimal_pdf
 
-from qa.ingest.documents import DocumentError, document_ids, load_documents
+from qa.ingest.documents import DocumentError, document_ids, load_document, load_documents
 
 
 def _by_name(docs) -> dict[str, str]:
@@ -213,3 +214,46 @@ def test_a_dangling_link_is_skipped_with_a_warning(linked_corpus, caplog):
     assert ids == ["sub/inner", "to_far", "to_inner"]
     (warning,) = _warnings(caplog)
     assert "gone.txt" in warning and "broken link" in warning
+
+
+# 6. Each document carries its file and the hash of the bytes read ------------------------------------
+
+
+def _sha16(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def test_documents_carry_their_file_and_the_hash_of_their_bytes(make_corpus):
+    files = {
+        "notes.txt": "Plain notes about the meeting.\n",
+        "guides/setup.md": "\ufeff# Setup guide\n\nInstall the package first.\n",  # BOM: hashed as read, with it
+        "guides/web/page.html": "<html><body><h1>Page</h1><p>A paragraph of the page.</p></body></html>",
+        "reports/2024/annual.pdf": minimal_pdf(["Annual report of the clinic.", "Second page: finances."]),
+        "utf16.txt": b"\xff\xfe" + "Text in UTF-16.".encode("utf-16-le"),
+    }
+    folder = make_corpus(files)
+    docs = load_documents(folder)
+    assert sorted(d.file for d in docs) == sorted(files)
+    for doc in docs:
+        assert doc.source_hash == _sha16((folder / doc.file).read_bytes()), doc.file
+        assert Path(doc.path) == folder / doc.file
+
+
+def test_a_linked_document_carries_the_links_file_and_its_targets_hash(linked_corpus):
+    docs = {d.id: d for d in load_documents(linked_corpus)}
+    assert docs["to_far"].file == "to_far.md"
+    assert docs["to_far"].source_hash == _sha16((linked_corpus.parent / "outside" / "far.md").read_bytes())
+
+
+def test_load_document_computes_file_from_the_root_it_is_given(make_corpus):
+    folder = make_corpus({"a/b/c.txt": "Deep file text."})
+    doc = load_document(folder / "a" / "b" / "c.txt", "a/b/c", root=folder)
+    assert (doc.id, doc.file, doc.source_hash) == ("a/b/c", "a/b/c.txt", _sha16(b"Deep file text."))
+    assert load_document(folder / "a" / "b" / "c.txt").file == "c.txt"  # no root: the file's own folder
+
+
+def test_the_hash_changes_with_the_bytes_even_when_the_text_does_not(make_corpus):
+    # An HTML page whose markup changes but whose visible text does not: the text is equal, the hash is not.
+    first = load_documents(make_corpus({"p.html": "<p>Same words.</p>"}, name="one"))[0]
+    second = load_documents(make_corpus({"p.html": "<div>Same words.</div>"}, name="two"))[0]
+    assert first.text == second.text and first.source_hash != second.source_hash

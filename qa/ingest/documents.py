@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import io
 import logging
 import os
 import re
@@ -92,7 +93,7 @@ def load_documents(folder: str | Path) -> list[Document]:
     docs = []
     for path in paths:
         try:
-            doc = load_document(path, ids[path])
+            doc = load_document(path, ids[path], root)
         except (OSError, ValueError) as err:  # ValueError: DocumentError, UnicodeError
             logger.warning("skipping %s: %s", path, err)
             continue
@@ -182,23 +183,39 @@ def document_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
     return ids
 
 
-def load_document(path: str | Path, doc_id: str | None = None) -> Document:
-    """Load one file. Raises ``ValueError`` (or ``UnicodeDecodeError``) for binary, undecodable or empty files."""
+def load_document(path: str | Path, doc_id: str | None = None, root: str | Path | None = None) -> Document:
+    """Load one file, reading its bytes once.
+
+    Args:
+        path: the file (a link to a file is read through, but named as the link).
+        doc_id: its id; the file's stem by default.
+        root: the corpus folder, for :attr:`Document.file`; the file's own folder by default.
+
+    Raises:
+        DocumentError: a binary, undecodable, empty or unreadable document (it is a ``ValueError``).
+        OSError: the file can't be read.
+    """
     path = Path(path)
+    raw = path.read_bytes()
     suffix = path.suffix.lower()
     pages: tuple[tuple[int, int], ...] = ()
     if suffix in PDF_SUFFIXES:
-        text, pages = _read_pdf(path)
+        text, pages = _read_pdf(raw)
         title = _title_from_lines(text)
     else:
-        decoded = decode_text(path.read_bytes())
+        decoded = decode_text(raw)
         if suffix in HTML_SUFFIXES:
             text, title = _read_html(decoded)
         else:
             text, title = decoded, _title_from_lines(decoded)
     if not text.strip():
         raise DocumentError("empty document (no text)")
-    return Document(id=doc_id or path.stem, title=title or (doc_id or path.stem), path=str(path), text=text, pages=pages)
+    doc_id = doc_id or path.stem
+    return Document(
+        id=doc_id, title=title or doc_id, path=str(path), text=text, pages=pages,
+        file=path.relative_to(root).as_posix() if root is not None else path.name,
+        source_hash=hashlib.sha256(raw).hexdigest()[:16],
+    )
 
 
 def decode_text(raw: bytes) -> str:
@@ -243,7 +260,7 @@ def _read_html(markup: str) -> tuple[str, str]:
     return text, title or _title_from_lines(text)
 
 
-def _read_pdf(path: Path) -> tuple[str, tuple[tuple[int, int], ...]]:
+def _read_pdf(raw: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
     """The text of each page joined by blank lines, and where each page starts.
 
     Raises:
@@ -253,7 +270,7 @@ def _read_pdf(path: Path) -> tuple[str, tuple[tuple[int, int], ...]]:
     from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
     try:
-        reader = PdfReader(str(path))
+        reader = PdfReader(io.BytesIO(raw))
         page_texts = [page.extract_text() or "" for page in reader.pages]
     except FileNotDecryptedError as err:
         raise DocumentError(f"encrypted PDF that needs a password ({err}); save a copy without one") from err
