@@ -121,3 +121,79 @@ def test_onnx_export_is_cached_and_reused():
 @pytest.mark.integration
 def test_empty_input_gives_an_empty_matrix():
     assert load_encoder().encode_passages([]).shape == (0, 384)
+
+
+# ---------------------------------------------------------------------------------------------
+# A corrupt cached export is exported again.
+
+
+def _tiny_onnx(path: Path) -> None:
+    """A valid ONNX file (one Identity node): loads in ONNX Runtime in milliseconds."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_a_corrupt_cached_export_is_exported_again_with_a_warning(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from qa.embedding import onnx_backend
+    from qa.embedding.encoder import resolve_model
+
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    model_dir = Path(resolve_model(None))  # the packaged model: only its tokenizer is read here
+    cached = onnx_backend.cache_root() / onnx_backend._cache_key(model_dir) / onnx_backend.INT8_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\x08\x07\x12\x0bonnx-truncated")  # an export cut short
+    exports = []
+
+    def fake_export(model: Path, folder: Path) -> None:  # the real one takes ~10 s (integration test below)
+        exports.append(folder)
+        folder.mkdir(parents=True)
+        for name in (onnx_backend.INT8_FILE, onnx_backend.FP32_FILE):
+            _tiny_onnx(folder / name)
+
+    monkeypatch.setattr(onnx_backend, "_export", fake_export)
+    with caplog.at_level(logging.WARNING, logger="qa.embedding.onnx_backend"):
+        session, _, names = onnx_backend.load_exported(model_dir, quantize=True)
+    assert exports == [cached.parent] and names == ["x"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert str(cached) in warning and "again" in warning
+
+
+def test_a_missing_export_is_not_a_warning(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from qa.embedding import onnx_backend
+    from qa.embedding.encoder import resolve_model
+
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(onnx_backend, "_export", lambda model, folder: (folder.mkdir(parents=True),
+                                                                        _tiny_onnx(folder / onnx_backend.INT8_FILE)))
+    with caplog.at_level(logging.WARNING, logger="qa.embedding.onnx_backend"):
+        onnx_backend.load_exported(Path(resolve_model(None)), quantize=True)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.integration
+def test_a_truncated_real_export_is_replaced_by_a_working_one(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from qa.embedding import onnx_backend
+    from qa.embedding.encoder import resolve_model
+
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    model_dir = Path(resolve_model(None))
+    good = onnx_backend.exported_model(model_dir)  # a real export into the empty cache
+    good.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # then truncated, as by a full disk
+    with caplog.at_level(logging.WARNING, logger="qa.embedding.onnx_backend"):
+        vectors = onnx_backend.OnnxEncoder().encode_queries(["When do primary care trusts go live?"])
+    assert vectors.shape == (1, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert any(str(good) in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)

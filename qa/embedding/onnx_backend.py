@@ -184,6 +184,25 @@ def _load_session(file: str, model_dir: str):
     return session, AutoTokenizer.from_pretrained(model_dir), [i.name for i in session.get_inputs()]
 
 
+def load_exported(model_dir: Path, quantize: bool = True):
+    """The session of ``model_dir``'s cached export (see :func:`_load_session`), exported on first use.
+
+    A cached file ONNX Runtime can't load (cut short by a full disk or a killed process) is exported
+    again, with a warning: the cache folder is this module's own.
+    """
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, \
+        NoSuchFile
+
+    file = exported_model(model_dir, quantize)
+    try:
+        return _load_session(str(file), str(model_dir))
+    except (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile) as err:
+        logger.warning("the cached ONNX export %s can't be loaded (%s); exporting it again", file,
+                       str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+        shutil.rmtree(file.parent)
+        return _load_session(str(exported_model(model_dir, quantize)), str(model_dir))
+
+
 class OnnxEncoder:
     """The :class:`qa.embedding.encoder.Encoder` protocol on ONNX Runtime: the model's own tokenizer and
     truncation, mean pooling over real tokens, unit-length vectors; passages encoded longest first,
@@ -213,8 +232,10 @@ class OnnxEncoder:
     def _load(self):
         if self._loaded is None:
             with _LOAD_LOCK:  # one export and one session, however many requests arrive first
-                file = self.onnx_file or exported_model(self.path, self.quantize)
-                self._loaded = _load_session(str(file), str(self.path))
+                if self.onnx_file:
+                    self._loaded = _load_session(str(self.onnx_file), str(self.path))
+                else:
+                    self._loaded = load_exported(self.path, self.quantize)
         return self._loaded
 
     def _encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
