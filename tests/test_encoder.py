@@ -197,3 +197,52 @@ def test_a_truncated_real_export_is_replaced_by_a_working_one(tmp_path, monkeypa
     assert vectors.shape == (1, 384)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert any(str(good) in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+# ---------------------------------------------------------------------------------------------
+# Module structure: model names resolve in qa.embedding.models; the library sets no environment.
+
+
+def test_the_onnx_backend_does_not_import_the_encoder_module():
+    # encoder imports onnx_backend (for the ONNX backends); the reverse would be a cycle. qa/__init__.py
+    # imports the whole package, so the packages are stubbed: only onnx_backend's own imports run.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, types\n"
+        "for name in ('qa', 'qa.embedding'):\n"
+        "    stub = types.ModuleType(name); stub.__path__ = [name.replace('.', '/')]; sys.modules[name] = stub\n"
+        "import qa.embedding.onnx_backend\n"
+        "print(sorted(m for m in sys.modules if m.startswith('qa.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "['qa.embedding', 'qa.embedding.models', 'qa.embedding.onnx_backend']"
+
+
+def test_model_names_are_still_importable_from_the_encoder_module():
+    from qa.embedding import encoder, models
+
+    for name in ("DEFAULT_MODEL", "MPNET_MODEL", "resolve_model"):
+        assert getattr(encoder, name) is getattr(models, name)
+    assert models.DEFAULT_MODEL == "all-MiniLM-L6-v2"
+
+
+def test_loading_a_torch_model_sets_no_environment_variable(monkeypatch):
+    import os
+    import sys
+    import types
+
+    from qa.embedding import encoder
+
+    loaded = []
+    fake = types.ModuleType("sentence_transformers")
+    fake.SentenceTransformer = lambda path, device: loaded.append((path, device)) or object()
+    monkeypatch.setitem(sys.modules, "sentence_transformers", fake)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    before = dict(os.environ)
+    encoder._load_sentence_transformer.__wrapped__("/models/some-model", "cpu")
+    assert loaded == [("/models/some-model", "cpu")]
+    assert dict(os.environ) == before

@@ -23,7 +23,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -33,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.embedding.encoder import DEFAULT_MODEL, resolve_model
+from qa.embedding.models import DEFAULT_MODEL, cache_dir, resolve_model
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,8 @@ EXPORT_CHECK = ("Primary care trusts commission hospital services.", "When do th
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("QA_CACHE", Path.home() / ".cache" / "qa")) / "onnx"
+    """Where the ONNX exports are cached: ``$QA_CACHE/onnx``."""
+    return cache_dir() / "onnx"
 
 
 def pipeline_config(model_dir: Path) -> tuple[int, int]:
@@ -209,7 +209,7 @@ class OnnxEncoder:
     so each batch pads little.
 
     Args:
-        model: a path or name (see :func:`qa.embedding.encoder.resolve_model`); ``None`` for the default.
+        model: a path or name (see :func:`qa.embedding.models.resolve_model`); ``None`` for the default.
         quantize: int8 weights (backend ``onnx-int8``) or fp32 (``onnx``).
         batch_size: passages per run.
         onnx_file: run this ONNX file (inputs as exported here) instead of the cached export.
