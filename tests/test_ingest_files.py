@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import minimal_pdf
 
+from qa.errors import MissingPath
 from qa.ingest.documents import DocumentError, document_ids, load_document, load_documents
 
 
@@ -257,3 +258,17 @@ def test_the_hash_changes_with_the_bytes_even_when_the_text_does_not(make_corpus
     first = load_documents(make_corpus({"p.html": "<p>Same words.</p>"}, name="one"))[0]
     second = load_documents(make_corpus({"p.html": "<div>Same words.</div>"}, name="two"))[0]
     assert first.text == second.text and first.source_hash != second.source_hash
+
+
+# 9. Errors a user can fix -------------------------------------------------------------------------
+
+
+def test_a_missing_folder_is_a_missing_path(tmp_path):
+    with pytest.raises(MissingPath, match="not found.*--docs"):
+        load_documents(tmp_path / "nope")
+
+
+def test_a_file_given_as_the_folder_is_a_missing_path_saying_so(tmp_path):
+    (tmp_path / "single.txt").write_text("Some text.", encoding="utf-8")
+    with pytest.raises(MissingPath, match="not a folder"):
+        load_documents(tmp_path / "single.txt")

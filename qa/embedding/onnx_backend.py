@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from qa.embedding.models import DEFAULT_MODEL, cache_dir, resolve_model
+from qa.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +52,11 @@ def pipeline_config(model_dir: Path) -> tuple[int, int]:
     """``(max_seq_length, dimension)`` of a sentence-transformers folder that ONNX can run.
 
     Raises:
-        ValueError: not a local sentence-transformers folder, or its pooling is not mean pooling.
+        InvalidInput: not a local sentence-transformers folder, or its pooling is not mean pooling.
     """
     modules_file = model_dir / "modules.json"
     if not modules_file.is_file():
-        raise ValueError(f"The ONNX backend needs a local sentence-transformers folder (with modules.json); "
+        raise InvalidInput(f"The ONNX backend needs a local sentence-transformers folder (with modules.json); "
                          f"{model_dir} is not one. Use the torch backend (--backend torch) for this model.")
     modules = json.loads(modules_file.read_text(encoding="utf-8"))
     kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
@@ -63,7 +64,7 @@ def pipeline_config(model_dir: Path) -> tuple[int, int]:
         if kinds[:2] == ["Transformer", "Pooling"] else {}
     modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v}
     if set(kinds[2:]) - {"Normalize"} or modes != {"pooling_mode_mean_tokens"}:
-        raise ValueError(f"The ONNX backend runs transformer + mean pooling models; {model_dir} has "
+        raise InvalidInput(f"The ONNX backend runs transformer + mean pooling models; {model_dir} has "
                          f"{' + '.join(kinds)} ({', '.join(sorted(modes)) or 'no pooling'}). "
                          "Use the torch backend (--backend torch) for this model.")
     config = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8")) \
@@ -215,7 +216,7 @@ class OnnxEncoder:
         onnx_file: run this ONNX file (inputs as exported here) instead of the cached export.
 
     Raises:
-        ValueError: the model is not a local transformer + mean pooling sentence-transformers folder.
+        InvalidInput: the model is not a local transformer + mean pooling sentence-transformers folder.
     """
 
     def __init__(self, model: str | None = None, quantize: bool = True, batch_size: int = 64,

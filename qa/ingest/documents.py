@@ -29,7 +29,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import NamedTuple
 
-from qa.errors import UserError
+from qa.errors import MissingPath, UserError
 from qa.types import Document
 
 logger = logging.getLogger(__name__)
@@ -77,12 +77,14 @@ def load_documents(folder: str | Path) -> list[Document]:
     it, any error of its reader) is skipped with a warning that names it and says why; the rest load.
 
     Raises:
-        FileNotFoundError: ``folder`` does not exist or is not a directory.
+        MissingPath: ``folder`` does not exist or is not a folder (a ``FileNotFoundError``).
         DocumentError: the folder holds no loadable document.
     """
     root = Path(folder)
+    if not root.exists():
+        raise MissingPath(f"Document folder not found: {root} (pass --docs DIR with your documents)")
     if not root.is_dir():
-        raise FileNotFoundError(f"Document folder not found: {root} (pass --docs DIR with your documents)")
+        raise MissingPath(f"{root} is not a folder: pass --docs DIR, the folder that holds your documents")
     scan = _scan(root)
     for link in scan.folder_links:
         logger.info("link to a folder not followed: %s -> %s", link, os.readlink(link))
