@@ -106,6 +106,9 @@ class _HtmlText(HTMLParser):
     def handle_pi(self, data: str) -> None:
         self._in_string = False
 
+    def handle_decl(self, decl: str) -> None:
+        self._in_string = False
+
     def _push(self, tag: str) -> None:
         self._in_string = False
         if tag in _BLOCK_HTML and not self._hidden:
