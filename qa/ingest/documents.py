@@ -1,5 +1,15 @@
 """Load a folder of documents (.txt, .md, .html, .pdf) into :class:`~qa.types.Document` values.
 
+Which files make the corpus (:func:`corpus_files`): every file under the folder, recursively, except
+hidden ones (a name starting with ".", or inside such a folder). Symbolic links:
+
+- a link to a file, inside the folder or outside it, is a document under the link's own name (its id,
+  ``path`` and ``file`` are the link's; its text is the target's);
+- a link to a folder is not followed, wherever it points (outside the corpus, or back into it), and
+  is named in an info line: the corpus stays the folder the user named, nothing is read twice, and a
+  cycle of links cannot loop;
+- a broken link is skipped with a warning.
+
 Example:
     >>> from qa.ingest.documents import load_documents
     >>> docs = load_documents("seeds")
@@ -9,12 +19,17 @@ Example:
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import io
 import logging
+import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
-from qa.errors import UserError
+from qa.errors import MissingPath, UserError
+from qa.ingest.html_text import html_to_text
 from qa.types import Document
 
 logger = logging.getLogger(__name__)
@@ -32,11 +47,10 @@ _BOILERPLATE = re.compile(
 )
 _DATE_ONLY = re.compile(r"^[\d\s/.,:-]*(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)?[a-z]*[\d\s/.,:-]*$", re.I)
 _MAX_TITLE = 120
-_HIDDEN_HTML = ("script", "style", "noscript", "template", "head", "svg")
-_BLOCK_HTML = (
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure", "footer",
-    "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre", "section",
-    "table", "td", "th", "tr", "ul",
+# Byte order marks and their encodings, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
 
 
@@ -47,26 +61,37 @@ class DocumentError(UserError, ValueError):
 def load_documents(folder: str | Path) -> list[Document]:
     """Load every supported document under ``folder``, recursively, sorted by id.
 
-    Binary, undecodable or empty files are skipped with a warning that names them.
+    A file that can't be loaded (binary, undecodable, empty, an encrypted PDF, no permission to read
+    it, any error of its reader) is skipped with a warning that names it and says why; the rest load.
 
     Raises:
-        FileNotFoundError: ``folder`` does not exist or is not a directory.
+        MissingPath: ``folder`` does not exist or is not a folder (a ``FileNotFoundError``).
         DocumentError: the folder holds no loadable document.
     """
     root = Path(folder)
+    if not root.exists():
+        raise MissingPath(f"Document folder not found: {root} (pass --docs DIR with your documents)")
     if not root.is_dir():
-        raise FileNotFoundError(f"Document folder not found: {root} (pass --docs DIR with your documents)")
-    paths = corpus_files(root, supported_only=False)
+        raise MissingPath(f"{root} is not a folder: pass --docs DIR, the folder that holds your documents")
+    scan = _scan(root)
+    for link in scan.folder_links:
+        logger.info("link to a folder not followed: %s -> %s", link, os.readlink(link))
+    for link in scan.broken_links:
+        if link.suffix.lower() in SUPPORTED_SUFFIXES:
+            logger.warning("skipping %s: a broken link (to %s)", link, os.readlink(link))
+    for unreadable, err in scan.unreadable:
+        logger.warning("skipping folder %s: %s", unreadable, err)
+    paths = scan.files
     unsupported = [p for p in paths if p.suffix.lower() not in SUPPORTED_SUFFIXES]
     if unsupported:
         logger.info("ignoring %d file(s) of unsupported type, e.g. %s", len(unsupported), unsupported[0])
     paths = [p for p in paths if p.suffix.lower() in SUPPORTED_SUFFIXES]
-    ids = _document_ids(root, paths)
+    ids = document_ids(root, paths)
     docs = []
     for path in paths:
         try:
-            doc = load_document(path, ids[path])
-        except (UnicodeDecodeError, ValueError) as err:
+            doc = load_document(path, ids[path], root)
+        except (OSError, ValueError) as err:  # ValueError: DocumentError, UnicodeError
             logger.warning("skipping %s: %s", path, err)
             continue
         docs.append(doc)
@@ -80,79 +105,162 @@ def load_documents(folder: str | Path) -> list[Document]:
 def corpus_files(folder: str | Path, supported_only: bool = True) -> list[Path]:
     """The files of a corpus folder, recursively, sorted: hidden files and folders left out and, with
     ``supported_only``, only the types :func:`load_documents` reads. Loading and the index's change
-    detection both list files here, so they always agree."""
-    root = Path(folder)
-    return sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        and (not supported_only or p.suffix.lower() in SUPPORTED_SUFFIXES)
-    )
+    detection both list files here, so they always agree. Links are treated as described in the
+    module docstring."""
+    files = _scan(Path(folder)).files
+    return [p for p in files if not supported_only or p.suffix.lower() in SUPPORTED_SUFFIXES]
 
 
-def _document_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
-    """Relative path without extension; files that would share an id keep their extension."""
-    stems: dict[str, list[Path]] = {}
-    for p in paths:
-        stems.setdefault(p.relative_to(root).with_suffix("").as_posix(), []).append(p)
-    ids = {}
-    for stem, group in stems.items():
-        for p in group:
-            ids[p] = stem if len(group) == 1 else p.relative_to(root).as_posix()
+class _Scan(NamedTuple):
+    files: list[Path]  # sorted
+    folder_links: list[Path]  # links to folders: not followed
+    broken_links: list[Path]  # links to nothing
+    unreadable: list[tuple[Path, OSError]]  # folders that could not be listed
+
+
+def _scan(root: Path) -> _Scan:
+    """Walk ``root`` without following links to folders (so a cycle of links can't loop) and without
+    recursion (so any depth of folders is fine)."""
+    files: list[Path] = []
+    scan = _Scan(files, [], [], [])
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as err:
+            scan.unreadable.append((folder, err))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            if entry.is_symlink():
+                if path.is_dir():
+                    scan.folder_links.append(path)
+                elif path.is_file():
+                    files.append(path)
+                elif not path.exists():
+                    scan.broken_links.append(path)
+            elif entry.is_dir():
+                pending.append(path)
+            elif entry.is_file():
+                files.append(path)
+    files.sort()
+    return scan
+
+
+def document_ids(root: Path, paths: list[Path]) -> dict[Path, str]:
+    """The id of each file: its relative path without the extension, unless another file has that
+    id too; then its full relative path, repeated until no two ids are equal.
+
+    Files that don't collide keep the same id from build to build (eval labels and feedback refer to
+    them). Each round moves at least one file to its full relative path, and those are unique, so the
+    loop ends.
+
+    Raises:
+        DocumentError: two files still share an id (the same file listed twice).
+    """
+    full = {p: p.relative_to(root).as_posix() for p in paths}
+    ids = {p: p.relative_to(root).with_suffix("").as_posix() for p in paths}
+    while True:
+        holders: dict[str, list[Path]] = {}
+        for p in paths:
+            holders.setdefault(ids[p], []).append(p)
+        moved = [p for group in holders.values() if len(group) > 1 for p in group if ids[p] != full[p]]
+        if not moved:
+            break
+        for p in moved:
+            ids[p] = full[p]
+    clash = next((group for group in holders.values() if len(group) > 1), None)
+    if clash:
+        raise DocumentError(f"Two files would share the id {ids[clash[0]]!r}: {clash[0]} and {clash[1]}; "
+                            "rename one of them.")
     return ids
 
 
-def load_document(path: str | Path, doc_id: str | None = None) -> Document:
-    """Load one file. Raises ``ValueError`` (or ``UnicodeDecodeError``) for binary, undecodable or empty files."""
+def load_document(path: str | Path, doc_id: str | None = None, root: str | Path | None = None) -> Document:
+    """Load one file, reading its bytes once.
+
+    Args:
+        path: the file (a link to a file is read through, but named as the link).
+        doc_id: its id; the file's stem by default.
+        root: the corpus folder, for :attr:`Document.file`; the file's own folder by default.
+
+    Raises:
+        DocumentError: a binary, undecodable, empty or unreadable document (it is a ``ValueError``).
+        OSError: the file can't be read.
+    """
     path = Path(path)
+    raw = path.read_bytes()
     suffix = path.suffix.lower()
     pages: tuple[tuple[int, int], ...] = ()
     if suffix in PDF_SUFFIXES:
-        text, pages = _read_pdf(path)
+        text, pages = _read_pdf(raw)
         title = _title_from_lines(text)
     else:
-        raw = path.read_bytes()
-        if b"\x00" in raw[:8192]:
-            raise ValueError("binary file (contains NUL bytes)")
-        decoded = raw.decode("utf-8-sig")
+        decoded = decode_text(raw)
         if suffix in HTML_SUFFIXES:
             text, title = _read_html(decoded)
         else:
             text, title = decoded, _title_from_lines(decoded)
     if not text.strip():
-        raise ValueError("empty document (no text)")
-    return Document(id=doc_id or path.stem, title=title or (doc_id or path.stem), path=str(path), text=text, pages=pages)
+        raise DocumentError("empty document (no text)")
+    doc_id = doc_id or path.stem
+    return Document(
+        id=doc_id, title=title or doc_id, path=str(path), text=text, pages=pages,
+        file=path.relative_to(root).as_posix() if root is not None else path.name,
+        source_hash=hashlib.sha256(raw).hexdigest()[:16],
+    )
+
+
+def decode_text(raw: bytes) -> str:
+    """The text of a file's bytes: by its byte order mark (UTF-8, UTF-16 or UTF-32, the mark dropped),
+    else as UTF-8.
+
+    Raises:
+        DocumentError: no byte order mark and NUL bytes near the start (a binary file), or not UTF-8.
+    """
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw[len(bom):].decode(encoding)
+            except UnicodeDecodeError as err:
+                raise DocumentError(f"not valid {encoding.upper()} text after its byte order mark ({err})") from err
+    if b"\x00" in raw[:8192]:
+        raise DocumentError("binary file (contains NUL bytes)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DocumentError(f"not UTF-8 text ({err}); save it as UTF-8") from err
 
 
 def _read_html(markup: str) -> tuple[str, str]:
-    """Visible text of an HTML page, one block element per paragraph, and its title.
-
-    Only block elements (p, div, h1, li, ...) break lines; inline ones (b, a, em, span) stay inside
-    their sentence, so "We are <b>open</b> today." reads as one sentence.
-    """
-    from bs4 import BeautifulSoup
-
-    soup = BeautifulSoup(markup, "html.parser")
-    title_tag = soup.find("h1") or soup.find("title")
-    title = " ".join(title_tag.get_text(" ").split()) if title_tag else ""
-    for tag in soup.find_all(_HIDDEN_HTML):
-        tag.decompose()
-    for tag in soup.find_all(_BLOCK_HTML):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    blocks = (" ".join(line.split()) for line in soup.get_text("").split("\n"))
-    text = "\n\n".join(block for block in blocks if block)
+    """Visible text of an HTML page, one block element per paragraph, and its title (see
+    :func:`qa.ingest.html_text.html_to_text`); a page without <h1> or <title> is named by its first line."""
+    text, title = html_to_text(markup)
     return text, title or _title_from_lines(text)
 
 
-def _read_pdf(path: Path) -> tuple[str, tuple[tuple[int, int], ...]]:
+def _read_pdf(raw: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """The text of each page joined by blank lines, and where each page starts.
+
+    Raises:
+        DocumentError: an encrypted PDF that needs a password or a missing package, or one pypdf can't read.
+    """
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
     try:
-        reader = PdfReader(str(path))
+        reader = PdfReader(io.BytesIO(raw))
         page_texts = [page.extract_text() or "" for page in reader.pages]
-    except PdfReadError as err:
-        raise ValueError(f"unreadable PDF: {err}") from err
+    except FileNotDecryptedError as err:
+        raise DocumentError(f"encrypted PDF that needs a password ({err}); save a copy without one") from err
+    except DependencyError as err:
+        raise DocumentError(f"encrypted PDF: {err}") from err
+    except PyPdfError as err:
+        raise DocumentError(f"unreadable PDF: {err}") from err
     parts, pages, offset = [], [], 0
     for number, page_text in enumerate(page_texts, start=1):
         pages.append((offset, number))
