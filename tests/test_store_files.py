@@ -197,3 +197,34 @@ def test_a_checkpoint_of_another_model_is_not_used(tiny_corpus, tmp_path, small_
     got = Index.load(out)
     np.testing.assert_allclose(got.dense.reconstruct_n(0, got.dense.ntotal),
                                other.embed([p.text for p in got.passages]), rtol=1e-6)
+
+
+def test_a_file_that_cannot_be_read_is_skipped_and_the_build_goes_on(make_corpus, tmp_path, fake_encoder, monkeypatch):
+    """Loading skips a file it can't read (a warning names it); hashing it for the manifest must not
+    abort the build either, and the index then loads as up to date."""
+    import builtins
+
+    from qa.stores.local import Index, build_index
+
+    docs = make_corpus({"good.txt": "The bridge opened in 1932 after eight years of work.",
+                        "private.md": "Secret minutes of the board."})
+    real_open, real_read_bytes = builtins.open, Path.read_bytes
+
+    def guarded_open(file, *args, **kwargs):
+        if str(file).endswith("private.md"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    def guarded_read_bytes(self):
+        if self.name == "private.md":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_read_bytes(self)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(Path, "read_bytes", guarded_read_bytes)
+    out = tmp_path / "index"
+    stats = build_index(docs, out, encoder=fake_encoder)
+    assert stats.documents == 1
+    index = Index.load(out)  # checks the documents too: the unreadable file must not read as changed
+    assert [d for d in index.documents] == ["good"]
+    assert [row["file"] for row in index.manifest["skipped"]] == ["private.md"]

@@ -80,12 +80,19 @@ class BuildStats:
     written: bool = True  # False when nothing had changed and the index was left as it was
 
 
+UNREADABLE = "unreadable"  # the hash recorded for a file that could not be read (loading skipped it)
+
+
 def hash_file(path: str | Path) -> str:
-    """sha256 (16 hex digits) of a file's bytes, read in 1 MiB blocks."""
+    """sha256 (16 hex digits) of a file's bytes, read in 1 MiB blocks; ``UNREADABLE`` when the file
+    can't be read (no permission, gone): loading skipped it with a warning, the build goes on."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError:
+        return UNREADABLE
     return digest.hexdigest()[:16]
 
 
@@ -414,8 +421,17 @@ def stale_reason(manifest: dict, index_dir: str | Path) -> str | None:
     return "; ".join(parts) or None
 
 
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
 def _differs(path: Path, row: dict, scanned_ns: int | None) -> bool:
-    st = path.stat()
+    st = _stat(path)
+    if st is None:
+        return row["hash"] != UNREADABLE
     size, mtime = row.get("size"), row.get("mtime_ns")
     if size is not None and st.st_size != size:
         return True
@@ -487,7 +503,7 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
     # Size and mtime are taken before the files are read: a write in between then reads as a change.
     scanned_ns = time.time_ns()
     listed = {p.relative_to(docs_dir).as_posix(): p for p in corpus_files(docs_dir)}
-    stat = {rel: p.stat() for rel, p in listed.items()}
+    stat = {rel: st for rel, st in ((rel, _stat(p)) for rel, p in listed.items()) if st is not None}
     docs = load_documents(docs_dir)
 
     def entry(rel: str, digest: str) -> dict:
