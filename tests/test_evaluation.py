@@ -9,22 +9,25 @@ from types import SimpleNamespace
 
 import pytest
 
-from qa.evaluation import runner as evaluation
+from qa.cli import evaluate as cli_evaluate
 from qa.evaluation.benchmarks import BeirData, build_beir_index, evaluate_beir, evaluate_squad, load_beir, write_trec_run
+from qa.evaluation.report import format_table
 from qa.evaluation.runner import (
-    Candidate,
     Question,
-    best_threshold,
-    candidate_of,
     contains_answer,
     evaluate_questions,
-    f1_at_threshold,
-    format_table,
     load_questions,
     rethreshold,
     summarize,
-    threshold_sweep,
     write_outputs,
+)
+from qa.evaluation.thresholds import (
+    Candidate,
+    best_threshold,
+    calibration_threshold,
+    candidate_of,
+    f1_at_threshold,
+    threshold_sweep,
 )
 from qa.types import Answer, Citation, Document, Hit, Passage, Span
 
@@ -159,12 +162,12 @@ def test_calibration_threshold_keeps_a_margin_below_the_chosen_score():
     # Best point at 0.9 (as above); the next lower score is 0.8, so the saved threshold is 0.85: rounding it to
     # a few digits can no longer drop the question scored 0.9, and it answers the same questions.
     candidates = [Candidate(0.9, 1.0, 0.0), Candidate(0.8, 0.0, 1.0), Candidate(0.6, 0.5, 0.0), Candidate(0.3, 0.0, 1.0)]
-    threshold, f1 = evaluation.calibration_threshold(candidates)
+    threshold, f1 = calibration_threshold(candidates)
     assert threshold == pytest.approx(0.85) and f1 == 0.75
     assert f1_at_threshold(candidates, threshold) == f1
     # Best at the lowest score: halfway to 0. Best answering nothing: halfway between the top score and 1.
-    assert evaluation.calibration_threshold([Candidate(0.2, 1.0, 0.0)]) == (pytest.approx(0.1), 1.0)
-    assert evaluation.calibration_threshold([Candidate(0.6, 0.0, 1.0)]) == (pytest.approx(0.8), 1.0)
+    assert calibration_threshold([Candidate(0.2, 1.0, 0.0)]) == (pytest.approx(0.1), 1.0)
+    assert calibration_threshold([Candidate(0.6, 0.0, 1.0)]) == (pytest.approx(0.8), 1.0)
 
 
 def test_candidate_of():
@@ -310,7 +313,7 @@ def test_load_questions_reports_the_bad_line(tmp_path):
 
 def _cli_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    evaluation.register(parser.add_subparsers(dest="command"))
+    cli_evaluate.register(parser.add_subparsers(dest="command"))
     return parser.parse_args(["eval", *argv])
 
 

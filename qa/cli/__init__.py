@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_train_reader)
 
-    from qa.evaluation.runner import register as register_eval
+    from qa.cli.evaluate import register as register_eval
     from qa.app.ui import register as register_serve
 
     register_eval(sub)

@@ -1,6 +1,6 @@
 """Public benchmarks: the reader alone on SQuAD-format data, the retriever alone on BEIR.
 
-``qa eval squad --data FILE`` and ``qa eval beir --data DIR`` run them (see :mod:`qa.evaluation.runner`);
+``qa eval squad --data FILE`` and ``qa eval beir --data DIR`` run them (see :mod:`qa.cli.evaluate`);
 ``benchmarks/bench.py`` shares the BEIR helpers (:func:`load_beir`, :func:`write_beir_corpus`,
 :func:`evaluate_beir`).
 
@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -22,15 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from qa.evaluation.runner import (
-    DEFAULT_OUT,
-    best_threshold,
-    candidate_of,
-    format_number,
-    mean_of,
-    print_metrics,
-)
+from qa.evaluation.common import mean_of
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, normalize_answer, percentile, recall_at_k
+from qa.evaluation.thresholds import best_threshold, candidate_of
 from qa.retrieval.retriever import MODES
 from qa.types import Passage
 
@@ -272,54 +265,3 @@ def write_trec_run(path: str | Path, run: Mapping[str, Sequence[tuple[str, float
             for rank, (doc, score) in enumerate(ranked, start=1):
                 f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
     return path
-
-
-# --------------------------------------------------------------------------------------------
-# The command line (qa eval squad | beir)
-
-
-def cmd_squad(args: argparse.Namespace) -> int:
-    from qa.reading.reader import Reader
-    from qa.training.trainer import dedupe, load_squad
-
-    examples = dedupe(load_squad(args.data))[: args.limit]
-    threshold = args.threshold
-    if threshold is None and any(ex.is_impossible for ex in examples):
-        from qa.answering.pipeline import default_threshold
-
-        threshold = default_threshold()
-    reader = Reader.load(args.reader)
-    metrics, predictions = evaluate_squad(reader, examples, threshold, show_progress=not args.quiet)
-    metrics.update(data=str(args.data), reader=str(reader.path))
-    out = Path(args.out or f"{DEFAULT_OUT}/squad")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "predictions.json").write_text(json.dumps(predictions, ensure_ascii=False, indent=1), encoding="utf-8")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    table = "\n".join(f"{key:22}{format_number(value, 2) if isinstance(value, float) else value}" for key, value in metrics.items())
-    print_metrics(metrics, table + f"\nwrote {out / 'predictions.json'}, {out / 'metrics.json'}", args.json)
-    return 0
-
-
-def cmd_beir(args: argparse.Namespace) -> int:
-    from qa.retrieval.retriever import Retriever
-
-    data = load_beir(args.data)
-    if args.limit:
-        qids = list(data.queries)[: args.limit]
-        data = BeirData(data.corpus, {q: data.queries[q] for q in qids}, {q: data.qrels[q] for q in qids})
-    out = Path(args.out or f"{DEFAULT_OUT}/beir")
-    ids = build_beir_index(data, out, show_progress=not args.quiet)
-    retriever = Retriever.load(out / "index")
-    modes = [args.mode] if args.mode else list(MODES)
-    metrics, runs = evaluate_beir(retriever, data, modes, ids, passages=beir_passages(retriever), show_progress=not args.quiet)
-    for mode, run in runs.items():
-        write_trec_run(out / f"run.{mode}.tsv", run, f"qa-{mode}")
-    primary = "hybrid" if "hybrid" in runs else modes[0]
-    write_trec_run(out / "run.tsv", runs[primary], f"qa-{primary}")
-    report = {"data": str(args.data), "queries": len(data.queries), "documents": len(data.corpus), "modes": metrics}
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    table = [f"{'mode':10}{'nDCG@10':>10}{'R@100':>10}{'ms/q p50':>10}"]
-    table += [f"{m:10}{v['ndcg@10']:>10.4f}{v['recall@100']:>10.4f}{v['ms_per_query_p50']:>10.1f}"
-              for m, v in metrics.items()]
-    print_metrics(report, "\n".join(table) + f"\nwrote {out / 'metrics.json'}, {out / 'run.tsv'} ({primary})", args.json)
-    return 0

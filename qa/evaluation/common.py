@@ -1,0 +1,35 @@
+"""Constants and small helpers shared by the evaluation modules (runner, benchmarks, report).
+
+This module imports nothing from :mod:`qa.evaluation`, so every other module of the package can
+import it without a cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+HIT_KS = (1, 3, 5, 10)
+RIGHT_F1 = 0.5  # an answer with F1 >= 0.5 counts as right in the error analysis and the plots
+
+Record = dict[str, Any]
+
+
+def get_path(m: dict | None, *path: str) -> Any:
+    """``m[path[0]][path[1]]...``, or ``None`` where a level is missing or ``None``."""
+    for key in path:
+        if m is None:
+            return None
+        m = m.get(key)
+    return m
+
+
+def mean_of(values: Iterable[float]) -> float | None:
+    """The mean, or ``None`` for no values."""
+    values = list(values)
+    return sum(values) / len(values) if values else None
+
+
+def format_number(value: float | None, digits: int = 3) -> str:
+    """``value`` with ``digits`` decimals; ``-`` for ``None`` or NaN."""
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
