@@ -344,13 +344,14 @@ def cmd_retrieval(args: argparse.Namespace) -> dict:
         data = load_beir(args.beir)
         if args.limit:  # a quick try: the first N documents (the figures then mean nothing)
             data = BeirData(dict(list(data.corpus.items())[: args.limit]), data.queries, data.qrels)
-        corpus = work / ("beir-corpus" if not args.limit else f"beir-corpus-{args.limit}")
-        ids = write_beir_corpus(data, corpus)
+        # One folder per data set (and limit): a corpus or index never mixes two data sets.
+        dataset = work / "beir" / (Path(args.beir).resolve().name + (f"-{args.limit}" if args.limit else ""))
+        ids = write_beir_corpus(data, dataset / "corpus")
         variants = {"doc": ONE_PASSAGE, "chunked": 800}
         for variant in args.beir_passages.split(","):
             size = variants[variant]
-            out = work / f"beir-index-{variant}{'-' + str(args.limit) if args.limit else ''}"
-            build = measure_build(corpus, out, chunk_size=size, chunk_overlap=0 if variant == "doc" else 200,
+            out = dataset / f"index-{variant}"
+            build = measure_build(dataset / "corpus", out, chunk_size=size, chunk_overlap=0 if variant == "doc" else 200,
                                   encoder=args.encoder, work=models)
             retriever = Retriever.load(out, encoder=encoder)
             metrics, _ = evaluate_beir(retriever, data, modes, ids, passages=beir_passages(retriever))

@@ -18,15 +18,7 @@ import time
 from pathlib import Path
 
 from qa.errors import InvalidInput
-from qa.evaluation.benchmarks import (
-    BeirData,
-    beir_passages,
-    build_beir_index,
-    evaluate_beir,
-    evaluate_squad,
-    load_beir,
-    write_trec_run,
-)
+from qa.evaluation.benchmarks import evaluate_squad, run_beir
 from qa.evaluation.common import format_number
 from qa.evaluation.report import format_table
 from qa.evaluation.runner import (
@@ -58,7 +50,8 @@ def register(subparsers) -> None:
     p.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"question set (default: {DEFAULT_QUESTIONS})")
     p.add_argument("--index", default="embeddings", help="index folder (default: embeddings)")
     p.add_argument("--out", default=None,
-                   help=f"output folder (default: {DEFAULT_OUT}; {DEFAULT_OUT}/squad or {DEFAULT_OUT}/beir for benchmarks)")
+                   help=f"output folder (default: {DEFAULT_OUT}; {DEFAULT_OUT}/squad for squad, "
+                        f"{DEFAULT_OUT}/beir/<data set folder name> for beir)")
     p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid; beir: all three)")
     p.add_argument("-k", type=int, default=5, help="passages given to the reader (default: 5)")
     p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
@@ -171,26 +164,17 @@ def _cmd_squad(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_beir(args: argparse.Namespace) -> int:
-    from qa.retrieval.retriever import Retriever
+def default_beir_out(data_dir: str | Path) -> Path:
+    """Where ``qa eval beir`` writes by default: one folder per data set, named after it."""
+    return Path(DEFAULT_OUT) / "beir" / Path(data_dir).resolve().name
 
-    data = load_beir(args.data)
-    if args.limit:
-        qids = list(data.queries)[: args.limit]
-        data = BeirData(data.corpus, {q: data.queries[q] for q in qids}, {q: data.qrels[q] for q in qids})
-    out = Path(args.out or f"{DEFAULT_OUT}/beir")
-    ids = build_beir_index(data, out, show_progress=not args.quiet)
-    retriever = Retriever.load(out / "index")
+
+def _cmd_beir(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else default_beir_out(args.data)
     modes = [args.mode] if args.mode else list(MODES)
-    metrics, runs = evaluate_beir(retriever, data, modes, ids, passages=beir_passages(retriever), show_progress=not args.quiet)
-    for mode, run in runs.items():
-        write_trec_run(out / f"run.{mode}.tsv", run, f"qa-{mode}")
-    primary = "hybrid" if "hybrid" in runs else modes[0]
-    write_trec_run(out / "run.tsv", runs[primary], f"qa-{primary}")
-    report = {"data": str(args.data), "queries": len(data.queries), "documents": len(data.corpus), "modes": metrics}
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    report = run_beir(args.data, out, modes=modes, limit=args.limit, show_progress=not args.quiet)
     table = [f"{'mode':10}{'nDCG@10':>10}{'R@100':>10}{'ms/q p50':>10}"]
     table += [f"{m:10}{v['ndcg@10']:>10.4f}{v['recall@100']:>10.4f}{v['ms_per_query_p50']:>10.1f}"
-              for m, v in metrics.items()]
-    print_metrics(report, "\n".join(table) + f"\nwrote {out / 'metrics.json'}, {out / 'run.tsv'} ({primary})", args.json)
+              for m, v in report["modes"].items()]
+    print_metrics(report, "\n".join(table) + f"\nwrote {out / 'metrics.json'} and {out / 'run.tsv'}", args.json)
     return 0

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from qa.errors import UnsafeDestination
 from qa.evaluation.common import mean_of
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, normalize_answer, percentile, recall_at_k
 from qa.evaluation.thresholds import best_threshold, candidate_of
@@ -153,26 +154,75 @@ def _file_stem(beir_id: str) -> str:
     return "h" + hashlib.sha1(beir_id.encode("utf-8")).hexdigest()[:20]
 
 
+WRITTEN_LIST = ".qa-written.json"  # in a corpus folder: the files write_beir_corpus wrote there
+
+
+def _written_files(folder: Path) -> set[str]:
+    """The names :func:`write_beir_corpus` recorded as written in ``folder`` (none without a record)."""
+    record = folder / WRITTEN_LIST
+    if not record.is_file():
+        return set()
+    return set(json.loads(record.read_text(encoding="utf-8"))["files"])
+
+
+def _record_written(folder: Path, names: set[str]) -> None:
+    tmp = folder / f"{WRITTEN_LIST}.tmp"
+    tmp.write_text(json.dumps({"written_by": "qa.evaluation.benchmarks.write_beir_corpus", "files": sorted(names)}),
+                   encoding="utf-8")
+    tmp.replace(folder / WRITTEN_LIST)
+
+
+def _foreign_files(folder: Path, written: set[str]) -> list[str]:
+    """Files under ``folder`` (recursively) that are neither the record nor listed in it."""
+    own = written | {WRITTEN_LIST, f"{WRITTEN_LIST}.tmp"}
+    return sorted(rel for p in folder.rglob("*") if (p.is_file() or p.is_symlink())
+                  and (rel := p.relative_to(folder).as_posix()) not in own)
+
+
 def write_beir_corpus(data: BeirData, folder: str | Path) -> dict[str, str]:
     """Write each BEIR document as a text file (title, blank line, text) under ``folder``.
 
-    Files whose content is unchanged are not rewritten, so an index build over ``folder`` stays incremental.
+    ``folder`` then holds exactly this corpus: files written for an earlier corpus (listed in
+    ``folder/.qa-written.json``) and not part of this one are deleted. A folder holding any other
+    file is refused, and nothing in it is touched. Files whose content is unchanged are not
+    rewritten, so an index build over ``folder`` stays incremental.
 
     Returns:
         ``{index doc id (file stem): BEIR doc id}``.
+
+    Raises:
+        UnsafeDestination: ``folder`` is a file, or holds files this function did not write.
+        ValueError: two BEIR ids map to the same file name.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     ids: dict[str, str] = {}
+    contents: dict[str, str] = {}
     for beir_id, (title, text) in data.corpus.items():
         stem = _file_stem(beir_id)
         if stem in ids:
             raise ValueError(f"BEIR ids {ids[stem]!r} and {beir_id!r} map to the same file name {stem!r}.")
         ids[stem] = beir_id
-        content = f"{title}\n\n{text}" if title else text
-        path = folder / f"{stem}.txt"
+        contents[f"{stem}.txt"] = f"{title}\n\n{text}" if title else text
+    if folder.exists() and not folder.is_dir():
+        raise UnsafeDestination(f"{folder} is a file, not a folder: choose another output folder (--out).")
+    written = _written_files(folder) if folder.is_dir() else set()
+    foreign = _foreign_files(folder, written) if folder.is_dir() else []
+    if foreign:
+        raise UnsafeDestination(
+            f"{folder} holds {len(foreign)} file(s) that qa did not write (e.g. {foreign[0]}): choose a new or "
+            "empty output folder (--out); qa deletes only files it wrote itself.")
+    folder.mkdir(parents=True, exist_ok=True)
+    _record_written(folder, written | set(contents))  # recorded before writing, so a crash leaves no stray file
+    for name, content in contents.items():
+        path = folder / name
         if not path.is_file() or path.read_text(encoding="utf-8") != content:
             path.write_text(content, encoding="utf-8")
+    stale = sorted(written - set(contents))
+    for name in stale:
+        (folder / name).unlink(missing_ok=True)
+    if stale:
+        logger.info("removed %d document(s) of an earlier corpus from %s", len(stale), folder)
+    _record_written(folder, set(contents))
     return ids
 
 
@@ -180,7 +230,8 @@ def build_beir_index(data: BeirData, out_dir: str | Path, encoder=None, show_pro
     """Write the corpus under ``out_dir/corpus`` and index it into ``out_dir/index`` with :func:`qa.build_index`.
 
     The benchmark so measures the product's own chunking (800/200 characters) and retrieval; a document
-    of several passages ranks by its best one. A second run re-embeds nothing.
+    of several passages ranks by its best one. A second run re-embeds nothing; a run with another data
+    set replaces the corpus (see :func:`write_beir_corpus`), so the index never mixes two.
 
     Returns:
         ``{index doc id: BEIR doc id}``, also saved as ``out_dir/beir_ids.json``.
@@ -265,3 +316,53 @@ def write_trec_run(path: str | Path, run: Mapping[str, Sequence[tuple[str, float
             for rank, (doc, score) in enumerate(ranked, start=1):
                 f.write(f"{qid} Q0 {doc} {rank} {score:.6f} {tag}\n")
     return path
+
+
+def run_beir(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    modes: Sequence[str] = MODES,
+    limit: int | None = None,
+    encoder=None,
+    show_progress: bool = False,
+) -> dict:
+    """``qa eval beir``: index a BEIR data set's corpus under ``out_dir`` and measure each mode.
+
+    Writes ``corpus/``, ``index/``, ``beir_ids.json``, ``run.<mode>.tsv``, ``run.tsv`` (hybrid, or the
+    one mode) and ``metrics.json`` into ``out_dir``.
+
+    Args:
+        data_dir: the BEIR folder (see :func:`load_beir`).
+        out_dir: a new or empty folder, or one an earlier run wrote.
+        modes: retrieval modes to evaluate.
+        limit: only the first ``limit`` judged queries.
+        encoder: the embedding encoder (default: the product's).
+        show_progress: progress bars.
+
+    Returns:
+        ``{"data", "queries", "documents", "modes": {mode: metrics}}``, as saved in ``metrics.json``.
+
+    Raises:
+        UnsafeDestination: ``out_dir`` holds files an earlier run did not write.
+    """
+    from qa.retrieval.retriever import Retriever
+
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "corpus" / WRITTEN_LIST).is_file())):
+        raise UnsafeDestination(f"{out} is not empty and was not written by qa eval beir: choose a new or empty "
+                                "output folder (--out).")
+    data = load_beir(data_dir)
+    if limit:
+        qids = list(data.queries)[:limit]
+        data = BeirData(data.corpus, {q: data.queries[q] for q in qids}, {q: data.qrels[q] for q in qids})
+    ids = build_beir_index(data, out, encoder=encoder, show_progress=show_progress)
+    retriever = Retriever.load(out / "index", encoder=encoder)
+    metrics, runs = evaluate_beir(retriever, data, modes, ids, passages=beir_passages(retriever),
+                                  show_progress=show_progress)
+    for mode, run in runs.items():
+        write_trec_run(out / f"run.{mode}.tsv", run, f"qa-{mode}")
+    primary = "hybrid" if "hybrid" in runs else list(runs)[0]
+    write_trec_run(out / "run.tsv", runs[primary], f"qa-{primary}")
+    report = {"data": str(data_dir), "queries": len(data.queries), "documents": len(data.corpus), "modes": metrics}
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
