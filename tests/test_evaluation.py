@@ -342,7 +342,8 @@ def test_cli_calibrate_saves_the_best_threshold_and_prints_before_after(tmp_path
     monkeypatch.setattr(qa.answering.pipeline.QA, "load", classmethod(lambda cls, *a, threshold=None, **kw: FakeQA(0.5)))
     monkeypatch.setattr(FakeQA, "reader", SimpleNamespace(path="fake"), raising=False)
     monkeypatch.setattr(qa.answering.pipeline, "save_calibration",
-                        lambda threshold, details: saved.update(threshold=threshold, **details) or tmp_path / "cal.json")
+                        lambda threshold, details, reader_dir, allow_packaged=False:
+                        saved.update(threshold=threshold, **details) or tmp_path / "cal.json")
     args = _cli_args(["--questions", str(questions), "--out", str(tmp_path / "out"), "-k", "2", "--calibrate", "--quiet"])
     assert args.func(args) == 0
     # The sweep worked out in test_threshold_section_and_rethreshold: best 0.9, overall F1 0.4 -> 0.6;

@@ -108,19 +108,28 @@ def _cmd_questions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_packaged(reader_dir: str | Path) -> bool:
+    from qa.reading.reader import DEFAULT_READER_DIR
+
+    return Path(reader_dir).resolve() == DEFAULT_READER_DIR.resolve()
+
+
 def _calibrate(result: QuestionsResult, args: argparse.Namespace, qa) -> dict:
+    """Choose the threshold on this run and save it with the reader the run used (``qa.reader.path``)."""
     from qa.answering.pipeline import save_calibration
 
+    reader_dir = Path(qa.reader.path)
     threshold, best = calibration_threshold(candidates_of(result.records))
     after = summarize(rethreshold(result.records, threshold))
     details = {
         "method": "SQuAD 2.0 best threshold (find_best_thresh) on the question set, halfway to the next lower score",
-        "questions": str(args.questions), "n": len(result.records), "index": str(args.index),
+        "reader": str(reader_dir), "questions": str(args.questions), "n": len(result.records), "index": str(args.index),
         "mode": result.metrics["config"]["mode"], "k": result.metrics["config"]["k"],
         "previous_threshold": result.metrics["config"]["threshold"],
         "before": _headline(result.metrics), "after": _headline(after), "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    path = save_calibration(threshold, details)
+    # The packaged reader's calibration.json is written only when the run used the packaged reader.
+    path = save_calibration(threshold, details, reader_dir, allow_packaged=_is_packaged(reader_dir))
     logger.info("saved threshold %.4f to %s", threshold, path)
     return {"threshold": threshold, "overall_f1": best, "file": str(path), **details}
 
@@ -147,12 +156,12 @@ def _cmd_squad(args: argparse.Namespace) -> int:
     from qa.training.trainer import dedupe, load_squad
 
     examples = dedupe(load_squad(args.data))[: args.limit]
+    reader = Reader.load(args.reader)
     threshold = args.threshold
     if threshold is None and any(ex.is_impossible for ex in examples):
-        from qa.answering.pipeline import default_threshold
+        from qa.answering.pipeline import default_threshold, load_calibration
 
-        threshold = default_threshold()
-    reader = Reader.load(args.reader)
+        threshold = default_threshold(load_calibration(reader.path))  # this reader's calibration
     metrics, predictions = evaluate_squad(reader, examples, threshold, show_progress=not args.quiet)
     metrics.update(data=str(args.data), reader=str(reader.path))
     out = Path(args.out or f"{DEFAULT_OUT}/squad")
