@@ -490,16 +490,3 @@ def test_beir_index_and_run_end_to_end_with_a_fake_encoder(tmp_path, fake_encode
     fake_encoder.reset()
     build_beir_index(data, tmp_path / "out", encoder=fake_encoder)
     assert fake_encoder.passage_count == 0
-
-
-def test_app_feedback_rows_load_as_labels(tmp_path):
-    # Rows as qa/app/ui.py's FeedbackLog writes them: a thumbs-up is a label, a thumbs-down is not (yet).
-    from qa.evaluation.runner import load_questions
-
-    up = {"id": "fb-1", "question": "When do PCTs go live?", "answers": ["April 2000"], "doc_id": "000",
-          "kind": "feedback", "verdict": "up", "answer": "April 2000", "citations": [], "time": "2026-11-22T20:00:00Z"}
-    down = dict(up, id="fb-2", answers=[], doc_id=None, verdict="down")
-    path = tmp_path / "feedback.jsonl"
-    path.write_text(json.dumps(up) + "\n" + json.dumps(down) + "\n", encoding="utf-8")
-    questions = load_questions(path)
-    assert [(q.id, q.answers, q.doc_id, q.kind) for q in questions] == [("fb-1", ("April 2000",), "000", "factoid")]

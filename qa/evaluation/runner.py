@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from qa.errors import InvalidInput, MissingPath
 from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, mean_of
 from qa.evaluation.metrics import (
     best_over_golds,
@@ -51,7 +53,8 @@ RETRIEVAL_DEPTH = 10  # passages retrieved for hit@k, MRR@10 and nDCG@10
 
 @dataclass(frozen=True)
 class Question:
-    """One evaluation question; ``answers`` empty and ``doc_id`` ``None`` when the corpus can't answer it."""
+    """One evaluation question; ``answers`` empty and ``doc_id`` ``None`` when the corpus can't answer it
+    (a label from feedback may have answers and no ``doc_id``: any document holding the answer counts)."""
 
     id: str
     question: str
@@ -67,14 +70,18 @@ class Question:
 def load_questions(path: str | Path) -> list[Question]:
     """Read a question set (one JSON object a line), checking its schema.
 
+    Rows the app's feedback log writes (``"kind": "feedback"``) may sit in the same file; those a
+    person confirmed or corrected become labels (see :func:`feedback_as_label`), the others are
+    skipped with a count in the log.
+
     Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: a line is not valid JSON or breaks the schema; the message names the line.
+        MissingPath: no file at ``path``.
+        InvalidInput: a line is not valid JSON or breaks the schema; the message names the line.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No question set at {path} (pass --questions FILE).")
-    questions, seen, skipped_feedback = [], set(), 0
+        raise MissingPath(f"No question set at {path} (pass --questions FILE).")
+    questions, seen, skipped = [], set(), collections.Counter()
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -82,50 +89,80 @@ def load_questions(path: str | Path) -> list[Question]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: not JSON ({err})") from err
+            raise InvalidInput(f"{where}: not JSON ({err})") from err
         if isinstance(row, dict) and row.get("kind") == "feedback":
-            row = _feedback_as_label(row)
-            if row is None:
-                skipped_feedback += 1
+            label = feedback_as_label(row, where)
+            if isinstance(label, str):
+                skipped[label] += 1
                 continue
-        q = _question_from_row(row, where)
+            q = label
+        else:
+            q = _question_from_row(row, where)
         if q.id in seen:
-            raise ValueError(f"{where}: duplicate id {q.id!r}")
+            raise InvalidInput(f"{where}: duplicate id {q.id!r}")
         seen.add(q.id)
         questions.append(q)
-    if skipped_feedback:
-        logger.warning("%s: %d thumbs-down feedback row(s) skipped: add the right answer (or kind "
-                       "'unanswerable') to use them as labels", path, skipped_feedback)
+    if skipped:
+        logger.info("%s: %d feedback row(s) skipped, not labels (%s); a row is a label when it has "
+                    "\"confirmed\": true or a \"correction\"", path, sum(skipped.values()),
+                    ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())))
     if not questions:
-        raise ValueError(f"{path} holds no questions.")
+        raise InvalidInput(f"{path} holds no questions.")
     return questions
 
 
-def _feedback_as_label(row: dict) -> dict | None:
-    """A thumbs-up row from the app becomes a factoid label; a thumbs-down row is not a label yet."""
-    if row.get("verdict") != "up" or not row.get("answers"):
-        return None
-    return {"id": row["id"], "question": row["question"], "answers": row["answers"], "doc_id": row["doc_id"],
-            "kind": "factoid"}
+def feedback_as_label(row: dict, where: str = "feedback row") -> Question | str:
+    """The label a feedback row makes, or why it makes none.
+
+    A non-empty ``"correction"`` is the gold answer, in the document the row names (``"doc_id"``) or,
+    without one, in any document. Otherwise ``"confirmed": true`` makes the answer shown the gold
+    answer, in the document it cited. A thumbs-up alone (``"rating"`` or the older ``"verdict"``
+    ``"up"``) is not a label: it rates the model's own answer. An abstention is a label only when
+    corrected.
+
+    Returns:
+        A factoid :class:`Question`, or the reason the row is skipped (a short phrase for the log).
+
+    Raises:
+        InvalidInput: the row lacks an ``id`` or a ``question``.
+    """
+    if not (isinstance(row.get("id"), str) and row["id"] and isinstance(row.get("question"), str)
+            and row["question"].strip()):
+        raise InvalidInput(f"{where}: a feedback row needs a non-empty 'id' and 'question'")
+    correction = row.get("correction")
+    answer = row.get("answer")
+    if isinstance(correction, str) and correction.strip():
+        gold, doc_id = correction.strip(), row.get("doc_id") if isinstance(row.get("doc_id"), str) else None
+    elif row.get("abstained") or not (isinstance(answer, str) and answer.strip()):
+        return "abstained without a correction"
+    elif row.get("confirmed") is True:
+        citations = row.get("citations") or []
+        gold = answer.strip()
+        doc_id = citations[0].get("doc_id") if citations else row.get("doc_id")
+    elif "up" in (row.get("rating"), row.get("verdict")):
+        return "thumbs-up without a confirmation"
+    else:
+        return "neither confirmed nor corrected"
+    return Question(row["id"], row["question"].strip(), (gold,), doc_id if isinstance(doc_id, str) else None, "factoid")
 
 
 def _question_from_row(row: Any, where: str) -> Question:
     keys = {"id", "question", "answers", "doc_id", "kind"}
     if not isinstance(row, dict) or set(row) != keys:
         got = sorted(row) if isinstance(row, dict) else repr(row)
-        raise ValueError(f"{where}: expected exactly the keys {sorted(keys)}, got {got}")
+        raise InvalidInput(f"{where}: expected exactly the keys {sorted(keys)}, got {got}")
     if not (isinstance(row["id"], str) and row["id"] and isinstance(row["question"], str) and row["question"].strip()):
-        raise ValueError(f"{where}: 'id' and 'question' must be non-empty strings")
+        raise InvalidInput(f"{where}: 'id' and 'question' must be non-empty strings")
     answers = row["answers"]
     if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
-        raise ValueError(f"{where}: 'answers' must be a list of non-empty strings")
+        raise InvalidInput(f"{where}: 'answers' must be a list of non-empty strings")
     if row["kind"] not in KINDS:
-        raise ValueError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, got {row['kind']!r}")
+        raise InvalidInput(f"{where}: 'kind' must be one of {', '.join(KINDS)}, got {row['kind']!r}")
     unanswerable = row["kind"] == "unanswerable"
     if unanswerable != (not answers) or unanswerable != (row["doc_id"] is None):
-        raise ValueError(f"{where}: unanswerable questions (and only they) have answers [] and doc_id null")
+        raise InvalidInput(f"{where}: unanswerable questions (and only they) have answers [] and doc_id null")
     if row["doc_id"] is not None and not isinstance(row["doc_id"], str):
-        raise ValueError(f"{where}: 'doc_id' must be a string or null")
+        raise InvalidInput(f"{where}: 'doc_id' must be a string or null")
     return Question(row["id"], row["question"].strip(), tuple(answers), row["doc_id"], row["kind"])
 
 
@@ -137,10 +174,12 @@ def contains_answer(text: str, answer: str) -> bool:
 
 
 def gold_passages(question: Question, passages: Sequence[Passage]) -> list[Passage]:
-    """The passages of the question's document that contain one of its answers (the relevant ones)."""
+    """The passages of the question's document (of any document for a label without one, such as a
+    corrected feedback row) that contain one of its answers: the relevant ones."""
     if not question.answerable:
         return []
-    return [p for p in passages if p.doc_id == question.doc_id and any(contains_answer(p.text, a) for a in question.answers)]
+    return [p for p in passages if question.doc_id in (None, p.doc_id)
+            and any(contains_answer(p.text, a) for a in question.answers)]
 
 
 # --------------------------------------------------------------------------------------------
