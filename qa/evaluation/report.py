@@ -260,7 +260,8 @@ def _plot_latency(records: Sequence[dict]) -> str | None:
         return None
     fig = _figure()
     ax = fig.subplots()
-    ax.boxplot(list(stages.values()), orientation="horizontal", whis=(5, 95))
-    ax.set_yticks(range(1, len(stages) + 1), list(stages))
-    ax.set_xlabel("milliseconds (whiskers: 5th and 95th percentiles)")
+    # Upright boxes: the orientation argument needs matplotlib 3.10 and vert is deprecated from 3.11.
+    ax.boxplot(list(stages.values()), whis=(5, 95))
+    ax.set_xticks(range(1, len(stages) + 1), list(stages))
+    ax.set_ylabel("milliseconds (whiskers: 5th and 95th percentiles)")
     return _png(fig)
