@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from qa.evaluation.metrics import percentile
+from qa.retrieval.retriever import MODES
 
 logger = logging.getLogger(__name__)
 
@@ -318,6 +319,9 @@ def cmd_retrieval(args: argparse.Namespace) -> dict:
     from qa.retrieval.retriever import Retriever
 
     modes = args.modes.split(",")
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise ValueError(f"Unknown retrieval mode(s) {unknown}: use {', '.join(MODES)}.")
     work = Path(args.work)
     models = work / "encoders"  # where the ONNX exports live
     if args.encoder.startswith("onnx"):
@@ -457,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--docs", default="seeds", help="corpus for build time and latency ('' to skip)")
     p.add_argument("--beir", default=None, help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     p.add_argument("--beir-passages", default="doc", help="doc (one passage per document), chunked, or both: doc,chunked")
-    p.add_argument("--modes", default="dense,bm25,hybrid")
+    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, any of {', '.join(MODES)}")
     p.add_argument("--queries", type=int, default=200, help="latency queries drawn from the corpus")
     p.add_argument("--limit", type=int, default=None, help="only the first N BEIR documents (for a quick try)")
     p.add_argument("--encoder", default="onnx-int8", choices=ENCODER_OPTIONS, help="encoder option (see `encoders`; default: the product's, onnx-int8)")

@@ -29,6 +29,7 @@ from qa.evaluation.thresholds import (
     f1_at_threshold,
     threshold_sweep,
 )
+from qa.jsonl import read_jsonl
 from qa.types import Answer, Citation, Document, Hit, Passage, Span
 
 # ------------------------------------------------------------------ a tiny corpus, one passage a sentence
@@ -276,7 +277,7 @@ def test_runner_rejects_questions_about_unknown_documents():
 
 def test_outputs_predictions_metrics_and_escaped_report(result, tmp_path):
     paths = write_outputs(result, tmp_path / "out")
-    rows = [json.loads(line) for line in paths["predictions"].read_text(encoding="utf-8").splitlines()]
+    rows = read_jsonl(paths["predictions"])
     assert [r["id"] for r in rows] == ["q1", "q2", "q3", "q4", "q5"]
     for r in rows:
         assert {"id", "answer", "abstained", "score", "citations", "passages"} <= set(r)

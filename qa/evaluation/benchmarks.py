@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from qa.errors import UnsafeDestination
-from qa.evaluation.common import mean_of
+from qa.errors import InvalidInput, MissingPath, UnsafeDestination
+from qa.evaluation.common import jsonl_records, mean_of, text_lines
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, normalize_answer, percentile, recall_at_k
 from qa.evaluation.thresholds import best_threshold, candidate_of
 from qa.retrieval.retriever import MODES
@@ -51,7 +51,7 @@ def evaluate_squad(
     from tqdm.auto import tqdm
 
     if not examples:
-        raise ValueError("No SQuAD questions to evaluate.")
+        raise InvalidInput("No SQuAD questions to evaluate: check the --data file.")
     has_impossible = any(ex.is_impossible for ex in examples)
     first = examples[0]
     reader.read(first.question, [Passage("ctx", "ctx", 0, len(first.context), first.context)])  # warm-up: load the model
@@ -108,42 +108,40 @@ def load_beir(data_dir: str | Path, split: str = "test") -> BeirData:
     """Read a BEIR folder: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text), ``qrels/{split}.tsv``.
 
     Raises:
-        FileNotFoundError: a file is missing.
-        ValueError: a file is malformed, or no judged query has a text.
+        MissingPath: a file is missing.
+        InvalidInput: a file is malformed, or no judged query has a text.
     """
     root = Path(data_dir)
     files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl", "qrels": root / "qrels" / f"{split}.tsv"}
     for name, path in files.items():
         if not path.is_file():
-            raise FileNotFoundError(f"Not a BEIR folder: {path} is missing (expected corpus.jsonl, queries.jsonl, "
+            raise MissingPath(f"Not a BEIR folder: {path} is missing (expected corpus.jsonl, queries.jsonl, "
                                     f"qrels/{split}.tsv under {root}).")
     corpus = {str(row["_id"]): (row.get("title") or "", row.get("text") or "") for row in _jsonl(files["corpus"])}
-    all_queries = {str(row["_id"]): row["text"] for row in _jsonl(files["queries"])}
+    all_queries = {str(row["_id"]): str(row.get("text") or "") for row in _jsonl(files["queries"])}
     qrels: dict[str, dict[str, int]] = {}
-    for n, line in enumerate(files["qrels"].read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in text_lines(files["qrels"]):
         parts = line.split("\t")
         if not line.strip() or (n == 1 and parts[0] == "query-id"):
             continue
-        if len(parts) != 3:
-            raise ValueError(f"{files['qrels']}, line {n}: expected 'query-id<TAB>corpus-id<TAB>score'")
+        if len(parts) != 3 or not re.fullmatch(r"-?\d+", parts[2].strip()):
+            raise InvalidInput(f"{files['qrels']}, line {n}: expected 'query-id<TAB>corpus-id<TAB>score' (an integer score)")
         qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
     missing = sorted(set(qrels) - set(all_queries))
     if missing:
         logger.warning("%d judged queries have no text in queries.jsonl and are skipped, e.g. %s", len(missing), missing[0])
     queries = {qid: all_queries[qid] for qid in qrels if qid in all_queries}
     if not queries:
-        raise ValueError(f"No judged query of {files['qrels']} has a text in {files['queries']}.")
+        raise InvalidInput(f"No judged query of {files['qrels']} has a text in {files['queries']}.")
     return BeirData(corpus, queries, {qid: qrels[qid] for qid in queries})
 
 
 def _jsonl(path: Path) -> list[dict]:
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, line {n}: not JSON ({err})") from err
+    for n, row in jsonl_records(path):
+        if not isinstance(row, dict) or "_id" not in row:
+            raise InvalidInput(f"{path}, line {n}: expected an object with an '_id'")
+        rows.append(row)
     return rows
 
 
@@ -192,7 +190,7 @@ def write_beir_corpus(data: BeirData, folder: str | Path) -> dict[str, str]:
 
     Raises:
         UnsafeDestination: ``folder`` is a file, or holds files this function did not write.
-        ValueError: two BEIR ids map to the same file name.
+        InvalidInput: two BEIR ids map to the same file name.
     """
     folder = Path(folder)
     ids: dict[str, str] = {}
@@ -200,7 +198,7 @@ def write_beir_corpus(data: BeirData, folder: str | Path) -> dict[str, str]:
     for beir_id, (title, text) in data.corpus.items():
         stem = _file_stem(beir_id)
         if stem in ids:
-            raise ValueError(f"BEIR ids {ids[stem]!r} and {beir_id!r} map to the same file name {stem!r}.")
+            raise InvalidInput(f"BEIR ids {ids[stem]!r} and {beir_id!r} map to the same file name {stem!r}.")
         ids[stem] = beir_id
         contents[f"{stem}.txt"] = f"{title}\n\n{text}" if title else text
     if folder.exists() and not folder.is_dir():
@@ -287,7 +285,7 @@ def evaluate_beir(
 
     unknown = [m for m in modes if m not in MODES]
     if unknown:
-        raise ValueError(f"Unknown retrieval mode(s) {unknown}: use {', '.join(MODES)}.")
+        raise InvalidInput(f"Unknown retrieval mode(s) {unknown}: use {', '.join(MODES)}.")
     metrics, runs = {}, {}
     for mode in modes:
         run, times = {}, []

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from qa.errors import InvalidInput, MissingPath
-from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, mean_of
+from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, jsonl_records, mean_of
 from qa.evaluation.metrics import (
     best_over_golds,
     exact_match,
@@ -39,6 +39,7 @@ from qa.evaluation.metrics import (
 )
 from qa.evaluation.report import write_report
 from qa.evaluation.thresholds import best_threshold, candidate_of, candidates_of, f1_at_threshold, threshold_sweep
+from qa.jsonl import write_jsonl
 from qa.types import Answer, Hit, Passage
 
 logger = logging.getLogger(__name__)
@@ -82,14 +83,8 @@ def load_questions(path: str | Path) -> list[Question]:
     if not path.is_file():
         raise MissingPath(f"No question set at {path} (pass --questions FILE).")
     questions, seen, skipped = [], set(), collections.Counter()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for n, row in jsonl_records(path):
         where = f"{path}, line {n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InvalidInput(f"{where}: not JSON ({err})") from err
         if isinstance(row, dict) and row.get("kind") == "feedback":
             label = feedback_as_label(row, where)
             if isinstance(label, str):
@@ -219,18 +214,18 @@ def evaluate_questions(
         show_progress: show a progress bar.
 
     Raises:
-        ValueError: no questions, ``k < 1``, or a question names a document the index lacks.
+        InvalidInput: no questions, ``k < 1``, or a question names a document the index lacks.
     """
     from tqdm.auto import tqdm
 
     if not questions:
-        raise ValueError("The question set is empty.")
+        raise InvalidInput("The question set is empty.")
     if k < 1:
-        raise ValueError(f"-k must be at least 1, got {k}.")
+        raise InvalidInput(f"-k must be at least 1, got {k}.")
     threshold = qa.threshold if threshold is None else threshold
     unknown = sorted({q.doc_id for q in questions if q.doc_id is not None} - set(qa.documents))
     if unknown:
-        raise ValueError(f"Questions refer to documents the index lacks: {', '.join(unknown)}. "
+        raise InvalidInput(f"Questions refer to documents the index lacks: {', '.join(unknown)}. "
                          "Evaluate on an index of the documents the questions were written for.")
     passages = qa.retriever.index.passages
     qa.ask(questions[0].question, top_k=k, mode=mode, threshold=threshold)  # warm-up: load the models
@@ -392,9 +387,7 @@ def write_outputs(result: QuestionsResult, out_dir: str | Path, title: str = "qa
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"predictions": out / "predictions.jsonl", "metrics": out / "metrics.json", "report": out / "report.html"}
-    with paths["predictions"].open("w", encoding="utf-8") as f:
-        for r in result.records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    write_jsonl(paths["predictions"], result.records)
     paths["metrics"].write_text(json.dumps(result.metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_report(paths["report"], result.metrics, result.records, result.sweep, title=title)
     return paths
