@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from qa.evaluation.metrics import percentile
+from qa.retrieval.retriever import MODES
 
 logger = logging.getLogger(__name__)
 
@@ -318,6 +319,9 @@ def cmd_retrieval(args: argparse.Namespace) -> dict:
     from qa.retrieval.retriever import Retriever
 
     modes = args.modes.split(",")
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise ValueError(f"Unknown retrieval mode(s) {unknown}: use {', '.join(MODES)}.")
     work = Path(args.work)
     models = work / "encoders"  # where the ONNX exports live
     if args.encoder.startswith("onnx"):
@@ -344,13 +348,14 @@ def cmd_retrieval(args: argparse.Namespace) -> dict:
         data = load_beir(args.beir)
         if args.limit:  # a quick try: the first N documents (the figures then mean nothing)
             data = BeirData(dict(list(data.corpus.items())[: args.limit]), data.queries, data.qrels)
-        corpus = work / ("beir-corpus" if not args.limit else f"beir-corpus-{args.limit}")
-        ids = write_beir_corpus(data, corpus)
+        # One folder per data set (and limit): a corpus or index never mixes two data sets.
+        dataset = work / "beir" / (Path(args.beir).resolve().name + (f"-{args.limit}" if args.limit else ""))
+        ids = write_beir_corpus(data, dataset / "corpus")
         variants = {"doc": ONE_PASSAGE, "chunked": 800}
         for variant in args.beir_passages.split(","):
             size = variants[variant]
-            out = work / f"beir-index-{variant}{'-' + str(args.limit) if args.limit else ''}"
-            build = measure_build(corpus, out, chunk_size=size, chunk_overlap=0 if variant == "doc" else 200,
+            out = dataset / f"index-{variant}"
+            build = measure_build(dataset / "corpus", out, chunk_size=size, chunk_overlap=0 if variant == "doc" else 200,
                                   encoder=args.encoder, work=models)
             retriever = Retriever.load(out, encoder=encoder)
             metrics, _ = evaluate_beir(retriever, data, modes, ids, passages=beir_passages(retriever))
@@ -456,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--docs", default="seeds", help="corpus for build time and latency ('' to skip)")
     p.add_argument("--beir", default=None, help="a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
     p.add_argument("--beir-passages", default="doc", help="doc (one passage per document), chunked, or both: doc,chunked")
-    p.add_argument("--modes", default="dense,bm25,hybrid")
+    p.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, any of {', '.join(MODES)}")
     p.add_argument("--queries", type=int, default=200, help="latency queries drawn from the corpus")
     p.add_argument("--limit", type=int, default=None, help="only the first N BEIR documents (for a quick try)")
     p.add_argument("--encoder", default="onnx-int8", choices=ENCODER_OPTIONS, help="encoder option (see `encoders`; default: the product's, onnx-int8)")

@@ -9,23 +9,27 @@ from types import SimpleNamespace
 
 import pytest
 
-from qa.evaluation import runner as evaluation
+from qa.cli import evaluate as cli_evaluate
 from qa.evaluation.benchmarks import BeirData, build_beir_index, evaluate_beir, evaluate_squad, load_beir, write_trec_run
+from qa.evaluation.report import format_table
 from qa.evaluation.runner import (
-    Candidate,
     Question,
-    best_threshold,
-    candidate_of,
     contains_answer,
     evaluate_questions,
-    f1_at_threshold,
-    format_table,
     load_questions,
     rethreshold,
     summarize,
-    threshold_sweep,
     write_outputs,
 )
+from qa.evaluation.thresholds import (
+    Candidate,
+    best_threshold,
+    calibration_threshold,
+    candidate_of,
+    f1_at_threshold,
+    threshold_sweep,
+)
+from qa.jsonl import read_jsonl
 from qa.types import Answer, Citation, Document, Hit, Passage, Span
 
 # ------------------------------------------------------------------ a tiny corpus, one passage a sentence
@@ -159,12 +163,12 @@ def test_calibration_threshold_keeps_a_margin_below_the_chosen_score():
     # Best point at 0.9 (as above); the next lower score is 0.8, so the saved threshold is 0.85: rounding it to
     # a few digits can no longer drop the question scored 0.9, and it answers the same questions.
     candidates = [Candidate(0.9, 1.0, 0.0), Candidate(0.8, 0.0, 1.0), Candidate(0.6, 0.5, 0.0), Candidate(0.3, 0.0, 1.0)]
-    threshold, f1 = evaluation.calibration_threshold(candidates)
+    threshold, f1 = calibration_threshold(candidates)
     assert threshold == pytest.approx(0.85) and f1 == 0.75
     assert f1_at_threshold(candidates, threshold) == f1
     # Best at the lowest score: halfway to 0. Best answering nothing: halfway between the top score and 1.
-    assert evaluation.calibration_threshold([Candidate(0.2, 1.0, 0.0)]) == (pytest.approx(0.1), 1.0)
-    assert evaluation.calibration_threshold([Candidate(0.6, 0.0, 1.0)]) == (pytest.approx(0.8), 1.0)
+    assert calibration_threshold([Candidate(0.2, 1.0, 0.0)]) == (pytest.approx(0.1), 1.0)
+    assert calibration_threshold([Candidate(0.6, 0.0, 1.0)]) == (pytest.approx(0.8), 1.0)
 
 
 def test_candidate_of():
@@ -273,7 +277,7 @@ def test_runner_rejects_questions_about_unknown_documents():
 
 def test_outputs_predictions_metrics_and_escaped_report(result, tmp_path):
     paths = write_outputs(result, tmp_path / "out")
-    rows = [json.loads(line) for line in paths["predictions"].read_text(encoding="utf-8").splitlines()]
+    rows = read_jsonl(paths["predictions"])
     assert [r["id"] for r in rows] == ["q1", "q2", "q3", "q4", "q5"]
     for r in rows:
         assert {"id", "answer", "abstained", "score", "citations", "passages"} <= set(r)
@@ -310,7 +314,7 @@ def test_load_questions_reports_the_bad_line(tmp_path):
 
 def _cli_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    evaluation.register(parser.add_subparsers(dest="command"))
+    cli_evaluate.register(parser.add_subparsers(dest="command"))
     return parser.parse_args(["eval", *argv])
 
 
@@ -339,7 +343,8 @@ def test_cli_calibrate_saves_the_best_threshold_and_prints_before_after(tmp_path
     monkeypatch.setattr(qa.answering.pipeline.QA, "load", classmethod(lambda cls, *a, threshold=None, **kw: FakeQA(0.5)))
     monkeypatch.setattr(FakeQA, "reader", SimpleNamespace(path="fake"), raising=False)
     monkeypatch.setattr(qa.answering.pipeline, "save_calibration",
-                        lambda threshold, details: saved.update(threshold=threshold, **details) or tmp_path / "cal.json")
+                        lambda threshold, details, reader_dir, allow_packaged=False:
+                        saved.update(threshold=threshold, **details) or tmp_path / "cal.json")
     args = _cli_args(["--questions", str(questions), "--out", str(tmp_path / "out"), "-k", "2", "--calibrate", "--quiet"])
     assert args.func(args) == 0
     # The sweep worked out in test_threshold_section_and_rethreshold: best 0.9, overall F1 0.4 -> 0.6;
@@ -486,16 +491,3 @@ def test_beir_index_and_run_end_to_end_with_a_fake_encoder(tmp_path, fake_encode
     fake_encoder.reset()
     build_beir_index(data, tmp_path / "out", encoder=fake_encoder)
     assert fake_encoder.passage_count == 0
-
-
-def test_app_feedback_rows_load_as_labels(tmp_path):
-    # Rows as qa/app/ui.py's FeedbackLog writes them: a thumbs-up is a label, a thumbs-down is not (yet).
-    from qa.evaluation.runner import load_questions
-
-    up = {"id": "fb-1", "question": "When do PCTs go live?", "answers": ["April 2000"], "doc_id": "000",
-          "kind": "feedback", "verdict": "up", "answer": "April 2000", "citations": [], "time": "2026-11-22T20:00:00Z"}
-    down = dict(up, id="fb-2", answers=[], doc_id=None, verdict="down")
-    path = tmp_path / "feedback.jsonl"
-    path.write_text(json.dumps(up) + "\n" + json.dumps(down) + "\n", encoding="utf-8")
-    questions = load_questions(path)
-    assert [(q.id, q.answers, q.doc_id, q.kind) for q in questions] == [("fb-1", ("April 2000",), "000", "factoid")]

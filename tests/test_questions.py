@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import collections
-import json
 from pathlib import Path
 
 import pytest
 
 from qa.evaluation.runner import KINDS, load_questions
+from qa.jsonl import read_jsonl
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = REPO_ROOT / "eval" / "questions.jsonl"
@@ -17,7 +17,7 @@ SEEDS = REPO_ROOT / "seeds"
 
 @pytest.fixture(scope="module")
 def rows() -> list[dict]:
-    return [json.loads(line) for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_jsonl(QUESTIONS)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,28 @@
 """Retrieval quality on the bundled corpus with the real embedding model (integration).
 
 Each question was written by reading the documents in seeds/; the answer string appears verbatim in
-the named document, and hybrid retrieval must bring a passage containing it into the top 5.
+the named document. What this protects:
+
+1. Hybrid retrieval (what ``qa ask`` and the app use, giving the reader 5 passages) brings a passage of
+   the named document that holds the answer into the top 5, for every listed question but one known
+   miss, which is a strict xfail: when a change fixes it, the test says so and it joins the others.
+2. No single mode loses more than one of today's hits: each mode's hit@5 count on the list stays at
+   least its measured figure (:data:`MEASURED_HITS`) minus one question. Hybrid fuses dense and BM25, so
+   a regression in either shows here before it shows in the answers.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from qa.retrieval.retriever import MODES
+
 pytestmark = pytest.mark.integration
+
+# Hit@5 counts on QUESTIONS (25, the Bolton miss included), measured 2026-11-22 on the bundled index
+# (all-MiniLM-L6-v2 onnx-int8, 800/200 chunks). Misses: dense the Bolton question (rank 9) and
+# "chief executive of NHS North West" (rank 8); hybrid the Bolton question (rank 6); BM25 none.
+MEASURED_HITS = {"dense": 23, "bm25": 25, "hybrid": 24}
 
 # (question, answer string, document id prefix)
 QUESTIONS = [
@@ -24,8 +38,11 @@ QUESTIONS = [
     pytest.param(
         "What share of Bolton's patients already get 18-week waits?", "52%", "001",
         # The passage with "52%" quotes the ICATS lead and never names Bolton (that is two passages
-        # earlier): rank 9 dense, 3 BM25, 6 hybrid with 800/200 chunks. A known miss, kept visible.
-        marks=pytest.mark.xfail(reason="answer passage does not name Bolton", strict=False),
+        # earlier): rank 9 dense, 3 BM25, 6 hybrid with 800/200 chunks. The question is fair (the document
+        # does say it) and the miss is the product's: a passage loses the context of the ones before it.
+        # Strict, so that a change that finds it (context-aware chunks, a better fusion) must move it
+        # into the required list.
+        marks=pytest.mark.xfail(reason="answer passage does not name Bolton", strict=True),
     ),
     ("How large is the fund set up for social enterprises?", "£73m", "001"),
     ("What percentage of prescriptions contain errors?", "11%", "001"),
@@ -68,15 +85,17 @@ def test_question_set_is_consistent(retriever):
 @pytest.mark.parametrize("question, answer, prefix", QUESTIONS)
 def test_hybrid_top5_holds_the_answer(retriever, question, answer, prefix):
     hits = retriever.search(question, top_k=5, mode="hybrid")
-    found = [h for h in hits if answer in h.passage.text]
-    assert found, f"{answer!r} not in the top 5: {[h.passage.id for h in hits]}"
-    assert any(h.passage.doc_id.startswith(prefix) for h in found)
+    assert _hit(hits, answer, prefix), f"{answer!r} not in a top-5 passage of {prefix}: {[h.passage.id for h in hits]}"
 
 
-def test_each_single_mode_is_weaker_or_equal_but_useful(retriever):
-    # Not a per-question requirement: dense and BM25 alone should each still find most answers.
-    for mode in ("dense", "bm25"):
-        found = sum(
-            any(a in h.passage.text for h in retriever.search(q, top_k=5, mode=mode)) for q, a, _ in map(_values, QUESTIONS)
-        )
-        assert found >= 0.7 * len(QUESTIONS), f"{mode}: {found}/{len(QUESTIONS)}"
+def _hit(hits, answer: str, prefix: str) -> bool:
+    return any(answer in h.passage.text and h.passage.doc_id.startswith(prefix) for h in hits)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_mode_keeps_todays_hits_but_one(retriever, mode):
+    found = [q for q, a, prefix in map(_values, QUESTIONS) if _hit(retriever.search(q, top_k=5, mode=mode), a, prefix)]
+    print(f"\n{mode}: hit@5 {len(found)}/{len(QUESTIONS)} (measured {MEASURED_HITS[mode]})")
+    assert len(found) >= MEASURED_HITS[mode] - 1, (
+        f"{mode}: {len(found)}/{len(QUESTIONS)} questions with the answer in the top 5, measured {MEASURED_HITS[mode]}; "
+        f"missed: {[q for q, _, _ in map(_values, QUESTIONS) if q not in found]}")

@@ -13,18 +13,10 @@ import argparse
 import logging
 import sys
 
-from qa.cli import ask, index, search, serve, train
+from qa.cli import ask, evaluate, index, search, serve, train
 from qa.cli.common import run_command
 
 logger = logging.getLogger(__name__)
-
-
-def _register_eval(sub: argparse._SubParsersAction) -> None:
-    try:
-        from qa.cli.evaluate import register
-    except ImportError:  # until the evaluation's parser moves into qa/cli/evaluate.py
-        from qa.evaluation.runner import register
-    register(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.register(sub)
     ask.register(sub)
     train.register(sub)
-    _register_eval(sub)
+    evaluate.register(sub)
     serve.register(sub)
     return parser
 

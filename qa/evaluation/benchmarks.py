@@ -1,6 +1,6 @@
 """Public benchmarks: the reader alone on SQuAD-format data, the retriever alone on BEIR.
 
-``qa eval squad --data FILE`` and ``qa eval beir --data DIR`` run them (see :mod:`qa.evaluation.runner`);
+``qa eval squad --data FILE`` and ``qa eval beir --data DIR`` run them (see :mod:`qa.cli.evaluate`);
 ``benchmarks/bench.py`` shares the BEIR helpers (:func:`load_beir`, :func:`write_beir_corpus`,
 :func:`evaluate_beir`).
 
@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import logging
@@ -22,15 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from qa.evaluation.runner import (
-    DEFAULT_OUT,
-    best_threshold,
-    candidate_of,
-    format_number,
-    mean_of,
-    print_metrics,
-)
+from qa.errors import InvalidInput, MissingPath, UnsafeDestination
+from qa.evaluation.common import jsonl_records, mean_of, text_lines
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, normalize_answer, percentile, recall_at_k
+from qa.evaluation.thresholds import best_threshold, candidate_of
 from qa.retrieval.retriever import MODES
 from qa.types import Passage
 
@@ -57,7 +51,7 @@ def evaluate_squad(
     from tqdm.auto import tqdm
 
     if not examples:
-        raise ValueError("No SQuAD questions to evaluate.")
+        raise InvalidInput("No SQuAD questions to evaluate: check the --data file.")
     has_impossible = any(ex.is_impossible for ex in examples)
     first = examples[0]
     reader.read(first.question, [Passage("ctx", "ctx", 0, len(first.context), first.context)])  # warm-up: load the model
@@ -114,42 +108,40 @@ def load_beir(data_dir: str | Path, split: str = "test") -> BeirData:
     """Read a BEIR folder: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text), ``qrels/{split}.tsv``.
 
     Raises:
-        FileNotFoundError: a file is missing.
-        ValueError: a file is malformed, or no judged query has a text.
+        MissingPath: a file is missing.
+        InvalidInput: a file is malformed, or no judged query has a text.
     """
     root = Path(data_dir)
     files = {"corpus": root / "corpus.jsonl", "queries": root / "queries.jsonl", "qrels": root / "qrels" / f"{split}.tsv"}
     for name, path in files.items():
         if not path.is_file():
-            raise FileNotFoundError(f"Not a BEIR folder: {path} is missing (expected corpus.jsonl, queries.jsonl, "
+            raise MissingPath(f"Not a BEIR folder: {path} is missing (expected corpus.jsonl, queries.jsonl, "
                                     f"qrels/{split}.tsv under {root}).")
     corpus = {str(row["_id"]): (row.get("title") or "", row.get("text") or "") for row in _jsonl(files["corpus"])}
-    all_queries = {str(row["_id"]): row["text"] for row in _jsonl(files["queries"])}
+    all_queries = {str(row["_id"]): str(row.get("text") or "") for row in _jsonl(files["queries"])}
     qrels: dict[str, dict[str, int]] = {}
-    for n, line in enumerate(files["qrels"].read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in text_lines(files["qrels"]):
         parts = line.split("\t")
         if not line.strip() or (n == 1 and parts[0] == "query-id"):
             continue
-        if len(parts) != 3:
-            raise ValueError(f"{files['qrels']}, line {n}: expected 'query-id<TAB>corpus-id<TAB>score'")
+        if len(parts) != 3 or not re.fullmatch(r"-?\d+", parts[2].strip()):
+            raise InvalidInput(f"{files['qrels']}, line {n}: expected 'query-id<TAB>corpus-id<TAB>score' (an integer score)")
         qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
     missing = sorted(set(qrels) - set(all_queries))
     if missing:
         logger.warning("%d judged queries have no text in queries.jsonl and are skipped, e.g. %s", len(missing), missing[0])
     queries = {qid: all_queries[qid] for qid in qrels if qid in all_queries}
     if not queries:
-        raise ValueError(f"No judged query of {files['qrels']} has a text in {files['queries']}.")
+        raise InvalidInput(f"No judged query of {files['qrels']} has a text in {files['queries']}.")
     return BeirData(corpus, queries, {qid: qrels[qid] for qid in queries})
 
 
 def _jsonl(path: Path) -> list[dict]:
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}, line {n}: not JSON ({err})") from err
+    for n, row in jsonl_records(path):
+        if not isinstance(row, dict) or "_id" not in row:
+            raise InvalidInput(f"{path}, line {n}: expected an object with an '_id'")
+        rows.append(row)
     return rows
 
 
@@ -160,26 +152,75 @@ def _file_stem(beir_id: str) -> str:
     return "h" + hashlib.sha1(beir_id.encode("utf-8")).hexdigest()[:20]
 
 
+WRITTEN_LIST = ".qa-written.json"  # in a corpus folder: the files write_beir_corpus wrote there
+
+
+def _written_files(folder: Path) -> set[str]:
+    """The names :func:`write_beir_corpus` recorded as written in ``folder`` (none without a record)."""
+    record = folder / WRITTEN_LIST
+    if not record.is_file():
+        return set()
+    return set(json.loads(record.read_text(encoding="utf-8"))["files"])
+
+
+def _record_written(folder: Path, names: set[str]) -> None:
+    tmp = folder / f"{WRITTEN_LIST}.tmp"
+    tmp.write_text(json.dumps({"written_by": "qa.evaluation.benchmarks.write_beir_corpus", "files": sorted(names)}),
+                   encoding="utf-8")
+    tmp.replace(folder / WRITTEN_LIST)
+
+
+def _foreign_files(folder: Path, written: set[str]) -> list[str]:
+    """Files under ``folder`` (recursively) that are neither the record nor listed in it."""
+    own = written | {WRITTEN_LIST, f"{WRITTEN_LIST}.tmp"}
+    return sorted(rel for p in folder.rglob("*") if (p.is_file() or p.is_symlink())
+                  and (rel := p.relative_to(folder).as_posix()) not in own)
+
+
 def write_beir_corpus(data: BeirData, folder: str | Path) -> dict[str, str]:
     """Write each BEIR document as a text file (title, blank line, text) under ``folder``.
 
-    Files whose content is unchanged are not rewritten, so an index build over ``folder`` stays incremental.
+    ``folder`` then holds exactly this corpus: files written for an earlier corpus (listed in
+    ``folder/.qa-written.json``) and not part of this one are deleted. A folder holding any other
+    file is refused, and nothing in it is touched. Files whose content is unchanged are not
+    rewritten, so an index build over ``folder`` stays incremental.
 
     Returns:
         ``{index doc id (file stem): BEIR doc id}``.
+
+    Raises:
+        UnsafeDestination: ``folder`` is a file, or holds files this function did not write.
+        InvalidInput: two BEIR ids map to the same file name.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     ids: dict[str, str] = {}
+    contents: dict[str, str] = {}
     for beir_id, (title, text) in data.corpus.items():
         stem = _file_stem(beir_id)
         if stem in ids:
-            raise ValueError(f"BEIR ids {ids[stem]!r} and {beir_id!r} map to the same file name {stem!r}.")
+            raise InvalidInput(f"BEIR ids {ids[stem]!r} and {beir_id!r} map to the same file name {stem!r}.")
         ids[stem] = beir_id
-        content = f"{title}\n\n{text}" if title else text
-        path = folder / f"{stem}.txt"
+        contents[f"{stem}.txt"] = f"{title}\n\n{text}" if title else text
+    if folder.exists() and not folder.is_dir():
+        raise UnsafeDestination(f"{folder} is a file, not a folder: choose another output folder (--out).")
+    written = _written_files(folder) if folder.is_dir() else set()
+    foreign = _foreign_files(folder, written) if folder.is_dir() else []
+    if foreign:
+        raise UnsafeDestination(
+            f"{folder} holds {len(foreign)} file(s) that qa did not write (e.g. {foreign[0]}): choose a new or "
+            "empty output folder (--out); qa deletes only files it wrote itself.")
+    folder.mkdir(parents=True, exist_ok=True)
+    _record_written(folder, written | set(contents))  # recorded before writing, so a crash leaves no stray file
+    for name, content in contents.items():
+        path = folder / name
         if not path.is_file() or path.read_text(encoding="utf-8") != content:
             path.write_text(content, encoding="utf-8")
+    stale = sorted(written - set(contents))
+    for name in stale:
+        (folder / name).unlink(missing_ok=True)
+    if stale:
+        logger.info("removed %d document(s) of an earlier corpus from %s", len(stale), folder)
+    _record_written(folder, set(contents))
     return ids
 
 
@@ -187,7 +228,8 @@ def build_beir_index(data: BeirData, out_dir: str | Path, encoder=None, show_pro
     """Write the corpus under ``out_dir/corpus`` and index it into ``out_dir/index`` with :func:`qa.build_index`.
 
     The benchmark so measures the product's own chunking (800/200 characters) and retrieval; a document
-    of several passages ranks by its best one. A second run re-embeds nothing.
+    of several passages ranks by its best one. A second run re-embeds nothing; a run with another data
+    set replaces the corpus (see :func:`write_beir_corpus`), so the index never mixes two.
 
     Returns:
         ``{index doc id: BEIR doc id}``, also saved as ``out_dir/beir_ids.json``.
@@ -243,7 +285,7 @@ def evaluate_beir(
 
     unknown = [m for m in modes if m not in MODES]
     if unknown:
-        raise ValueError(f"Unknown retrieval mode(s) {unknown}: use {', '.join(MODES)}.")
+        raise InvalidInput(f"Unknown retrieval mode(s) {unknown}: use {', '.join(MODES)}.")
     metrics, runs = {}, {}
     for mode in modes:
         run, times = {}, []
@@ -274,52 +316,51 @@ def write_trec_run(path: str | Path, run: Mapping[str, Sequence[tuple[str, float
     return path
 
 
-# --------------------------------------------------------------------------------------------
-# The command line (qa eval squad | beir)
+def run_beir(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    modes: Sequence[str] = MODES,
+    limit: int | None = None,
+    encoder=None,
+    show_progress: bool = False,
+) -> dict:
+    """``qa eval beir``: index a BEIR data set's corpus under ``out_dir`` and measure each mode.
 
+    Writes ``corpus/``, ``index/``, ``beir_ids.json``, ``run.<mode>.tsv``, ``run.tsv`` (hybrid, or the
+    one mode) and ``metrics.json`` into ``out_dir``.
 
-def cmd_squad(args: argparse.Namespace) -> int:
-    from qa.reading.reader import Reader
-    from qa.training.trainer import dedupe, load_squad
+    Args:
+        data_dir: the BEIR folder (see :func:`load_beir`).
+        out_dir: a new or empty folder, or one an earlier run wrote.
+        modes: retrieval modes to evaluate.
+        limit: only the first ``limit`` judged queries.
+        encoder: the embedding encoder (default: the product's).
+        show_progress: progress bars.
 
-    examples = dedupe(load_squad(args.data))[: args.limit]
-    threshold = args.threshold
-    if threshold is None and any(ex.is_impossible for ex in examples):
-        from qa.answering.pipeline import default_threshold
+    Returns:
+        ``{"data", "queries", "documents", "modes": {mode: metrics}}``, as saved in ``metrics.json``.
 
-        threshold = default_threshold()
-    reader = Reader.load(args.reader)
-    metrics, predictions = evaluate_squad(reader, examples, threshold, show_progress=not args.quiet)
-    metrics.update(data=str(args.data), reader=str(reader.path))
-    out = Path(args.out or f"{DEFAULT_OUT}/squad")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "predictions.json").write_text(json.dumps(predictions, ensure_ascii=False, indent=1), encoding="utf-8")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    table = "\n".join(f"{key:22}{format_number(value, 2) if isinstance(value, float) else value}" for key, value in metrics.items())
-    print_metrics(metrics, table + f"\nwrote {out / 'predictions.json'}, {out / 'metrics.json'}", args.json)
-    return 0
-
-
-def cmd_beir(args: argparse.Namespace) -> int:
+    Raises:
+        UnsafeDestination: ``out_dir`` holds files an earlier run did not write.
+    """
     from qa.retrieval.retriever import Retriever
 
-    data = load_beir(args.data)
-    if args.limit:
-        qids = list(data.queries)[: args.limit]
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "corpus" / WRITTEN_LIST).is_file())):
+        raise UnsafeDestination(f"{out} is not empty and was not written by qa eval beir: choose a new or empty "
+                                "output folder (--out).")
+    data = load_beir(data_dir)
+    if limit:
+        qids = list(data.queries)[:limit]
         data = BeirData(data.corpus, {q: data.queries[q] for q in qids}, {q: data.qrels[q] for q in qids})
-    out = Path(args.out or f"{DEFAULT_OUT}/beir")
-    ids = build_beir_index(data, out, show_progress=not args.quiet)
-    retriever = Retriever.load(out / "index")
-    modes = [args.mode] if args.mode else list(MODES)
-    metrics, runs = evaluate_beir(retriever, data, modes, ids, passages=beir_passages(retriever), show_progress=not args.quiet)
+    ids = build_beir_index(data, out, encoder=encoder, show_progress=show_progress)
+    retriever = Retriever.load(out / "index", encoder=encoder)
+    metrics, runs = evaluate_beir(retriever, data, modes, ids, passages=beir_passages(retriever),
+                                  show_progress=show_progress)
     for mode, run in runs.items():
         write_trec_run(out / f"run.{mode}.tsv", run, f"qa-{mode}")
-    primary = "hybrid" if "hybrid" in runs else modes[0]
+    primary = "hybrid" if "hybrid" in runs else list(runs)[0]
     write_trec_run(out / "run.tsv", runs[primary], f"qa-{primary}")
-    report = {"data": str(args.data), "queries": len(data.queries), "documents": len(data.corpus), "modes": metrics}
+    report = {"data": str(data_dir), "queries": len(data.queries), "documents": len(data.corpus), "modes": metrics}
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    table = [f"{'mode':10}{'nDCG@10':>10}{'R@100':>10}{'ms/q p50':>10}"]
-    table += [f"{m:10}{v['ndcg@10']:>10.4f}{v['recall@100']:>10.4f}{v['ms_per_query_p50']:>10.1f}"
-              for m, v in metrics.items()]
-    print_metrics(report, "\n".join(table) + f"\nwrote {out / 'metrics.json'}, {out / 'run.tsv'} ({primary})", args.json)
-    return 0
+    return report

@@ -1,4 +1,5 @@
-"""A self-contained HTML report of a question-set evaluation: tables and matplotlib plots as inline PNG.
+"""A question-set evaluation as text (:func:`format_table`) and as a self-contained HTML report
+(:func:`write_report`: tables and matplotlib plots as inline PNG).
 
 Every piece of text from the questions, answers and documents is HTML-escaped, so the report is safe
 to open whatever the corpus holds.
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from qa.evaluation.runner import HIT_KS, RIGHT_F1, get_path
+from qa.evaluation.common import HIT_KS, RIGHT_F1, format_number, get_path
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,47 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .plots img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0; }
 .muted { color: #777; }
 """
+
+
+def format_table(metrics: dict) -> str:
+    """A compact text table: all questions, then one column per kind."""
+    columns = [("all", metrics)] + list(metrics.get("by_kind", {}).items())
+
+    rows = [("questions", ("questions",), None)]
+    rows += [(f"hit@{n}", ("retrieval", f"hit@{n}"), 3) for n in HIT_KS]
+    rows += [
+        ("MRR@10", ("retrieval", "mrr@10"), 3),
+        ("nDCG@10", ("retrieval", "ndcg@10"), 3),
+        ("EM", ("answers", "em"), 3),
+        ("F1", ("answers", "f1"), 3),
+        ("F1 gold passage", ("reader", "gold_passage_f1"), 3),
+        ("span F1", ("reader", "retrieved_span_f1"), 3),
+        ("span F1 gold", ("reader", "gold_passage_span_f1"), 3),
+        ("overall F1", ("overall", "f1"), 3),
+        ("unans. refused", ("abstention", "unanswerable_refused"), 3),
+        ("ans. refused", ("abstention", "answerable_wrongly_refused"), 3),
+        ("citations valid", ("citations", "valid"), 3),
+        ("total ms p50", ("latency_ms", "total", "p50"), 0),
+        ("total ms p95", ("latency_ms", "total", "p95"), 0),
+    ]
+
+    def cell(m: dict, path: tuple[str, ...], digits: int | None) -> str:
+        value = get_path(m, *path)
+        return str(value) if digits is None else format_number(value, digits)
+
+    width = max(len(name) for name, _ in columns) + 2
+    lines = ["".ljust(16) + "".join(name.rjust(max(width, 8)) for name, _ in columns)]
+    for label, path, digits in rows:
+        lines.append(label.ljust(16) + "".join(cell(m, path, digits).rjust(max(width, 8)) for _, m in columns))
+    t = metrics.get("threshold")
+    if t:
+        lines.append(f"threshold {t['current']:.3f} (overall F1 {t['current_overall_f1']:.3f}); "
+                     f"best on this set {t['best']:.3f} (overall F1 {t['best_overall_f1']:.3f})")
+    e = get_path(metrics, "reader", "errors")
+    if e:
+        lines.append(f"answerable: {e['right']} right (F1 >= {RIGHT_F1}); wrong: {e['retriever_miss']} retriever misses "
+                     f"(no relevant passage read), {e['refused']} refused and {e['reader_error']} misread with one read")
+    return "\n".join(lines)
 
 
 def write_report(path: str | Path, metrics: dict, records: Sequence[dict], sweep: Sequence[tuple[float, float]],
@@ -218,7 +260,8 @@ def _plot_latency(records: Sequence[dict]) -> str | None:
         return None
     fig = _figure()
     ax = fig.subplots()
-    ax.boxplot(list(stages.values()), orientation="horizontal", whis=(5, 95))
-    ax.set_yticks(range(1, len(stages) + 1), list(stages))
-    ax.set_xlabel("milliseconds (whiskers: 5th and 95th percentiles)")
+    # Upright boxes: the orientation argument needs matplotlib 3.10 and vert is deprecated from 3.11.
+    ax.boxplot(list(stages.values()), whis=(5, 95))
+    ax.set_xticks(range(1, len(stages) + 1), list(stages))
+    ax.set_ylabel("milliseconds (whiskers: 5th and 95th percentiles)")
     return _png(fig)

@@ -1,32 +1,33 @@
-"""Measure the system: the question set end to end, the reader on SQuAD, the retriever on BEIR.
+"""Run the question set through the pipeline and measure it.
 
-``qa eval`` sends every question of ``eval/questions.jsonl`` through the same :class:`~qa.answering.pipeline.QA`
-the app uses and reports retrieval (hit@k, MRR, nDCG), answers (SQuAD EM/F1), abstention, citation
-validity, the reader on gold passages (to tell reader errors from retriever errors), latency and a
-threshold sweep, overall and by question kind. It writes ``predictions.jsonl``, ``metrics.json``
-and ``report.html``.
+:func:`evaluate_questions` sends every question of ``eval/questions.jsonl`` through the same
+:class:`~qa.answering.pipeline.QA` the app uses and reports retrieval (hit@k, MRR, nDCG), answers
+(SQuAD EM/F1), abstention, citation validity, the reader on gold passages (to tell reader errors from
+retriever errors), latency and a threshold sweep, overall and by question kind. :func:`write_outputs`
+writes ``predictions.jsonl``, ``metrics.json`` and ``report.html``.
+
+``qa eval`` (:mod:`qa.cli.evaluate`) is the command line; the SQuAD and BEIR runners live in
+:mod:`qa.evaluation.benchmarks`, the threshold sweep in :mod:`qa.evaluation.thresholds`.
 
 Example:
-    qa eval                                   # the question set, on embeddings/
-    qa eval --calibrate                       # choose and save the no-answer threshold
-    qa eval squad --data squad-v2.0-dev.json  # the reader alone, SQuAD EM/F1 with HasAns/NoAns
-    qa eval beir --data beir/scifact          # the retriever alone, nDCG@10 and Recall@100 per mode
-
-The SQuAD and BEIR runners live in :mod:`qa.evaluation.benchmarks`.
+    >>> from qa import QA
+    >>> result = evaluate_questions(QA.load("embeddings"), load_questions("eval/questions.jsonl"))
+    >>> result.metrics["answers"]["f1"]
 """
 
 from __future__ import annotations
 
-import argparse
+import collections
 import json
 import logging
 import math
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from qa.errors import InvalidInput, MissingPath
+from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, jsonl_records, mean_of
 from qa.evaluation.metrics import (
     best_over_golds,
     exact_match,
@@ -36,19 +37,15 @@ from qa.evaluation.metrics import (
     percentile,
     reciprocal_rank,
 )
-from qa.retrieval.retriever import MODES
+from qa.evaluation.report import write_report
+from qa.evaluation.thresholds import best_threshold, candidate_of, candidates_of, f1_at_threshold, threshold_sweep
+from qa.jsonl import write_jsonl
 from qa.types import Answer, Hit, Passage
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("factoid", "paraphrase", "list", "why", "unanswerable")
-HIT_KS = (1, 3, 5, 10)
 RETRIEVAL_DEPTH = 10  # passages retrieved for hit@k, MRR@10 and nDCG@10
-RIGHT_F1 = 0.5  # an answer with F1 >= 0.5 counts as right in the error analysis and the plots
-DEFAULT_QUESTIONS = "eval/questions.jsonl"
-DEFAULT_OUT = "eval/out"
-
-Record = dict[str, Any]
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,7 +54,8 @@ Record = dict[str, Any]
 
 @dataclass(frozen=True)
 class Question:
-    """One evaluation question; ``answers`` empty and ``doc_id`` ``None`` when the corpus can't answer it."""
+    """One evaluation question; ``answers`` empty and ``doc_id`` ``None`` when the corpus can't answer it
+    (a label from feedback may have answers and no ``doc_id``: any document holding the answer counts)."""
 
     id: str
     question: str
@@ -73,65 +71,93 @@ class Question:
 def load_questions(path: str | Path) -> list[Question]:
     """Read a question set (one JSON object a line), checking its schema.
 
+    Rows the app's feedback log writes (``"kind": "feedback"``) may sit in the same file; those a
+    person confirmed or corrected become labels (see :func:`feedback_as_label`), the others are
+    skipped with a count in the log.
+
     Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: a line is not valid JSON or breaks the schema; the message names the line.
+        MissingPath: no file at ``path``.
+        InvalidInput: a line is not valid JSON or breaks the schema; the message names the line.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No question set at {path} (pass --questions FILE).")
-    questions, seen, skipped_feedback = [], set(), 0
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+        raise MissingPath(f"No question set at {path} (pass --questions FILE).")
+    questions, seen, skipped = [], set(), collections.Counter()
+    for n, row in jsonl_records(path):
         where = f"{path}, line {n}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{where}: not JSON ({err})") from err
         if isinstance(row, dict) and row.get("kind") == "feedback":
-            row = _feedback_as_label(row)
-            if row is None:
-                skipped_feedback += 1
+            label = feedback_as_label(row, where)
+            if isinstance(label, str):
+                skipped[label] += 1
                 continue
-        q = _question_from_row(row, where)
+            q = label
+        else:
+            q = _question_from_row(row, where)
         if q.id in seen:
-            raise ValueError(f"{where}: duplicate id {q.id!r}")
+            raise InvalidInput(f"{where}: duplicate id {q.id!r}")
         seen.add(q.id)
         questions.append(q)
-    if skipped_feedback:
-        logger.warning("%s: %d thumbs-down feedback row(s) skipped: add the right answer (or kind "
-                       "'unanswerable') to use them as labels", path, skipped_feedback)
+    if skipped:
+        logger.info("%s: %d feedback row(s) skipped, not labels (%s); a row is a label when it has "
+                    "\"confirmed\": true or a \"correction\"", path, sum(skipped.values()),
+                    ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())))
     if not questions:
-        raise ValueError(f"{path} holds no questions.")
+        raise InvalidInput(f"{path} holds no questions.")
     return questions
 
 
-def _feedback_as_label(row: dict) -> dict | None:
-    """A thumbs-up row from the app becomes a factoid label; a thumbs-down row is not a label yet."""
-    if row.get("verdict") != "up" or not row.get("answers"):
-        return None
-    return {"id": row["id"], "question": row["question"], "answers": row["answers"], "doc_id": row["doc_id"],
-            "kind": "factoid"}
+def feedback_as_label(row: dict, where: str = "feedback row") -> Question | str:
+    """The label a feedback row makes, or why it makes none.
+
+    A non-empty ``"correction"`` is the gold answer, in the document the row names (``"doc_id"``) or,
+    without one, in any document. Otherwise ``"confirmed": true`` makes the answer shown the gold
+    answer, in the document it cited. A thumbs-up alone (``"rating"`` or the older ``"verdict"``
+    ``"up"``) is not a label: it rates the model's own answer. An abstention is a label only when
+    corrected.
+
+    Returns:
+        A factoid :class:`Question`, or the reason the row is skipped (a short phrase for the log).
+
+    Raises:
+        InvalidInput: the row lacks an ``id`` or a ``question``.
+    """
+    if not (isinstance(row.get("id"), str) and row["id"] and isinstance(row.get("question"), str)
+            and row["question"].strip()):
+        raise InvalidInput(f"{where}: a feedback row needs a non-empty 'id' and 'question'")
+    correction = row.get("correction")
+    answer = row.get("answer")
+    if isinstance(correction, str) and correction.strip():
+        gold, doc_id = correction.strip(), row.get("doc_id") if isinstance(row.get("doc_id"), str) else None
+    elif row.get("abstained") or not (isinstance(answer, str) and answer.strip()):
+        return "abstained without a correction"
+    elif row.get("confirmed") is True:
+        citations = row.get("citations") or []
+        gold = answer.strip()
+        doc_id = citations[0].get("doc_id") if citations else row.get("doc_id")
+    elif "up" in (row.get("rating"), row.get("verdict")):
+        return "thumbs-up without a confirmation"
+    else:
+        return "neither confirmed nor corrected"
+    return Question(row["id"], row["question"].strip(), (gold,), doc_id if isinstance(doc_id, str) else None, "factoid")
 
 
 def _question_from_row(row: Any, where: str) -> Question:
     keys = {"id", "question", "answers", "doc_id", "kind"}
     if not isinstance(row, dict) or set(row) != keys:
         got = sorted(row) if isinstance(row, dict) else repr(row)
-        raise ValueError(f"{where}: expected exactly the keys {sorted(keys)}, got {got}")
+        raise InvalidInput(f"{where}: expected exactly the keys {sorted(keys)}, got {got}")
     if not (isinstance(row["id"], str) and row["id"] and isinstance(row["question"], str) and row["question"].strip()):
-        raise ValueError(f"{where}: 'id' and 'question' must be non-empty strings")
+        raise InvalidInput(f"{where}: 'id' and 'question' must be non-empty strings")
     answers = row["answers"]
     if not isinstance(answers, list) or not all(isinstance(a, str) and a.strip() for a in answers):
-        raise ValueError(f"{where}: 'answers' must be a list of non-empty strings")
+        raise InvalidInput(f"{where}: 'answers' must be a list of non-empty strings")
     if row["kind"] not in KINDS:
-        raise ValueError(f"{where}: 'kind' must be one of {', '.join(KINDS)}, got {row['kind']!r}")
+        raise InvalidInput(f"{where}: 'kind' must be one of {', '.join(KINDS)}, got {row['kind']!r}")
     unanswerable = row["kind"] == "unanswerable"
     if unanswerable != (not answers) or unanswerable != (row["doc_id"] is None):
-        raise ValueError(f"{where}: unanswerable questions (and only they) have answers [] and doc_id null")
+        raise InvalidInput(f"{where}: unanswerable questions (and only they) have answers [] and doc_id null")
     if row["doc_id"] is not None and not isinstance(row["doc_id"], str):
-        raise ValueError(f"{where}: 'doc_id' must be a string or null")
+        raise InvalidInput(f"{where}: 'doc_id' must be a string or null")
     return Question(row["id"], row["question"].strip(), tuple(answers), row["doc_id"], row["kind"])
 
 
@@ -143,94 +169,12 @@ def contains_answer(text: str, answer: str) -> bool:
 
 
 def gold_passages(question: Question, passages: Sequence[Passage]) -> list[Passage]:
-    """The passages of the question's document that contain one of its answers (the relevant ones)."""
+    """The passages of the question's document (of any document for a label without one, such as a
+    corrected feedback row) that contain one of its answers: the relevant ones."""
     if not question.answerable:
         return []
-    return [p for p in passages if p.doc_id == question.doc_id and any(contains_answer(p.text, a) for a in question.answers)]
-
-
-# --------------------------------------------------------------------------------------------
-# The no-answer threshold
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A question's best span as the threshold sees it.
-
-    Attributes:
-        score: the span's confidence; the system answers when ``score >= threshold``.
-        if_answered: the question's F1 when the span is given (0 or 1 for unanswerable questions).
-        if_abstained: its F1 when the system abstains (1 for unanswerable questions, else 0).
-    """
-
-    score: float
-    if_answered: float
-    if_abstained: float
-
-
-def candidate_of(golds: Sequence[str], text: str, score: float) -> Candidate:
-    """The :class:`Candidate` of a best span ``text`` (empty when the reader found none)."""
-    return Candidate(score, best_over_golds(f1_score, text, golds), best_over_golds(f1_score, "", golds))
-
-
-def candidates_of(records: Sequence[Record]) -> list[Candidate]:
-    """The threshold-sweep candidate saved in each record."""
-    return [Candidate(**r["candidate"]["sweep"]) for r in records]
-
-
-def threshold_sweep(candidates: Sequence[Candidate]) -> list[tuple[float, float]]:
-    """Mean F1 over all questions against the threshold, highest threshold first.
-
-    The first point abstains on everything; then each distinct score, taken as the threshold, adds
-    the questions at that score to those answered. This is the accumulation of SQuAD 2.0's official
-    ``find_best_thresh`` (sort by score, add each question's gain), except that equal scores are
-    added together, since one threshold cannot separate them.
-    """
-    if not candidates:
-        return []
-    n = len(candidates)
-    ordered = sorted(candidates, key=lambda c: -c.score)
-    total = sum(c.if_abstained for c in candidates)
-    points = [(min(1.0, math.nextafter(ordered[0].score, math.inf)), total / n)]
-    for i, c in enumerate(ordered):
-        total += c.if_answered - c.if_abstained
-        if i + 1 == n or ordered[i + 1].score != c.score:
-            points.append((c.score, total / n))
-    return points
-
-
-def best_threshold(candidates: Sequence[Candidate]) -> tuple[float, float]:
-    """``(threshold, mean F1)`` of the sweep's best point; the highest threshold wins a tie.
-
-    Raises:
-        ValueError: no candidates.
-    """
-    points = threshold_sweep(candidates)
-    if not points:
-        raise ValueError("Cannot choose a threshold without questions.")
-    best = points[0]
-    for point in points[1:]:
-        if point[1] > best[1]:
-            best = point
-    return best
-
-
-def calibration_threshold(candidates: Sequence[Candidate]) -> tuple[float, float]:
-    """The best threshold, moved halfway between the lowest score it answers and the highest it refuses.
-
-    :func:`best_threshold` returns a question's exact score; a threshold saved with fewer digits could
-    round above it and lose that question. The midpoint answers the same questions with a margin on
-    both sides (bounds 1 and 0 when it answers none or all).
-    """
-    threshold, f1 = best_threshold(candidates)
-    answered = [c.score for c in candidates if c.score >= threshold]
-    refused = [c.score for c in candidates if c.score < threshold]
-    return ((min(answered) if answered else 1.0) + (max(refused) if refused else 0.0)) / 2, f1
-
-
-def f1_at_threshold(candidates: Sequence[Candidate], threshold: float) -> float:
-    """Mean F1 over all questions when answering exactly those with ``score >= threshold``."""
-    return sum(c.if_answered if c.score >= threshold else c.if_abstained for c in candidates) / len(candidates)
+    return [p for p in passages if question.doc_id in (None, p.doc_id)
+            and any(contains_answer(p.text, a) for a in question.answers)]
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,18 +214,18 @@ def evaluate_questions(
         show_progress: show a progress bar.
 
     Raises:
-        ValueError: no questions, ``k < 1``, or a question names a document the index lacks.
+        InvalidInput: no questions, ``k < 1``, or a question names a document the index lacks.
     """
     from tqdm.auto import tqdm
 
     if not questions:
-        raise ValueError("The question set is empty.")
+        raise InvalidInput("The question set is empty.")
     if k < 1:
-        raise ValueError(f"-k must be at least 1, got {k}.")
+        raise InvalidInput(f"-k must be at least 1, got {k}.")
     threshold = qa.threshold if threshold is None else threshold
     unknown = sorted({q.doc_id for q in questions if q.doc_id is not None} - set(qa.documents))
     if unknown:
-        raise ValueError(f"Questions refer to documents the index lacks: {', '.join(unknown)}. "
+        raise InvalidInput(f"Questions refer to documents the index lacks: {', '.join(unknown)}. "
                          "Evaluate on an index of the documents the questions were written for.")
     passages = qa.retriever.index.passages
     qa.ask(questions[0].question, top_k=k, mode=mode, threshold=threshold)  # warm-up: load the models
@@ -357,11 +301,6 @@ def _check_citations(answer: Answer, documents: Mapping) -> dict | None:
     )
     has_answer = bool(answer.citations) and bool(answer.text) and answer.text in answer.citations[0].quote
     return {"verbatim": verbatim, "contains_answer": has_answer, "valid": verbatim and has_answer}
-
-
-def mean_of(values: Iterable[float]) -> float | None:
-    values = list(values)
-    return sum(values) / len(values) if values else None
 
 
 def summarize(records: Sequence[Record]) -> dict:
@@ -445,170 +384,10 @@ def rethreshold(records: Sequence[Record], threshold: float) -> list[Record]:
 
 def write_outputs(result: QuestionsResult, out_dir: str | Path, title: str = "qa evaluation") -> dict[str, Path]:
     """Write ``predictions.jsonl``, ``metrics.json`` and ``report.html`` into ``out_dir``."""
-    from qa.evaluation.report import write_report
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"predictions": out / "predictions.jsonl", "metrics": out / "metrics.json", "report": out / "report.html"}
-    with paths["predictions"].open("w", encoding="utf-8") as f:
-        for r in result.records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    write_jsonl(paths["predictions"], result.records)
     paths["metrics"].write_text(json.dumps(result.metrics, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_report(paths["report"], result.metrics, result.records, result.sweep, title=title)
     return paths
-
-
-def get_path(m: dict | None, *path: str) -> Any:
-    """``m[path[0]][path[1]]...``, or ``None`` where a level is missing or ``None``."""
-    for key in path:
-        if m is None:
-            return None
-        m = m.get(key)
-    return m
-
-
-def format_number(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
-
-
-def format_table(metrics: dict) -> str:
-    """A compact text table: all questions, then one column per kind."""
-    columns = [("all", metrics)] + list(metrics.get("by_kind", {}).items())
-
-    rows = [("questions", ("questions",), None)]
-    rows += [(f"hit@{n}", ("retrieval", f"hit@{n}"), 3) for n in HIT_KS]
-    rows += [
-        ("MRR@10", ("retrieval", "mrr@10"), 3),
-        ("nDCG@10", ("retrieval", "ndcg@10"), 3),
-        ("EM", ("answers", "em"), 3),
-        ("F1", ("answers", "f1"), 3),
-        ("F1 gold passage", ("reader", "gold_passage_f1"), 3),
-        ("span F1", ("reader", "retrieved_span_f1"), 3),
-        ("span F1 gold", ("reader", "gold_passage_span_f1"), 3),
-        ("overall F1", ("overall", "f1"), 3),
-        ("unans. refused", ("abstention", "unanswerable_refused"), 3),
-        ("ans. refused", ("abstention", "answerable_wrongly_refused"), 3),
-        ("citations valid", ("citations", "valid"), 3),
-        ("total ms p50", ("latency_ms", "total", "p50"), 0),
-        ("total ms p95", ("latency_ms", "total", "p95"), 0),
-    ]
-
-    def cell(m: dict, path: tuple[str, ...], digits: int | None) -> str:
-        value = get_path(m, *path)
-        return str(value) if digits is None else format_number(value, digits)
-
-    width = max(len(name) for name, _ in columns) + 2
-    lines = ["".ljust(16) + "".join(name.rjust(max(width, 8)) for name, _ in columns)]
-    for label, path, digits in rows:
-        lines.append(label.ljust(16) + "".join(cell(m, path, digits).rjust(max(width, 8)) for _, m in columns))
-    t = metrics.get("threshold")
-    if t:
-        lines.append(f"threshold {t['current']:.3f} (overall F1 {t['current_overall_f1']:.3f}); "
-                     f"best on this set {t['best']:.3f} (overall F1 {t['best_overall_f1']:.3f})")
-    e = get_path(metrics, "reader", "errors")
-    if e:
-        lines.append(f"answerable: {e['right']} right (F1 >= {RIGHT_F1}); wrong: {e['retriever_miss']} retriever misses "
-                     f"(no relevant passage read), {e['refused']} refused and {e['reader_error']} misread with one read")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------------------------
-# The command line
-
-
-def register(subparsers) -> None:
-    """Add ``qa eval`` (the question set, ``squad`` or ``beir``) to the ``qa`` command."""
-    p = subparsers.add_parser(
-        "eval", help="measure retrieval, answers, abstention and citations",
-        description="Evaluate on the question set (default), or the reader alone on SQuAD-format data "
-                    "(qa eval squad --data FILE), or the retriever alone on a BEIR folder (qa eval beir --data DIR).",
-    )
-    p.add_argument("benchmark", nargs="?", choices=["squad", "beir"], default=None,
-                   help="a public benchmark instead of the question set")
-    p.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"question set (default: {DEFAULT_QUESTIONS})")
-    p.add_argument("--index", default="embeddings", help="index folder (default: embeddings)")
-    p.add_argument("--out", default=None,
-                   help=f"output folder (default: {DEFAULT_OUT}; {DEFAULT_OUT}/squad or {DEFAULT_OUT}/beir for benchmarks)")
-    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid; beir: all three)")
-    p.add_argument("-k", type=int, default=5, help="passages given to the reader (default: 5)")
-    p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
-    p.add_argument("--calibrate", action="store_true", help="choose the best no-answer threshold and save it")
-    p.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
-    p.add_argument("--data", default=None, help="squad: a SQuAD-format JSON file; beir: a BEIR folder")
-    p.add_argument("--limit", type=int, default=None, help="squad/beir: only the first N questions")
-    p.add_argument("--reader", default=None, help="reader model folder (default: the packaged one)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_eval)
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise ValueError(f"--threshold must be between 0 and 1, got {args.threshold}.")
-    if args.limit is not None and args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {args.limit}.")
-    if args.benchmark is None:
-        if args.data is not None:
-            raise ValueError("--data goes with a benchmark: qa eval squad --data FILE or qa eval beir --data DIR.")
-        return _cmd_questions(args)
-    if args.data is None:
-        what = "a SQuAD JSON file" if args.benchmark == "squad" else "a BEIR folder"
-        raise ValueError(f"qa eval {args.benchmark} needs --data ({what}).")
-    if args.calibrate:
-        raise ValueError("--calibrate works on the question set only (qa eval --calibrate).")
-    from qa.evaluation.benchmarks import cmd_beir, cmd_squad
-
-    return cmd_squad(args) if args.benchmark == "squad" else cmd_beir(args)
-
-
-def print_metrics(metrics: dict, table: str, as_json: bool) -> None:
-    print(json.dumps(metrics, indent=2, ensure_ascii=False) if as_json else table)
-
-
-def _cmd_questions(args: argparse.Namespace) -> int:
-    from qa.answering.pipeline import QA
-
-    questions = load_questions(args.questions)
-    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold)
-    mode = args.mode or "hybrid"
-    result = evaluate_questions(qa, questions, k=args.k, mode=mode, show_progress=not args.quiet)
-    result.metrics["config"].update(questions=str(args.questions), index=str(args.index), reader=str(qa.reader.path))
-    if args.calibrate:
-        result.metrics["calibration"] = _calibrate(result, args, qa)
-    paths = write_outputs(result, args.out or DEFAULT_OUT)
-    print_metrics(result.metrics, format_table(result.metrics), args.json)
-    if not args.json:
-        print(f"wrote {', '.join(str(p) for p in paths.values())}")
-        if args.calibrate:
-            print(_calibration_table(result.metrics["calibration"]))
-    return 0
-
-
-def _calibrate(result: QuestionsResult, args: argparse.Namespace, qa) -> dict:
-    from qa.answering.pipeline import save_calibration
-
-    threshold, best = calibration_threshold(candidates_of(result.records))
-    after = summarize(rethreshold(result.records, threshold))
-    details = {
-        "method": "SQuAD 2.0 best threshold (find_best_thresh) on the question set, halfway to the next lower score",
-        "questions": str(args.questions), "n": len(result.records), "index": str(args.index),
-        "mode": result.metrics["config"]["mode"], "k": result.metrics["config"]["k"],
-        "previous_threshold": result.metrics["config"]["threshold"],
-        "before": _headline(result.metrics), "after": _headline(after), "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    path = save_calibration(threshold, details)
-    logger.info("saved threshold %.4f to %s", threshold, path)
-    return {"threshold": threshold, "overall_f1": best, "file": str(path), **details}
-
-
-def _headline(m: dict) -> dict:
-    answers = m["answers"] or {}
-    return {"overall_f1": m["overall"]["f1"], "em": answers.get("em"), "f1": answers.get("f1"), **m["abstention"]}
-
-
-def _calibration_table(cal: dict) -> str:
-    lines = [f"calibrated threshold: {cal['previous_threshold']:.4f} -> {cal['threshold']:.4f} (saved to {cal['file']})",
-             f"{'':28}{'before':>10}{'after':>10}"]
-    for key in ("overall_f1", "em", "f1", "unanswerable_refused", "answerable_wrongly_refused"):
-        lines.append(f"{key:28}{format_number(cal['before'][key]):>10}{format_number(cal['after'][key]):>10}")
-    lines.append("(chosen and measured on the same questions: the 'after' column is optimistic)")
-    return "\n".join(lines)

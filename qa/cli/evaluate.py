@@ -1,0 +1,189 @@
+"""``qa eval``: the question set end to end, the reader on SQuAD, the retriever on BEIR.
+
+This module parses arguments, calls :mod:`qa.evaluation` and prints; the measuring lives there.
+
+Example:
+    qa eval                                   # the question set, on embeddings/
+    qa eval --calibrate                       # choose and save the no-answer threshold
+    qa eval squad --data squad-v2.0-dev.json  # the reader alone, SQuAD EM/F1 with HasAns/NoAns
+    qa eval beir --data beir/scifact          # the retriever alone, nDCG@10 and Recall@100 per mode
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+from qa.errors import InvalidInput
+from qa.evaluation.benchmarks import evaluate_squad, run_beir
+from qa.evaluation.common import format_number
+from qa.evaluation.report import format_table
+from qa.evaluation.runner import (
+    QuestionsResult,
+    evaluate_questions,
+    load_questions,
+    rethreshold,
+    summarize,
+    write_outputs,
+)
+from qa.evaluation.thresholds import calibration_threshold, candidates_of
+from qa.retrieval.retriever import MODES
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_QUESTIONS = "eval/questions.jsonl"
+DEFAULT_OUT = "eval/out"
+
+
+def register(subparsers) -> None:
+    """Add ``qa eval`` (the question set, ``squad`` or ``beir``) to the ``qa`` command."""
+    p = subparsers.add_parser(
+        "eval", help="measure retrieval, answers, abstention and citations",
+        description="Evaluate on the question set (default), or the reader alone on SQuAD-format data "
+                    "(qa eval squad --data FILE), or the retriever alone on a BEIR folder (qa eval beir --data DIR).",
+    )
+    p.add_argument("benchmark", nargs="?", choices=["squad", "beir"], default=None,
+                   help="a public benchmark instead of the question set")
+    p.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"question set (default: {DEFAULT_QUESTIONS})")
+    p.add_argument("--index", default="embeddings", help="index folder (default: embeddings)")
+    p.add_argument("--out", default=None,
+                   help=f"output folder (default: {DEFAULT_OUT}; {DEFAULT_OUT}/squad for squad, "
+                        f"{DEFAULT_OUT}/beir/<data set folder name> for beir)")
+    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid; beir: all three)")
+    p.add_argument("-k", type=int, default=5, help="passages given to the reader (default: 5)")
+    p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
+    p.add_argument("--calibrate", action="store_true", help="choose the best no-answer threshold and save it")
+    p.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
+    p.add_argument("--data", default=None, help="squad: a SQuAD-format JSON file; beir: a BEIR folder")
+    p.add_argument("--limit", type=int, default=None, help="squad/beir: only the first N questions")
+    p.add_argument("--reader", default=None, help="reader model folder (default: the packaged one)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Check the argument combination and run the question set, ``squad`` or ``beir``."""
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise InvalidInput(f"--threshold must be between 0 and 1, got {args.threshold}.")
+    if args.limit is not None and args.limit < 1:
+        raise InvalidInput(f"--limit must be at least 1, got {args.limit}.")
+    if args.benchmark is None:
+        if args.data is not None:
+            raise InvalidInput("--data goes with a benchmark: qa eval squad --data FILE or qa eval beir --data DIR.")
+        return _cmd_questions(args)
+    if args.data is None:
+        what = "a SQuAD JSON file" if args.benchmark == "squad" else "a BEIR folder"
+        raise InvalidInput(f"qa eval {args.benchmark} needs --data ({what}).")
+    if args.calibrate:
+        raise InvalidInput("--calibrate works on the question set only (qa eval --calibrate).")
+    return _cmd_squad(args) if args.benchmark == "squad" else _cmd_beir(args)
+
+
+def print_metrics(metrics: dict, table: str, as_json: bool) -> None:
+    print(json.dumps(metrics, indent=2, ensure_ascii=False) if as_json else table)
+
+
+# ---------------------------------------------------------------------------------- the question set
+
+
+def _cmd_questions(args: argparse.Namespace) -> int:
+    from qa.answering.pipeline import QA
+
+    questions = load_questions(args.questions)
+    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold)
+    mode = args.mode or "hybrid"
+    result = evaluate_questions(qa, questions, k=args.k, mode=mode, show_progress=not args.quiet)
+    result.metrics["config"].update(questions=str(args.questions), index=str(args.index), reader=str(qa.reader.path))
+    if args.calibrate:
+        result.metrics["calibration"] = _calibrate(result, args, qa)
+    paths = write_outputs(result, args.out or DEFAULT_OUT)
+    print_metrics(result.metrics, format_table(result.metrics), args.json)
+    if not args.json:
+        print(f"wrote {', '.join(str(p) for p in paths.values())}")
+        if args.calibrate:
+            print(_calibration_table(result.metrics["calibration"]))
+    return 0
+
+
+def _is_packaged(reader_dir: str | Path) -> bool:
+    from qa.reading.reader import DEFAULT_READER_DIR
+
+    return Path(reader_dir).resolve() == DEFAULT_READER_DIR.resolve()
+
+
+def _calibrate(result: QuestionsResult, args: argparse.Namespace, qa) -> dict:
+    """Choose the threshold on this run and save it with the reader the run used (``qa.reader.path``)."""
+    from qa.answering.pipeline import save_calibration
+
+    reader_dir = Path(qa.reader.path)
+    threshold, best = calibration_threshold(candidates_of(result.records))
+    after = summarize(rethreshold(result.records, threshold))
+    details = {
+        "method": "SQuAD 2.0 best threshold (find_best_thresh) on the question set, halfway to the next lower score",
+        "reader": str(reader_dir), "questions": str(args.questions), "n": len(result.records), "index": str(args.index),
+        "mode": result.metrics["config"]["mode"], "k": result.metrics["config"]["k"],
+        "previous_threshold": result.metrics["config"]["threshold"],
+        "before": _headline(result.metrics), "after": _headline(after), "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    # The packaged reader's calibration.json is written only when the run used the packaged reader.
+    path = save_calibration(threshold, details, reader_dir, allow_packaged=_is_packaged(reader_dir))
+    logger.info("saved threshold %.4f to %s", threshold, path)
+    return {"threshold": threshold, "overall_f1": best, "file": str(path), **details}
+
+
+def _headline(m: dict) -> dict:
+    answers = m["answers"] or {}
+    return {"overall_f1": m["overall"]["f1"], "em": answers.get("em"), "f1": answers.get("f1"), **m["abstention"]}
+
+
+def _calibration_table(cal: dict) -> str:
+    lines = [f"calibrated threshold: {cal['previous_threshold']:.4f} -> {cal['threshold']:.4f} (saved to {cal['file']})",
+             f"{'':28}{'before':>10}{'after':>10}"]
+    for key in ("overall_f1", "em", "f1", "unanswerable_refused", "answerable_wrongly_refused"):
+        lines.append(f"{key:28}{format_number(cal['before'][key]):>10}{format_number(cal['after'][key]):>10}")
+    lines.append("(chosen and measured on the same questions: the 'after' column is optimistic)")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- qa eval squad | beir
+
+
+def _cmd_squad(args: argparse.Namespace) -> int:
+    from qa.reading.reader import Reader
+    from qa.training.trainer import dedupe, load_squad
+
+    examples = dedupe(load_squad(args.data))[: args.limit]
+    reader = Reader.load(args.reader)
+    threshold = args.threshold
+    if threshold is None and any(ex.is_impossible for ex in examples):
+        from qa.answering.pipeline import default_threshold, load_calibration
+
+        threshold = default_threshold(load_calibration(reader.path))  # this reader's calibration
+    metrics, predictions = evaluate_squad(reader, examples, threshold, show_progress=not args.quiet)
+    metrics.update(data=str(args.data), reader=str(reader.path))
+    out = Path(args.out or f"{DEFAULT_OUT}/squad")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predictions.json").write_text(json.dumps(predictions, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    table = "\n".join(f"{key:22}{format_number(value, 2) if isinstance(value, float) else value}" for key, value in metrics.items())
+    print_metrics(metrics, table + f"\nwrote {out / 'predictions.json'}, {out / 'metrics.json'}", args.json)
+    return 0
+
+
+def default_beir_out(data_dir: str | Path) -> Path:
+    """Where ``qa eval beir`` writes by default: one folder per data set, named after it."""
+    return Path(DEFAULT_OUT) / "beir" / Path(data_dir).resolve().name
+
+
+def _cmd_beir(args: argparse.Namespace) -> int:
+    out = Path(args.out) if args.out else default_beir_out(args.data)
+    modes = [args.mode] if args.mode else list(MODES)
+    report = run_beir(args.data, out, modes=modes, limit=args.limit, show_progress=not args.quiet)
+    table = [f"{'mode':10}{'nDCG@10':>10}{'R@100':>10}{'ms/q p50':>10}"]
+    table += [f"{m:10}{v['ndcg@10']:>10.4f}{v['recall@100']:>10.4f}{v['ms_per_query_p50']:>10.1f}"
+              for m, v in report["modes"].items()]
+    print_metrics(report, "\n".join(table) + f"\nwrote {out / 'metrics.json'} and {out / 'run.tsv'}", args.json)
+    return 0
