@@ -10,10 +10,12 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -125,7 +127,9 @@ class QA:
                         reader.path, CALIBRATION_NAME, FALLBACK_THRESHOLD)
         self.threshold = _check_threshold(default_threshold(calibration) if threshold is None else threshold)
         self.relevance_floor = float(calibration.get("relevance_floor", RELEVANCE_FLOOR))
-        self._sentences: dict[str, list[tuple[int, int]]] = {}
+        # Sentence offsets of recently cited documents (least recently used dropped first); the lock
+        # guards only this dict, never the splitting.
+        self._sentences: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -203,14 +207,29 @@ class QA:
 
     def _sentence_around(self, doc: Document, start: int, end: int) -> tuple[int, int]:
         """The sentence(s) covering ``[start, end)``; the span itself if no sentence does."""
-        with self._lock:
-            if doc.id not in self._sentences:
-                self._sentences[doc.id] = sentence_spans(doc.text)
-            spans = self._sentences[doc.id]
-        covering = [(s, e) for s, e in spans if s < end and e > start]
-        if not covering:
+        spans = self._sentences_of(doc)
+        # Sentences are sorted and disjoint: the covering ones run from the first ending after ``start``
+        # to the last starting before ``end``.
+        first = bisect.bisect_right(spans, start, key=lambda s: s[1])
+        last = bisect.bisect_left(spans, end, key=lambda s: s[0])
+        if first >= last:
             return start, end
-        return min(start, covering[0][0]), max(end, covering[-1][1])
+        return min(start, spans[first][0]), max(end, spans[last - 1][1])
+
+    def _sentences_of(self, doc: Document) -> list[tuple[int, int]]:
+        """``doc``'s sentence offsets, split outside the lock (two threads may split one document once each)."""
+        with self._lock:
+            spans = self._sentences.get(doc.id)
+            if spans is not None:
+                self._sentences.move_to_end(doc.id)
+                return spans
+        spans = sentence_spans(doc.text)
+        with self._lock:
+            self._sentences[doc.id] = spans
+            self._sentences.move_to_end(doc.id)
+            while len(self._sentences) > SENTENCE_CACHE_DOCUMENTS:
+                self._sentences.popitem(last=False)
+        return spans
 
     def to_json(self, answer: Answer) -> dict:
         """The ``qa ask --json`` object (also what the app's ``/ask`` endpoint returns)."""
