@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from qa.reading.reader import Reader
