@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import json
+from typing import Sequence
 
 import pytest
+from conftest import REPO_ROOT, SEEDS_DIR
 
 from qa.answering.pipeline import load_calibration, save_calibration
 
 pytestmark = pytest.mark.integration
 
-# Questions about the corpus, each with a string its answer must contain.
-CORPUS_QUESTIONS = [
+# Questions about the corpus the shipped reader answers right, each with a string its answer must contain.
+KNOWN_RIGHT = [
     ("When do primary care trusts go live?", "April 2000"),
     ("Who is the chief executive of NHS North West?", "Mike Farrar"),
     ("Which prime minister appointed the new ministerial team for health?", "Gordon Brown"),
     ("Where is the Health Services Management Centre?", "Birmingham"),
-    ("What are primary care trusts heralded as a UK hybrid of?", "health maintenance organisations"),
-    ("Which university held the policy seminar on primary care trusts?", "Birmingham"),
+]
+
+# Questions the shipped reader misreads (stage-2 reader, at the time of writing): the answer it gives is in
+# the comment. A reader that gets one right makes its check XPASS, which fails: move it to KNOWN_RIGHT.
+KNOWN_MISREADS = [
+    ("What are primary care trusts heralded as a UK hybrid of?", "health maintenance organisations"),  # -> "traditional community hospitals"
+    ("Which university held the policy seminar on primary care trusts?", "Birmingham"),  # -> "University of Manchester", from a reference list
 ]
 
 # Questions the five documents cannot answer.
@@ -36,12 +43,25 @@ def qa(bundled_qa):
     return bundled_qa
 
 
-def test_every_answer_is_quoted_verbatim_and_cited(qa):
-    # Over the whole evaluation set: whatever the reader answers, its citations map back exactly.
+def seed_text(doc) -> str:
+    """The original file of a bundled document (its id is its path without extension), read and decoded
+    here, not by the loader."""
+    (path,) = [p for p in SEEDS_DIR.rglob("*") if p.is_file() and p.relative_to(SEEDS_DIR).with_suffix("").as_posix() == doc.id]
+    return path.read_bytes().decode("utf-8")
+
+
+def right(answer_text: str | None, gold: Sequence[str]) -> bool:
+    return answer_text is not None and any(g.lower() in answer_text.lower() for g in gold)
+
+
+def test_citations_quote_the_original_files_and_hold_the_gold_answer(qa):
+    # Over the whole evaluation set, against two oracles independent of the pipeline: the seed file's own
+    # bytes (each quote is there, at the cited offsets) and the question set's gold answers (when the answer
+    # is right, the first quote holds a gold answer verbatim).
     from qa.evaluation.runner import load_questions
 
-    answered = 0
-    for q in load_questions("eval/questions.jsonl"):
+    answered, grounded_right = 0, 0
+    for q in load_questions(REPO_ROOT / "eval" / "questions.jsonl"):
         answer = qa.ask(q.question)
         assert answer.hits, q.id
         if answer.abstained:
@@ -52,23 +72,38 @@ def test_every_answer_is_quoted_verbatim_and_cited(qa):
         assert answer.evidence == answer.citations[0].quote
         for c in answer.citations:
             doc = qa.documents[c.doc_id]
-            assert doc.text[c.start : c.end] == c.quote, q.id
+            original = seed_text(doc)
+            assert original[c.start : c.end] == c.quote, (q.id, c)
             assert answer.text in c.quote, q.id
             assert c.title == doc.title and c.location.startswith(("paragraph ", "page "))
-    assert answered >= 60, f"only {answered} questions answered"
+        if right(answer.text, q.answers):
+            assert any(g in answer.citations[0].quote for g in q.answers), (q.id, answer.citations[0].quote)
+            grounded_right += 1
+    # Floors, not promises (113 answered, 75 right and grounded at the time of writing); the eval suite
+    # measures quality, this guards against answers silently disappearing.
+    assert answered >= 100, f"only {answered} questions answered"
+    assert grounded_right >= 70, f"only {grounded_right} right answers grounded in their citation"
 
 
 def test_known_answers(qa):
-    # A quality floor, not a promise: the reader misreads some questions. Two of these six at the time of
-    # writing: "heralded as a UK hybrid of?" (-> "traditional community hospitals") and, since the stage-2
-    # reader (which gets 6 more of the 110 answerable eval questions right), "Which university held the
-    # policy seminar?" (-> "University of Manchester", from a reference list). The eval suite measures the rest.
-    wrong = []
-    for question, expected in CORPUS_QUESTIONS:
+    """Guards the end-to-end wiring (retrieval, windowing, the shipped weights, span decoding, citations):
+    every question the shipped reader is known to get right comes back right, cited from the original file."""
+    for question, expected in KNOWN_RIGHT:
         answer = qa.ask(question)
-        if answer.abstained or expected.lower() not in answer.text.lower():
-            wrong.append((question, answer.text, round(answer.score, 3)))
-    assert len(wrong) <= 2, wrong
+        assert not answer.abstained, (question, round(answer.score, 3))
+        assert expected.lower() in answer.text.lower(), (question, answer.text)
+        citation = answer.citations[0]
+        assert expected.lower() in citation.quote.lower()
+        assert seed_text(qa.documents[citation.doc_id])[citation.start : citation.end] == citation.quote
+
+
+@pytest.mark.parametrize(
+    "question, expected",
+    [pytest.param(q, e, marks=pytest.mark.xfail(strict=True, reason="the shipped reader misreads it")) for q, e in KNOWN_MISREADS],
+)
+def test_known_misreads(qa, question, expected):
+    answer = qa.ask(question)
+    assert right(answer.text, [expected]), answer.text
 
 
 def test_the_headline_question(qa):
@@ -119,7 +154,7 @@ def test_a_100kb_question_is_cut_not_fatal(qa):
 
 
 def test_calibration_round_trip(tmp_path):
-    path = tmp_path / "calibration.json"
+    path = tmp_path / "calibration.json"  # a .json path (a reader folder works too: test_answering_calibration)
     save_calibration(0.42, {"method": "test"}, path)
     assert load_calibration(path) == {"threshold": 0.42, "method": "test"}
     with pytest.raises(ValueError):

