@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from conftest import TINY_CORPUS, FakeEncoder
 
+import qa.stores.build as build_module
+import qa.stores.index as store_index_module
 import qa.stores.local as index_module
 from qa import IndexNotFoundError, StaleIndexError
 from qa.ingest.chunking import ChunkConfig, chunk_documents
@@ -60,7 +62,7 @@ def test_hnsw_index_has_high_recall_against_brute_force():
 
 
 def test_exact_or_approximate_is_chosen_by_size(monkeypatch):
-    monkeypatch.setattr(index_module, "APPROX_THRESHOLD", 100)
+    monkeypatch.setattr(store_index_module, "APPROX_THRESHOLD", 100)
     assert type(make_faiss_index(_random_unit_vectors(100, 8, seed=4))).__name__ == "IndexFlatIP"
     assert "HNSW" in type(make_faiss_index(_random_unit_vectors(101, 8, seed=5))).__name__
 
@@ -183,7 +185,7 @@ def test_failed_build_leaves_previous_index_intact(tiny_corpus, tiny_index, fake
     before = Index.load(tiny_index)
     (tiny_corpus / "weather.txt").write_text("Completely new weather text. About hail.", encoding="utf-8")
     if where == "make_bm25":
-        monkeypatch.setattr(index_module, "make_bm25", _fail)  # before anything is written
+        monkeypatch.setattr(build_module, "make_bm25", _fail)  # before anything is written
     elif where == "bm25.save":
         monkeypatch.setattr(bm25s.BM25, "save", _fail)  # inside the temporary folder, after FAISS was written
     else:
@@ -370,8 +372,8 @@ def test_changed_settings_or_model_rebuild_everything(tiny_corpus, tmp_path, sma
 def test_build_resolves_each_document_path_a_bounded_number_of_times(tiny_corpus, tmp_path, small_chunks, monkeypatch):
     # A per-file scan over all documents once made a 5,183-document build take minutes before embedding.
     calls = []
-    real = index_module._doc_file
-    monkeypatch.setattr(index_module, "_doc_file", lambda doc, root: calls.append(doc.id) or real(doc, root))
+    real = build_module._doc_file
+    monkeypatch.setattr(build_module, "_doc_file", lambda doc, root: calls.append(doc.id) or real(doc, root))
     build_index(tiny_corpus, tmp_path / "index", encoder=FakeEncoder(), chunk_config=small_chunks)
     assert len(calls) <= 2 * len(TINY_CORPUS)
 

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 from conftest import TINY_CORPUS, FakeEncoder
 
+import qa.stores.build as build_module
 import qa.stores.local as index_module
+import qa.stores.manifest as manifest_module
 from qa.stores.local import Index, build_index
 
 # Every character str.splitlines splits on besides "\n" (Python's docs, "str.splitlines").
@@ -82,8 +84,11 @@ def test_a_build_with_nothing_changed_changes_no_byte(tiny_corpus, tiny_index, s
 
 def _count_hashing(monkeypatch) -> list[str]:
     hashed: list[str] = []
-    real = index_module.hash_file
-    monkeypatch.setattr(index_module, "hash_file", lambda path: hashed.append(Path(path).name) or real(path))
+    real = manifest_module.hash_file
+    counting = lambda path: hashed.append(Path(path).name) or real(path)  # noqa: E731
+    # Hashed where staleness is checked (loading) and where a build records the files.
+    monkeypatch.setattr(manifest_module, "hash_file", counting)
+    monkeypatch.setattr(build_module, "hash_file", counting)
     return hashed
 
 
@@ -120,14 +125,14 @@ def test_a_file_written_just_before_the_build_is_always_hashed(tiny_corpus, tmp_
 
 
 def test_the_recorded_hash_and_file_are_those_the_loader_gives(tiny_corpus, tmp_path, fake_encoder, monkeypatch):
-    real = index_module.load_documents
+    real = build_module.load_documents
 
     def loaded_with_hashes(folder):
         return [dataclasses.replace(d, file=Path(d.path).relative_to(folder).as_posix(),
                                     source_hash=hashlib.sha256(Path(d.path).read_bytes()).hexdigest()[:16])
                 for d in real(folder)]
 
-    monkeypatch.setattr(index_module, "load_documents", loaded_with_hashes)
+    monkeypatch.setattr(build_module, "load_documents", loaded_with_hashes)
     hashed = _count_hashing(monkeypatch)
     build_index(tiny_corpus, tmp_path / "index", encoder=fake_encoder)
     assert hashed == []  # the loader's hashes of the bytes it read are used

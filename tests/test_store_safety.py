@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, FakeEncoder
 
+import qa.stores.build as build_module
 import qa.stores.local as index_module
 from qa.errors import UnsafeDestination, UserError
 from qa.stores.local import Index, build_index, read_manifest
@@ -52,7 +53,7 @@ def test_out_holding_other_files_is_refused_before_the_model_loads(tiny_corpus, 
     (out / "notes.txt").write_text("my notes", encoding="utf-8")
     (out / "photos").mkdir()
     before = _snapshot(out)
-    monkeypatch.setattr(index_module, "load_encoder", _no_model)
+    monkeypatch.setattr(build_module, "load_encoder", _no_model)
     with pytest.raises(UnsafeDestination) as err:
         build_index(tiny_corpus, out)
     assert "notes.txt" in _one_line(err.value) or "not an index" in str(err.value)
@@ -62,7 +63,7 @@ def test_out_holding_other_files_is_refused_before_the_model_loads(tiny_corpus, 
 
 def test_out_equal_to_the_documents_folder_is_refused(tiny_corpus, monkeypatch):
     before = _snapshot(tiny_corpus)
-    monkeypatch.setattr(index_module, "load_encoder", _no_model)
+    monkeypatch.setattr(build_module, "load_encoder", _no_model)
     with pytest.raises(UnsafeDestination, match="documents") as err:
         build_index(tiny_corpus, tiny_corpus)
     _one_line(err.value)
@@ -87,7 +88,7 @@ def test_documents_inside_the_out_folder_are_refused(make_corpus, tmp_path, fake
 def test_out_that_is_a_file_is_refused_and_kept(tiny_corpus, tmp_path, monkeypatch):
     out = tmp_path / "report.pdf"
     out.write_bytes(b"%PDF-1.4 precious")
-    monkeypatch.setattr(index_module, "load_encoder", _no_model)
+    monkeypatch.setattr(build_module, "load_encoder", _no_model)
     with pytest.raises(UnsafeDestination, match="file"):
         build_index(tiny_corpus, out)
     assert out.read_bytes() == b"%PDF-1.4 precious"
@@ -96,7 +97,7 @@ def test_out_that_is_a_file_is_refused_and_kept(tiny_corpus, tmp_path, monkeypat
 
 def test_out_under_a_file_is_refused_before_the_model_loads(tiny_corpus, tmp_path, monkeypatch):
     (tmp_path / "plain.txt").write_text("x", encoding="utf-8")
-    monkeypatch.setattr(index_module, "load_encoder", _no_model)
+    monkeypatch.setattr(build_module, "load_encoder", _no_model)
     with pytest.raises(UserError, match="plain.txt") as err:
         build_index(tiny_corpus, tmp_path / "plain.txt" / "index")
     _one_line(err.value)
@@ -112,7 +113,7 @@ def test_out_in_a_read_only_place_is_refused_before_the_model_loads(tiny_corpus,
         return real_mkdir(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "mkdir", refuse)
-    monkeypatch.setattr(index_module, "load_encoder", _no_model)
+    monkeypatch.setattr(build_module, "load_encoder", _no_model)
     with pytest.raises(UserError, match="Permission denied") as err:
         build_index(tiny_corpus, tmp_path / "readonly" / "index")
     _one_line(err.value)
@@ -380,7 +381,7 @@ def test_disk_full_leaves_the_previous_index_and_says_so(where, tiny_corpus, tin
     if where == "dense":
         monkeypatch.setattr(faiss, "write_index", full)
     else:
-        monkeypatch.setattr(index_module, "write_jsonl", full)
+        monkeypatch.setattr(build_module, "write_jsonl", full)
     with pytest.raises(UserError) as err:
         build_index(tiny_corpus, tiny_index, encoder=FakeEncoder(), chunk_config=small_chunks)
     message = _one_line(err.value)

@@ -1,0 +1,231 @@
+"""The loaded local store: passages, documents, and the FAISS and bm25s indexes over them.
+
+:class:`Index` loads a folder written by :func:`qa.stores.build.build_index`, after checking its
+manifest (:mod:`qa.stores.manifest`), and answers the two searches of :class:`~qa.stores.base.Store`.
+
+Example:
+    >>> Index.load("embeddings").keyword_search("primary care trusts", k=3)
+    [(41, 7.2), (40, 5.1), (12, 3.3)]
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from qa.jsonl import read_jsonl
+from qa.stores import folder
+from qa.stores.base import CorruptIndexError, StaleIndexError
+from qa.stores.folder import BM25_DIR, DENSE, DOCUMENTS, PASSAGES
+from qa.stores.manifest import _current_data, _first_line, _rebuild_command, backend_of, read_manifest, stale_reason
+from qa.types import Document, Passage
+
+# Past this many passages exact search alone takes more than 7.5 ms a query on 2 cores (0.15 ms per
+# 1,000 passages), most of the 10 ms a hybrid search may take, while HNSW (M=32, efSearch=128) finds
+# 99.6% of the exact top 10 of real sentence embeddings in 0.5 ms (README, "Exact or approximate").
+APPROX_THRESHOLD = 50_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
+
+def make_faiss_index(vectors: np.ndarray, approximate: bool | None = None):
+    """An inner-product FAISS index over ``vectors``: exact, or HNSW past ``APPROX_THRESHOLD``."""
+    import faiss
+
+    n, dim = vectors.shape
+    approximate = n > APPROX_THRESHOLD if approximate is None else approximate
+    if approximate:
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if n:
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def bm25_tokenize(texts: Sequence[str]) -> list[list[str]]:
+    """Lower-cased, English-stopworded, Snowball-stemmed tokens (the same for passages and queries)."""
+    return _bm25s().tokenize(
+        list(texts), stopwords="en", stemmer=_english_stemmer(), return_ids=False, show_progress=False
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _bm25s():
+    """The bm25s module; it sets its logger to DEBUG on import, which we undo so the app's logging
+    configuration decides (``qa -v`` shows its lines, plain ``qa`` does not)."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
+@functools.lru_cache(maxsize=1)
+def _english_stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def make_bm25(passages: Sequence[Passage]):
+    bm25 = _bm25s().BM25()
+    bm25.index(bm25_tokenize([p.text for p in passages]), show_progress=False)
+    return bm25
+
+
+@dataclass
+class Index:
+    """The local store (a :class:`~qa.stores.base.Store`): passages, documents, the FAISS and BM25
+    indexes, and the manifest, loaded from a folder written by :func:`build_index`."""
+
+    path: Path
+    manifest: dict
+    passages: list[Passage]
+    documents: dict[str, Document]
+    dense: object
+    bm25: object
+    _rows_of_doc: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @classmethod
+    def load(cls, path: str | Path, model: str | None = None, check_documents: bool = True,
+             backend: str | None = None) -> "Index":
+        """Load a saved index, checking it is complete, of the right model, and up to date.
+
+        Args:
+            path: the folder written by :func:`build_index`.
+            model: if given, the index must have been built with this embedding model.
+            backend: if given, and with this encoder backend (see :data:`qa.embedding.encoder.BACKENDS`).
+            check_documents: compare the document files recorded in the manifest with those on disk
+                (only files whose size or mtime changed are read).
+
+        Raises:
+            IndexNotFoundError: no index at ``path``.
+            StaleIndexError: another model, or the documents changed since the build.
+            CorruptIndexError: a file of the index is missing or damaged.
+        """
+        path = Path(path)
+        for attempt in range(3):
+            manifest = read_manifest(path)
+            try:
+                return cls._load(path, manifest, model, check_documents, backend)
+            except CorruptIndexError:
+                # A build may have published a new version and removed this one while we read it.
+                if attempt == 2 or _current_data(path) == manifest.get("data"):
+                    raise
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _load(cls, path: Path, manifest: dict, model: str | None, check_documents: bool,
+              backend: str | None) -> "Index":
+        import faiss
+
+        rebuild = _rebuild_command(path, manifest)
+        if model is not None and model != manifest["model"]:
+            raise StaleIndexError(f"The index at {path} was built with model {manifest['model']!r}, not {model!r}. "
+                                  f"Rebuild it with: {rebuild} --model {model}")
+        built_with = backend_of(manifest)
+        if backend is not None and backend != built_with:
+            raise StaleIndexError(
+                f"The index at {path} was built with the {built_with} encoder backend, not {backend}: their vectors "
+                f"differ slightly. Rebuild it with: {rebuild} --backend {backend}"
+            )
+        if check_documents:
+            problem = stale_reason(manifest, path)
+            if problem:
+                raise StaleIndexError(f"The index at {path} is out of date: {problem}. Update it with: {rebuild}")
+        data = path / folder.data_name(manifest)
+
+        def damaged(name: str, why: str) -> CorruptIndexError:
+            return CorruptIndexError(f"The index at {path} is damaged: {name} {why}. Rebuild it with: {rebuild}")
+
+        try:
+            passages = [Passage(**row) for row in read_jsonl(data / PASSAGES)]
+        except FileNotFoundError:
+            raise damaged(PASSAGES, "is missing") from None
+        except (ValueError, TypeError) as err:
+            raise damaged(PASSAGES, f"is malformed ({_first_line(err)})") from None
+        try:
+            documents = {}
+            for row in read_jsonl(data / DOCUMENTS):
+                doc = Document(id=row["id"], title=row["title"], path=row["path"], text=row["text"],
+                               pages=tuple(tuple(p) for p in row.get("pages", ())),
+                               file=row.get("file", ""), source_hash=row.get("source_hash", ""))
+                documents[doc.id] = doc
+        except FileNotFoundError:
+            raise damaged(DOCUMENTS, "is missing") from None
+        except (ValueError, TypeError, KeyError) as err:
+            raise damaged(DOCUMENTS, f"is malformed ({_first_line(err)})") from None
+        if not (data / DENSE).is_file():
+            raise damaged(DENSE, "is missing")
+        try:
+            dense = faiss.read_index(str(data / DENSE))
+        except RuntimeError:
+            raise damaged(DENSE, "is truncated or malformed") from None
+        if isinstance(dense, faiss.IndexHNSW):
+            dense.hnsw.efSearch = HNSW_EF_SEARCH
+        try:
+            bm25 = _bm25s().BM25.load(str(data / BM25_DIR), show_progress=False)
+        except FileNotFoundError:
+            raise damaged(BM25_DIR, "is missing") from None
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise damaged(BM25_DIR, f"is malformed ({_first_line(err)})") from None
+        if dense.ntotal != len(passages) or len(passages) != manifest.get("passages", len(passages)):
+            raise damaged(f"{DENSE} and {PASSAGES}", f"are inconsistent ({dense.ntotal} vectors, "
+                          f"{len(passages)} passages)")
+        return cls(path, manifest, passages, documents, dense, bm25)
+
+    def _rows(self, doc_ids: Sequence[str] | None) -> np.ndarray | None:
+        """Sorted row numbers of the passages of ``doc_ids`` (``None``: all rows)."""
+        if doc_ids is None:
+            return None
+        if not self._rows_of_doc:
+            rows: dict[str, list[int]] = {}
+            for i, p in enumerate(self.passages):
+                rows.setdefault(p.doc_id, []).append(i)
+            self._rows_of_doc.update({d: np.asarray(r, dtype=np.int64) for d, r in rows.items()})
+        empty = np.empty(0, np.int64)
+        return np.unique(np.concatenate([empty, *(self._rows_of_doc.get(d, empty) for d in doc_ids)]))
+
+    def dense_search(self, query_vector: np.ndarray, k: int,
+                     doc_ids: Sequence[str] | None = None) -> list[tuple[int, float]]:
+        """The ``k`` rows of highest inner product with ``query_vector``, best first, as ``(row, score)``."""
+        import faiss
+
+        rows = self._rows(doc_ids)
+        k = min(k, self.dense.ntotal if rows is None else len(rows))
+        if k <= 0:
+            return []
+        params = None
+        if rows is not None:
+            selector = faiss.IDSelectorBatch(rows)
+            params = (faiss.SearchParametersHNSW(sel=selector, efSearch=self.dense.hnsw.efSearch)
+                      if isinstance(self.dense, faiss.IndexHNSW) else faiss.SearchParameters(sel=selector))
+        vector = np.ascontiguousarray(np.asarray(query_vector, dtype=np.float32).reshape(1, -1))
+        scores, ids = self.dense.search(vector, k, params=params)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def keyword_search(self, query_text: str, k: int,
+                       doc_ids: Sequence[str] | None = None) -> list[tuple[int, float]]:
+        """The ``k`` best BM25 matches of ``query_text`` with a positive score, best first."""
+        tokens = [t for t in bm25_tokenize([query_text])[0] if t in self.bm25.vocab_dict]
+        if not tokens:
+            return []
+        rows = self._rows(doc_ids)
+        n = len(self.passages)
+        mask = None
+        if rows is not None:
+            mask = np.zeros(n, dtype=np.float32)
+            mask[rows] = 1.0
+        k = min(k, n if rows is None else len(rows))
+        if k <= 0:
+            return []
+        ids, scores = self.bm25.retrieve([tokens], k=k, show_progress=False, weight_mask=mask)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]

@@ -1,0 +1,32 @@
+"""The settings of a reader training run (:func:`qa.training.trainer.train_reader`).
+
+Example:
+    >>> TrainConfig(batch_size=32, time_budget_minutes=60)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainConfig:
+    """Settings of a training run; saved with checkpoints and the final model."""
+
+    base_model: str = ""
+    max_length: int = 384
+    stride: int = 128
+    max_query_length: int = 64
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    epochs: float = 1.0
+    time_budget_minutes: float | None = None
+    negative_windows_per_question: int = 1
+    holdout_fraction: float = 0.2
+    seed: int = 13
+    bf16: bool = True
+    checkpoint_minutes: float = 10.0
+    data: list[str] = field(default_factory=list)
+    stop_at_step: int | None = None  # stop once this many steps are done, leaving a checkpoint to resume
