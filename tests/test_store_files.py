@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -233,3 +234,23 @@ def test_a_file_that_cannot_be_read_is_skipped_and_the_build_goes_on(make_corpus
     index = Index.load(out)  # checks the documents too: the unreadable file must not read as changed
     assert [d for d in index.documents] == ["good"]
     assert [row["file"] for row in index.manifest["skipped"]] == ["private.md"]
+
+
+def test_touched_files_update_the_stamps_only(tiny_corpus, tmp_path, fake_encoder):
+    """A fresh clone or a touched file changes mtimes, not contents: the next build records the new
+    stamps in the manifest and keeps the data folder, rather than writing the whole index again."""
+    _age(tiny_corpus)
+    out = tmp_path / "index"
+    build_index(tiny_corpus, out, encoder=fake_encoder)
+    data_before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    for path in tiny_corpus.rglob("*.*"):
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 5_000_000_000))
+    encoder = FakeEncoder()
+    stats = build_index(tiny_corpus, out, encoder=encoder)
+    assert stats.embedded == 0 == encoder.passage_count and not stats.written
+    data_after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    data_after.pop(Path(".lock"), None), data_before.pop(Path(".lock"), None)
+    assert data_after == data_before
+    manifest = json.loads((out / "manifest.json").read_text())
+    recorded = {row["file"]: row["mtime_ns"] for row in manifest["documents"]}
+    assert recorded == {p.relative_to(tiny_corpus).as_posix(): p.stat().st_mtime_ns for p in tiny_corpus.rglob("*.*")}

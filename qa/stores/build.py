@@ -207,6 +207,14 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
         stats.written = False
         logger.info("index %s: nothing changed, left as it is", out_dir)
         return stats
+    if previous is not None and not fresh and _same(_unstamped(manifest), _unstamped(previous.manifest)):
+        # Same contents, only sizes or mtimes moved (a fresh clone, a touched file): record the new
+        # stamps, so later loads skip hashing, and keep the data folder as it is.
+        writer.restamp({**manifest, "built_at": previous.manifest.get("built_at"),
+                        "package_version": previous.manifest.get("package_version")})
+        stats.written = False
+        logger.info("index %s: nothing changed, file stamps updated", out_dir)
+        return stats
 
     checkpoint = Checkpoint(out_dir / PARTIAL, encoder.name, backend_of(encoder))
     fresh_vectors, stats.embedded = _embed(fresh, encoder, checkpoint, batch_size, show_progress)
@@ -216,6 +224,12 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
     _write(writer, manifest, passages, docs, dense, make_bm25(passages), had_previous=previous is not None)
     checkpoint.clear()
     return stats
+
+
+def _unstamped(manifest: dict) -> dict:
+    """The manifest without the file stamps (sizes, mtimes) that a copy or a checkout changes."""
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("size", "mtime_ns")} for r in rows]  # noqa: E731
+    return {**manifest, "documents": strip(manifest.get("documents", [])), "skipped": strip(manifest.get("skipped", []))}
 
 
 def _same(manifest: dict, previous: dict) -> bool:

@@ -223,6 +223,19 @@ class Writer:
                     entry.unlink(missing_ok=True)
         after_step("cleanup")
 
+    def restamp(self, manifest: dict) -> None:
+        """Replace the manifest (one atomic rename), keeping the data folder it names now."""
+        current = self.current()
+        if current is None:
+            raise ValueError(f"no published index at {self.out_dir} to restamp")
+        draft = self.out_dir / f"{_MANIFEST_TMP}{os.getpid()}"
+        with draft.open("w", encoding="utf-8") as f:
+            json.dump({**manifest, "data": current}, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(draft, self.out_dir / MANIFEST)
+        _fsync(self.out_dir)
+
     def discard(self, version: Path) -> None:
         """Remove an unpublished version folder (after a failed write)."""
         if version.is_dir() and self.current() != version.name:
