@@ -43,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
         args.docs, args.out, model=args.model, backend=args.backend, chunk_config=chunk_config,
         incremental=not args.full, show_progress=not args.quiet,
     )
+    if not stats.written:
+        print(f"Index at {args.out} is up to date: {stats.documents} documents, {stats.passages} passages; "
+              f"nothing to embed ({stats.seconds:.1f}s).")
+        return 0
     print(
         f"Indexed {stats.documents} documents into {stats.passages} passages ({stats.index_type}) at {args.out} "
         f"in {stats.seconds:.1f}s: embedded {stats.embedded}; new {len(stats.added)}, changed {len(stats.changed)}, "
