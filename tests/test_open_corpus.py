@@ -104,3 +104,22 @@ def test_whole_pipeline_on_a_tiny_file(squad_file: Path, tmp_path: Path):
             assert by_id[qid]["citation"].endswith("Harbour_Bridge" if qid == "q1" else "Tea")
     assert metrics["gold_passage_f1"] >= 0.75
     assert 0.0 <= metrics["f1"] <= 1.0 and len(metrics["risk_coverage"]) >= 1
+
+
+def test_dpr_style_files_become_articles(tmp_path: Path):
+    rows = [
+        {"question": "how long should adults sleep?", "answers": ["seven to nine hours"],
+         "ctxs": [{"id": "s:1", "title": "sleep needs", "text": "adults need seven to nine hours of sleep."}]},
+        {"question": "what is rem?", "answers": ["rapid eye movement"],
+         "ctxs": [{"id": "s:2", "title": "sleep needs", "text": "rem means rapid eye movement sleep."}]},
+        {"question": "not found?", "answers": ["absent words"],
+         "ctxs": [{"id": "s:3", "title": "other", "text": "nothing here."}]},
+    ]
+    path = tmp_path / "dpr.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    questions = write_corpus([path], tmp_path / "docs")
+    # Two passages of one title make one article; the question whose answer isn't in its passage is left out.
+    assert sorted(p.name for p in (tmp_path / "docs").glob("*.txt")) == ["000000_sleep_needs.txt", "000001_other.txt"]
+    assert [q.answers for q in questions] == [("seven to nine hours",), ("rapid eye movement",)]
+    text = (tmp_path / "docs" / "000000_sleep_needs.txt").read_text()
+    assert [text[s:e] for q in questions for s, e in q.spans] == ["seven to nine hours", "rapid eye movement"]

@@ -51,6 +51,40 @@ def _slug(title: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", title).strip("_")[:60] or "article"
 
 
+def read_squad_like(path: str | Path) -> dict:
+    """A SQuAD-format file as its JSON, or a DPR-style file (a list of ``{question, answers, ctxs}``,
+    as SleepQA ships) turned into one: articles by passage title, each gold passage a paragraph, each
+    answer placed at its first occurrence in its passage (questions whose answer is not found are left out).
+
+    Raises:
+        InvalidInput: neither format.
+    """
+    import json
+
+    from qa.errors import InvalidInput
+
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    if isinstance(raw, dict) and isinstance(raw.get("data"), list):
+        return raw
+    if not (isinstance(raw, list) and raw and all(isinstance(r, dict) and "ctxs" in r for r in raw)):
+        raise InvalidInput(f"{path} is neither SQuAD-format JSON (a 'data' list) nor DPR-style (a list with 'ctxs').")
+    articles: dict[str, dict[str, dict]] = {}
+    dropped = 0
+    for n, row in enumerate(raw):
+        ctx = row["ctxs"][0]
+        paragraphs = articles.setdefault(ctx.get("title") or "untitled", {})
+        paragraph = paragraphs.setdefault(ctx["text"], {"context": ctx["text"], "qas": []})
+        answers = [{"text": a, "answer_start": ctx["text"].find(a)} for a in row["answers"] if a in ctx["text"]]
+        if not answers:
+            dropped += 1
+            continue
+        paragraph["qas"].append({"id": str(row.get("id", n)), "question": row["question"], "answers": answers})
+    if dropped:
+        logger.info("%s: %d question(s) whose answer is not in their passage left out", path, dropped)
+    return {"version": "dpr", "data": [{"title": title, "paragraphs": list(paras.values())}
+                                        for title, paras in articles.items()]}
+
+
 def write_corpus(squad_files: Sequence[str | Path], folder: str | Path) -> list[OpenQuestion]:
     """Turn SQuAD-format files into a folder of ``.txt`` documents, one per article.
 
@@ -77,7 +111,7 @@ def write_corpus(squad_files: Sequence[str | Path], folder: str | Path) -> list[
     questions: list[OpenQuestion] = []
     names: list[str] = []
     for file_no, path in enumerate(squad_files):
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        raw = read_squad_like(path)
         for a_no, article in enumerate(raw["data"]):
             title = str(article.get("title") or f"{Path(path).stem} {a_no}").replace("_", " ")
             doc_id = f"{file_no:02d}{a_no:04d}_{_slug(title)}"
