@@ -104,6 +104,8 @@ class Span:
     end: int
     passage_id: str
     occurrences: tuple[tuple[str, int, int], ...] = ()  # (doc_id, start, end) of equal answers merged in
+    logit: float = 0.0  # the reader's start + end logit for the best occurrence
+    window_prob: float = 0.0  # its probability under its window's own softmax
 
 
 @dataclass(frozen=True)

@@ -123,3 +123,26 @@ def test_dpr_style_files_become_articles(tmp_path: Path):
     assert [q.answers for q in questions] == [("seven to nine hours",), ("rapid eye movement",)]
     text = (tmp_path / "docs" / "000000_sleep_needs.txt").read_text()
     assert [text[s:e] for q in questions for s, e in q.spans] == ["seven to nine hours", "rapid eye movement"]
+
+
+def test_cli_refuses_open_with_data_or_calibrate(squad_file: Path, capsys):
+    from qa.cli import main
+
+    assert main(["eval", "squad", "--open", str(squad_file), "--data", str(squad_file)]) == 2
+    assert main(["eval", "squad", "--open", str(squad_file), "--calibrate"]) == 2
+    assert main(["eval", "squad", "--open", "/nonexistent/file.json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("qa: error:") == 3 and "No such file" in err
+
+
+@pytest.mark.integration
+def test_cli_open_corpus_writes_metrics_and_predictions(squad_file: Path, tmp_path: Path, capsys):
+    from qa.cli import main
+
+    out = tmp_path / "open"
+    assert main(["eval", "squad", "--open", str(squad_file), "--out", str(out), "--json", "--quiet"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((out / "metrics.json").read_text())
+    assert printed["questions"] == saved["questions"] == 5
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == ["q1", "q2", "q3", "q4", "q5"]

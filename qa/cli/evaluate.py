@@ -17,7 +17,7 @@ import logging
 import time
 from pathlib import Path
 
-from qa.errors import InvalidInput
+from qa.errors import InvalidInput, MissingPath
 from qa.evaluation.benchmarks import evaluate_squad, run_beir
 from qa.evaluation.common import format_number
 from qa.evaluation.report import format_table
@@ -43,7 +43,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="measure retrieval, answers, abstention and citations",
         description="Evaluate on the question set (default), or the reader alone on SQuAD-format data "
-                    "(qa eval squad --data FILE), or the retriever alone on a BEIR folder (qa eval beir --data DIR).",
+                    "(qa eval squad --data FILE), the whole pipeline over SQuAD-format articles as a corpus "
+                    "(qa eval squad --open FILE...), or the retriever alone on a BEIR folder (qa eval beir --data DIR).",
     )
     p.add_argument("benchmark", nargs="?", choices=["squad", "beir"], default=None,
                    help="a public benchmark instead of the question set")
@@ -58,6 +59,9 @@ def register(subparsers) -> None:
     p.add_argument("--calibrate", action="store_true", help="choose the best no-answer threshold and save it")
     p.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
     p.add_argument("--data", default=None, help="squad: a SQuAD-format JSON file; beir: a BEIR folder")
+    p.add_argument("--open", nargs="+", default=None, metavar="FILE",
+                   help="squad: turn these SQuAD-format (or DPR-style) files into a folder of documents, index it and "
+                        "ask every question through the whole pipeline, unanswerable ones included")
     p.add_argument("--limit", type=int, default=None, help="squad/beir: only the first N questions")
     p.add_argument("--reader", default=None, help="reader model folder (default: the packaged one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -74,6 +78,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.data is not None:
             raise InvalidInput("--data goes with a benchmark: qa eval squad --data FILE or qa eval beir --data DIR.")
         return _cmd_questions(args)
+    if args.open is not None:
+        if args.benchmark != "squad" or args.data is not None:
+            raise InvalidInput("--open goes with squad instead of --data: qa eval squad --open FILE...")
+        if args.calibrate:
+            raise InvalidInput("--calibrate works on the question set only (qa eval --calibrate).")
+        return _cmd_open(args)
     if args.data is None:
         what = "a SQuAD JSON file" if args.benchmark == "squad" else "a BEIR folder"
         raise InvalidInput(f"qa eval {args.benchmark} needs --data ({what}).")
@@ -170,6 +180,28 @@ def _cmd_squad(args: argparse.Namespace) -> int:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     table = "\n".join(f"{key:22}{format_number(value, 2) if isinstance(value, float) else value}" for key, value in metrics.items())
     print_metrics(metrics, table + f"\nwrote {out / 'predictions.json'}, {out / 'metrics.json'}", args.json)
+    return 0
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    from qa.answering.pipeline import QA
+    from qa.evaluation.open_corpus import evaluate_open_corpus
+    from qa.jsonl import write_jsonl
+
+    for f in args.open:
+        if not Path(f).is_file():
+            raise MissingPath(f"No such file: {f} (qa eval squad --open takes SQuAD-format JSON files).")
+    out = Path(args.out or f"{DEFAULT_OUT}/open/{Path(args.open[0]).stem}")
+    metrics, rows = evaluate_open_corpus(
+        args.open, out, load_qa=lambda index: QA.load(index, reader_dir=args.reader, threshold=args.threshold),
+        top_k=args.k, limit=args.limit, gold_passage=True, show_progress=not args.quiet)
+    write_jsonl(out / "predictions.jsonl", rows)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    shown = {k: v for k, v in metrics.items() if k not in ("risk_coverage", "selective", "files")}
+    shown.update({f"selective {k}": v for k, v in metrics["selective"].items() if k != "questions"})
+    table = "\n".join(f"{key:28}{format_number(value, 3) if isinstance(value, float) else value}"
+                      for key, value in shown.items())
+    print_metrics(metrics, table + f"\nwrote {out / 'predictions.jsonl'}, {out / 'metrics.json'}", args.json)
     return 0
 
 
