@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from qa.errors import InvalidInput, MissingPath
-from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, jsonl_records, mean_of
+from qa.evaluation import selective
+from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, candidate_right, jsonl_records, mean_of
 from qa.evaluation.metrics import (
     best_over_golds,
     exact_match,
@@ -340,6 +341,8 @@ def summarize(records: Sequence[Record]) -> dict:
         "retrieved_span_f1": mean_of(r["candidate"]["f1"] for r in with_gold),
         "errors": _error_counts(answerable),
     }
+    # Selective QA: the best candidate of every question ranked by its score, right when F1 >= 0.5.
+    out["selective"] = selective.summary([r["score"] for r in records], [candidate_right(r) for r in records])
     out["latency_ms"] = {stage: _latency(records, f"{stage}_ms") for stage in ("retrieve", "read", "total")}
     return out
 
