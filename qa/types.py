@@ -70,6 +70,8 @@ class Hit:
     passage: Passage
     score: float
     rank: int
+    dense_rank: int | None = None  # its rank in the dense list (None: not among the candidates)
+    keyword_rank: int | None = None  # and in the keyword (BM25) list
 
     def to_dict(self, title: str) -> dict:
         """The JSON row of ``qa search --json``, ``qa ask --json`` and the app's ``/ask``."""
@@ -123,3 +125,4 @@ class Answer:
     no_answer_score: float = 0.0
     alternatives: tuple[Span, ...] = ()
     timings: dict = field(default_factory=dict, compare=False)
+    features: dict = field(default_factory=dict, compare=False)  # what the calibrator saw (qa.answering.features)

@@ -18,12 +18,12 @@ KNOWN_RIGHT = [
     ("Who is the chief executive of NHS North West?", "Mike Farrar"),
     ("Which prime minister appointed the new ministerial team for health?", "Gordon Brown"),
     ("Where is the Health Services Management Centre?", "Birmingham"),
+    ("What are primary care trusts heralded as a UK hybrid of?", "health maintenance organisations"),
 ]
 
 # Questions the shipped reader misreads (stage-2 reader, at the time of writing): the answer it gives is in
 # the comment. A reader that gets one right makes its check XPASS, which fails: move it to KNOWN_RIGHT.
 KNOWN_MISREADS = [
-    ("What are primary care trusts heralded as a UK hybrid of?", "health maintenance organisations"),  # -> "traditional community hospitals"
     ("Which university held the policy seminar on primary care trusts?", "Birmingham"),  # -> "University of Manchester", from a reference list
 ]
 

@@ -16,10 +16,11 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from qa.answering.calibrator import Calibrator
+from qa.answering.features import candidate_features
 from qa.embedding.encoder import Encoder
 from qa.errors import InvalidInput, UnsafeDestination
 from qa.ingest.chunking import sentence_spans
@@ -127,6 +128,9 @@ class QA:
                         reader.path, CALIBRATION_NAME, FALLBACK_THRESHOLD)
         self.threshold = _check_threshold(default_threshold(calibration) if threshold is None else threshold)
         self.relevance_floor = float(calibration.get("relevance_floor", RELEVANCE_FLOOR))
+        # A learned P(right) for this reader's candidates; without one, the span score scaled by relevance.
+        self.calibrator = Calibrator.from_dict(calibration["calibrator"]) if "calibrator" in calibration else None
+        self.bands = tuple(calibration.get("bands", ()))  # [{"name", "min", "precision"}], most confident first
         # Sentence offsets of recently cited documents (least recently used dropped first); the lock
         # guards only this dict, never the splitting.
         self._sentences: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
@@ -172,20 +176,29 @@ class QA:
 
         Args:
             relevance: the question's cosine similarity with its nearest passage; ``None`` treats the
-                question as on-topic. The answer's confidence is the span probability times
-                ``min(1, relevance / RELEVANCE_FLOOR)``.
+                question as on-topic. With a calibrator (in the reader's ``calibration.json``) the
+                answer's confidence is its P(right) from the candidate's features; without one, the
+                span score times ``min(1, relevance / RELEVANCE_FLOOR)``.
         """
         threshold = self.threshold if threshold is None else _check_threshold(threshold)
         t0 = time.perf_counter()
         result = self.reader.read(question, [h.passage for h in hits])
-        read_ms = (time.perf_counter() - t0) * 1000
-        scale = 1.0 if relevance is None else min(1.0, max(0.0, relevance) / self.relevance_floor)
-        spans = [replace(s, score=s.score * scale) for s in result.spans]
-        result = replace(result, spans=spans)
         best = result.spans[0] if result.spans else None
-        score = best.score if best else 0.0
+        features: dict = {}
+        if best is not None:
+            doc = self.documents[best.doc_id]
+            s, e = self._sentence_around(doc, best.start, best.end)
+            features = candidate_features(question, best, result.spans, result.no_answer_score, hits, relevance,
+                                          doc.text[s:e])
+        if self.calibrator is not None:
+            score = self.calibrator.probability(features) if best is not None else 0.0
+        else:
+            scale = 1.0 if relevance is None else min(1.0, max(0.0, relevance) / self.relevance_floor)
+            score = best.score * scale if best is not None else 0.0
+        read_ms = (time.perf_counter() - t0) * 1000
         common = dict(question=question, score=score, hits=tuple(hits), no_answer_score=result.no_answer_score,
-                      alternatives=tuple(result.spans), timings={"read_ms": read_ms, "total_ms": read_ms})
+                      alternatives=tuple(result.spans), timings={"read_ms": read_ms, "total_ms": read_ms},
+                      features=features)
         if best is None or score < threshold:
             return Answer(text=None, abstained=True, evidence="", **common)
         citations = self._citations(best)

@@ -46,8 +46,9 @@ def register(subparsers) -> None:
                     "(qa eval squad --data FILE), the whole pipeline over SQuAD-format articles as a corpus "
                     "(qa eval squad --open FILE...), or the retriever alone on a BEIR folder (qa eval beir --data DIR).",
     )
-    p.add_argument("benchmark", nargs="?", choices=["squad", "beir"], default=None,
-                   help="a public benchmark instead of the question set")
+    p.add_argument("benchmark", nargs="?", choices=["squad", "beir", "fit-calibrator"], default=None,
+                   help="a public benchmark instead of the question set; fit-calibrator: learn the reader's "
+                        "P(right) from the predictions of earlier runs (--train FILE..., measured on --test FILE...)")
     p.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"question set (default: {DEFAULT_QUESTIONS})")
     p.add_argument("--index", default="embeddings", help="index folder (default: embeddings)")
     p.add_argument("--out", default=None,
@@ -65,6 +66,12 @@ def register(subparsers) -> None:
     p.add_argument("--limit", type=int, default=None, help="squad/beir: only the first N questions")
     p.add_argument("--reader", default=None, help="reader model folder (default: the packaged one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--train", nargs="+", default=None, metavar="FILE",
+                   help="fit-calibrator: predictions.jsonl of open-corpus runs (or records.jsonl of qa eval) to fit on")
+    p.add_argument("--test", nargs="*", default=(), metavar="FILE",
+                   help="fit-calibrator: runs on other articles, to measure the calibration on")
+    p.add_argument("--target-precision", type=float, default=None,
+                   help="fit-calibrator: precision of answered questions the threshold is chosen for (default 0.80)")
     p.set_defaults(func=cmd_eval)
 
 
@@ -74,6 +81,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--threshold must be between 0 and 1, got {args.threshold}.")
     if args.limit is not None and args.limit < 1:
         raise InvalidInput(f"--limit must be at least 1, got {args.limit}.")
+    if args.benchmark == "fit-calibrator":
+        if not args.train:
+            raise InvalidInput("qa eval fit-calibrator needs --train FILE... (predictions of open-corpus runs).")
+        return _cmd_fit_calibrator(args)
     if args.benchmark is None:
         if args.data is not None:
             raise InvalidInput("--data goes with a benchmark: qa eval squad --data FILE or qa eval beir --data DIR.")
@@ -202,6 +213,46 @@ def _cmd_open(args: argparse.Namespace) -> int:
     table = "\n".join(f"{key:28}{format_number(value, 3) if isinstance(value, float) else value}"
                       for key, value in shown.items())
     print_metrics(metrics, table + f"\nwrote {out / 'predictions.jsonl'}, {out / 'metrics.json'}", args.json)
+    return 0
+
+
+def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
+    """Fit on --train rows, save into the reader's calibration.json, print the figures on --test rows."""
+    from qa.answering.calibrator import Calibrator
+    from qa.answering.pipeline import save_calibration
+    from qa.evaluation.calibration_fit import TARGET_PRECISION, fit, load_rows, measure
+    from qa.reading.reader import DEFAULT_READER_DIR
+
+    target = TARGET_PRECISION if args.target_precision is None else args.target_precision
+    if not 0.0 < target < 1.0:
+        raise InvalidInput(f"--target-precision must be between 0 and 1, got {target}.")
+    for f in [*args.train, *args.test]:
+        if not Path(f).is_file():
+            raise MissingPath(f"No such file: {f} (give the predictions.jsonl of earlier runs).")
+    reader_dir = Path(args.reader) if args.reader else DEFAULT_READER_DIR
+    try:
+        train, test = load_rows(args.train), {f: load_rows([f]) for f in args.test}
+    except ValueError as err:
+        raise InvalidInput(str(err)) from err
+    calibration = fit(train, target_precision=target)
+    calibrator = Calibrator.from_dict(calibration["calibrator"])
+    report = {"train": measure(train, calibrator, calibration["threshold"], calibration["bands"]),
+              **{f"test {f}": measure(rows, calibrator, calibration["threshold"], calibration["bands"])
+                 for f, rows in test.items()}}
+    details = {k: v for k, v in calibration.items() if k != "threshold"}
+    details.update(trained_on=[str(f) for f in args.train], measured_on=report)
+    path = save_calibration(calibration["threshold"], details, reader_dir, allow_packaged=_is_packaged(reader_dir))
+    lines = [f"calibrator saved to {path}: threshold {calibration['threshold']:.3f} "
+             f"(precision {target:.0%} on the training rows)", "largest weights (standardised):"]
+    lines += [f"  {name:14}{weight:+.3f}" for name, weight in calibration["weights"]]
+    keys = ("questions", "f1", "HasAns_f1", "NoAns_refused", "answerable_refused", "aurc", "ece", "coverage@90")
+    lines.append(f"{'':12}" + "".join(f"{k[:12]:>13}" for k in keys) + f"{'High right':>13}")
+    for name, m in report.items():
+        high = (m.get("band_High") or {}).get("right")
+        lines.append(f"{Path(name.split(' ', 1)[-1]).parent.name or name:12}"[:12]
+                     + "".join(f"{format_number(m[k], 3) if isinstance(m[k], float) else m[k]:>13}" for k in keys)
+                     + f"{format_number(high, 3):>13}")
+    print_metrics(report, "\n".join(lines), args.json)
     return 0
 
 

@@ -162,6 +162,7 @@ def score_question(question: OpenQuestion, answer, gold_answer=None) -> dict:
         "rank": _hit_rank(question, answer.hits) if answerable else None,
         "ms": answer.timings.get("total_ms"),
         "citation": answer.citations[0].doc_id if answer.citations else None,
+        "features": answer.features,
     }
     if gold_answer is not None and answerable:
         gold_best = gold_answer.alternatives[0].text if gold_answer.alternatives else ""

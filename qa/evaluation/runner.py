@@ -260,7 +260,7 @@ def _evaluate_one(qa, q: Question, passages: Sequence[Passage], k: int, mode: st
     record: Record = {
         "id": q.id, "question": q.question, "kind": q.kind, "doc_id": q.doc_id, "answers": golds,
         "answer": answer.text, "abstained": answer.abstained, "score": answer.score,
-        "no_answer_score": answer.no_answer_score,
+        "no_answer_score": answer.no_answer_score, "features": answer.features,
         "em": best_over_golds(exact_match, prediction, golds), "f1": best_over_golds(f1_score, prediction, golds),
         "candidate": {"text": candidate_text, "f1": candidate.if_answered if golds else None, "sweep": vars(candidate)},
         "citations": [c.to_dict() for c in answer.citations],
