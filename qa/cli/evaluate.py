@@ -71,7 +71,7 @@ def register(subparsers) -> None:
     p.add_argument("--test", nargs="*", default=(), metavar="FILE",
                    help="fit-calibrator: runs on other articles, to measure the calibration on")
     p.add_argument("--target-precision", type=float, default=None,
-                   help="fit-calibrator: precision of answered questions the threshold is chosen for (default 0.80)")
+                   help="fit-calibrator: precision of answered questions the threshold is chosen for (default 0.65)")
     p.set_defaults(func=cmd_eval)
 
 
@@ -239,6 +239,13 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
     report = {"train": measure(train, calibrator, calibration["threshold"], calibration["bands"]),
               **{f"test {f}": measure(rows, calibrator, calibration["threshold"], calibration["bands"])
                  for f, rows in test.items()}}
+    if test:
+        # What each band means, measured on the held-out runs together: the app quotes it.
+        held_out = measure([r for rows in test.values() for r in rows], calibrator, calibration["threshold"],
+                           calibration["bands"])
+        for band in calibration["bands"]:
+            stats = held_out[f"band_{band['name']}"]
+            band.update(held_out_precision=stats["right"], held_out_answers=stats["answers"])
     details = {k: v for k, v in calibration.items() if k != "threshold"}
     details.update(trained_on=[str(f) for f in args.train], measured_on=report)
     path = save_calibration(calibration["threshold"], details, reader_dir, allow_packaged=_is_packaged(reader_dir))
@@ -249,8 +256,8 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
     lines.append(f"{'':12}" + "".join(f"{k[:12]:>13}" for k in keys) + f"{'High right':>13}")
     for name, m in report.items():
         high = (m.get("band_High") or {}).get("right")
-        lines.append(f"{Path(name.split(' ', 1)[-1]).parent.name or name:12}"[:12]
-                     + "".join(f"{format_number(m[k], 3) if isinstance(m[k], float) else m[k]:>13}" for k in keys)
+        lines.append(f"{Path(name.split(' ', 1)[-1]).parent.name if name != 'train' else name:12}"[:12]
+                     + "".join(f"{format_number(m[k], 3) if isinstance(m[k], float) else str(m[k]):>13}" for k in keys)
                      + f"{format_number(high, 3):>13}")
     print_metrics(report, "\n".join(lines), args.json)
     return 0
