@@ -130,3 +130,20 @@ def test_the_calibrator_travels_with_its_reader(bundled_index, tmp_path: Path):
     answer = qa.ask("When do primary care trusts go live?")
     assert answer.features and answer.score == pytest.approx(cal.probability(answer.features))
     assert (DEFAULT_READER_DIR / "calibration.json").read_bytes() == packaged
+
+
+def test_a_new_threshold_keeps_the_readers_calibrator(tmp_path: Path):
+    """qa eval --calibrate re-chooses only the threshold: the calibrator and bands saved with the reader
+    stay; fit-calibrator (replace=True) writes the file anew."""
+    from qa.answering.pipeline import load_calibration, save_calibration
+
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    cal = Calibrator(("span_score",), (0.5,), (0.2,), (2.0,), 0.0)
+    save_calibration(0.4, {"calibrator": cal.to_dict(), "bands": [{"name": "High", "min": 0.9}]}, reader, replace=True)
+    save_calibration(0.3, {"method": "best threshold"}, reader)
+    saved = load_calibration(reader)
+    assert saved["threshold"] == 0.3 and saved["method"] == "best threshold"
+    assert Calibrator.from_dict(saved["calibrator"]) == cal and saved["bands"][0]["min"] == 0.9
+    save_calibration(0.5, {"calibrator": cal.to_dict()}, reader, replace=True)
+    assert "method" not in load_calibration(reader) and "bands" not in load_calibration(reader)

@@ -69,7 +69,8 @@ def default_threshold(calibration: dict | None = None, reader_dir: str | Path | 
 
 
 def save_calibration(
-    threshold: float, details: dict, reader_dir: str | Path | None = None, *, allow_packaged: bool = False
+    threshold: float, details: dict, reader_dir: str | Path | None = None, *, allow_packaged: bool = False,
+    replace: bool = False,
 ) -> Path:
     """Write a reader's abstention threshold where :meth:`QA.load` reads it for that reader.
 
@@ -78,6 +79,8 @@ def save_calibration(
         details: how it was chosen (saved alongside).
         reader_dir: the reader's folder (default: the packaged reader), or a ``.json`` file.
         allow_packaged: permit rewriting the packaged reader's calibration (the shipped default).
+        replace: write only ``threshold`` and ``details``; by default what the file held is kept and
+            updated (a new threshold keeps the reader's calibrator and bands).
 
     Returns:
         The file written.
@@ -93,8 +96,9 @@ def save_calibration(
             f"refusing to overwrite the packaged reader's calibration ({path}): calibrate your own reader "
             "(--reader DIR), or pass allow_packaged=True to change the shipped default"
         )
+    kept = {} if replace else load_calibration(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"threshold": round(threshold, 6), **details}, indent=2), encoding="utf-8")
+    tmp.write_text(json.dumps({**kept, "threshold": round(threshold, 6), **details}, indent=2), encoding="utf-8")
     tmp.replace(path)
     return path
 

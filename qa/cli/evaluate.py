@@ -248,7 +248,8 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
             band.update(held_out_precision=stats["right"], held_out_answers=stats["answers"])
     details = {k: v for k, v in calibration.items() if k != "threshold"}
     details.update(trained_on=[str(f) for f in args.train], measured_on=report)
-    path = save_calibration(calibration["threshold"], details, reader_dir, allow_packaged=_is_packaged(reader_dir))
+    path = save_calibration(calibration["threshold"], details, reader_dir, allow_packaged=_is_packaged(reader_dir),
+                            replace=True)
     lines = [f"calibrator saved to {path}: threshold {calibration['threshold']:.3f} "
              f"(precision {target:.0%} on the training rows)", "largest weights (standardised):"]
     lines += [f"  {name:14}{weight:+.3f}" for name, weight in calibration["weights"]]
