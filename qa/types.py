@@ -70,6 +70,8 @@ class Hit:
     passage: Passage
     score: float
     rank: int
+    dense_rank: int | None = None  # its rank in the dense list (None: not among the candidates)
+    keyword_rank: int | None = None  # and in the keyword (BM25) list
 
     def to_dict(self, title: str) -> dict:
         """The JSON row of ``qa search --json``, ``qa ask --json`` and the app's ``/ask``."""
@@ -104,6 +106,8 @@ class Span:
     end: int
     passage_id: str
     occurrences: tuple[tuple[str, int, int], ...] = ()  # (doc_id, start, end) of equal answers merged in
+    logit: float = 0.0  # the reader's start + end logit for the best occurrence
+    window_prob: float = 0.0  # its probability under its window's own softmax
 
 
 @dataclass(frozen=True)
@@ -121,3 +125,4 @@ class Answer:
     no_answer_score: float = 0.0
     alternatives: tuple[Span, ...] = ()
     timings: dict = field(default_factory=dict, compare=False)
+    features: dict = field(default_factory=dict, compare=False)  # what the calibrator saw (qa.answering.features)

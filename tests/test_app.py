@@ -224,3 +224,18 @@ def test_the_page_css_and_scripts_ship_as_files():
     assert ".qa-reply" in ui.static_text("app.css")
     assert "qa-open:" in ui.static_text("open.js") and "trigger('open'" in ui.static_text("open.js")
     assert "#qa-focus" in ui.static_text("viewer.js")
+
+
+def test_confidence_bands_come_from_the_readers_measurements():
+    """With measured bands the label is the first band the score reaches, and its meaning (one click
+    away, in a details element) quotes the held-out precision."""
+    bands = [{"name": "High", "min": 0.8, "precision": 0.9, "held_out_precision": 0.91},
+             {"name": "Medium", "min": 0.4, "precision": 0.7}]
+    assert render.confidence_label(0.85, 0.4, bands) == "High"
+    assert render.confidence_label(0.5, 0.4, bands) == "Medium"
+    assert render.confidence_label(0.3, 0.4, bands) == "Low"  # below the threshold
+    assert "91%" in render.band_meaning("High", bands) and "never saw" in render.band_meaning("High", bands)
+    assert "70%" in render.band_meaning("Medium", bands) and "calibrated on" in render.band_meaning("Medium", bands)
+    doc = Document("memo", "Memo", "memo.txt", "Trusts go live in April 2000.")
+    out = render.render_answer(_answer(doc, "April 2000", "Trusts go live in April 2000."), 0.4, {"memo": doc}, bands)
+    assert '<details class="qa-conf qa-conf-' in out and "<summary>" in out

@@ -44,4 +44,4 @@ def test_report_renders_every_plot_with_matplotlib_3_8_arguments(matplotlib_3_8)
         warnings.simplefilter("error", MatplotlibDeprecationWarning)
         warnings.simplefilter("error", PendingDeprecationWarning)
         html = render_report(result.metrics, result.records, result.sweep)
-    assert html.count('src="data:image/png;base64,') == 4  # by kind, scores, sweep, latency
+    assert html.count('src="data:image/png;base64,') == 6  # by kind, scores, sweep, risk-coverage, reliability, latency

@@ -290,7 +290,7 @@ def test_outputs_predictions_metrics_and_escaped_report(result, tmp_path):
     assert "<script>alert(1)</script>" not in report
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in report
     assert "<script" not in report.lower()  # self-contained and script-free
-    assert report.count('src="data:image/png;base64,') == 4  # by kind, scores, sweep, latency
+    assert report.count('src="data:image/png;base64,') == 6  # by kind, scores, sweep, risk-coverage, reliability, latency
 
 
 def test_format_table_lists_kinds(result):
@@ -491,3 +491,16 @@ def test_beir_index_and_run_end_to_end_with_a_fake_encoder(tmp_path, fake_encode
     fake_encoder.reset()
     build_beir_index(data, tmp_path / "out", encoder=fake_encoder)
     assert fake_encoder.passage_count == 0
+
+
+def test_selective_measures_in_the_summary(result):
+    """The summary carries AURC, ECE and coverage at 90/95% precision of the best candidates, and
+    they agree with the selective module run on the same (score, right) pairs."""
+    from qa.evaluation import selective
+    from qa.evaluation.common import candidate_right
+
+    scores = [r["score"] for r in result.records]
+    right = [candidate_right(r) for r in result.records]
+    assert result.metrics["selective"] == selective.summary(scores, right)
+    # An unanswerable question's candidate is never right, whatever it says.
+    assert not any(candidate_right(r) for r in result.records if not r["answers"])

@@ -291,3 +291,16 @@ def test_the_retriever_holds_no_search_engine_code():
 
     source = inspect.getsource(retriever_module)
     assert "faiss" not in source and "bm25" not in source.replace("\"bm25\"", "")
+
+
+def test_hybrid_hits_carry_their_rank_in_each_list(tiny_retriever):
+    """Each fused hit says where the dense and the BM25 lists ranked it: the same ranks those
+    modes give when searched alone (None when a list didn't return it)."""
+    q = "When does the library open?"
+    hybrid = tiny_retriever.search(q, top_k=5, mode="hybrid")
+    dense = {h.passage.id: h.rank for h in tiny_retriever.search(q, top_k=100, mode="dense")}
+    bm25 = {h.passage.id: h.rank for h in tiny_retriever.search(q, top_k=100, mode="bm25")}
+    for h in hybrid:
+        assert h.dense_rank == dense.get(h.passage.id)
+        assert h.keyword_rank == bm25.get(h.passage.id)
+    assert any(h.dense_rank is not None for h in hybrid)

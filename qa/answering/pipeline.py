@@ -16,10 +16,11 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
+from qa.answering.calibrator import Calibrator
+from qa.answering.features import candidate_features
 from qa.embedding.encoder import Encoder
 from qa.errors import InvalidInput, UnsafeDestination
 from qa.ingest.chunking import sentence_spans
@@ -68,7 +69,8 @@ def default_threshold(calibration: dict | None = None, reader_dir: str | Path | 
 
 
 def save_calibration(
-    threshold: float, details: dict, reader_dir: str | Path | None = None, *, allow_packaged: bool = False
+    threshold: float, details: dict, reader_dir: str | Path | None = None, *, allow_packaged: bool = False,
+    replace: bool = False,
 ) -> Path:
     """Write a reader's abstention threshold where :meth:`QA.load` reads it for that reader.
 
@@ -77,6 +79,8 @@ def save_calibration(
         details: how it was chosen (saved alongside).
         reader_dir: the reader's folder (default: the packaged reader), or a ``.json`` file.
         allow_packaged: permit rewriting the packaged reader's calibration (the shipped default).
+        replace: write only ``threshold`` and ``details``; by default what the file held is kept and
+            updated (a new threshold keeps the reader's calibrator and bands).
 
     Returns:
         The file written.
@@ -92,8 +96,9 @@ def save_calibration(
             f"refusing to overwrite the packaged reader's calibration ({path}): calibrate your own reader "
             "(--reader DIR), or pass allow_packaged=True to change the shipped default"
         )
+    kept = {} if replace else load_calibration(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"threshold": round(threshold, 6), **details}, indent=2), encoding="utf-8")
+    tmp.write_text(json.dumps({**kept, "threshold": round(threshold, 6), **details}, indent=2), encoding="utf-8")
     tmp.replace(path)
     return path
 
@@ -127,6 +132,9 @@ class QA:
                         reader.path, CALIBRATION_NAME, FALLBACK_THRESHOLD)
         self.threshold = _check_threshold(default_threshold(calibration) if threshold is None else threshold)
         self.relevance_floor = float(calibration.get("relevance_floor", RELEVANCE_FLOOR))
+        # A learned P(right) for this reader's candidates; without one, the span score scaled by relevance.
+        self.calibrator = Calibrator.from_dict(calibration["calibrator"]) if "calibrator" in calibration else None
+        self.bands = tuple(calibration.get("bands", ()))  # [{"name", "min", "precision"}], most confident first
         # Sentence offsets of recently cited documents (least recently used dropped first); the lock
         # guards only this dict, never the splitting.
         self._sentences: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
@@ -172,20 +180,29 @@ class QA:
 
         Args:
             relevance: the question's cosine similarity with its nearest passage; ``None`` treats the
-                question as on-topic. The answer's confidence is the span probability times
-                ``min(1, relevance / RELEVANCE_FLOOR)``.
+                question as on-topic. With a calibrator (in the reader's ``calibration.json``) the
+                answer's confidence is its P(right) from the candidate's features; without one, the
+                span score times ``min(1, relevance / RELEVANCE_FLOOR)``.
         """
         threshold = self.threshold if threshold is None else _check_threshold(threshold)
         t0 = time.perf_counter()
         result = self.reader.read(question, [h.passage for h in hits])
-        read_ms = (time.perf_counter() - t0) * 1000
-        scale = 1.0 if relevance is None else min(1.0, max(0.0, relevance) / self.relevance_floor)
-        spans = [replace(s, score=s.score * scale) for s in result.spans]
-        result = replace(result, spans=spans)
         best = result.spans[0] if result.spans else None
-        score = best.score if best else 0.0
+        features: dict = {}
+        if best is not None:
+            doc = self.documents[best.doc_id]
+            s, e = self._sentence_around(doc, best.start, best.end)
+            features = candidate_features(question, best, result.spans, result.no_answer_score, hits, relevance,
+                                          doc.text[s:e])
+        if self.calibrator is not None:
+            score = self.calibrator.probability(features) if best is not None else 0.0
+        else:
+            scale = 1.0 if relevance is None else min(1.0, max(0.0, relevance) / self.relevance_floor)
+            score = best.score * scale if best is not None else 0.0
+        read_ms = (time.perf_counter() - t0) * 1000
         common = dict(question=question, score=score, hits=tuple(hits), no_answer_score=result.no_answer_score,
-                      alternatives=tuple(result.spans), timings={"read_ms": read_ms, "total_ms": read_ms})
+                      alternatives=tuple(result.spans), timings={"read_ms": read_ms, "total_ms": read_ms},
+                      features=features)
         if best is None or score < threshold:
             return Answer(text=None, abstained=True, evidence="", **common)
         citations = self._citations(best)

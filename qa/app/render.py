@@ -92,14 +92,18 @@ def _one_line(markup: str) -> str:
     return re.sub(r"\s+", " ", markup).strip()
 
 
-def confidence_label(score: float, threshold: float) -> str:
-    """High / Medium / Low: how far the answer's probability clears the abstention threshold.
+def confidence_label(score: float, threshold: float, bands: Sequence[dict] = ()) -> str:
+    """High / Medium / Low.
 
-    The margin is ``(score - threshold) / (1 - threshold)``, the share of the way from the threshold to
-    certainty: High from 0.4, Medium from 0.1, Low below (and for any score under the threshold).
+    With the reader's measured ``bands`` (``[{"name", "min", ...}]``, most confident first, from its
+    calibration): the first band whose ``min`` the score reaches, else Low. Without them: how far the
+    score clears the threshold, ``(score - threshold) / (1 - threshold)``: High from 0.4, Medium from
+    0.1, Low below (and for any score under the threshold).
     """
     if score < threshold:
         return "Low"
+    if bands:
+        return next((str(b["name"]) for b in bands if score >= float(b["min"])), "Low")
     margin = (score - threshold) / max(1e-9, 1.0 - threshold)
     return "High" if margin >= 0.4 else "Medium" if margin >= 0.1 else "Low"
 
@@ -116,7 +120,20 @@ def _inside(place: tuple[str, int, int], doc_id: str, start: int, end: int) -> b
     return place[0] == doc_id and start <= place[1] and place[2] <= end
 
 
-def render_answer(answer: "Answer", threshold: float, documents: dict[str, "Document"]) -> str:
+def band_meaning(label: str, bands: Sequence[dict] = ()) -> str:
+    """What a confidence label means, in measured words where the reader's calibration measured it."""
+    band = next((b for b in bands if b.get("name") == label), None)
+    if band is None:
+        return ("Low: the answer barely clears the threshold; check the quote." if label == "Low" else
+                "How far the reader's score clears the answer threshold (this reader has no measured bands).")
+    precision = band.get("held_out_precision", band.get("precision"))
+    where = "on questions about documents the model never saw" if "held_out_precision" in band else \
+        "on the questions it was calibrated on"
+    return f"{label}: answers this confident were right {round(100 * precision)}% of the time {where}."
+
+
+def render_answer(answer: "Answer", threshold: float, documents: dict[str, "Document"],
+                  bands: Sequence[dict] = ()) -> str:
     """The chat reply: bold short answer, confidence, highlighted evidence and numbered citations."""
     if answer.abstained:
         return render_abstention(answer, threshold, documents)
@@ -135,14 +152,14 @@ def render_answer(answer: "Answer", threshold: float, documents: dict[str, "Docu
             f'<span class="qa-cite-n">[{n}]</span> {html.escape(c.title)}'
             f' <span class="qa-cite-loc">· {html.escape(where)}</span></a>'
         )
-    label = confidence_label(answer.score, threshold)
+    label = confidence_label(answer.score, threshold, bands)
     markup = (
         '<div class="qa-reply">'
         f'<p class="qa-short"><strong>{html.escape(answer.text or "")}</strong></p>'
         f'<blockquote class="qa-evidence">{evidence_html}</blockquote>'
         f'<p class="qa-cites">{" ".join(cites)}</p>'
-        f'<p class="qa-conf qa-conf-{label.lower()}" title="Probability the reader gives this answer; '
-        f'the app answers from {threshold:.2f}">{label} confidence · {answer.score:.2f}</p>'
+        f'<details class="qa-conf qa-conf-{label.lower()}"><summary>{label} confidence · {answer.score:.2f}</summary>'
+        f'{html.escape(band_meaning(label, bands))} The app answers from {threshold:.2f}.</details>'
         "</div>"
     )
     return _one_line(markup)

@@ -112,7 +112,7 @@ def build_app(
             return [*history, {"role": "assistant", "content": reply}], turns, gr.skip()
         logger.info("answered %r -> %r (%.2f) in %.0f ms", question, result.text, result.score,
                     result.timings.get("total_ms", 0.0))
-        history = [*history, {"role": "assistant", "content": render_answer(result, float(threshold), documents)}]
+        history = [*history, {"role": "assistant", "content": render_answer(result, float(threshold), documents, getattr(qa, "bands", ()))}]
         turns = {**turns, len(history) - 1: qa.to_json(result)}
         return history, turns, render_sources(result.hits, documents, answer_places(result))
 

@@ -17,7 +17,7 @@ import logging
 import time
 from pathlib import Path
 
-from qa.errors import InvalidInput
+from qa.errors import InvalidInput, MissingPath
 from qa.evaluation.benchmarks import evaluate_squad, run_beir
 from qa.evaluation.common import format_number
 from qa.evaluation.report import format_table
@@ -43,10 +43,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="measure retrieval, answers, abstention and citations",
         description="Evaluate on the question set (default), or the reader alone on SQuAD-format data "
-                    "(qa eval squad --data FILE), or the retriever alone on a BEIR folder (qa eval beir --data DIR).",
+                    "(qa eval squad --data FILE), the whole pipeline over SQuAD-format articles as a corpus "
+                    "(qa eval squad --open FILE...), or the retriever alone on a BEIR folder (qa eval beir --data DIR).",
     )
-    p.add_argument("benchmark", nargs="?", choices=["squad", "beir"], default=None,
-                   help="a public benchmark instead of the question set")
+    p.add_argument("benchmark", nargs="?", choices=["squad", "beir", "fit-calibrator"], default=None,
+                   help="a public benchmark instead of the question set; fit-calibrator: learn the reader's "
+                        "P(right) from the predictions of earlier runs (--train FILE..., measured on --test FILE...)")
     p.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"question set (default: {DEFAULT_QUESTIONS})")
     p.add_argument("--index", default="embeddings", help="index folder (default: embeddings)")
     p.add_argument("--out", default=None,
@@ -58,9 +60,18 @@ def register(subparsers) -> None:
     p.add_argument("--calibrate", action="store_true", help="choose the best no-answer threshold and save it")
     p.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
     p.add_argument("--data", default=None, help="squad: a SQuAD-format JSON file; beir: a BEIR folder")
+    p.add_argument("--open", nargs="+", default=None, metavar="FILE",
+                   help="squad: turn these SQuAD-format (or DPR-style) files into a folder of documents, index it and "
+                        "ask every question through the whole pipeline, unanswerable ones included")
     p.add_argument("--limit", type=int, default=None, help="squad/beir: only the first N questions")
     p.add_argument("--reader", default=None, help="reader model folder (default: the packaged one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--train", nargs="+", default=None, metavar="FILE",
+                   help="fit-calibrator: predictions.jsonl of open-corpus runs (or records.jsonl of qa eval) to fit on")
+    p.add_argument("--test", nargs="*", default=(), metavar="FILE",
+                   help="fit-calibrator: runs on other articles, to measure the calibration on")
+    p.add_argument("--target-precision", type=float, default=None,
+                   help="fit-calibrator: precision of answered questions the threshold is chosen for (default 0.65)")
     p.set_defaults(func=cmd_eval)
 
 
@@ -70,10 +81,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--threshold must be between 0 and 1, got {args.threshold}.")
     if args.limit is not None and args.limit < 1:
         raise InvalidInput(f"--limit must be at least 1, got {args.limit}.")
+    if args.benchmark == "fit-calibrator":
+        if not args.train:
+            raise InvalidInput("qa eval fit-calibrator needs --train FILE... (predictions of open-corpus runs).")
+        return _cmd_fit_calibrator(args)
     if args.benchmark is None:
         if args.data is not None:
             raise InvalidInput("--data goes with a benchmark: qa eval squad --data FILE or qa eval beir --data DIR.")
         return _cmd_questions(args)
+    if args.open is not None:
+        if args.benchmark != "squad" or args.data is not None:
+            raise InvalidInput("--open goes with squad instead of --data: qa eval squad --open FILE...")
+        if args.calibrate:
+            raise InvalidInput("--calibrate works on the question set only (qa eval --calibrate).")
+        return _cmd_open(args)
     if args.data is None:
         what = "a SQuAD JSON file" if args.benchmark == "squad" else "a BEIR folder"
         raise InvalidInput(f"qa eval {args.benchmark} needs --data ({what}).")
@@ -170,6 +191,76 @@ def _cmd_squad(args: argparse.Namespace) -> int:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     table = "\n".join(f"{key:22}{format_number(value, 2) if isinstance(value, float) else value}" for key, value in metrics.items())
     print_metrics(metrics, table + f"\nwrote {out / 'predictions.json'}, {out / 'metrics.json'}", args.json)
+    return 0
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    from qa.answering.pipeline import QA
+    from qa.evaluation.open_corpus import evaluate_open_corpus
+    from qa.jsonl import write_jsonl
+
+    for f in args.open:
+        if not Path(f).is_file():
+            raise MissingPath(f"No such file: {f} (qa eval squad --open takes SQuAD-format JSON files).")
+    out = Path(args.out or f"{DEFAULT_OUT}/open/{Path(args.open[0]).stem}")
+    metrics, rows = evaluate_open_corpus(
+        args.open, out, load_qa=lambda index: QA.load(index, reader_dir=args.reader, threshold=args.threshold),
+        top_k=args.k, limit=args.limit, gold_passage=True, show_progress=not args.quiet)
+    write_jsonl(out / "predictions.jsonl", rows)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    shown = {k: v for k, v in metrics.items() if k not in ("risk_coverage", "selective", "files")}
+    shown.update({f"selective {k}": v for k, v in metrics["selective"].items() if k != "questions"})
+    table = "\n".join(f"{key:28}{format_number(value, 3) if isinstance(value, float) else value}"
+                      for key, value in shown.items())
+    print_metrics(metrics, table + f"\nwrote {out / 'predictions.jsonl'}, {out / 'metrics.json'}", args.json)
+    return 0
+
+
+def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
+    """Fit on --train rows, save into the reader's calibration.json, print the figures on --test rows."""
+    from qa.answering.calibrator import Calibrator
+    from qa.answering.pipeline import save_calibration
+    from qa.evaluation.calibration_fit import TARGET_PRECISION, fit, load_rows, measure
+    from qa.reading.reader import DEFAULT_READER_DIR
+
+    target = TARGET_PRECISION if args.target_precision is None else args.target_precision
+    if not 0.0 < target < 1.0:
+        raise InvalidInput(f"--target-precision must be between 0 and 1, got {target}.")
+    for f in [*args.train, *args.test]:
+        if not Path(f).is_file():
+            raise MissingPath(f"No such file: {f} (give the predictions.jsonl of earlier runs).")
+    reader_dir = Path(args.reader) if args.reader else DEFAULT_READER_DIR
+    try:
+        train, test = load_rows(args.train), {f: load_rows([f]) for f in args.test}
+    except ValueError as err:
+        raise InvalidInput(str(err)) from err
+    calibration = fit(train, target_precision=target)
+    calibrator = Calibrator.from_dict(calibration["calibrator"])
+    report = {"train": measure(train, calibrator, calibration["threshold"], calibration["bands"]),
+              **{f"test {f}": measure(rows, calibrator, calibration["threshold"], calibration["bands"])
+                 for f, rows in test.items()}}
+    if test:
+        # What each band means, measured on the held-out runs together: the app quotes it.
+        held_out = measure([r for rows in test.values() for r in rows], calibrator, calibration["threshold"],
+                           calibration["bands"])
+        for band in calibration["bands"]:
+            stats = held_out[f"band_{band['name']}"]
+            band.update(held_out_precision=stats["right"], held_out_answers=stats["answers"])
+    details = {k: v for k, v in calibration.items() if k != "threshold"}
+    details.update(trained_on=[str(f) for f in args.train], measured_on=report)
+    path = save_calibration(calibration["threshold"], details, reader_dir, allow_packaged=_is_packaged(reader_dir),
+                            replace=True)
+    lines = [f"calibrator saved to {path}: threshold {calibration['threshold']:.3f} "
+             f"(precision {target:.0%} on the training rows)", "largest weights (standardised):"]
+    lines += [f"  {name:14}{weight:+.3f}" for name, weight in calibration["weights"]]
+    keys = ("questions", "f1", "HasAns_f1", "NoAns_refused", "answerable_refused", "aurc", "ece", "coverage@90")
+    lines.append(f"{'':12}" + "".join(f"{k[:12]:>13}" for k in keys) + f"{'High right':>13}")
+    for name, m in report.items():
+        high = (m.get("band_High") or {}).get("right")
+        lines.append(f"{Path(name.split(' ', 1)[-1]).parent.name if name != 'train' else name:12}"[:12]
+                     + "".join(f"{format_number(m[k], 3) if isinstance(m[k], float) else str(m[k]):>13}" for k in keys)
+                     + f"{format_number(high, 3):>13}")
+    print_metrics(report, "\n".join(lines), args.json)
     return 0
 
 

@@ -60,3 +60,8 @@ def jsonl_records(path: str | Path) -> Iterator[tuple[int, Any]]:
             yield number, json.loads(line)
         except json.JSONDecodeError as err:
             raise InvalidInput(f"{path}, line {number}: not JSON ({err})") from err
+
+
+def candidate_right(record: Record) -> bool:
+    """Whether a question's best candidate answer is right (F1 >= 0.5; never for an unanswerable one)."""
+    return bool(record["answers"]) and (record["candidate"]["f1"] or 0.0) >= RIGHT_F1

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from qa.evaluation.common import HIT_KS, RIGHT_F1, format_number, get_path
+from qa.evaluation.common import HIT_KS, RIGHT_F1, candidate_right, format_number, get_path
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,9 @@ def format_table(metrics: dict) -> str:
         ("unans. refused", ("abstention", "unanswerable_refused"), 3),
         ("ans. refused", ("abstention", "answerable_wrongly_refused"), 3),
         ("citations valid", ("citations", "valid"), 3),
+        ("AURC", ("selective", "aurc"), 3),
+        ("ECE", ("selective", "ece"), 3),
+        ("cov. @90% prec.", ("selective", "coverage@90"), 3),
         ("total ms p50", ("latency_ms", "total", "p50"), 0),
         ("total ms p95", ("latency_ms", "total", "p95"), 0),
     ]
@@ -92,6 +95,8 @@ def render_report(metrics: dict, records: Sequence[dict], sweep: Sequence[tuple[
         "F1 and hit@k by question kind": _plot_by_kind(metrics),
         "Best-span scores: right vs wrong": _plot_scores(records, metrics),
         "Threshold sweep": _plot_sweep(sweep, metrics),
+        "Risk-coverage: precision of the answered questions, most confident first": _plot_risk_coverage(records),
+        "Reliability: stated confidence against the share right": _plot_reliability(records),
         "Latency": _plot_latency(records),
     }
     threshold = metrics.get("threshold") or {}
@@ -249,6 +254,55 @@ def _plot_sweep(sweep: Sequence[tuple[float, float]], metrics: dict) -> str | No
     ax.set_ylabel("overall F1 (all questions)")
     ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _selective_inputs(records: Sequence[dict]) -> tuple[list[float], list[bool]]:
+    return [r["score"] for r in records], [candidate_right(r) for r in records]
+
+
+def _plot_risk_coverage(records: Sequence[dict]) -> str | None:
+    from qa.evaluation import selective
+
+    scores, right = _selective_inputs(records)
+    curve = selective.risk_coverage(scores, right)
+    if not curve:
+        return None
+    fig = _figure()
+    ax = fig.subplots()
+    ax.step([0.0] + [p.coverage for p in curve], [curve[0].precision] + [p.precision for p in curve], where="pre",
+            label=f"AURC {selective.aurc(scores, right):.3f}")
+    for target, style in zip(selective.PRECISION_TARGETS, (":", "--")):
+        coverage, _ = selective.coverage_at_precision(scores, right, target)
+        ax.axhline(target, color="grey", linestyle=style, label=f"precision {target:.0%}: coverage {coverage:.2f}")
+    ax.set_xlabel("coverage (share of questions answered)")
+    ax.set_ylabel("precision (answers right, F1 >= 0.5)")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8, loc="lower left")
+    return _png(fig)
+
+
+def _plot_reliability(records: Sequence[dict]) -> str | None:
+    from qa.evaluation import selective
+
+    scores, right = _selective_inputs(records)
+    bins = selective.reliability(scores, right)
+    if not bins:
+        return None
+    fig = _figure()
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
+    ax.bar([b.low for b in bins], [b.accuracy for b in bins], width=[b.high - b.low for b in bins], align="edge",
+           alpha=0.6, edgecolor="black", label=f"share right (ECE {selective.expected_calibration_error(scores, right):.3f})")
+    ax.plot([b.confidence for b in bins], [b.accuracy for b in bins], "o", color="black", markersize=3)
+    for b in bins:
+        ax.annotate(str(b.count), (b.low + (b.high - b.low) / 2, b.accuracy), ha="center", va="bottom", fontsize=7)
+    ax.set_xlabel("confidence of the best answer (bins; numbers: questions)")
+    ax.set_ylabel("share of those answers right")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8, loc="upper left")
     return _png(fig)
 
 

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from qa.errors import InvalidInput, MissingPath
-from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, jsonl_records, mean_of
+from qa.evaluation import selective
+from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, candidate_right, jsonl_records, mean_of
 from qa.evaluation.metrics import (
     best_over_golds,
     exact_match,
@@ -259,7 +260,7 @@ def _evaluate_one(qa, q: Question, passages: Sequence[Passage], k: int, mode: st
     record: Record = {
         "id": q.id, "question": q.question, "kind": q.kind, "doc_id": q.doc_id, "answers": golds,
         "answer": answer.text, "abstained": answer.abstained, "score": answer.score,
-        "no_answer_score": answer.no_answer_score,
+        "no_answer_score": answer.no_answer_score, "features": answer.features,
         "em": best_over_golds(exact_match, prediction, golds), "f1": best_over_golds(f1_score, prediction, golds),
         "candidate": {"text": candidate_text, "f1": candidate.if_answered if golds else None, "sweep": vars(candidate)},
         "citations": [c.to_dict() for c in answer.citations],
@@ -340,6 +341,8 @@ def summarize(records: Sequence[Record]) -> dict:
         "retrieved_span_f1": mean_of(r["candidate"]["f1"] for r in with_gold),
         "errors": _error_counts(answerable),
     }
+    # Selective QA: the best candidate of every question ranked by its score, right when F1 >= 0.5.
+    out["selective"] = selective.summary([r["score"] for r in records], [candidate_right(r) for r in records])
     out["latency_ms"] = {stage: _latency(records, f"{stage}_ms") for stage in ("retrieve", "read", "total")}
     return out
 

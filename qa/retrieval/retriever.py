@@ -87,13 +87,15 @@ class Retriever:
         query = self._check(query, top_k, mode, doc_ids)
         pool = max(top_k, CANDIDATES) if mode == "hybrid" else top_k
         if mode == "dense":
-            return self._hits(self._dense(query, pool, doc_ids)[:top_k])
+            dense = self._dense(query, pool, doc_ids)[:top_k]
+            return self._hits(dense, dense=dense)
         if mode == "bm25":
-            return self._hits(self.index.keyword_search(query, pool, doc_ids)[:top_k])
+            sparse = self.index.keyword_search(query, pool, doc_ids)[:top_k]
+            return self._hits(sparse, sparse=sparse)
         dense = self._dense(query, pool, doc_ids)
         sparse = self.index.keyword_search(query, pool, doc_ids)
         fused = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in sparse]])
-        return self._hits(fused[:top_k])
+        return self._hits(fused[:top_k], dense=dense, sparse=sparse)
 
     def _check(self, query: str, top_k: int, mode: str, doc_ids: list[str] | None) -> str:
         if not isinstance(query, str) or not query.strip():
@@ -133,5 +135,10 @@ class Retriever:
     def _dense(self, query: str, k: int, doc_ids: Sequence[str] | None) -> list[tuple[int, float]]:
         return self.index.dense_search(self._embed(query), k, doc_ids)
 
-    def _hits(self, ranked: list[tuple[int, float]]) -> list[Hit]:
-        return [Hit(self.index.passages[i], score, rank) for rank, (i, score) in enumerate(ranked, start=1)]
+    def _hits(self, ranked: list[tuple[int, float]], dense: list[tuple[int, float]] = (),
+              sparse: list[tuple[int, float]] = ()) -> list[Hit]:
+        """Hits in ``ranked`` order, each with its rank in the dense and BM25 lists it came from."""
+        dense_rank = {i: r for r, (i, _) in enumerate(dense, start=1)}
+        keyword_rank = {i: r for r, (i, _) in enumerate(sparse, start=1)}
+        return [Hit(self.index.passages[i], score, rank, dense_rank.get(i), keyword_rank.get(i))
+                for rank, (i, score) in enumerate(ranked, start=1)]

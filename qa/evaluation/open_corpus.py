@@ -1,0 +1,256 @@
+"""Open-corpus evaluation: any SQuAD-format file asked the way the product is used.
+
+The file becomes a folder of documents, one per article with its paragraphs in order; the folder is
+indexed with the product's own chunking, and every question, unanswerable ones included, goes through
+the whole pipeline: retrieve over all articles, read, abstain or answer, cite. This measures what a
+user of a corpus nobody here wrote would see, where the gold-passage benchmark (``qa eval squad``)
+measures the reader alone.
+
+Scored as SQuAD 2.0 scores: an unanswerable question is right (EM = F1 = 1) when the pipeline
+abstains, an answerable one by its best EM/F1 over the gold answers (0 when it abstains). Retrieval
+counts a hit when a passage holds a gold answer's exact place in the article.
+
+Example:
+    >>> from qa.evaluation.open_corpus import evaluate_open_corpus
+    >>> metrics, rows = evaluate_open_corpus("dev.json", "runs/open/dev")
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from qa.evaluation import selective
+from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, normalize_answer, percentile
+
+logger = logging.getLogger(__name__)
+
+RIGHT_F1 = 0.5  # an answer with F1 >= 0.5 counts as right (risk-coverage, calibration)
+HIT_KS = (1, 5)
+CORPUS_MARKER = ".qa-open-corpus"  # names the folders this module writes, so it only ever replaces its own
+
+
+@dataclass(frozen=True)
+class OpenQuestion:
+    """A question of the file, placed in the corpus it was turned into."""
+
+    id: str
+    question: str
+    doc_id: str
+    answers: tuple[str, ...]  # gold texts that normalise to something; empty when unanswerable
+    spans: tuple[tuple[int, int], ...]  # (start, end) of each gold answer in the document's text
+    context: str  # the gold paragraph, for the gold-passage reading
+    context_start: int  # its offset in the document
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", title).strip("_")[:60] or "article"
+
+
+def read_squad_like(path: str | Path) -> dict:
+    """A SQuAD-format file as its JSON, or a DPR-style file (a list of ``{question, answers, ctxs}``,
+    as SleepQA ships) turned into one: articles by passage title, each gold passage a paragraph, each
+    answer placed at its first occurrence in its passage (questions whose answer is not found are left out).
+
+    Raises:
+        InvalidInput: neither format.
+    """
+    import json
+
+    from qa.errors import InvalidInput
+
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    if isinstance(raw, dict) and isinstance(raw.get("data"), list):
+        return raw
+    if not (isinstance(raw, list) and raw and all(isinstance(r, dict) and "ctxs" in r for r in raw)):
+        raise InvalidInput(f"{path} is neither SQuAD-format JSON (a 'data' list) nor DPR-style (a list with 'ctxs').")
+    articles: dict[str, dict[str, dict]] = {}
+    dropped = 0
+    for n, row in enumerate(raw):
+        ctx = row["ctxs"][0]
+        paragraphs = articles.setdefault(ctx.get("title") or "untitled", {})
+        paragraph = paragraphs.setdefault(ctx["text"], {"context": ctx["text"], "qas": []})
+        answers = [{"text": a, "answer_start": ctx["text"].find(a)} for a in row["answers"] if a in ctx["text"]]
+        if not answers:
+            dropped += 1
+            continue
+        paragraph["qas"].append({"id": str(row.get("id", n)), "question": row["question"], "answers": answers})
+    if dropped:
+        logger.info("%s: %d question(s) whose answer is not in their passage left out", path, dropped)
+    return {"version": "dpr", "data": [{"title": title, "paragraphs": list(paras.values())}
+                                        for title, paras in articles.items()]}
+
+
+def write_corpus(squad_files: Sequence[str | Path], folder: str | Path) -> list[OpenQuestion]:
+    """Turn SQuAD-format files into a folder of ``.txt`` documents, one per article.
+
+    Each document is the article's title, a blank line, then its paragraphs separated by blank
+    lines. The folder must be new, empty, or one this function wrote before (it is then rewritten).
+
+    Raises:
+        UnsafeDestination: ``folder`` holds files this function did not write.
+    """
+    import json
+
+    from qa.errors import UnsafeDestination
+
+    folder = Path(folder)
+    if folder.exists():
+        entries = [p for p in folder.iterdir()]
+        if entries and not (folder / CORPUS_MARKER).is_file():
+            raise UnsafeDestination(f"{folder} is not empty and was not written by qa eval: pick a new folder.")
+        written = set(json.loads((folder / CORPUS_MARKER).read_text(encoding="utf-8"))) if entries else set()
+        for p in entries:
+            if p.name in written:
+                p.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    questions: list[OpenQuestion] = []
+    names: list[str] = []
+    for file_no, path in enumerate(squad_files):
+        raw = read_squad_like(path)
+        for a_no, article in enumerate(raw["data"]):
+            title = str(article.get("title") or f"{Path(path).stem} {a_no}").replace("_", " ")
+            doc_id = f"{file_no:02d}{a_no:04d}_{_slug(title)}"
+            parts, offset = [title], len(title) + 2
+            for paragraph in article["paragraphs"]:
+                context = paragraph["context"]
+                for q in paragraph["qas"]:
+                    golds = [] if q.get("is_impossible") else [a for a in q["answers"] if normalize_answer(a["text"])]
+                    spans = tuple((offset + int(a["answer_start"]), offset + int(a["answer_start"]) + len(a["text"]))
+                                  for a in golds)
+                    questions.append(OpenQuestion(str(q["id"]), q["question"].strip(), doc_id,
+                                                  tuple(a["text"] for a in golds), spans, context, offset))
+                parts.append(context)
+                offset += len(context) + 2
+            name = f"{doc_id}.txt"
+            (folder / name).write_text("\n\n".join(parts), encoding="utf-8", newline="\n")
+            names.append(name)
+    (folder / CORPUS_MARKER).write_text(json.dumps(names), encoding="utf-8")
+    seen: set[str] = set()
+    unique = [q for q in questions if not (q.id in seen or seen.add(q.id))]  # SQuAD 2.0 dev repeats ids
+    return unique
+
+
+def _hit_rank(question: OpenQuestion, hits) -> int | None:
+    for h in hits:
+        p = h.passage
+        if p.doc_id == question.doc_id and any(p.start <= s and e <= p.end for s, e in question.spans):
+            return h.rank
+    return None
+
+
+def score_question(question: OpenQuestion, answer, gold_answer=None) -> dict:
+    """One row of the run: what the pipeline said and how it scores (SQuAD 2.0 style)."""
+    best = answer.alternatives[0] if answer.alternatives else None
+    candidate = best.text if best else ""
+    answerable = bool(question.answers)
+    said = "" if answer.abstained else answer.text
+    if answerable:
+        em, f1 = (best_over_golds(m, said, question.answers) if said else 0.0 for m in (exact_match, f1_score))
+        candidate_f1 = best_over_golds(f1_score, candidate, question.answers) if candidate else 0.0
+    else:
+        em = f1 = float(answer.abstained)
+        candidate_f1 = 0.0
+    row = {
+        "id": question.id, "question": question.question, "answerable": answerable, "gold": list(question.answers),
+        "answer": answer.text, "abstained": answer.abstained, "score": answer.score, "candidate": candidate,
+        "em": em, "f1": f1, "candidate_right": answerable and candidate_f1 >= RIGHT_F1,
+        "rank": _hit_rank(question, answer.hits) if answerable else None,
+        "ms": answer.timings.get("total_ms"),
+        "citation": answer.citations[0].doc_id if answer.citations else None,
+        "features": answer.features,
+    }
+    if gold_answer is not None and answerable:
+        gold_best = gold_answer.alternatives[0].text if gold_answer.alternatives else ""
+        row["gold_passage_f1"] = best_over_golds(f1_score, gold_best, question.answers) if gold_best else 0.0
+    return row
+
+
+def summarize(rows: Sequence[dict]) -> dict:
+    """SQuAD 2.0-style EM/F1 (all, HasAns, NoAns), refusals, retrieval hits, the selective measures."""
+    def mean(values) -> float | None:
+        values = list(values)
+        return sum(values) / len(values) if values else None
+
+    has = [r for r in rows if r["answerable"]]
+    no = [r for r in rows if not r["answerable"]]
+    out = {
+        "questions": len(rows), "answerable": len(has), "unanswerable": len(no),
+        "exact": mean(r["em"] for r in rows), "f1": mean(r["f1"] for r in rows),
+        "HasAns_exact": mean(r["em"] for r in has), "HasAns_f1": mean(r["f1"] for r in has),
+        "NoAns_refused": mean(r["abstained"] for r in no),
+        "answerable_refused": mean(r["abstained"] for r in has),
+        # F1 if the threshold were 0 (always answer the best candidate): the reader and retrieval alone.
+        "HasAns_f1_always_answer": mean(best_over_golds(f1_score, r["candidate"], r["gold"]) if r["candidate"] else 0.0
+                                        for r in has),
+        **{f"hit@{k}": mean(r["rank"] is not None and r["rank"] <= k for r in has) for k in HIT_KS},
+        "ms_p50": percentile([r["ms"] for r in rows if r["ms"] is not None], 50) if rows else None,
+    }
+    if any("gold_passage_f1" in r for r in has):
+        out["gold_passage_f1"] = mean(r.get("gold_passage_f1", 0.0) for r in has)
+    out["selective"] = selective.summary([r["score"] for r in rows], [r["candidate_right"] for r in rows])
+    out["risk_coverage"] = [(p.coverage, p.precision) for p in
+                            selective.risk_coverage([r["score"] for r in rows], [r["candidate_right"] for r in rows])]
+    return out
+
+
+def evaluate_open_corpus(
+    squad_files: Sequence[str | Path] | str | Path,
+    work_dir: str | Path,
+    load_qa: Callable[[Path], object] | None = None,
+    top_k: int = 5,
+    limit: int | None = None,
+    gold_passage: bool = False,
+    show_progress: bool = False,
+) -> tuple[dict, list[dict]]:
+    """Write the corpus under ``work_dir/docs``, index it in ``work_dir/index``, ask every question.
+
+    Args:
+        squad_files: one or more SQuAD-format JSON files (their articles make one corpus).
+        work_dir: where the documents and the index go (rewritten by later runs, nothing else touched).
+        load_qa: builds the pipeline from the index folder (default ``QA.load(index)``: the packaged
+            reader and its calibration).
+        top_k: passages retrieved per question.
+        limit: ask only the first ``limit`` questions (the corpus still holds every article).
+        gold_passage: also read each answerable question's gold paragraph alone (the reader's ceiling).
+
+    Returns:
+        ``(metrics, rows)``: :func:`summarize`'s metrics and one row per question.
+    """
+    from tqdm.auto import tqdm
+
+    from qa.stores.local import build_index
+    from qa.types import Hit, Passage
+
+    if isinstance(squad_files, (str, Path)):
+        squad_files = [squad_files]
+    work_dir = Path(work_dir)
+    questions = write_corpus(squad_files, work_dir / "docs")[:limit]
+    if not questions:
+        raise ValueError("The SQuAD file(s) hold no questions.")
+    t0 = time.perf_counter()
+    stats = build_index(work_dir / "docs", work_dir / "index", show_progress=show_progress)
+    build_s = time.perf_counter() - t0
+    if load_qa is None:
+        from qa.answering.pipeline import QA
+
+        def load_qa(index_dir: Path):
+            return QA.load(index_dir)
+
+    qa = load_qa(work_dir / "index")
+    rows = []
+    for q in tqdm(questions, desc="open corpus", unit="q", disable=not show_progress):
+        answer = qa.ask(q.question, top_k=top_k)
+        gold = None
+        if gold_passage and q.answers:
+            passage = Passage(f"{q.doc_id}:gold", q.doc_id, q.context_start, q.context_start + len(q.context), q.context)
+            gold = qa.answer_from_hits(q.question, [Hit(passage, 1.0, 1)], threshold=0.0)
+        rows.append(score_question(q, answer, gold))
+    metrics = summarize(rows)
+    metrics.update(files=[str(f) for f in squad_files], documents=stats.documents, passages=stats.passages,
+                   index_seconds=round(build_s, 1), top_k=top_k, threshold=getattr(qa, "threshold", None))
+    return metrics, rows

@@ -1,0 +1,149 @@
+"""Candidate features on hand-made cases, the calibrator's arithmetic, fitting, and the calibration
+travelling with its reader."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from qa.answering.calibrator import Calibrator, fit_calibrator
+from qa.answering.features import FEATURES, candidate_features, question_type, type_fit, word_overlap
+from qa.evaluation.calibration_fit import fit, measure
+from qa.types import Hit, Passage, Span
+
+
+@pytest.mark.parametrize("question, answer, expected", [
+    ("When did the bridge open?", "1932", 1.0),
+    ("When did the bridge open?", "in March", 1.0),
+    ("When did the bridge open?", "John Bradfield", -1.0),
+    ("In what year was it founded?", "the late 1990s", 1.0),
+    ("How many people live there?", "twelve thousand", 1.0),
+    ("How many people live there?", "4.2 million", 1.0),
+    ("How many people live there?", "the capital", -1.0),
+    ("Who designed the bridge?", "John Bradfield", 1.0),
+    ("Who designed the bridge?", "1932", -1.0),
+    ("Who designed the bridge?", "an engineer", 0.0),
+    ("What is the bridge made of?", "steel", 0.0),
+])
+def test_type_fit_by_hand(question, answer, expected):
+    assert type_fit(question, answer) == expected
+
+
+def test_question_types():
+    assert [question_type(q) for q in ("When?", "What year did it end?", "How much does it cost?",
+                                       "Whose idea was it?", "Why did it fail?")] == ["date", "date", "number",
+                                                                                      "person", None]
+
+
+def test_word_overlap_by_hand():
+    # Content words of the question: bridge, open (stopwords "when", "did", "the" dropped): the sentence
+    # has "bridge" but not "open" ("opened" is another word): 1 of 2.
+    assert word_overlap("When did the bridge open?", "The bridge opened in 1932.") == 0.5
+    assert word_overlap("the of", "anything") == 0.0
+
+
+def test_candidate_features_by_hand():
+    a = Passage("d:0-40", "d", 0, 40, "The Harbour Bridge opened in 1932 to all.")
+    b = Passage("d:50-90", "d", 50, 90, "It was 1932 when the arch was finished.")
+    hits = [Hit(a, 0.03, 1, dense_rank=2, keyword_rank=1), Hit(b, 0.02, 2, dense_rank=None, keyword_rank=4)]
+    best = Span("1932", 0.8, "d", 29, 33, "d:0-40", occurrences=(("d", 29, 33), ("d", 57, 61)), logit=13.0,
+                window_prob=0.6)
+    rival = Span("1932 to all", 0.5, "d", 29, 40, "d:0-40")
+    row = candidate_features("When did the bridge open?", best, [best, rival], 0.2, hits, 0.55,
+                             "The Harbour Bridge opened in 1932 to all.")
+    assert set(row) == set(FEATURES)
+    assert row["span_score"] == 0.8 and row["span_logit"] == pytest.approx(1.3) and row["window_prob"] == 0.6
+    assert row["no_answer"] == 0.2 and row["margin"] == pytest.approx(0.3) and row["relevance"] == 0.55
+    assert row["passage_rank"] == 1.0 and row["dense_rank"] == 0.5 and row["keyword_rank"] == 1.0
+    assert row["agreement"] == pytest.approx(math.log(3))  # the answer stands in 2 passages: log(1 + 2)
+    assert row["answer_words"] == pytest.approx(math.log(2)) and row["type_fit"] == 1.0
+    assert row["overlap"] == 0.5
+
+
+def test_calibrator_probability_by_hand():
+    # z = 0.5 + 1 * (2 - 0) / 1 + (-1) * (3 - 1) / 2 = 1.5; sigmoid(1.5) = 0.8175745.
+    cal = Calibrator(("a", "b"), (0.0, 1.0), (1.0, 2.0), (1.0, -1.0), 0.5)
+    assert cal.probability({"a": 2.0, "b": 3.0}) == pytest.approx(0.8175745)
+    assert cal.probability({"b": 1.0}) == pytest.approx(1 / (1 + math.exp(-0.5)))  # missing "a": its mean
+    assert Calibrator.from_dict(json.loads(json.dumps(cal.to_dict()))) == cal
+    # Weights listed by size of effect, sign kept.
+    assert Calibrator(("a", "b"), (0, 0), (1, 1), (0.5, -2.0), 0.0).weights() == [("b", -2.0), ("a", 0.5)]
+    with pytest.raises(ValueError):
+        Calibrator.from_dict({**cal.to_dict(), "coef": [1.0]})
+
+
+def test_fitting_learns_the_feature_that_separates():
+    # Right answers have high span scores and random overlap; wrong ones low scores: the weight on
+    # span_score must be positive and dominate.
+    import random
+
+    rng = random.Random(3)
+    rows, labels = [], []
+    for i in range(400):
+        ok = i % 2 == 0
+        row = {f: rng.random() for f in FEATURES}
+        row["span_score"] = rng.uniform(0.6, 1.0) if ok else rng.uniform(0.0, 0.5)
+        rows.append(row)
+        labels.append(ok)
+    cal = fit_calibrator(rows, labels)
+    assert cal.weights()[0][0] == "span_score" and cal.weights()[0][1] > 0
+    assert cal.probability({**rows[0], "span_score": 0.95}) > 0.9 > 0.1 > cal.probability({**rows[0], "span_score": 0.05})
+    with pytest.raises(ValueError, match="both"):
+        fit_calibrator(rows[:3], [True, True, True])
+
+
+def test_fit_and_measure_on_rows():
+    # Answerable rows whose candidate is right have span_score 0.9, wrong ones 0.2; unanswerable 0.1.
+    def row(score, candidate, gold):
+        return {"features": {f: 0.0 for f in FEATURES} | {"span_score": score}, "candidate": candidate,
+                "gold": gold, "answerable": bool(gold), "source": "t"}
+    rows = [row(0.9, "1932", ["1932"])] * 30 + [row(0.2, "Paris", ["1932"])] * 10 + [row(0.1, "Rome", [])] * 20
+    calibration = fit(rows, target_precision=0.9)  # 30 right of 40 answerable: only the right ones clear 90%
+    assert 0.0 < calibration["threshold"] < 1.0
+    m = measure(rows, Calibrator.from_dict(calibration["calibrator"]), calibration["threshold"],
+                calibration["bands"])
+    # The right 30 answered, the 10 wrong and 20 unanswerable refused: EM = (30 + 20) / 60.
+    assert m["exact"] == pytest.approx(50 / 60) and m["NoAns_refused"] == 1.0
+    assert m["answerable_refused"] == pytest.approx(10 / 40)
+    assert m["band_High"]["right"] == 1.0
+
+
+@pytest.mark.integration
+def test_the_calibrator_travels_with_its_reader(bundled_index, tmp_path: Path):
+    """A reader folder with a calibrator in its calibration.json: QA.load(reader_dir=...) scores answers
+    with that calibrator; the packaged reader's calibration is untouched."""
+    from qa.answering.pipeline import QA
+    from qa.reading.reader import DEFAULT_READER_DIR
+
+    packaged = (DEFAULT_READER_DIR / "calibration.json").read_bytes()
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    for f in DEFAULT_READER_DIR.iterdir():
+        if f.is_file() and f.name != "calibration.json":
+            (reader / f.name).symlink_to(f)
+    cal = Calibrator(("span_score", "type_fit"), (0.5, 0.0), (0.2, 1.0), (2.0, 1.0), 0.0)
+    (reader / "calibration.json").write_text(json.dumps({"threshold": 0.5, "calibrator": cal.to_dict()}))
+    qa = QA.load(bundled_index, reader_dir=reader)
+    answer = qa.ask("When do primary care trusts go live?")
+    assert answer.features and answer.score == pytest.approx(cal.probability(answer.features))
+    assert (DEFAULT_READER_DIR / "calibration.json").read_bytes() == packaged
+
+
+def test_a_new_threshold_keeps_the_readers_calibrator(tmp_path: Path):
+    """qa eval --calibrate re-chooses only the threshold: the calibrator and bands saved with the reader
+    stay; fit-calibrator (replace=True) writes the file anew."""
+    from qa.answering.pipeline import load_calibration, save_calibration
+
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    cal = Calibrator(("span_score",), (0.5,), (0.2,), (2.0,), 0.0)
+    save_calibration(0.4, {"calibrator": cal.to_dict(), "bands": [{"name": "High", "min": 0.9}]}, reader, replace=True)
+    save_calibration(0.3, {"method": "best threshold"}, reader)
+    saved = load_calibration(reader)
+    assert saved["threshold"] == 0.3 and saved["method"] == "best threshold"
+    assert Calibrator.from_dict(saved["calibrator"]) == cal and saved["bands"][0]["min"] == 0.9
+    save_calibration(0.5, {"calibrator": cal.to_dict()}, reader, replace=True)
+    assert "method" not in load_calibration(reader) and "bands" not in load_calibration(reader)
