@@ -1,0 +1,69 @@
+"""Write the SQuAD-format files the shipped calibrator was fitted and measured on, from ../shared/data.
+
+The split follows the reader's training split (``qa.training.data.is_holdout``, 20% of articles held out):
+
+- fit: SQuAD 2.0 dev's articles the reader trained on (every 3rd question, by a hash of its id: the only
+  unanswerable questions to be had), SQuAD v1.1 dev's held-out articles that are not in SQuAD 2.0 dev, and
+  SQuADShifts new-wiki's held-out articles (every 2nd question);
+- test: SQuAD 2.0 dev's held-out articles (all questions), and SleepQA dev as it is.
+
+Then, for each file: ``qa eval squad --open FILE --out runs/open/NAME``, and
+``qa eval fit-calibrator --train runs/open/{calA,calB,calC}*/predictions.jsonl --test ...``.
+
+Example:
+    python -m benchmarks.calibration_sets ../shared/data runs/calibration
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+from qa.training.data import is_holdout
+
+
+def _every(articles: list[dict], keep: int) -> list[dict]:
+    """The articles with every ``keep``-th question (by a hash of its id), paragraphs kept whole."""
+    return [{"title": a["title"], "paragraphs": [
+        {"context": p["context"],
+         "qas": [q for q in p["qas"] if int(hashlib.sha1(q["id"].encode()).hexdigest()[:8], 16) % keep == 0]}
+        for p in a["paragraphs"]]} for a in articles]
+
+
+def write_sets(data: Path, out: Path) -> dict[str, Path]:
+    """Write the fit and test files into ``out``; returns their paths by name."""
+    load = lambda rel: json.loads((data / rel).read_text(encoding="utf-8"))["data"]  # noqa: E731
+    v2 = load("squad/squad-v2.0-dev-half-14articles.json")
+    v1 = load("squad/squad-v1.1-dev-40articles.json")
+    new_wiki = load("squadshifts/new_wiki_v1.0.json")
+    v2_titles = {a["title"] for a in v2}
+    sets = {
+        "calA_v2train": _every([a for a in v2 if not is_holdout(a["title"], 0.2)], 3),
+        "calB_v1held": [a for a in v1 if is_holdout(a["title"], 0.2) and a["title"] not in v2_titles],
+        "calC_newwiki": _every([a for a in new_wiki if is_holdout(a["title"], 0.2)], 2),
+        "test_v2held": [a for a in v2 if is_holdout(a["title"], 0.2)],
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, articles in sets.items():
+        paths[name] = out / f"{name}.json"
+        paths[name].write_text(json.dumps({"version": "v2.0", "data": articles}), encoding="utf-8")
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("data", type=Path, help="the shared data folder (../shared/data)")
+    parser.add_argument("out", type=Path, help="where to write the files")
+    args = parser.parse_args()
+    for name, path in write_sets(args.data, args.out).items():
+        articles = json.loads(path.read_text(encoding="utf-8"))["data"]
+        questions = [q for a in articles for p in a["paragraphs"] for q in p["qas"]]
+        print(f"{path}: {len(articles)} articles, {len(questions)} questions "
+              f"({sum(bool(q.get('is_impossible')) for q in questions)} unanswerable)")
+
+
+if __name__ == "__main__":
+    main()
