@@ -136,3 +136,38 @@ def test_ask_open_the_citation_and_give_feedback(server, qa, start_browser, tmp_
     reply = _ask(browser, wait, OFF_CORPUS, 2)
     assert reply.find_element(By.CSS_SELECTOR, ".qa-short").text == render.ABSTAIN_TEXT
     assert reply.find_elements(By.CSS_SELECTOR, ".qa-closest a.qa-link")
+
+
+_CONTRAST_JS = """
+function rgb(s) { const m = s.match(/[\\d.]+/g).map(Number); return m.length > 3 ? m : [...m, 1]; }
+function lum(c) { const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b; }
+function background(el) { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor); if (c[3] > 0.5) return c; } return [255, 255, 255, 1]; }
+const el = arguments[0], fg = rgb(getComputedStyle(el).color), bg = background(el);
+const a = lum(fg), b = lum(bg);
+return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+"""
+
+
+def test_highlights_are_readable_in_dark_mode(server, start_browser):
+    """Every highlight (the answer in the chat, in the source cards and in the viewer, and the cited
+    sentence) keeps a WCAG contrast of at least 4.5:1 between its computed text and background colours
+    with the operating system in dark mode."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = start_browser()
+    url, _ = server
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.get(url.rstrip("/") + "/?__theme=dark")
+    reply = _ask(browser, wait, QUESTION, 1)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-sources mark"))
+    reply.find_element(By.CSS_SELECTOR, "a.qa-cite").click()
+    wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#qa-viewer mark#qa-focus")))
+    assert browser.execute_script("return document.body.classList.contains('dark') || "
+                                  "document.documentElement.classList.contains('dark')"), "not in dark mode"
+    for selector in (".qa-evidence mark", "#qa-sources mark", "#qa-viewer mark#qa-focus", "#qa-viewer mark.qa-hit"):
+        for element in browser.find_elements(By.CSS_SELECTOR, selector)[:3]:
+            ratio = browser.execute_script(_CONTRAST_JS, element)
+            assert ratio >= 4.5, f"{selector}: contrast {ratio:.2f}:1 in dark mode"
