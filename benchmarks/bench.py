@@ -314,14 +314,20 @@ def compare_exact_approximate(base: np.ndarray, queries: np.ndarray, k: int = 10
 # Commands
 
 
+def _choices(value: str, allowed, what: str) -> list[str]:
+    """A comma-separated option as a list, every item one of ``allowed``."""
+    items = value.split(",")
+    unknown = sorted(set(items) - set(allowed))
+    if unknown:
+        raise ValueError(f"Unknown {what}(s) {unknown}: use {', '.join(allowed)}.")
+    return items
+
+
 def cmd_retrieval(args: argparse.Namespace) -> dict:
     from qa.evaluation.benchmarks import BeirData, beir_passages, evaluate_beir, load_beir, write_beir_corpus
     from qa.retrieval.retriever import Retriever
 
-    modes = args.modes.split(",")
-    unknown = sorted(set(modes) - set(MODES))
-    if unknown:
-        raise ValueError(f"Unknown retrieval mode(s) {unknown}: use {', '.join(MODES)}.")
+    modes = _choices(args.modes, MODES, "retrieval mode")
     work = Path(args.work)
     models = work / "encoders"  # where the ONNX exports live
     if args.encoder.startswith("onnx"):
@@ -352,7 +358,7 @@ def cmd_retrieval(args: argparse.Namespace) -> dict:
         dataset = work / "beir" / (Path(args.beir).resolve().name + (f"-{args.limit}" if args.limit else ""))
         ids = write_beir_corpus(data, dataset / "corpus")
         variants = {"doc": ONE_PASSAGE, "chunked": 800}
-        for variant in args.beir_passages.split(","):
+        for variant in _choices(args.beir_passages, variants, "--beir-passages value"):
             size = variants[variant]
             out = dataset / f"index-{variant}"
             build = measure_build(dataset / "corpus", out, chunk_size=size, chunk_overlap=0 if variant == "doc" else 200,
@@ -372,10 +378,7 @@ def cmd_retrieval(args: argparse.Namespace) -> dict:
 
 
 def cmd_encoders(args: argparse.Namespace) -> dict:
-    options = args.options.split(",")
-    unknown = sorted(set(options) - set(ENCODER_OPTIONS))
-    if unknown:
-        raise ValueError(f"Unknown encoder option(s) {unknown}: use {', '.join(ENCODER_OPTIONS)}.")
+    options = _choices(args.options, ENCODER_OPTIONS, "encoder option")
     rows = compare_encoders(args.beir, options, Path(args.work) / "encoders", limit=args.limit)
     print(f"\n== encoder options on BEIR {Path(args.beir).name} ({rows[0]['passages']} passages, title + text)")
     print(f"  {'option':17} {'load s':>7} {'encode s':>9} {'pass/s':>7} {'query ms':>9} {'nDCG@10':>8} {'R@100':>7} "

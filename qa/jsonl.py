@@ -16,23 +16,35 @@ import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from qa.errors import InvalidInput
+
 
 def dumps_line(row: object) -> str:
     """One record as a line (ending in ``\\n``)."""
     return json.dumps(row, ensure_ascii=False) + "\n"
 
 
+def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file split on ``\\n`` only, without the line ending
+    (``\\r\\n`` included)."""
+    with Path(path).open(encoding="utf-8", newline="\n") as f:
+        for number, line in enumerate(f, start=1):  # file iteration splits on "\n" only
+            yield number, line.rstrip("\r\n")
+
+
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, object]]:
     """``(line number, record)`` of each non-blank line, split on ``\\n`` only.
 
     Raises:
-        json.JSONDecodeError: a line that is not JSON (its number is in the message's ``lineno``
-            of the caller; see :func:`read_jsonl`).
+        InvalidInput: a line is not JSON; the message names the file and the line.
     """
-    with Path(path).open(encoding="utf-8", newline="\n") as f:
-        for number, line in enumerate(f, start=1):  # file iteration splits on "\n" only
-            if line.strip():
-                yield number, json.loads(line)
+    for number, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise InvalidInput(f"{path}, line {number}: not JSON ({err})") from err
 
 
 def read_jsonl(path: str | Path) -> list:

@@ -304,3 +304,11 @@ def test_hybrid_hits_carry_their_rank_in_each_list(tiny_retriever):
         assert h.dense_rank == dense.get(h.passage.id)
         assert h.keyword_rank == bm25.get(h.passage.id)
     assert any(h.dense_rank is not None for h in hybrid)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_search_with_relevance_equals_search_and_relevance(tiny_retriever, mode):
+    q = "When does the library open?"
+    hits, relevance = tiny_retriever.search_with_relevance(q, top_k=3, mode=mode)
+    assert hits == tiny_retriever.search(q, top_k=3, mode=mode)
+    assert relevance == pytest.approx(tiny_retriever.relevance(q))

@@ -31,7 +31,6 @@ from qa.types import Answer, Citation, Document, Hit, Span
 logger = logging.getLogger(__name__)
 
 CALIBRATION_NAME = "calibration.json"  # in the reader's folder, next to its weights
-CALIBRATION_FILE = DEFAULT_READER_DIR / CALIBRATION_NAME  # the packaged reader's calibration
 FALLBACK_THRESHOLD = 0.3  # used only for a reader without a calibration file
 # Questions whose nearest passage is less similar than this (cosine) are off-topic for the corpus:
 # their confidence is scaled down by cosine / RELEVANCE_FLOOR. Measured on all-MiniLM-L6-v2: questions
@@ -166,8 +165,7 @@ class QA:
         if threshold is not None:
             _check_threshold(threshold)
         t0 = time.perf_counter()
-        hits = self.retriever.search(question, top_k=top_k, mode=mode)
-        relevance = self.retriever.relevance(question)
+        hits, relevance = self.retriever.search_with_relevance(question, top_k=top_k, mode=mode)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         answer = self.answer_from_hits(question, hits, threshold, relevance=relevance)
         answer.timings.update(retrieve_ms=retrieve_ms, total_ms=retrieve_ms + answer.timings["read_ms"])
@@ -189,11 +187,11 @@ class QA:
         result = self.reader.read(question, [h.passage for h in hits])
         best = result.spans[0] if result.spans else None
         features: dict = {}
+        citations: tuple[Citation, ...] = ()
         if best is not None:
-            doc = self.documents[best.doc_id]
-            s, e = self._sentence_around(doc, best.start, best.end)
+            citations = self._citations(best)  # the first is the sentence around the best place: the evidence
             features = candidate_features(question, best, result.spans, result.no_answer_score, hits, relevance,
-                                          doc.text[s:e])
+                                          citations[0].quote)
         if self.calibrator is not None:
             score = self.calibrator.probability(features) if best is not None else 0.0
         else:
@@ -205,7 +203,6 @@ class QA:
                       features=features)
         if best is None or score < threshold:
             return Answer(text=None, abstained=True, evidence="", **common)
-        citations = self._citations(best)
         return Answer(text=best.text, abstained=False, evidence=citations[0].quote,
                       evidence_start=citations[0].start, citations=citations, **common)
 

@@ -16,21 +16,16 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from qa.cli.common import check_at_least_one, check_probability
 from qa.errors import InvalidInput, MissingPath
 from qa.evaluation.benchmarks import evaluate_squad, run_beir
 from qa.evaluation.common import format_number
-from qa.evaluation.report import format_table
-from qa.evaluation.runner import (
-    QuestionsResult,
-    evaluate_questions,
-    load_questions,
-    rethreshold,
-    summarize,
-    write_outputs,
-)
-from qa.evaluation.thresholds import calibration_threshold, candidates_of
 from qa.retrieval.retriever import MODES
+
+if TYPE_CHECKING:  # the runner, report and thresholds load when a command runs, not when `qa` parses
+    from qa.evaluation.runner import QuestionsResult
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +72,9 @@ def register(subparsers) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Check the argument combination and run the question set, ``squad`` or ``beir``."""
-    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
-        raise InvalidInput(f"--threshold must be between 0 and 1, got {args.threshold}.")
-    if args.limit is not None and args.limit < 1:
-        raise InvalidInput(f"--limit must be at least 1, got {args.limit}.")
+    check_probability(args.threshold, "--threshold")
+    if args.limit is not None:
+        check_at_least_one(args.limit, "--limit")
     if args.benchmark == "fit-calibrator":
         if not args.train:
             raise InvalidInput("qa eval fit-calibrator needs --train FILE... (predictions of open-corpus runs).")
@@ -111,6 +105,8 @@ def print_metrics(metrics: dict, table: str, as_json: bool) -> None:
 
 
 def _cmd_questions(args: argparse.Namespace) -> int:
+    from qa.evaluation.report import format_table
+    from qa.evaluation.runner import evaluate_questions, load_questions, write_outputs
     from qa.answering.pipeline import QA
 
     questions = load_questions(args.questions)
@@ -138,6 +134,8 @@ def _is_packaged(reader_dir: str | Path) -> bool:
 def _calibrate(result: QuestionsResult, args: argparse.Namespace, qa) -> dict:
     """Choose the threshold on this run and save it with the reader the run used (``qa.reader.path``)."""
     from qa.answering.pipeline import save_calibration
+    from qa.evaluation.runner import rethreshold, summarize
+    from qa.evaluation.thresholds import calibration_threshold, candidates_of
 
     reader_dir = Path(qa.reader.path)
     threshold, best = calibration_threshold(candidates_of(result.records))

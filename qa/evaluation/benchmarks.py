@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from qa.errors import InvalidInput, MissingPath, UnsafeDestination
-from qa.evaluation.common import jsonl_records, mean_of, text_lines
+from qa.evaluation.common import mean_of
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, normalize_answer, percentile, recall_at_k
 from qa.evaluation.thresholds import best_threshold, candidate_of
+from qa.jsonl import iter_jsonl, text_lines
 from qa.retrieval.retriever import MODES
 from qa.types import Passage
 
@@ -138,7 +139,7 @@ def load_beir(data_dir: str | Path, split: str = "test") -> BeirData:
 
 def _jsonl(path: Path) -> list[dict]:
     rows = []
-    for n, row in jsonl_records(path):
+    for n, row in iter_jsonl(path):
         if not isinstance(row, dict) or "_id" not in row:
             raise InvalidInput(f"{path}, line {n}: expected an object with an '_id'")
         rows.append(row)

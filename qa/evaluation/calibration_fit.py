@@ -18,10 +18,10 @@ from typing import Sequence
 from qa.answering.calibrator import Calibrator, fit_calibrator
 from qa.answering.features import FEATURES
 from qa.evaluation import selective
+from qa.evaluation.common import RIGHT_F1, mean_of
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score
 from qa.jsonl import read_jsonl
 
-RIGHT_F1 = 0.5
 TARGET_PRECISION = 0.65  # answered questions right (F1 >= 0.5) at the default threshold, on the training runs
 HIGH_PRECISION = 0.90  # "High confidence": right 9 times in 10 on the training runs
 # The features the calibrator uses. The reader's no-answer score, window probability and raw logit are
@@ -83,7 +83,10 @@ def measure(rows: Sequence[dict], calibrator: Calibrator | None, threshold: floa
     n = len(rows)
     has = [i for i in range(n) if answerable[i]]
     no = [i for i in range(n) if not answerable[i]]
-    mean = lambda idx, values: sum(values[i] for i in idx) / len(idx) if idx else None  # noqa: E731
+
+    def mean(idx, values) -> float | None:
+        return mean_of(values[i] for i in idx)
+
     refused = [float(scores[i] < threshold or not rows[i]["candidate"]) for i in range(n)]
     out = {
         "questions": n, "answerable": len(has), "unanswerable": len(no),

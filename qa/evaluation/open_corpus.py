@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -24,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from qa.errors import InvalidInput, UnsafeDestination
 from qa.evaluation import selective
+from qa.evaluation.common import RIGHT_F1, mean_of
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, normalize_answer, percentile
+from qa.training.data import dedupe
 
 logger = logging.getLogger(__name__)
 
-RIGHT_F1 = 0.5  # an answer with F1 >= 0.5 counts as right (risk-coverage, calibration)
 HIT_KS = (1, 5)
 CORPUS_MARKER = ".qa-open-corpus"  # names the folders this module writes, so it only ever replaces its own
 
@@ -59,10 +62,6 @@ def read_squad_like(path: str | Path) -> dict:
     Raises:
         InvalidInput: neither format.
     """
-    import json
-
-    from qa.errors import InvalidInput
-
     raw = json.loads(Path(path).read_text(encoding="utf-8"))
     if isinstance(raw, dict) and isinstance(raw.get("data"), list):
         return raw
@@ -94,10 +93,6 @@ def write_corpus(squad_files: Sequence[str | Path], folder: str | Path) -> list[
     Raises:
         UnsafeDestination: ``folder`` holds files this function did not write.
     """
-    import json
-
-    from qa.errors import UnsafeDestination
-
     folder = Path(folder)
     if folder.exists():
         entries = [p for p in folder.iterdir()]
@@ -130,9 +125,7 @@ def write_corpus(squad_files: Sequence[str | Path], folder: str | Path) -> list[
             (folder / name).write_text("\n\n".join(parts), encoding="utf-8", newline="\n")
             names.append(name)
     (folder / CORPUS_MARKER).write_text(json.dumps(names), encoding="utf-8")
-    seen: set[str] = set()
-    unique = [q for q in questions if not (q.id in seen or seen.add(q.id))]  # SQuAD 2.0 dev repeats ids
-    return unique
+    return dedupe(questions)  # SQuAD 2.0 dev repeats question ids
 
 
 def _hit_rank(question: OpenQuestion, hits) -> int | None:
@@ -172,26 +165,22 @@ def score_question(question: OpenQuestion, answer, gold_answer=None) -> dict:
 
 def summarize(rows: Sequence[dict]) -> dict:
     """SQuAD 2.0-style EM/F1 (all, HasAns, NoAns), refusals, retrieval hits, the selective measures."""
-    def mean(values) -> float | None:
-        values = list(values)
-        return sum(values) / len(values) if values else None
-
     has = [r for r in rows if r["answerable"]]
     no = [r for r in rows if not r["answerable"]]
     out = {
         "questions": len(rows), "answerable": len(has), "unanswerable": len(no),
-        "exact": mean(r["em"] for r in rows), "f1": mean(r["f1"] for r in rows),
-        "HasAns_exact": mean(r["em"] for r in has), "HasAns_f1": mean(r["f1"] for r in has),
-        "NoAns_refused": mean(r["abstained"] for r in no),
-        "answerable_refused": mean(r["abstained"] for r in has),
+        "exact": mean_of(r["em"] for r in rows), "f1": mean_of(r["f1"] for r in rows),
+        "HasAns_exact": mean_of(r["em"] for r in has), "HasAns_f1": mean_of(r["f1"] for r in has),
+        "NoAns_refused": mean_of(r["abstained"] for r in no),
+        "answerable_refused": mean_of(r["abstained"] for r in has),
         # F1 if the threshold were 0 (always answer the best candidate): the reader and retrieval alone.
-        "HasAns_f1_always_answer": mean(best_over_golds(f1_score, r["candidate"], r["gold"]) if r["candidate"] else 0.0
-                                        for r in has),
-        **{f"hit@{k}": mean(r["rank"] is not None and r["rank"] <= k for r in has) for k in HIT_KS},
+        "HasAns_f1_always_answer": mean_of(best_over_golds(f1_score, r["candidate"], r["gold"]) if r["candidate"] else 0.0
+                                           for r in has),
+        **{f"hit@{k}": mean_of(r["rank"] is not None and r["rank"] <= k for r in has) for k in HIT_KS},
         "ms_p50": percentile([r["ms"] for r in rows if r["ms"] is not None], 50) if rows else None,
     }
     if any("gold_passage_f1" in r for r in has):
-        out["gold_passage_f1"] = mean(r.get("gold_passage_f1", 0.0) for r in has)
+        out["gold_passage_f1"] = mean_of(r.get("gold_passage_f1", 0.0) for r in has)
     out["selective"] = selective.summary([r["score"] for r in rows], [r["candidate_right"] for r in rows])
     out["risk_coverage"] = [(p.coverage, p.precision) for p in
                             selective.risk_coverage([r["score"] for r in rows], [r["candidate_right"] for r in rows])]

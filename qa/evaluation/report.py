@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from qa.evaluation import selective
 from qa.evaluation.common import HIT_KS, RIGHT_F1, candidate_right, format_number, get_path
 
 logger = logging.getLogger(__name__)
@@ -95,8 +96,8 @@ def render_report(metrics: dict, records: Sequence[dict], sweep: Sequence[tuple[
         "F1 and hit@k by question kind": _plot_by_kind(metrics),
         "Best-span scores: right vs wrong": _plot_scores(records, metrics),
         "Threshold sweep": _plot_sweep(sweep, metrics),
-        "Risk-coverage: precision of the answered questions, most confident first": _plot_risk_coverage(records),
-        "Reliability: stated confidence against the share right": _plot_reliability(records),
+        "Risk-coverage: precision of the answered questions, most confident first": _plot_risk_coverage(records, metrics),
+        "Reliability: stated confidence against the share right": _plot_reliability(records, metrics),
         "Latency": _plot_latency(records),
     }
     threshold = metrics.get("threshold") or {}
@@ -221,8 +222,8 @@ def _plot_by_kind(metrics: dict) -> str | None:
 
 def _plot_scores(records: Sequence[dict], metrics: dict) -> str | None:
     with_span = [r for r in records if r["candidate"]["text"]]
-    right = [r["score"] for r in with_span if r["answers"] and r["candidate"]["f1"] >= RIGHT_F1]
-    wrong = [r["score"] for r in with_span if not (r["answers"] and r["candidate"]["f1"] >= RIGHT_F1)]
+    right = [r["score"] for r in with_span if candidate_right(r)]
+    wrong = [r["score"] for r in with_span if not candidate_right(r)]
     if not right and not wrong:
         return None
     fig = _figure()
@@ -257,23 +258,23 @@ def _plot_sweep(sweep: Sequence[tuple[float, float]], metrics: dict) -> str | No
     return _png(fig)
 
 
-def _selective_inputs(records: Sequence[dict]) -> tuple[list[float], list[bool]]:
-    return [r["score"] for r in records], [candidate_right(r) for r in records]
+def _selective(records: Sequence[dict], metrics: dict) -> tuple[list[float], list[bool], dict]:
+    """Each record's score and whether its candidate is right, and the run's selective summary."""
+    scores, right = [r["score"] for r in records], [candidate_right(r) for r in records]
+    return scores, right, metrics.get("selective") or selective.summary(scores, right)
 
 
-def _plot_risk_coverage(records: Sequence[dict]) -> str | None:
-    from qa.evaluation import selective
-
-    scores, right = _selective_inputs(records)
+def _plot_risk_coverage(records: Sequence[dict], metrics: dict) -> str | None:
+    scores, right, summary = _selective(records, metrics)
     curve = selective.risk_coverage(scores, right)
     if not curve:
         return None
     fig = _figure()
     ax = fig.subplots()
     ax.step([0.0] + [p.coverage for p in curve], [curve[0].precision] + [p.precision for p in curve], where="pre",
-            label=f"AURC {selective.aurc(scores, right):.3f}")
+            label=f"AURC {summary['aurc']:.3f}")
     for target, style in zip(selective.PRECISION_TARGETS, (":", "--")):
-        coverage, _ = selective.coverage_at_precision(scores, right, target)
+        coverage = summary[f"coverage@{round(target * 100)}"]
         ax.axhline(target, color="grey", linestyle=style, label=f"precision {target:.0%}: coverage {coverage:.2f}")
     ax.set_xlabel("coverage (share of questions answered)")
     ax.set_ylabel("precision (answers right, F1 >= 0.5)")
@@ -283,10 +284,8 @@ def _plot_risk_coverage(records: Sequence[dict]) -> str | None:
     return _png(fig)
 
 
-def _plot_reliability(records: Sequence[dict]) -> str | None:
-    from qa.evaluation import selective
-
-    scores, right = _selective_inputs(records)
+def _plot_reliability(records: Sequence[dict], metrics: dict) -> str | None:
+    scores, right, summary = _selective(records, metrics)
     bins = selective.reliability(scores, right)
     if not bins:
         return None
@@ -294,7 +293,7 @@ def _plot_reliability(records: Sequence[dict]) -> str | None:
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfectly calibrated")
     ax.bar([b.low for b in bins], [b.accuracy for b in bins], width=[b.high - b.low for b in bins], align="edge",
-           alpha=0.6, edgecolor="black", label=f"share right (ECE {selective.expected_calibration_error(scores, right):.3f})")
+           alpha=0.6, edgecolor="black", label=f"share right (ECE {summary['ece']:.3f})")
     ax.plot([b.confidence for b in bins], [b.accuracy for b in bins], "o", color="black", markersize=3)
     for b in bins:
         ax.annotate(str(b.count), (b.low + (b.high - b.low) / 2, b.accuracy), ha="center", va="bottom", fontsize=7)

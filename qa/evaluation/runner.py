@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from qa.errors import InvalidInput, MissingPath
 from qa.evaluation import selective
-from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, candidate_right, jsonl_records, mean_of
+from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, candidate_right, mean_of
 from qa.evaluation.metrics import (
     best_over_golds,
     exact_match,
@@ -40,7 +40,7 @@ from qa.evaluation.metrics import (
 )
 from qa.evaluation.report import write_report
 from qa.evaluation.thresholds import best_threshold, candidate_of, candidates_of, f1_at_threshold, threshold_sweep
-from qa.jsonl import write_jsonl
+from qa.jsonl import iter_jsonl, write_jsonl
 from qa.types import Answer, Hit, Passage
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ def load_questions(path: str | Path) -> list[Question]:
     if not path.is_file():
         raise MissingPath(f"No question set at {path} (pass --questions FILE).")
     questions, seen, skipped = [], set(), collections.Counter()
-    for n, row in jsonl_records(path):
+    for n, row in iter_jsonl(path):
         where = f"{path}, line {n}"
         if isinstance(row, dict) and row.get("kind") == "feedback":
             label = feedback_as_label(row, where)

@@ -292,8 +292,3 @@ def _shorten(title: str) -> str:
     if sentence:
         return sentence.group(1)
     return title[: _MAX_TITLE].rsplit(" ", 1)[0].rstrip(",;:") + "…"
-
-
-def text_hash(text: str) -> str:
-    """A stable content hash, used by the index manifest to detect changed documents."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

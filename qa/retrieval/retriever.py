@@ -84,18 +84,33 @@ class Retriever:
         Raises:
             InvalidInput: empty query, ``top_k < 1``, unknown mode, ``doc_ids`` not a list, or an unknown id.
         """
-        query = self._check(query, top_k, mode, doc_ids)
+        return self._search(self._check(query, top_k, mode, doc_ids), top_k, mode, doc_ids)[0]
+
+    def search_with_relevance(
+        self, query: str, top_k: int = 5, mode: str = "hybrid"
+    ) -> tuple[list[Hit], float]:
+        """:meth:`search` and :meth:`relevance` together: the dense list the search ranked already
+        starts with the nearest passage, so it is searched once (BM25 mode adds one dense lookup)."""
+        query = self._check(query, top_k, mode, None)
+        hits, dense = self._search(query, top_k, mode, None)
+        if not dense:
+            dense = self._dense(query, 1, None)
+        return hits, dense[0][1] if dense else 0.0
+
+    def _search(self, query: str, top_k: int, mode: str,
+                doc_ids: list[str] | None) -> tuple[list[Hit], list[tuple[int, float]]]:
+        """The hits of a checked query, and the dense list they came from (empty for BM25)."""
         pool = max(top_k, CANDIDATES) if mode == "hybrid" else top_k
         if mode == "dense":
             dense = self._dense(query, pool, doc_ids)[:top_k]
-            return self._hits(dense, dense=dense)
+            return self._hits(dense, dense=dense), dense
         if mode == "bm25":
             sparse = self.index.keyword_search(query, pool, doc_ids)[:top_k]
-            return self._hits(sparse, sparse=sparse)
+            return self._hits(sparse, sparse=sparse), []
         dense = self._dense(query, pool, doc_ids)
         sparse = self.index.keyword_search(query, pool, doc_ids)
         fused = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in sparse]])
-        return self._hits(fused[:top_k], dense=dense, sparse=sparse)
+        return self._hits(fused[:top_k], dense=dense, sparse=sparse), dense
 
     def _check(self, query: str, top_k: int, mode: str, doc_ids: list[str] | None) -> str:
         if not isinstance(query, str) or not query.strip():
