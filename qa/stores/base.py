@@ -66,3 +66,7 @@ class IndexLockedError(UserError, RuntimeError):
 
 class IndexWriteError(UserError, OSError):
     """The index could not be written (disk full, read-only place); the previous one is unchanged."""
+
+
+class StoreUnavailableError(UserError, ConnectionError):
+    """A server store cannot be reached, refuses the token, or is held by another process."""
