@@ -61,7 +61,7 @@ class StoreAddress:
     @property
     def is_server(self) -> bool:
         """Whether the store is reached over the network (its URL is what a message names)."""
-        return self.location.startswith(("http://", "https://"))
+        return self.location.lower().startswith(("http://", "https://"))
 
     def __str__(self) -> str:
         return self.text
@@ -93,7 +93,7 @@ def parse_address(address: str | os.PathLike) -> StoreAddress:
     if not _COLLECTION.match(collection):
         raise InvalidInput(f"{collection!r} (after # in {text!r}) is not a collection name: use letters, digits "
                            "and underscores, starting with a letter, e.g. #papers.")
-    if location.startswith(("http://", "https://")):
+    if location.lower().startswith(("http://", "https://")):
         location = location.rstrip("/")
     return StoreAddress(kind, location, collection, text)
 

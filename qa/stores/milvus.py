@@ -105,6 +105,20 @@ def _is_unreachable(err: BaseException) -> bool:
                                    "not ready", "closed", "socket", "channel", "illegal uri"))
 
 
+def _listening(url: str) -> bool:
+    """Whether something accepts a TCP connection at the URL's host and port."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 19530)),
+                                      timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 @contextlib.contextmanager
 def translated(address: StoreAddress) -> Iterator[None]:
     """Turn a server's refusal or silence into one line that names the address and says what to do."""
@@ -119,6 +133,11 @@ def translated(address: StoreAddress) -> Iterator[None]:
             raise StoreUnavailableError(
                 f"The Milvus server at {address.location} refused the token ({_first_line(err)}): set "
                 f"{TOKEN_VARIABLE} to a valid token (user:password or an API key).") from None
+        if address.is_server and _is_unreachable(err) and _listening(address.location):
+            # Something answers there, yet the connection was refused: Milvus refuses a bad token this way.
+            raise StoreUnavailableError(
+                f"The Milvus server at {address.location} answers but refused the connection ({_first_line(err)}): "
+                f"check the token in {TOKEN_VARIABLE} (and http or https).") from None
         if address.is_server and _is_unreachable(err):
             raise StoreUnavailableError(
                 f"Cannot reach the Milvus server at {address.location} ({_first_line(err)}): start it, or check "
@@ -150,7 +169,11 @@ def connect(address: StoreAddress, create: bool = False):
             path.parent.mkdir(parents=True, exist_ok=True)
         uri, token = str(path.resolve()), ""
     with translated(address):
-        client = MilvusClient(uri=uri, token=token, timeout=CALL_TIMEOUT)
+        # A server gets a connection of its own (a shared one outlives a restart of the server, broken);
+        # an embedded .db is opened once per process, so its connection is shared.
+        # A subchannel of its own, too: gRPC's shared one waits out its back-off after a server went away.
+        client = MilvusClient(uri=uri, token=token, timeout=CALL_TIMEOUT, dedicated=address.is_server,
+                              grpc_options={"grpc.use_local_subchannel_pool": 1})
         if address.is_server:
             client.list_collections(timeout=CALL_TIMEOUT)  # a wrong token fails here, not on the first search
     return client
