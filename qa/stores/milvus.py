@@ -156,8 +156,11 @@ def connect(address: StoreAddress, create: bool = False):
         IndexNotFoundError: an embedded ``.db`` that does not exist (and ``create`` is false).
         StoreUnavailableError: the server cannot be reached or refuses the token.
     """
-    from pymilvus import MilvusClient
-
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise StoreUnavailableError(f"{address} is a Milvus store, and pymilvus is not installed: install it with "
+                                    "pip install 'qa[milvus]'.") from None
     if address.is_server:
         uri, token = address.location, os.environ.get(TOKEN_VARIABLE, "")
     else:
