@@ -78,10 +78,15 @@ def _create(client, name: str, dimension: int, header: dict) -> None:
     docs.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
     docs_index = client.prepare_index_params()
     docs_index.add_index(field_name="unused", index_type="FLAT", metric_type="IP")
-    client.create_collection(docs_name(name), schema=docs, index_params=docs_index)
+    # Indexes are made without waiting for them (sync=False): pymilvus's wait asks for a timestamp that
+    # Milvus Lite doesn't give, and loading waits for the index anyway.
+    client.create_collection(docs_name(name), schema=docs)
+    client.create_index(docs_name(name), docs_index, sync=False)
+    client.load_collection(docs_name(name))
     # Created last: a passages collection whose property is set has its documents collection.
-    client.create_collection(name, schema=schema, index_params=index,
-                             properties={BUILD_PROPERTY: json.dumps(header, sort_keys=True)})
+    client.create_collection(name, schema=schema, properties={BUILD_PROPERTY: json.dumps(header, sort_keys=True)})
+    client.create_index(name, index, sync=False)
+    client.load_collection(name)
 
 
 def _drop(client, name: str) -> None:
@@ -176,7 +181,7 @@ class _Writer:
         index = self.client.prepare_index_params()
         index.add_index(field_name="dense", index_type="HNSW", metric_type="IP",
                         params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION})
-        self.client.create_index(self.name, index)
+        self.client.create_index(self.name, index, sync=False)
         self.client.load_collection(self.name)
 
     def save_manifest(self, manifest: dict) -> None:
@@ -300,12 +305,12 @@ def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, head
                 written += pending
                 batch, pending = [], 0
                 after_batch(written)
-            elapsed = max(bar.format_dict.get("elapsed", 0.0), 1e-9)
-            bar.set_postfix_str(f"{(written + pending) / elapsed:.0f} passages/s", refresh=False)
+                _show_rate(bar, written)
         if batch:
             writer.write(batch)
             written += pending
             after_batch(written)
+            _show_rate(bar, written)
     kept = {r["id"] for r in rows}
     leftover = sorted(set(old) - kept)  # held by the version written to, no longer in the folder
     if leftover:
@@ -344,6 +349,12 @@ def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, head
     writer.save_manifest(manifest)
     _publish(client, address, name, current)
     return stats
+
+
+def _show_rate(bar, written: int) -> None:
+    """Passages written so far and per second, beside the bar's documents per second."""
+    elapsed = max(bar.format_dict.get("elapsed", 0.0), 1e-9)
+    bar.set_postfix_str(f"{written} passages, {written / elapsed:.1f} passages/s")
 
 
 def header_chunking(header: dict) -> ChunkConfig:
