@@ -35,8 +35,10 @@ browser:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null; fi; \
 	fi
 
+# The Milvus tests run against a `milvus-lite server` on 127.0.0.1 (a free port, a temporary data folder),
+# started before pytest and stopped whatever happens (tests/milvus_server.py sets QA_MILVUS_URL).
 test: install browser
-	$(PY) -m pytest
+	$(PY) tests/milvus_server.py $(PY) -m pytest
 
 bench: install
 	$(PY) -m benchmarks.bench retrieval

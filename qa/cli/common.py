@@ -15,6 +15,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_DOCS = "seeds"
 DEFAULT_INDEX = "embeddings"
+INDEX_HELP = ("the index: a folder (default: embeddings), milvus:PATH.db (Milvus Lite) or http://HOST:PORT "
+              "(a Milvus server; token from QA_MILVUS_TOKEN)")
 STDIN = "-"  # a question given as "-" is read from standard input
 
 
@@ -58,7 +60,7 @@ def retrieval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("question", help=f"the question, or {STDIN} to read it from standard input")
     p.add_argument("-k", type=int, default=5, help="passages to retrieve (default: 5)")
     p.add_argument("--mode", choices=sorted(MODES, key=lambda m: m != "hybrid"), default="hybrid")
-    p.add_argument("--index", default=DEFAULT_INDEX, help="index folder (default: embeddings)")
+    p.add_argument("--index", default=DEFAULT_INDEX, help=INDEX_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
 
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.cli.common import check_at_least_one, check_probability
+from qa.cli.common import INDEX_HELP, check_at_least_one, check_probability
 from qa.errors import InvalidInput, MissingPath
 from qa.evaluation.benchmarks import evaluate_squad, run_beir
 from qa.evaluation.common import format_number
@@ -45,7 +45,7 @@ def register(subparsers) -> None:
                    help="a public benchmark instead of the question set; fit-calibrator: learn the reader's "
                         "P(right) from the predictions of earlier runs (--train FILE..., measured on --test FILE...)")
     p.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"question set (default: {DEFAULT_QUESTIONS})")
-    p.add_argument("--index", default="embeddings", help="index folder (default: embeddings)")
+    p.add_argument("--index", default="embeddings", help=INDEX_HELP)
     p.add_argument("--out", default=None,
                    help=f"output folder (default: {DEFAULT_OUT}; {DEFAULT_OUT}/squad for squad, "
                         f"{DEFAULT_OUT}/beir/<data set folder name> for beir)")

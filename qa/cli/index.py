@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("index", help="build or update the index of a folder of documents")
     p.add_argument("--docs", default=DEFAULT_DOCS, help="folder of .txt/.md/.html/.pdf files (default: seeds)")
-    p.add_argument("--out", default=DEFAULT_INDEX, help="index folder (default: embeddings)")
+    p.add_argument("--out", default=DEFAULT_INDEX,
+                   help="where the index goes: a folder (default: embeddings), milvus:PATH.db (Milvus Lite) or "
+                        "http://HOST:PORT (a Milvus server; token from QA_MILVUS_TOKEN); #NAME names the collection")
     p.add_argument("--model", default=None, help="embedding model path or name (default: all-MiniLM-L6-v2)")
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help=f"how the embedding model runs (default: {DEFAULT_BACKEND}; torch for models ONNX can't run)")
@@ -37,9 +39,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:  # the settings came straight from the command line
         raise InvalidInput(f"{err} Pass other --chunk-size/--chunk-overlap values.") from err
 
-    from qa.stores.local import build_index
+    from qa.stores.address import build_store, parse_address
 
-    stats = build_index(
+    parse_address(args.out)  # a malformed address fails before the model loads
+    stats = build_store(
         args.docs, args.out, model=args.model, backend=args.backend, chunk_config=chunk_config,
         incremental=not args.full, show_progress=not args.quiet,
     )

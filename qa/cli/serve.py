@@ -36,10 +36,11 @@ def _settings_of(index: str | Path) -> dict:
     """The ``build_index`` arguments an existing index was built with (model, backend, chunking); ``{}``
     when there is no index, so a first build takes the defaults."""
     from qa.ingest.chunking import ChunkConfig
-    from qa.stores.local import IndexNotFoundError, backend_of, read_manifest
+    from qa.stores.address import read_store_manifest
+    from qa.stores.local import IndexNotFoundError, backend_of
 
     try:
-        manifest = read_manifest(index)
+        manifest = read_store_manifest(index)
     except IndexNotFoundError:
         return {}
     settings = {"model": manifest["model"], "backend": backend_of(manifest)}  # old manifests: torch
@@ -59,7 +60,8 @@ def load_qa(
     """
     from qa.answering.pipeline import QA
     from qa.errors import InvalidInput, MissingPath
-    from qa.stores.local import IndexNotFoundError, StaleIndexError, build_index, docs_dir_of
+    from qa.stores.address import build_store, docs_dir_of_store
+    from qa.stores.local import IndexNotFoundError, StaleIndexError
 
     try:
         qa = QA.load(index, reader_dir=reader, threshold=threshold)
@@ -69,11 +71,11 @@ def load_qa(
         logger.warning("The index at %s is %s: building it from %s ...", index, state, docs)
         if not Path(docs).is_dir():
             raise MissingPath(f"No documents folder at {docs}: pass --docs DIR.") from err
-        stats = build_index(docs, index, show_progress=True, **_settings_of(index))
+        stats = build_store(docs, index, show_progress=True, **_settings_of(index))
         logger.warning("Indexed %d documents (%d passages) in %.1fs.", stats.documents, stats.passages, stats.seconds)
         return QA.load(index, reader_dir=reader, threshold=threshold)
     manifest = qa.retriever.index.manifest
-    built_from = docs_dir_of(index, manifest)
+    built_from = docs_dir_of_store(index, manifest)
     if manifest.get("docs_dir") and Path(docs).is_dir() and built_from != Path(docs).resolve():
         raise InvalidInput(f"The index at {index} holds the documents of {built_from}, not {docs}: "
                            f"pass --index with another folder (or leave it out) to serve {docs}.")
@@ -85,8 +87,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--docs", default=DEFAULT_DOCS,
                    help="folder of .txt/.md/.html/.pdf documents to serve (default: seeds, the bundled corpus)")
     p.add_argument("--index", default=None,
-                   help="index folder, built or updated on start when missing or stale (default: embeddings for "
-                        "seeds, else .qa-index/<docs folder name> under the current directory)")
+                   help="index folder, milvus:PATH.db or http://HOST:PORT, built or updated on start when missing or "
+                        "stale (default: embeddings for seeds, else .qa-index/<docs folder name> under the current "
+                        "directory)")
     p.add_argument("--reader", default=None, help="reader model folder (default: the packaged reader)")
     p.add_argument("--threshold", type=float, default=None,
                    help="default answer threshold, 0-1 (default: calibrated); users can change it in Settings")
@@ -158,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     from qa.app.feedback import FeedbackLog
     from qa.app.ui import BUNDLED_EXAMPLES, build_app, launch  # gradio loads here
 
-    index = Path(args.index) if args.index else default_index(args.docs)
+    index = args.index or default_index(args.docs)  # a folder, or a Milvus address (kept as text)
     qa = load_qa(args.docs, index, args.reader, args.threshold)
     print("Loading the models ...", file=sys.stderr)
     qa.ask("warm up", top_k=1)  # load the encoder and reader now, not on the first user's question

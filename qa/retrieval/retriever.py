@@ -22,7 +22,7 @@ import numpy as np
 from qa.embedding.encoder import Encoder, load_encoder
 from qa.errors import InvalidInput
 from qa.stores.base import Store
-from qa.stores.local import Index, backend_of
+from qa.stores.manifest import backend_of
 from qa.types import Hit
 
 logger = logging.getLogger(__name__)
@@ -62,9 +62,12 @@ class Retriever:
 
     @classmethod
     def load(cls, path: str | Path = "embeddings", encoder: Encoder | None = None, check_documents: bool = True) -> "Retriever":
-        """Load the index at ``path`` (see :meth:`qa.stores.local.Index.load` for the errors it raises)."""
+        """Load the store at ``path``: a folder, ``milvus:PATH.db`` or ``http://HOST:PORT`` (see
+        :mod:`qa.stores.address`; :meth:`qa.stores.local.Index.load` lists the errors it raises)."""
+        from qa.stores.address import open_store
+
         model, backend = (encoder.name, backend_of(encoder)) if encoder is not None else (None, None)
-        return cls(Index.load(path, model=model, check_documents=check_documents, backend=backend), encoder)
+        return cls(open_store(path, model=model, check_documents=check_documents, backend=backend), encoder)
 
     @property
     def documents(self):
@@ -123,7 +126,7 @@ class Retriever:
             if not isinstance(doc_ids, (list, tuple)) or not all(isinstance(d, str) for d in doc_ids):
                 raise InvalidInput(f"doc_ids must be a list of document ids, e.g. [{next(iter(self.index.documents))!r}]"
                                    f", not {type(doc_ids).__name__} {doc_ids!r:.80}.")
-            unknown = sorted(set(doc_ids) - set(self.index.documents))
+            unknown = sorted({d for d in doc_ids if d not in self.index.documents})  # no scan of a server's ids
             if unknown or not doc_ids:
                 raise InvalidInput(f"Unknown document id(s) {unknown or doc_ids}: the index holds "
                                    f"{len(self.index.documents)} documents, e.g. {next(iter(self.index.documents))!r}.")

@@ -26,7 +26,8 @@ class Store(Protocol):
 
     Attributes:
         manifest: how the store was built (``model`` and ``backend`` name the query encoder).
-        passages: every passage; a row number is an index into this sequence.
+        passages: every passage, looked up by the rows the searches return (the local store numbers
+            them from 0; Milvus uses its primary keys, so iterate it rather than ``range(len(...))``).
         documents: the documents by id (citations and the document viewer read their text).
     """
 
@@ -66,3 +67,7 @@ class IndexLockedError(UserError, RuntimeError):
 
 class IndexWriteError(UserError, OSError):
     """The index could not be written (disk full, read-only place); the previous one is unchanged."""
+
+
+class StoreUnavailableError(UserError, ConnectionError):
+    """A server store cannot be reached, refuses the token, or is held by another process."""

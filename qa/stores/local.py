@@ -32,3 +32,19 @@ from qa.stores.manifest import (FORMAT_VERSION, RACY_NS, READABLE_FORMATS, UNREA
 
 __all__ = ["APPROX_THRESHOLD", "BuildStats", "CorruptIndexError", "Index", "IndexLockedError", "IndexNotFoundError",
            "IndexWriteError", "StaleIndexError", "Store", "build_index", "read_manifest"]
+
+
+# The backend interface of :mod:`qa.stores.address` (a folder address opens the local store).
+def open_store(address, model: str | None = None, backend: str | None = None, check_documents: bool = True) -> Index:
+    """The local store at ``address.location`` (see :meth:`Index.load`)."""
+    return Index.load(address.location, model=model, backend=backend, check_documents=check_documents)
+
+
+def build_store(docs_dir, address, **options) -> BuildStats:
+    """Build or update the local store at ``address.location`` (see :func:`build_index`)."""
+    return build_index(docs_dir, address.location, **options)
+
+
+def read_store_manifest(address) -> dict:
+    """The manifest of the local store at ``address.location`` (see :func:`read_manifest`)."""
+    return read_manifest(address.location)

@@ -1,0 +1,382 @@
+"""Building and updating the Milvus store, streaming: documents are read, chunked, embedded and
+written a batch at a time, so memory holds one batch, never the corpus.
+
+A full build (no index yet, another model or chunking, or ``incremental=False``) writes a new
+version of the collection and publishes it by moving the alias; one killed on the way (the client
+or the server) is resumed by the next run, which skips every document the unpublished version
+already holds whole. An update of the same model and chunking works in place, document by document,
+and reads only files whose size or mtime changed (as the local store's staleness check does).
+
+Example:
+    >>> stats = build_milvus("seeds", parse_address("milvus:./qa.db"), show_progress=True)
+    >>> stats.passages
+    412
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from qa.embedding.encoder import DEFAULT_BACKEND, Encoder, load_encoder
+from qa.errors import InvalidInput, MissingPath
+from qa.ingest.chunking import ChunkConfig, chunk_document
+from qa.ingest.documents import corpus_files, document_ids, load_document
+from qa.stores.address import StoreAddress
+from qa.stores.build import EMBED_BATCH, BuildStats, _package_version
+from qa.stores.index import APPROX_THRESHOLD, HNSW_EF_CONSTRUCTION, HNSW_M
+from qa.stores.manifest import FORMAT_VERSION, _differs, _stat, backend_of, hash_file
+from qa.stores.milvus import (MANIFEST_DOC, MAX_PASSAGE_CHARS, analyzer, connect, docs_name, published,
+                              quoted, read_manifest_rows, row_id, text_parts, translated, version_name, versions)
+from qa.types import Document, Passage
+
+logger = logging.getLogger(__name__)
+
+WRITE_ROWS = 500  # rows per insert call (a few MB: well under the 64 MiB a gRPC message may hold)
+BUILD_PROPERTY = "qa.build"  # the passages collection's property naming what a version is being built with
+
+
+def after_batch(written: int) -> None:
+    """Called after each batch is written (``written``: passages so far); tests replace it to
+    simulate a crash there."""
+
+
+def _document_key(doc_id: str, part: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{doc_id}\0{part}".encode("utf-8")).digest()[:8], "big") >> 1
+
+
+def _create(client, name: str, dimension: int, header: dict) -> None:
+    """Create the passages collection ``name`` and its documents collection, FLAT-indexed and loaded."""
+    from pymilvus import DataType, Function, FunctionType, MilvusClient
+
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("passage_id", DataType.VARCHAR, max_length=2048)
+    schema.add_field("doc_id", DataType.VARCHAR, max_length=2048)
+    schema.add_field("text", DataType.VARCHAR, max_length=65535, enable_analyzer=True, analyzer_params=analyzer())
+    schema.add_field("start", DataType.INT64)
+    schema.add_field("end", DataType.INT64)
+    schema.add_field("dense", DataType.FLOAT_VECTOR, dim=dimension)
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                                 output_field_names=["sparse"]))
+    index = client.prepare_index_params()
+    index.add_index(field_name="dense", index_type="FLAT", metric_type="IP")
+    index.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    docs = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    docs.add_field("id", DataType.INT64, is_primary=True)
+    docs.add_field("doc_id", DataType.VARCHAR, max_length=2048)
+    docs.add_field("part", DataType.INT64)
+    docs.add_field("text", DataType.VARCHAR, max_length=65535)
+    docs.add_field("meta", DataType.JSON)
+    docs.add_field("unused", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
+    docs_index = client.prepare_index_params()
+    docs_index.add_index(field_name="unused", index_type="FLAT", metric_type="IP")
+    # Indexes are made without waiting for them (sync=False): pymilvus's wait asks for a timestamp that
+    # Milvus Lite doesn't give, and loading waits for the index anyway.
+    client.create_collection(docs_name(name), schema=docs)
+    client.create_index(docs_name(name), docs_index, sync=False)
+    client.load_collection(docs_name(name))
+    # Created last: a passages collection whose property is set has its documents collection.
+    client.create_collection(name, schema=schema, properties={BUILD_PROPERTY: json.dumps(header, sort_keys=True)})
+    client.create_index(name, index, sync=False)
+    client.load_collection(name)
+
+
+def _drop(client, name: str) -> None:
+    for collection in (name, docs_name(name)):
+        if client.has_collection(collection):
+            client.drop_collection(collection)
+
+
+def _target(client, address: StoreAddress, current: str | None, header: dict) -> tuple[str, bool]:
+    """The unpublished version to build into: the newest one when it was being built with the same
+    settings (resume), else a new name (created on the first write). Returns (name, exists)."""
+    unpublished = [v for v in versions(client, address.collection) if current is None or v > current]
+    if unpublished:
+        newest = unpublished[-1]
+        properties = client.describe_collection(newest).get("properties", {}) if client.has_collection(newest) else {}
+        if properties.get(BUILD_PROPERTY) == json.dumps(header, sort_keys=True) and client.has_collection(
+                docs_name(newest)):
+            logger.info("resuming the interrupted build of %s", newest)
+            for stale in unpublished[:-1]:
+                _drop(client, stale)
+            return newest, True
+        for stale in unpublished:
+            logger.info("removing %s, left by an interrupted build of other settings", stale)
+            _drop(client, stale)
+    numbers = [int(v.rsplit("__v", 1)[1]) for v in versions(client, address.collection)]
+    return version_name(address.collection, max(numbers, default=0) + 1), False
+
+
+def _held(client, name: str) -> dict[str, dict]:
+    """The documents an unpublished version already holds whole: id -> their manifest row."""
+    client.load_collection(docs_name(name))
+    rows = client.query(docs_name(name), filter="part == 0", output_fields=["doc_id", "meta"])
+    return {r["doc_id"]: r["meta"]["row"] for r in rows if r["doc_id"] != MANIFEST_DOC}
+
+
+class _Writer:
+    """Writes batches of (document, passages) into one version, in place or fresh."""
+
+    def __init__(self, client, name: str, exists: bool, header: dict, encoder: Encoder, replace: bool):
+        self.client, self.name, self.exists, self.header, self.encoder = client, name, exists, header, encoder
+        self.replace = replace  # the version may hold older rows of these documents: remove them
+        self.embedded = 0
+
+    def write(self, batch: list[tuple[Document, dict, list[Passage]]]) -> None:
+        passages = [p for _, _, ps in batch for p in ps]
+        vectors = np.asarray(self.encoder.encode_passages([p.text for p in passages], show_progress=False),
+                             dtype=np.float32) if passages else np.zeros((0, 1), np.float32)
+        self.embedded += len(passages)
+        if not self.exists:
+            if not passages:
+                return  # the collection is made when the first vectors tell their dimension
+            _create(self.client, self.name, int(vectors.shape[1]), self.header)
+            self.exists = True
+        rows = [{"id": row_id(p), "passage_id": p.id, "doc_id": p.doc_id, "text": p.text, "start": p.start,
+                 "end": p.end, "dense": v.tolist()} for p, v in zip(passages, vectors)]
+        for i in range(0, len(rows), WRITE_ROWS):
+            self.client.upsert(self.name, rows[i : i + WRITE_ROWS])
+        doc_rows = []
+        for doc, entry, ps in batch:
+            if self.replace:
+                keep = ", ".join(str(row_id(p)) for p in ps)
+                self.client.delete(self.name, filter=f"doc_id == {quoted([doc.id])[1:-1]} and id not in [{keep}]")
+            parts = text_parts(doc.text)
+            meta = {"title": doc.title, "path": doc.path, "file": doc.file, "source_hash": doc.source_hash,
+                    "pages": [list(p) for p in doc.pages], "parts": len(parts), "row": entry}
+            doc_rows += [{"id": _document_key(doc.id, i), "doc_id": doc.id, "part": i, "text": part,
+                          "meta": meta if i == 0 else {"parts": len(parts)}, "unused": [1.0, 0.0]}
+                         for i, part in enumerate(parts)]
+            if self.replace:
+                self.client.delete(docs_name(self.name),
+                                   filter=f"doc_id == {quoted([doc.id])[1:-1]} and part >= {len(parts)}")
+        # The documents' rows go last: a document with its part 0 written is whole (resume skips it).
+        for i in range(0, len(doc_rows), WRITE_ROWS // 10):
+            self.client.upsert(docs_name(self.name), doc_rows[i : i + WRITE_ROWS // 10])
+
+    def remove(self, doc_ids: list[str]) -> None:
+        for i in range(0, len(doc_ids), 500):
+            expr = f"doc_id in {quoted(doc_ids[i : i + 500])}"
+            self.client.delete(self.name, filter=expr)
+            self.client.delete(docs_name(self.name), filter=expr)
+
+    def count(self) -> int:
+        rows = self.client.query(self.name, filter="", output_fields=["count(*)"], consistency_level="Strong")
+        return int(rows[0]["count(*)"])
+
+    def index(self, approximate: bool) -> None:
+        """Make the dense index HNSW (past ``APPROX_THRESHOLD`` passages) instead of FLAT."""
+        if not approximate:
+            return
+        self.client.release_collection(self.name)
+        self.client.drop_index(self.name, "dense")
+        index = self.client.prepare_index_params()
+        index.add_index(field_name="dense", index_type="HNSW", metric_type="IP",
+                        params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION})
+        self.client.create_index(self.name, index, sync=False)
+        self.client.load_collection(self.name)
+
+    def save_manifest(self, manifest: dict) -> None:
+        """Write the manifest as a new version of its rows, then remove the older versions."""
+        docs = docs_name(self.name)
+        old = self.client.query(docs, filter=f"doc_id == {quoted([MANIFEST_DOC])[1:-1]}", output_fields=["meta"])
+        version = max((r["meta"]["version"] for r in old), default=0) + 1
+        parts = text_parts(json.dumps(manifest, ensure_ascii=False))
+        rows = [{"id": _document_key(f"{MANIFEST_DOC}\0{version}", i), "doc_id": MANIFEST_DOC, "part": i,
+                 "text": part, "meta": {"version": version, "parts": len(parts)}, "unused": [1.0, 0.0]}
+                for i, part in enumerate(parts)]
+        for i in range(0, len(rows), 20):
+            self.client.upsert(docs, rows[i : i + 20])
+        self.client.delete(docs, filter=f"doc_id == {quoted([MANIFEST_DOC])[1:-1]} and "
+                                        f"id not in [{', '.join(str(r['id']) for r in rows)}]")
+        self.client.flush(docs)
+        self.client.flush(self.name)
+
+
+def build_milvus(
+    docs_dir: str | Path,
+    address: StoreAddress,
+    model: str | None = None,
+    chunk_config: ChunkConfig | None = None,
+    encoder: Encoder | None = None,
+    backend: str = DEFAULT_BACKEND,
+    incremental: bool = True,
+    approximate: bool | None = None,
+    show_progress: bool = False,
+    batch_size: int = EMBED_BATCH,
+) -> BuildStats:
+    """Build (or update) the Milvus store at ``address`` from ``docs_dir``, streaming.
+
+    The arguments are those of :func:`qa.stores.build.build_index`; ``batch_size`` passages are read,
+    embedded and written at a time.
+
+    Raises:
+        MissingPath: no folder at ``docs_dir``.
+        InvalidInput: a chunk size a Milvus text field can't hold; no passages in the documents.
+        StoreUnavailableError: the server cannot be reached (or went away) or refuses the token; what
+            was written is kept, and the next run resumes from it.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InvalidInput(f"batch_size must be a whole number of at least 1, got {batch_size!r}.")
+    docs_dir = Path(docs_dir)
+    if not docs_dir.is_dir():
+        raise MissingPath(f"Document folder not found: {docs_dir} (pass --docs DIR with your documents).")
+    chunk_config = chunk_config or ChunkConfig()
+    if chunk_config.chunk_size > MAX_PASSAGE_CHARS:
+        raise InvalidInput(f"--chunk-size {chunk_config.chunk_size} is more than a Milvus text field holds "
+                           f"({MAX_PASSAGE_CHARS} characters): pass a smaller --chunk-size.")
+    client = connect(address, create=True)
+    encoder = encoder or load_encoder(model, backend=backend)
+    header = {"format_version": FORMAT_VERSION, "model": encoder.name, "backend": backend_of(encoder),
+              "chunking": asdict(chunk_config), "docs_dir": str(docs_dir.resolve())}
+    with translated(address):
+        stats = _build(client, address, docs_dir, encoder, header, incremental, approximate, show_progress,
+                       batch_size)
+    stats.seconds = round(time.perf_counter() - t0, 2)
+    logger.info("index %s: %d documents, %d passages (%d embedded%s) in %.1fs", address, stats.documents,
+                stats.passages, stats.embedded, "" if stats.written else ", unchanged", stats.seconds)
+    return stats
+
+
+def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, header: dict, incremental: bool,
+           approximate: bool | None, show_progress: bool, batch_size: int) -> BuildStats:
+    from tqdm.auto import tqdm
+
+    current = published(client, address.collection)
+    previous = None
+    if current is not None:
+        client.load_collection(docs_name(current))
+        previous = read_manifest_rows(client, docs_name(current))
+    same = previous is not None and all(previous.get(k) == v for k, v in header.items() if k != "docs_dir")
+    in_place = incremental and same
+    if in_place:
+        name, exists = current, True
+        old = {row["id"]: row for row in previous["documents"]}
+    else:
+        name, exists = _target(client, address, current, header)
+        old = _held(client, name) if exists else {}
+        if previous is not None:
+            reason = "a full rebuild was asked for" if same else "the model, backend or chunking changed"
+            logger.info("building %s as %s: %s", address, name, reason)
+    writer = _Writer(client, name, exists, header, encoder, replace=exists)
+    scanned_ns = time.time_ns()
+    paths = corpus_files(docs_dir)
+    ids = document_ids(docs_dir, paths)
+    stats = BuildStats()
+    rows, skipped, seen = [], [], set()
+    batch: list[tuple[Document, dict, list[Passage]]] = []
+    pending = written = 0
+    trusted_ns = previous.get("scanned_ns") if in_place else None
+    with tqdm(total=len(paths), unit="doc", desc="Indexing", disable=not show_progress) as bar:
+        for path in paths:
+            bar.update(1)
+            rel, doc_id = path.relative_to(docs_dir).as_posix(), ids[path]
+            seen.add(doc_id)
+            before = old.get(doc_id)
+            if before is not None and before.get("file") == rel and not _differs(path, before, trusted_ns):
+                st = _stat(path)
+                rows.append({**before, **({"size": st.st_size, "mtime_ns": st.st_mtime_ns} if st else {})})
+                continue
+            st = _stat(path)
+            stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns} if st else {}
+            try:
+                doc = load_document(path, doc_id, docs_dir)
+            except (OSError, ValueError) as err:
+                logger.warning("skipping %s: %s", path, err)
+                skipped.append({"file": rel, "hash": hash_file(path), **stamp})
+                continue
+            entry = {"id": doc.id, "file": rel, "hash": doc.source_hash, **stamp}
+            rows.append(entry)
+            (stats.changed if doc_id in old else stats.added).append(doc_id)
+            passages = chunk_document(doc, header_chunking(header))
+            batch.append((doc, entry, passages))
+            pending += len(passages)
+            if pending >= batch_size:
+                writer.write(batch)
+                written += pending
+                batch, pending = [], 0
+                after_batch(written)
+                _show_rate(bar, written)
+        if batch:
+            writer.write(batch)
+            written += pending
+            after_batch(written)
+            _show_rate(bar, written)
+    kept = {r["id"] for r in rows}
+    leftover = sorted(set(old) - kept)  # held by the version written to, no longer in the folder
+    if leftover:
+        writer.remove(leftover)
+    stats.removed = leftover if in_place else sorted({r["id"] for r in (previous or {}).get("documents", [])} - kept)
+    stats.documents, stats.embedded = len(rows), writer.embedded
+    if not writer.exists:
+        raise InvalidInput(f"The documents in {docs_dir} produced no passages: add documents with text.")
+    stats.passages = writer.count()
+    if not stats.passages:
+        raise InvalidInput(f"The documents in {docs_dir} produced no passages: add documents with text.")
+    rows.sort(key=lambda r: r["id"])
+    if in_place:
+        stats.index_type = previous.get("index_type", "flat")
+    else:
+        approximate = stats.passages > APPROX_THRESHOLD if approximate is None else approximate
+        stats.index_type = "hnsw" if approximate else "flat"
+    manifest = {
+        **header, "dimension": None, "normalized": True, "metric": "inner_product", "index_type": stats.index_type,
+        "documents": rows, "skipped": skipped, "passages": stats.passages, "collection": name,
+        "corpus_hash": hashlib.sha256("".join(sorted(r["hash"] for r in rows + skipped)).encode()).hexdigest()[:16],
+        "scanned_ns": scanned_ns, "package_version": _package_version(),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "analyzer": analyzer(),
+    }
+    manifest["dimension"] = next(f["params"]["dim"] for f in client.describe_collection(name)["fields"]
+                                 if f["name"] == "dense")
+    if in_place:
+        if not (stats.added or stats.changed or stats.removed):
+            stats.written = False
+            if _unstamped(manifest) == _unstamped(previous):
+                return stats
+            manifest["built_at"] = previous.get("built_at")
+        writer.save_manifest(manifest)
+        return stats
+    writer.index(stats.index_type == "hnsw")
+    writer.save_manifest(manifest)
+    _publish(client, address, name, current)
+    return stats
+
+
+def _show_rate(bar, written: int) -> None:
+    """Passages written so far and per second, beside the bar's documents per second."""
+    elapsed = max(bar.format_dict.get("elapsed", 0.0), 1e-9)
+    bar.set_postfix_str(f"{written} passages, {written / elapsed:.1f} passages/s")
+
+
+def header_chunking(header: dict) -> ChunkConfig:
+    return ChunkConfig(**header["chunking"])
+
+
+def _unstamped(manifest: dict) -> dict:
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("size", "mtime_ns")} for r in rows]  # noqa: E731
+    volatile = ("built_at", "package_version", "scanned_ns")
+    return {**{k: v for k, v in manifest.items() if k not in volatile}, "documents": strip(manifest["documents"]),
+            "skipped": strip(manifest.get("skipped", []))}
+
+
+def _publish(client, address: StoreAddress, name: str, current: str | None) -> None:
+    """Point the alias at ``name`` (the publish), then drop versions older than the one it replaced
+    (that one stays, so a process still serving it goes on answering until it reloads)."""
+    if current is None:
+        client.create_alias(name, address.collection)
+    else:
+        client.alter_alias(name, address.collection)
+    logger.info("published %s as %s", name, address)
+    keep = {name, current}
+    for version in versions(client, address.collection):
+        if version not in keep and version < name:
+            _drop(client, version)
