@@ -119,3 +119,17 @@ def check_upload(name: object, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -
             return load_document(path, root=tmp)
         except DocumentError as err:
             raise InvalidUpload(f"{name} can't be indexed: {err}.") from None
+
+
+def read_upload(path: str | Path, name: str, max_bytes: int = MAX_UPLOAD_BYTES) -> bytes:
+    """The bytes of an uploaded file the server saved at ``path``, its size checked before it is read.
+
+    Raises:
+        InvalidUpload: larger than ``max_bytes``.
+        OSError: the file can't be read.
+    """
+    size = Path(path).stat().st_size
+    if size > max_bytes:
+        raise InvalidUpload(f"{name} is {megabytes(size)}, over the {megabytes(max_bytes)} limit: "
+                            "split it into smaller files.")
+    return Path(path).read_bytes()

@@ -184,7 +184,8 @@ class Viewer:
             f'<div class="qa-page-sheet" style="aspect-ratio:{view.width}/{view.height}">'
             f'<img alt="Page {view.page} of {html.escape(doc.title)}" src="data:image/png;base64,{image}">'
             f'{_box_spans(focus_boxes, "focus")}{_box_spans(hit_boxes, "hit")}</div>'
-            f'<figcaption>Page {view.page} of {view.pages}{" · " + located if located else ""}</figcaption></figure>'
+            f'<figcaption>Page {view.page} of {view.pages}{" · " + located if located else ""}'
+            ' · click the page to zoom</figcaption></figure>'
         )
         return (f'<div class="qa-doc qa-doc-pdf">{self._head(doc, focus)}'
                 f'<div class="qa-doc-views">{figure}{inner}</div></div>')
