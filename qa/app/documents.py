@@ -265,8 +265,8 @@ class DocumentLibrary:
             uploaded = self.uploaded(doc)
             if not uploaded and not confirm:
                 raise NeedsConfirmation(
-                    f"{doc.file} was not uploaded here: it is your file in {self.docs_dir}. Deleting moves it to "
-                    f"{self.docs_dir / TRASH}/ (move it back to restore it) and takes it out of the index. "
+                    f"{doc.file} was not uploaded here: it is your own file. Deleting moves it to {TRASH}/ in the "
+                    "documents folder (move it back from there to restore it) and takes it out of the index. "
                     "Confirm to go on.")
             progress(0.05, f"Removing {doc.file}")
             trash = self.docs_dir / TRASH

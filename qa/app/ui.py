@@ -2,8 +2,7 @@
 
 The app is wiring only: every answer comes from one shared :class:`qa.answering.pipeline.QA`, every
 piece of HTML from :mod:`qa.app.render`, and the page's CSS and scripts are the files in ``static/``.
-It also serves a named API endpoint, ``/ask``, returning the ``qa ask --json`` object (``doc_ids`` limits
-it to chosen documents). Given a :class:`qa.app.documents.DocumentLibrary`, it adds the Documents tab
+It also serves a named API endpoint, ``/ask``, returning the ``qa ask --json`` object. Given a :class:`qa.app.documents.DocumentLibrary`, it adds the Documents tab
 (upload, delete, re-scan) and the ``/upload`` and ``/delete`` endpoints (:mod:`qa.app.documents_panel`).
 
 Example:
@@ -152,11 +151,10 @@ def build_app(
         empty_sources = render_sources([], documents)
         return [], {}, "", empty_sources, EMPTY_VIEWER, gr.Tabs(selected="sources"), gr.Dropdown(value=None)
 
-    def ask_api(question: str, doc_ids: list[str] | None = None) -> dict:
-        """Answer a question from the documents (only those in doc_ids, when given); returns the same JSON
-        object as `qa ask --json`."""
+    def ask_api(question: str) -> dict:
+        """Answer a question from the documents; returns the same JSON object as `qa ask --json`."""
         try:
-            return qa.to_json(answers.ask(check_question(question), doc_ids=doc_ids))
+            return qa.to_json(answers.ask(check_question(question)))
         except Exception as err:  # noqa: BLE001 - the client hears a refusal, or that the server failed
             raise gr.Error(_public_message(err, question), print_exception=False) from None
 
