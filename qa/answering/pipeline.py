@@ -154,18 +154,29 @@ class QA:
     def documents(self) -> dict[str, Document]:
         return self.retriever.documents
 
-    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None) -> Answer:
+    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None,
+            doc_ids: Sequence[str] | None = None) -> Answer:
         """Answer ``question`` from the ``top_k`` passages retrieved with ``mode``.
+
+        Args:
+            doc_ids: search only these documents (ids); ``None`` searches them all. The question's
+                relevance is then its cosine to the nearest passage of these documents.
 
         Raises:
             InvalidInput: the question is not text, is empty or holds characters that are not text;
-                bad ``top_k``, ``mode`` or ``threshold``.
+                bad ``top_k``, ``mode`` or ``threshold``; an unknown or empty ``doc_ids``.
         """
         question = check_question(question).strip()[:MAX_QUERY_CHARS]
         if threshold is not None:
             _check_threshold(threshold)
         t0 = time.perf_counter()
-        hits, relevance = self.retriever.search_with_relevance(question, top_k=top_k, mode=mode)
+        if doc_ids is None:
+            hits, relevance = self.retriever.search_with_relevance(question, top_k=top_k, mode=mode)
+        else:
+            doc_ids = list(doc_ids) if isinstance(doc_ids, (list, tuple)) else doc_ids  # the retriever checks it
+            hits = self.retriever.search(question, top_k=top_k, mode=mode, doc_ids=doc_ids)
+            nearest = self.retriever.search(question, top_k=1, mode="dense", doc_ids=doc_ids)
+            relevance = nearest[0].score if nearest else 0.0
         retrieve_ms = (time.perf_counter() - t0) * 1000
         answer = self.answer_from_hits(question, hits, threshold, relevance=relevance)
         answer.timings.update(retrieve_ms=retrieve_ms, total_ms=retrieve_ms + answer.timings["read_ms"])

@@ -77,12 +77,17 @@ class AnswerCache:
     def __len__(self) -> int:
         return len(self._done)
 
-    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None) -> Answer:
-        """Like :meth:`qa.answering.pipeline.QA.ask` (same errors)."""
+    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None,
+            doc_ids: list[str] | None = None) -> Answer:
+        """Like :meth:`qa.answering.pipeline.QA.ask` (same errors). A pipeline with a ``generation``
+        (:class:`qa.app.documents.LiveQA`, whose index changes) keys its answers by it too."""
         threshold = self.qa.threshold if threshold is None else float(threshold)
-        if self.size == 0 or self.max_bytes == 0 or not isinstance(question, str):
-            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold)
-        key = (question.strip()[:MAX_QUERY_CHARS], int(top_k), mode, round(threshold, 6))
+        filtered = {} if doc_ids is None else {"doc_ids": doc_ids}
+        if self.size == 0 or self.max_bytes == 0 or not isinstance(question, str) or not (
+                doc_ids is None or isinstance(doc_ids, (list, tuple))):
+            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **filtered)
+        key = (question.strip()[:MAX_QUERY_CHARS], int(top_k), mode, round(threshold, 6),
+               None if doc_ids is None else tuple(sorted(map(str, doc_ids))), getattr(self.qa, "generation", 0))
         with self._lock:
             if key in self._done:
                 self._done.move_to_end(key)
@@ -96,10 +101,10 @@ class AnswerCache:
                 if key in self._done:
                     return self._done[key][0]
             # The first try failed, or its answer was too large to keep.
-            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold)
+            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **filtered)
         answer = None
         try:
-            answer = self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold)
+            answer = self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **filtered)
             return answer
         finally:
             with self._lock:

@@ -2,7 +2,8 @@
 
 The app is wiring only: every answer comes from one shared :class:`qa.answering.pipeline.QA`, every
 piece of HTML from :mod:`qa.app.render`, and the page's CSS and scripts are the files in ``static/``.
-It also serves a named API endpoint, ``/ask``, returning the ``qa ask --json`` object.
+It also serves a named API endpoint, ``/ask``, returning the ``qa ask --json`` object. Given a :class:`qa.app.documents.DocumentLibrary`, it adds the Documents tab
+(upload, delete, re-scan) and the ``/upload`` and ``/delete`` endpoints (:mod:`qa.app.documents_panel`).
 
 Example:
     $ qa serve                     # the bundled corpus (seeds/, index in embeddings/)
@@ -22,8 +23,9 @@ from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE, AnswerCache
 from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
 from qa.app.feedback import FeedbackLog
 from qa.app.inputs import check_question
-from qa.app.render import (EMPTY_VIEWER, PLACEHOLDER, answer_places, parse_ref, render_answer, render_document,
+from qa.app.render import (EMPTY_VIEWER, PLACEHOLDER, answer_places, parse_ref, render_answer,
                            render_sources)
+from qa.app.viewer import Viewer
 from qa.errors import UserError
 
 # Type names only: gradio and torch load when the app is built, never at import. No `from __future__ import
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     import gradio as gr
 
     from qa.answering.pipeline import QA
+    from qa.app.documents import DocumentLibrary
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,7 @@ def build_app(
     corpus_name: str = "",
     cache_size: int = DEFAULT_SIZE,
     cache_bytes: int = DEFAULT_MAX_BYTES,
+    library: "DocumentLibrary | None" = None,
 ) -> "gr.Blocks":
     """The Gradio Blocks app around one shared, read-only ``qa`` (safe across the queue's workers).
 
@@ -85,12 +89,17 @@ def build_app(
         corpus_name: shown in the description line, e.g. the documents' folder.
         cache_size: answers remembered (see :class:`AnswerCache`); 0 runs the pipeline for every request.
         cache_bytes: bytes of questions and answers remembered, at most.
+        library: the served folder, managed from the page (Documents tab, ``/upload``, ``/delete``);
+            the app then answers from ``library.live``, which follows each new index, instead of ``qa``.
     """
     import gradio as gr
 
     from qa.retrieval.retriever import MODES
 
     modes = sorted(MODES, key=lambda m: m != "hybrid")  # hybrid, the default, first
+    if library is not None:
+        qa = library.live
+    view = Viewer(library.docs_dir if library is not None else None)
     feedback = feedback or FeedbackLog()
     answers = AnswerCache(qa, cache_size, cache_bytes)
     documents = qa.documents
@@ -102,11 +111,13 @@ def build_app(
             return "", history, ""
         return "", [*history, {"role": "user", "content": html.escape(question)}], question
 
-    def answer(question: str, history: list[dict], turns: dict, top_k: float, mode: str, threshold: float):
+    def answer(question: str, history: list[dict], turns: dict, top_k: float, mode: str, threshold: float,
+               doc_ids: list[str] | None = None):
         if not question:
             return history, turns, gr.skip()
         try:
-            result = answers.ask(check_question(question), top_k=int(top_k), mode=mode, threshold=float(threshold))
+            result = answers.ask(check_question(question), top_k=int(top_k), mode=mode, threshold=float(threshold),
+                                 doc_ids=list(doc_ids) if doc_ids else None)
         except Exception as err:  # noqa: BLE001 - a refusal is said in the chat, a fault only in the log
             reply = f'<div class="qa-reply"><p class="qa-muted">{html.escape(_public_message(err, question))}</p></div>'
             return [*history, {"role": "assistant", "content": reply}], turns, gr.skip()
@@ -130,11 +141,11 @@ def build_app(
             logger.info("ignored a request to open %r", data._data)
             return gr.skip(), gr.skip(), gr.skip()
         _, start, end, hit = ref
-        return render_document(doc, (start, end), hit), gr.Tabs(selected="document"), gr.Dropdown(value=doc.id)
+        return view.render(doc, (start, end), hit), gr.Tabs(selected="document"), gr.Dropdown(value=doc.id)
 
     def pick_document(doc_id: str | None):
         doc = documents.get(doc_id or "")
-        return render_document(doc) if doc else EMPTY_VIEWER
+        return view.render(doc) if doc else EMPTY_VIEWER
 
     def clear():
         empty_sources = render_sources([], documents)
@@ -167,6 +178,8 @@ def build_app(
                                           scale=8, container=False, autofocus=True, elem_id="qa-question", max_lines=4)
                     ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")
                     clear_btn = gr.Button("Clear", variant="secondary", scale=1, min_width=80, elem_id="qa-clear")
+                doc_filter = gr.Dropdown(choices=doc_choices, value=[], multiselect=True, label="Search only in",
+                                         info="Leave empty to search every document.", elem_id="qa-doc-filter")
                 if examples:
                     gr.Examples(examples=[[q] for q in examples], inputs=[question], label="Try a question")
             with gr.Column(scale=9, min_width=360, elem_id="qa-side"):
@@ -177,6 +190,11 @@ def build_app(
                         picker = gr.Dropdown(choices=doc_choices, value=None, label="Document", show_label=False,
                                              container=False, elem_id="qa-doc-picker")
                         viewer = gr.HTML(EMPTY_VIEWER, elem_id="qa-viewer", js_on_load=static_text("viewer.js"))
+                    if library is not None:
+                        with gr.Tab("Documents", id="documents"):
+                            from qa.app.documents_panel import documents_tab
+
+                            documents_tab(library, picker, doc_filter, private, app)
                     with gr.Tab("Settings", id="settings"):
                         top_k = gr.Slider(1, 20, value=5, step=1, label="Passages to read",
                                           info="How many retrieved passages the reader searches for the answer.")
@@ -187,7 +205,7 @@ def build_app(
                             info=f"Answer only when the reader's confidence reaches this, else say the documents "
                                  f"don't say (calibrated default: {qa.threshold:.2f}).")
 
-        chain = dict(inputs=[pending, chatbot, turns, top_k, mode, threshold], outputs=[chatbot, turns, sources],
+        chain = dict(inputs=[pending, chatbot, turns, top_k, mode, threshold, doc_filter], outputs=[chatbot, turns, sources],
                      concurrency_id="answer", **private)
         for trigger in (question.submit, ask.click):
             trigger(add_question, [question, chatbot], [question, chatbot, pending], queue=False, **private).then(
@@ -218,7 +236,7 @@ def launch(
     app.queue(default_concurrency_limit=concurrency, max_size=1000)
     _, url, _ = app.launch(
         server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=not block,
-        show_error=True, footer_links=["api"], css=static_text("app.css"),
+        show_error=True, footer_links=["api"], css=static_text("app.css") + static_text("documents.css"),
         theme=gr.themes.Soft(primary_hue="indigo", neutral_hue="slate", font=FONTS),
     )
     if block:

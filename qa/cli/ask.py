@@ -16,6 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
     p.add_argument("--reader", default=None, metavar="DIR",
                    help="reader model folder, e.g. from qa train-reader (default: the packaged reader)")
+    p.add_argument("--doc", action="append", metavar="ID",
+                   help="answer from this document only (its id, as `qa search --json` shows it); repeat for several")
     p.set_defaults(func=run)
 
 
@@ -29,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from qa.answering.pipeline import QA
 
     qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold)
-    answer = qa.ask(question, top_k=args.k, mode=args.mode)
+    limit = {"doc_ids": args.doc} if args.doc else {}
+    answer = qa.ask(question, top_k=args.k, mode=args.mode, **limit)
     if args.json:
         print(json.dumps(qa.to_json(answer), ensure_ascii=False, indent=2))
         return 0

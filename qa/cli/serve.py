@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE
 from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
 from qa.app.feedback import DEFAULT_FEEDBACK
+from qa.app.uploads import MAX_UPLOAD_BYTES
 from qa.cli.common import DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, existing_dir, run_command
 
 if TYPE_CHECKING:
@@ -107,6 +108,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-mb", type=float, default=DEFAULT_MAX_BYTES / 2**20,
                    help=f"memory the remembered answers may take, in MiB (default: {DEFAULT_MAX_BYTES // 2**20})")
     p.add_argument("--title", default=TITLE, help=f"page title (default: {TITLE!r})")
+    p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_BYTES / 2**20,
+                   help="largest document the page accepts for upload, in MiB "
+                        f"(default: {MAX_UPLOAD_BYTES // 2**20}); uploads are saved in --docs and indexed")
 
 
 def check_address(host: str, port: int) -> None:
@@ -146,6 +150,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     check_at_least_one(args.concurrency, "--concurrency")
     check_probability(args.threshold, "--threshold")
     existing_dir(args.reader, "--reader")
+    if getattr(args, "max_upload_mb", 1) <= 0:
+        raise InvalidInput(f"--max-upload-mb must be more than 0, got {args.max_upload_mb}.")
     if args.cache_size < 0 or args.cache_mb < 0:
         raise InvalidInput("--cache-size and --cache-mb must be 0 or more.")
     if not 0 <= args.port <= 65535:
@@ -158,6 +164,7 @@ def check_arguments(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """``qa serve``: check, load, warm up, then serve until stopped."""
     check_arguments(args)
+    from qa.app.documents import DocumentLibrary
     from qa.app.feedback import FeedbackLog
     from qa.app.ui import BUNDLED_EXAMPLES, build_app, launch  # gradio loads here
 
@@ -168,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     bundled = Path(args.docs).resolve() == Path(DEFAULT_DOCS).resolve()
     app = build_app(qa, FeedbackLog(args.feedback), BUNDLED_EXAMPLES if bundled else (), args.title,
                     corpus_name=Path(args.docs).resolve().name, cache_size=args.cache_size,
-                    cache_bytes=int(args.cache_mb * 2**20))
+                    cache_bytes=int(args.cache_mb * 2**20),
+                    library=DocumentLibrary(qa, args.docs, index, int(args.max_upload_mb * 2**20)))
     launch(app, args.host, args.port, args.share, args.concurrency, block=True)
     return 0
 

@@ -1,4 +1,4 @@
-"""Load a folder of documents (.txt, .md, .html, .pdf) into :class:`~qa.types.Document` values.
+"""Load a folder of documents (.txt, .md, .html, .pdf, .docx) into :class:`~qa.types.Document` values.
 
 Which files make the corpus (:func:`corpus_files`): every file under the folder, recursively, except
 hidden ones (a name starting with ".", or inside such a folder). Symbolic links:
@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm"}
 PDF_SUFFIXES = {".pdf"}
-SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES
+DOCX_SUFFIXES = {".docx"}  # Word 2007 and later, read by python-docx (not .doc, the older binary format)
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | DOCX_SUFFIXES
 
 # Lines that open many web pages but never name the document.
 _BOILERPLATE = re.compile(
@@ -199,6 +200,9 @@ def load_document(path: str | Path, doc_id: str | None = None, root: str | Path 
     if suffix in PDF_SUFFIXES:
         text, pages = _read_pdf(raw)
         title = _title_from_lines(text)
+    elif suffix in DOCX_SUFFIXES:
+        text, title = read_docx(raw)
+        title = title or _title_from_lines(text)
     else:
         decoded = decode_text(raw)
         if suffix in HTML_SUFFIXES:
@@ -267,6 +271,42 @@ def _read_pdf(raw: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
         parts.append(page_text)
         offset += len(page_text) + 2
     return "\n\n".join(parts), tuple(pages)
+
+
+def read_docx(raw: bytes) -> tuple[str, str]:
+    """The text of a Word (.docx) file and its title, read with python-docx.
+
+    Paragraphs and table rows come in reading order, one paragraph each (a row's cells joined by
+    " | "), separated by blank lines; empty paragraphs are left out. The title is the file's Title
+    property, else its first paragraph styled Title or Heading 1, else "".
+
+    Raises:
+        DocumentError: not a .docx (not a zip, or no Word document inside) or a damaged one.
+    """
+    import zipfile
+
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+    from lxml.etree import XMLSyntaxError
+
+    try:
+        document = docx.Document(io.BytesIO(raw))
+        blocks, heading = [], ""
+        for item in document.iter_inner_content():
+            if isinstance(item, Table):
+                blocks += [" | ".join(cell.text.strip() for cell in row.cells) for row in item.rows]
+                continue
+            text = item.text.strip()
+            style = item.style.name if item.style is not None else ""
+            if text and not heading and style in ("Title", "Heading 1"):
+                heading = text
+            blocks.append(text)
+        title = (document.core_properties.title or "").strip() or heading
+    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, XMLSyntaxError) as err:
+        raise DocumentError(f"not a readable .docx file ({err or type(err).__name__}); save it again from "
+                            "Word, or as PDF") from err
+    return "\n\n".join(b for b in blocks if b.strip()), " ".join(title.split())
 
 
 def _title_from_lines(text: str) -> str:

@@ -1,0 +1,360 @@
+"""The documents the app serves, managed from the browser: upload, delete, re-index, list.
+
+Uploads land in the served folder itself, so ``qa index``/``qa ask`` and the app see one corpus.
+Every change re-runs :func:`qa.stores.build.build_index` on the folder, which embeds only new and
+changed files and publishes the new index atomically; the chat answers from the previous index (a
+:class:`LiveQA` holds it) until the new one is loaded, then switches in one step.
+
+What the app did to the folder is recorded in ``.qa-uploads.json`` there (hidden, so never indexed):
+which files it uploaded (by name and hash) and when each document was indexed. Deleting an uploaded
+file removes it; a file the user put there is moved to ``.qa-trash/`` in the folder, and only after
+the user confirms (:class:`NeedsConfirmation` says what will happen). No file is ever overwritten:
+an upload whose name is taken is saved under a free name ("notes (2).txt") and the reply says so.
+
+Example:
+    >>> library = DocumentLibrary(QA.load(".qa-index/docs"), "docs", ".qa-index/docs")
+    >>> library.upload("minutes.docx", Path("minutes.docx").read_bytes()).message
+    'Indexed "Board minutes" (minutes.docx): 4 paragraphs, 3 passages.'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from qa.app.uploads import MAX_UPLOAD_BYTES, InvalidUpload, check_upload
+from qa.errors import InvalidInput, UserError
+from qa.ingest.documents import corpus_files, document_ids
+
+if TYPE_CHECKING:
+    from qa.answering.pipeline import QA
+    from qa.stores.build import BuildStats
+    from qa.types import Answer, Document
+
+logger = logging.getLogger(__name__)
+
+REGISTRY = ".qa-uploads.json"  # in the documents folder
+TRASH = ".qa-trash"  # where a user's deleted file goes, in the documents folder
+Progress = Callable[[float, str], None]  # (fraction done, what is happening), like gr.Progress
+
+
+class NeedsConfirmation(UserError):
+    """Deleting this document would move a file the user put in the folder: ask first."""
+
+
+def _no_progress(fraction: float, desc: str) -> None:
+    logger.info("%s (%.0f%%)", desc, 100 * fraction)
+
+
+class LiveDocuments(Mapping):
+    """The documents of the current index; a document the last change removed is still found (so an
+    answer given just before a delete can still be shown), but no longer listed."""
+
+    def __init__(self, live: "LiveQA"):
+        self._live = live
+
+    def __getitem__(self, doc_id: str) -> "Document":
+        current, previous = self._live.current, self._live.previous
+        if doc_id in current.documents or previous is None:
+            return current.documents[doc_id]
+        return previous.documents[doc_id]
+
+    def __contains__(self, doc_id: object) -> bool:  # indexed now (``[]`` and ``get`` also find the one just removed)
+        return doc_id in self._live.current.documents
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._live.current.documents)
+
+    def __len__(self) -> int:
+        return len(self._live.current.documents)
+
+
+class LiveQA:
+    """A :class:`~qa.answering.pipeline.QA` that can be replaced while it serves: each question is
+    answered whole by the pipeline that was current when it arrived.
+
+    ``generation`` counts the replacements (the answer cache keys on it). Any other attribute is the
+    current pipeline's (``threshold``, ``bands``, ``retriever``, ...).
+    """
+
+    def __init__(self, qa: "QA"):
+        self._current = qa
+        self._previous: "QA | None" = None
+        self.generation = 0
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> "QA":
+        return self._current
+
+    @property
+    def previous(self) -> "QA | None":
+        return self._previous
+
+    def swap(self, qa: "QA") -> None:
+        """Serve ``qa`` from now on."""
+        with self._lock:
+            self._previous, self._current = self._current, qa
+            self.generation += 1
+
+    @property
+    def documents(self) -> LiveDocuments:
+        return LiveDocuments(self)
+
+    def ask(self, question: str, *args, **kwargs) -> "Answer":
+        return self._current.ask(question, *args, **kwargs)
+
+    def to_json(self, answer: "Answer") -> dict:
+        """The pipeline's JSON for ``answer``, from the pipeline whose documents it cites."""
+        qa = self._current
+        if self._previous is not None and any(h.passage.doc_id not in qa.documents for h in answer.hits):
+            qa = self._previous
+        return qa.to_json(answer)
+
+    def __getattr__(self, name: str):
+        return getattr(self._current, name)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an upload, delete or re-scan did, in words for the person and in figures for a script."""
+
+    message: str
+    doc_id: str | None = None
+    file: str | None = None
+    embedded: int = 0  # passages that went through the encoder
+    seconds: float = 0.0
+
+
+def _sha16(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]  # the same hash as Document.source_hash
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+class DocumentLibrary:
+    """The served folder and its index, changed one build at a time while the chat goes on.
+
+    Args:
+        qa: the pipeline loaded from ``index_dir`` (its encoder and reader are reused by every rebuild).
+        docs_dir: the served documents folder.
+        index_dir: its index.
+        max_upload_bytes: the largest file accepted.
+    """
+
+    def __init__(self, qa: "QA", docs_dir: str | Path, index_dir: str | Path,
+                 max_upload_bytes: int = MAX_UPLOAD_BYTES):
+        self.live = qa if isinstance(qa, LiveQA) else LiveQA(qa)
+        self.docs_dir = Path(docs_dir)
+        self.index_dir = Path(index_dir)
+        self.max_upload_bytes = max_upload_bytes
+        self._build_lock = threading.Lock()  # one change (save, build, swap) at a time
+
+    # The record of what the app did -------------------------------------------------------------------
+
+    def _registry(self) -> dict:
+        """``{file: {"uploaded": bool, "hash": str, "indexed_at": str}}`` from ``.qa-uploads.json``."""
+        path = self.docs_dir / REGISTRY
+        try:
+            return json.loads(path.read_text(encoding="utf-8")).get("files", {})
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, AttributeError) as err:
+            logger.warning("ignoring %s (%s): uploads recorded there count as the user's files", path, err)
+            return {}
+
+    def _save_registry(self, files: dict) -> None:
+        path = self.docs_dir / REGISTRY
+        tmp = path.with_name(f"{REGISTRY}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(json.dumps({"files": files}, indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(path)
+
+    def uploaded(self, doc: "Document") -> bool:
+        """Whether the app uploaded ``doc``'s file and it still holds the bytes uploaded."""
+        entry = self._registry().get(doc.file, {})
+        return bool(entry.get("uploaded")) and entry.get("hash") == doc.source_hash
+
+    # What the panel lists -------------------------------------------------------------------------------
+
+    def rows(self) -> list[dict]:
+        """One row per indexed document, by title: id, title, file, size ("3 pages", "12 paragraphs"),
+        passages, when indexed, and whether the app uploaded it."""
+        qa = self.live.current
+        passages: dict[str, int] = {}
+        for p in qa.retriever.index.passages:
+            passages[p.doc_id] = passages.get(p.doc_id, 0) + 1
+        registry = self._registry()
+        built_at = qa.retriever.index.manifest.get("built_at", "")
+        rows = []
+        for doc in qa.documents.values():
+            entry = registry.get(doc.file, {})
+            same = entry.get("hash") == doc.source_hash
+            size = _plural(len(doc.pages), "page") if doc.pages else _plural(
+                doc.paragraph_at(max(0, len(doc.text.rstrip()) - 1)), "paragraph")
+            rows.append({"id": doc.id, "title": doc.title, "file": doc.file, "size": size,
+                         "passages": passages.get(doc.id, 0), "indexed_at": (entry.get("indexed_at") if same else None) or built_at,
+                         "uploaded": bool(entry.get("uploaded")) and same})
+        return sorted(rows, key=lambda r: (r["title"].lower(), r["id"]))
+
+    # Changes --------------------------------------------------------------------------------------------
+
+    def upload(self, name: str, data: bytes, progress: Progress = _no_progress) -> Change:
+        """Check ``data``, save it in the folder as ``name`` (or a free name beside it) and index it.
+
+        Raises:
+            InvalidUpload: the file fails a check (:mod:`qa.app.uploads`); nothing is written.
+            UserError: the index could not be updated (e.g. another build holds it); the file is removed again.
+        """
+        progress(0.02, f"Checking {name}")
+        doc = check_upload(name, data, self.max_upload_bytes)
+        with self._build_lock:
+            same = next((d for d in self.live.current.documents.values() if d.source_hash == doc.source_hash), None)
+            if same is not None:
+                return Change(f'{name} is already indexed, with the same content, as "{same.title}" ({same.file}): '
+                              "nothing to do.", same.id, same.file)
+            path = self._save(name, data)
+            registry = self._registry()
+            registry[path.name] = {"uploaded": True, "hash": doc.source_hash}
+            self._save_registry(registry)
+            try:
+                stats, seconds = self._rebuild(progress)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                registry.pop(path.name, None)
+                self._save_registry(registry)
+                raise
+        new = next((d for d in self.live.current.documents.values() if d.file == path.name), None)
+        if new is None:  # indexing skipped it after all (it changed on disk in between)
+            raise InvalidUpload(f"{path.name} was saved but not indexed: see the server's log.")
+        renamed = f" A file named {name} was already there, so it was saved as {path.name}." if path.name != name else ""
+        passages = sum(1 for p in self.live.current.retriever.index.passages if p.doc_id == new.id)
+        size = _plural(len(new.pages), "page") if new.pages else _plural(new.paragraph_at(len(new.text.rstrip()) - 1),
+                                                                          "paragraph")
+        return Change(f'Indexed "{new.title}" ({path.name}): {size}, {_plural(passages, "passage")}, in {seconds:.1f} s.'
+                      f"{renamed}", new.id, path.name, stats.embedded, seconds)
+
+    def delete(self, doc_id: str, confirm: bool = False, progress: Progress = _no_progress) -> Change:
+        """Take a document out of the folder and the index.
+
+        An uploaded file is removed; a file the user put there is moved to ``.qa-trash/`` in the folder,
+        and only with ``confirm``.
+
+        Raises:
+            InvalidInput: no indexed document has that id, or it is the last one.
+            NeedsConfirmation: the file is the user's and ``confirm`` is false; nothing was changed.
+        """
+        with self._build_lock:
+            documents = self.live.current.documents
+            doc = documents.get(doc_id) if isinstance(doc_id, str) else None
+            if doc is None:
+                raise InvalidInput(f"No indexed document has the id {doc_id!r}: pick one from the documents list.")
+            if len(documents) == 1:
+                raise InvalidInput(f'"{doc.title}" is the only document: upload another before deleting it.')
+            path = self.docs_dir / doc.file
+            uploaded = self.uploaded(doc)
+            if not uploaded and not confirm:
+                raise NeedsConfirmation(
+                    f"{doc.file} was not uploaded here: it is your own file. Deleting moves it to {TRASH}/ in the "
+                    "documents folder (move it back from there to restore it) and takes it out of the index. "
+                    "Confirm to go on.")
+            progress(0.05, f"Removing {doc.file}")
+            trash = self.docs_dir / TRASH
+            trash.mkdir(exist_ok=True)
+            moved = trash / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}-{path.name}"
+            os.replace(path, moved)
+            try:
+                stats, seconds = self._rebuild(progress)
+            except BaseException:
+                os.replace(moved, path)
+                raise
+            registry = self._registry()
+            registry.pop(doc.file, None)
+            self._save_registry(registry)
+            if uploaded:
+                moved.unlink()
+                said = f'Deleted "{doc.title}" ({doc.file}).'
+            else:
+                said = f'Removed "{doc.title}" from the index; the file is in {moved}.'
+        return Change(said, doc.id, doc.file, stats.embedded, seconds)
+
+    def rescan(self, progress: Progress = _no_progress) -> Change:
+        """Index what changed in the folder since the app loaded it (files added or edited outside the app)."""
+        with self._build_lock:
+            stats, seconds = self._rebuild(progress)
+        if not stats.written:
+            return Change("The index is up to date with the folder.")
+        parts = [f"{_plural(len(ids), 'document')} {what}" for ids, what in
+                 ((stats.added, "added"), (stats.changed, "changed"), (stats.removed, "removed")) if ids]
+        return Change(f"Re-indexed the folder: {', '.join(parts) or 'file dates updated'}.", embedded=stats.embedded,
+                      seconds=seconds)
+
+    # Helpers --------------------------------------------------------------------------------------------
+
+    def _save(self, name: str, data: bytes) -> Path:
+        """Write ``data`` into the folder as ``name``, or as "stem (2).ext" and so on when that name, or
+        the id it would give, is taken; never over an existing file."""
+        root = self.docs_dir
+        taken_ids = set(document_ids(root, corpus_files(root)).values())
+        tmp = root / f".qa-upload-{uuid.uuid4().hex}.part"  # hidden: never a document
+        tmp.write_bytes(data)
+        try:
+            stem, suffix = Path(name).stem, Path(name).suffix
+            for n in range(1, 1000):
+                candidate = root / (name if n == 1 else f"{stem} ({n}){suffix}")
+                if candidate.stem in taken_ids or candidate.exists() or candidate.is_symlink():
+                    continue
+                try:
+                    os.link(tmp, candidate)  # fails if the name was taken meanwhile: never overwrites
+                except FileExistsError:
+                    continue
+                return candidate
+            raise InvalidUpload(f"Too many files named like {name}: rename it and upload it again.")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _rebuild(self, progress: Progress) -> tuple["BuildStats", float]:
+        """Update the index of the folder (only new and changed files are embedded) and, if it changed,
+        serve the new one. The caller holds the build lock."""
+        from qa.answering.pipeline import QA
+        from qa.ingest.chunking import ChunkConfig
+        from qa.retrieval.retriever import Retriever
+        from qa.stores.build import build_index
+
+        t0 = time.perf_counter()
+        current = self.live.current
+        encoder = current.retriever.encoder
+        chunking = current.retriever.index.manifest.get("chunking")
+        progress(0.1, "Reading the folder and embedding new passages")
+        stats = build_index(self.docs_dir, self.index_dir, encoder=encoder,
+                            chunk_config=ChunkConfig(**chunking) if chunking else None, show_progress=True)
+        if stats.written:
+            progress(0.9, "Loading the new index")
+            self.live.swap(QA(Retriever.load(self.index_dir, encoder=encoder), current.reader, current.threshold))
+            self._stamp(stats.added + stats.changed)
+        progress(1.0, "Done")
+        return stats, time.perf_counter() - t0
+
+    def _stamp(self, doc_ids: list[str]) -> None:
+        """Record now as the time ``doc_ids`` were indexed (with the hash indexed)."""
+        if not doc_ids:
+            return
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        registry = self._registry()
+        for doc_id in doc_ids:
+            doc = self.live.current.documents[doc_id]
+            entry = registry.get(doc.file, {})
+            if entry.get("hash") not in (None, doc.source_hash):
+                entry = {}  # another file by that name than the one uploaded: the user's now
+            registry[doc.file] = {**entry, "hash": doc.source_hash, "indexed_at": now}
+        self._save_registry(registry)

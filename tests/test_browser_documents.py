@@ -1,0 +1,269 @@
+"""Documents managed in the browser, in real headless Chromium: upload then ask, delete then ask again, the
+per-document filter, a PDF citation on its page image, and the highlights readable in dark mode.
+
+The app serves a folder of its own (two small documents) with the real encoder and reader; the answer
+threshold is lowered to 0.05 so the reader's answers on these tiny one-fact files are shown (these tests
+are about documents and citations, not calibration). Screenshots go to ``$QA_SHOTS`` (default
+``/tmp/shots-docs``): light and dark, 1280 and 390 px wide.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+from conftest import minimal_pdf
+from test_browser import _CONTRAST_JS, WAIT_S, _ask, start_browser  # noqa: F401 - start_browser is a fixture
+
+from qa.app import ui
+from qa.app.documents import DocumentLibrary
+from qa.app.feedback import FeedbackLog
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+HARBOUR = ("Harbour notes\n\nThe harbour master of Tobermory is Ewan MacLeod. The harbour was built in 1788 by "
+           "the British Fisheries Society.\n")
+LIBRARY = ("# Town library\n\nThe town library opens at 10 am on Saturdays. It holds **twelve thousand** books and "
+           "a local archive.\n\n## Membership\n\n- Adults pay nothing.\n- Visitors pay two pounds a year.\n")
+FERRY = "Ferry timetable\n\nThe ferry to Mull leaves Oban at 9 am every morning, and returns at noon.\n"
+PDF_PAGES = ["Island ferry report, cover page.", "The night ferry to Barra leaves Oban at 11 pm on Fridays."]
+SHOTS = Path(os.environ.get("QA_SHOTS", "/tmp/shots-docs"))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from benchmarks.loadtest import free_port
+
+    from qa import QA, build_index
+
+    root = tmp_path_factory.mktemp("served")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
+    (docs / "library.md").write_text(LIBRARY, encoding="utf-8")
+    build_index(docs, root / "index")
+    qa = QA.load(root / "index", threshold=0.05)
+    library = DocumentLibrary(qa, docs, root / "index")
+    app = ui.build_app(qa, FeedbackLog(root / "feedback.jsonl"), corpus_name="docs", library=library)
+    url = ui.launch(app, port=free_port(), block=False)
+    yield url, docs, library, root
+    app.close()
+
+
+def _shot(browser, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    assert browser.save_screenshot(str(path)) and path.stat().st_size > 10_000
+    return path
+
+
+def _documents_tab(browser, wait):
+    from selenium.webdriver.common.by import By
+
+    tab = wait.until(lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+                                     if b.text.strip() == "Documents"), None))
+    tab.click()
+    return wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-library .qa-lib-list"))
+
+
+def _cited_titles(reply) -> list[str]:
+    from selenium.webdriver.common.by import By
+
+    return [a.text for a in reply.find_elements(By.CSS_SELECTOR, "a.qa-cite")]
+
+
+def test_upload_then_ask_then_delete_then_it_is_no_longer_cited(served, start_browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, docs, library, _ = served
+    browser = start_browser()
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.set_window_size(1280, 900)
+    browser.get(url)
+    _documents_tab(browser, wait)
+    upload = tmp_path / "ferry.txt"
+    upload.write_text(FERRY, encoding="utf-8")
+    browser.find_element(By.CSS_SELECTOR, "#qa-upload input[type=file]").send_keys(str(upload))
+    status = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-lib-status .qa-status-ok"))
+    assert status.text.startswith('Indexed "Ferry timetable" (ferry.txt)')
+    assert (docs / "ferry.txt").read_text(encoding="utf-8") == FERRY  # in the served folder, as uploaded
+    row = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#qa-library li[data-doc="ferry"]'))
+    assert "Ferry timetable" in row.text and "uploaded here" in row.text and "2 paragraphs" in row.text
+    _shot(browser, "documents-light-1280")
+
+    reply = _ask(browser, wait, "When does the ferry to Mull leave Oban?", 1)
+    assert "9 am" in reply.find_element(By.CSS_SELECTOR, ".qa-short strong").text
+    assert any(t.startswith("[1] Ferry timetable") for t in _cited_titles(reply))
+    assert "9 am" in reply.find_element(By.CSS_SELECTOR, ".qa-evidence").text
+
+    _documents_tab(browser, wait)
+    browser.find_element(By.CSS_SELECTOR, '#qa-library li[data-doc="ferry"] a.qa-lib-delete').click()
+    status = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-lib-status .qa-status-ok"))
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '#qa-library li[data-doc="ferry"]'))
+    assert 'Deleted "Ferry timetable"' in browser.find_element(By.CSS_SELECTOR, "#qa-lib-status").text
+    assert not (docs / "ferry.txt").exists()
+    reply = _ask(browser, wait, "When does the ferry to Mull leave Oban at 9 am?", 2)
+    assert not any("Ferry timetable" in t for t in _cited_titles(reply))
+    assert "Ferry timetable" not in browser.find_element(By.CSS_SELECTOR, "#qa-sources").text
+
+
+def test_deleting_the_users_file_asks_first_and_keeping_it_changes_nothing(served, start_browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, docs, _, _ = served
+    browser = start_browser()
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.set_window_size(1280, 900)
+    browser.get(url.rstrip("/") + "/?__theme=dark")
+    _documents_tab(browser, wait)
+    browser.find_element(By.CSS_SELECTOR, '#qa-library li[data-doc="harbour"] a.qa-lib-delete').click()
+    confirm = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#qa-library li[data-doc="harbour"] .qa-lib-confirm'))
+    assert "harbour.txt was not uploaded here" in confirm.text and ".qa-trash" in confirm.text
+    _shot(browser, "delete-confirm-dark-1280")
+    browser.set_window_size(390, 844)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", confirm)
+    _shot(browser, "delete-confirm-dark-390")
+    confirm.find_element(By.CSS_SELECTOR, "a.qa-lib-cancel").click()
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#qa-library .qa-lib-confirm"))
+    assert (docs / "harbour.txt").read_text(encoding="utf-8") == HARBOUR
+
+
+def _choose(browser, wait, title: str) -> None:
+    """Pick ``title`` in the per-question filter (a Gradio multiselect dropdown)."""
+    from selenium.webdriver.common.by import By
+
+    box = browser.find_element(By.CSS_SELECTOR, "#qa-doc-filter input")
+    box.click()
+    box.send_keys(title)
+    option = wait.until(lambda d: next((o for o in d.find_elements(By.CSS_SELECTOR, "li[aria-selected]")
+                                        if o.text.strip() == title), None))
+    option.click()
+    wait.until(lambda d: title in d.find_element(By.CSS_SELECTOR, "#qa-doc-filter").text)
+    browser.find_element(By.CSS_SELECTOR, "#qa-header").click()  # close the list
+
+
+def test_the_filter_limits_a_question_to_the_chosen_documents(served, start_browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _, _, _ = served
+    browser = start_browser()
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.get(url)
+    question = "Who is the harbour master of Tobermory?"
+    reply = _ask(browser, wait, question, 1)
+    assert "Ewan MacLeod" in reply.text and any("Harbour notes" in t for t in _cited_titles(reply))
+    wait.until(lambda d: "Harbour notes" in d.find_element(By.CSS_SELECTOR, "#qa-sources").text)
+
+    _choose(browser, wait, "Town library")
+    reply = _ask(browser, wait, question, 2)
+    assert not any("Harbour notes" in t for t in _cited_titles(reply))
+    wait.until(lambda d: "Harbour notes" not in d.find_element(By.CSS_SELECTOR, "#qa-sources").text)
+    titles = {t.text for t in browser.find_elements(By.CSS_SELECTOR, "#qa-sources .qa-source-title")}
+    assert titles == {"Town library"}
+
+    # A question the chosen document answers; its citation opens the Markdown formatted, highlighted.
+    reply = _ask(browser, wait, "When does the town library open on Saturdays?", 3)
+    assert "10 am" in reply.text
+    reply.find_element(By.CSS_SELECTOR, "a.qa-cite").click()
+    wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#qa-viewer .qa-doc-formatted h1")))
+    assert browser.find_element(By.CSS_SELECTOR, "#qa-viewer .qa-doc-formatted h1").text == "Town library"
+    assert browser.find_element(By.CSS_SELECTOR, "#qa-viewer .qa-doc-formatted strong").text == "twelve thousand"
+    focus = browser.find_element(By.CSS_SELECTOR, "#qa-viewer mark#qa-focus")
+    assert focus.text.startswith("The town library opens at")
+    assert browser.find_element(By.CSS_SELECTOR, "#qa-viewer mark.qa-hit").text == "10 am"
+
+
+def _luminance(rgb) -> float:
+    def channel(v):
+        v /= 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+    r, g, b = rgb[:3]
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def _pixel_contrast(png: bytes) -> float:
+    """The WCAG contrast between the darkest pixel (the page's ink) and the commonest one (the highlight's
+    background) of a screenshot of a highlight box."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    colours = image.getcolors(image.width * image.height)
+    background = max(colours)[1]
+    ink = min((c for _, c in colours), key=_luminance)
+    a, b = _luminance(background), _luminance(ink)
+    return (max(a, b) + 0.05) / (min(a, b) + 0.05)
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_a_pdf_citation_shows_the_page_image_with_the_highlight(served, start_browser, tmp_path, theme):
+    from gradio_client import Client, handle_file
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, docs, _, _ = served
+    pdf = tmp_path / "barra.pdf"
+    pdf.write_bytes(minimal_pdf(PDF_PAGES))
+    client = Client(url, verbose=False)
+    if not (docs / "barra.pdf").exists():  # the dark run finds it uploaded by the light one
+        rows = client.predict(handle_file(str(pdf)), api_name="/upload")  # the scripted way in
+        assert any(r["id"] == "barra" and r["size"] == "2 pages" for r in rows)
+
+    browser = start_browser()
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.set_window_size(1280, 900)
+    browser.get(url.rstrip("/") + ("/?__theme=dark" if theme == "dark" else "/"))
+    reply = _ask(browser, wait, "When does the night ferry to Barra leave Oban?", 1)
+    assert "11 pm" in reply.text
+    reply.find_element(By.CSS_SELECTOR, "a.qa-cite").click()
+    image = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#qa-viewer .qa-page img")))
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image) >= 800
+    assert "Page 2 of 2" in browser.find_element(By.CSS_SELECTOR, "#qa-viewer .qa-page figcaption").text
+    focus = browser.find_element(By.CSS_SELECTOR, "#qa-viewer .qa-page-focus")
+    hit = browser.find_element(By.CSS_SELECTOR, "#qa-viewer .qa-page-hit")
+    assert focus.size["width"] > 100 and focus.size["height"] > 5 and hit.size["width"] > 10
+    # The boxes sit on the page's line of text: 72 pt from the left of a 612 pt page.
+    left = browser.execute_script("const s = arguments[0].parentElement.getBoundingClientRect(), "
+                                  "b = arguments[0].getBoundingClientRect(); return (b.left - s.left) / s.width;", focus)
+    assert left == pytest.approx(72 / 612, abs=0.01)
+    # The extracted text beside it carries the same highlight.
+    assert "11 pm" in browser.find_element(By.CSS_SELECTOR, "#qa-viewer .qa-doc-text mark#qa-focus").text
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", hit)
+    if theme == "dark":
+        assert browser.execute_script("return document.body.classList.contains('dark') || "
+                                      "document.documentElement.classList.contains('dark')"), "not in dark mode"
+    ratio = _pixel_contrast(hit.screenshot_as_png)
+    assert ratio >= 4.5, f"the answer's highlight on the page: contrast {ratio:.2f}:1 ({theme})"
+    for selector in ("#qa-viewer .qa-doc-text mark#qa-focus", "#qa-viewer .qa-doc-text mark.qa-hit"):
+        ratio = browser.execute_script(_CONTRAST_JS, browser.find_element(By.CSS_SELECTOR, selector))
+        assert ratio >= 4.5, f"{selector}: contrast {ratio:.2f}:1 ({theme})"
+    _shot(browser, f"pdf-{theme}-1280")
+    browser.set_window_size(390, 844)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", hit)
+    _shot(browser, f"pdf-{theme}-390")
+
+
+def test_the_delete_endpoint_removes_an_upload_and_refuses_a_users_file_without_confirm(served, tmp_path):
+    from gradio_client import Client, handle_file
+
+    url, docs, _, _ = served
+    note = tmp_path / "note.txt"
+    note.write_text("Quay notes\n\nThe quay crane lifts forty tonnes.\n", encoding="utf-8")
+    client = Client(url, verbose=False)
+    assert "note" in {r["id"] for r in client.predict(handle_file(str(note)), api_name="/upload")}
+    assert "note" not in {r["id"] for r in client.predict("note", api_name="/delete")}
+    assert not (docs / "note.txt").exists()
+    with pytest.raises(Exception, match="harbour.txt was not uploaded here.*confirm=True"):
+        client.predict("harbour", api_name="/delete")
+    assert (docs / "harbour.txt").read_text(encoding="utf-8") == HARBOUR
+    with pytest.raises(Exception, match="is empty"):
+        empty = tmp_path / "empty.txt"
+        empty.write_bytes(b"")
+        client.predict(handle_file(str(empty)), api_name="/upload")
+    assert not (docs / "empty.txt").exists()

@@ -1,0 +1,64 @@
+"""Word documents (.docx) load through python-docx: paragraphs and table rows in reading order."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+
+from qa.ingest.documents import DocumentError, load_document, load_documents
+
+
+def make_docx(paragraphs, title: str | None = None, table=None, heading: str | None = None) -> bytes:
+    """A .docx written with python-docx (the parser under test reads it back)."""
+    import docx
+
+    document = docx.Document()
+    if title is not None:
+        document.core_properties.title = title
+    if heading is not None:
+        document.add_heading(heading, level=1)
+    for text in paragraphs:
+        document.add_paragraph(text)
+    if table:
+        grid = document.add_table(rows=len(table), cols=len(table[0]))
+        for r, row in enumerate(table):
+            for c, cell in enumerate(row):
+                grid.cell(r, c).text = cell
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def test_a_docx_loads_its_paragraphs_and_tables_in_order(tmp_path):
+    path = tmp_path / "minutes.docx"
+    path.write_bytes(make_docx(["The board met on Tuesday.", "", "It approved the budget."],
+                               heading="Board minutes", table=[["Item", "Cost"], ["Roof", "300"]]))
+    doc = load_document(path)
+    assert doc.text.split("\n\n") == ["Board minutes", "The board met on Tuesday.", "It approved the budget.",
+                                      "Item | Cost", "Roof | 300"]
+    assert doc.title == "Board minutes"  # the Heading 1 paragraph
+    assert doc.location_at(doc.text.index("approved")) == "paragraph 3"
+
+
+def test_the_core_title_property_names_the_document(tmp_path):
+    path = tmp_path / "x.docx"
+    path.write_bytes(make_docx(["Some body text here."], title="Annual review 2024", heading="Introduction"))
+    assert load_document(path).title == "Annual review 2024"
+
+
+def test_a_folder_with_a_docx_indexes_it_beside_the_other_types(make_corpus):
+    folder = make_corpus({"a.txt": "Plain text.", "b.docx": make_docx(["Word text about ferries."])})
+    docs = {d.id: d for d in load_documents(folder)}
+    assert docs["b"].text == "Word text about ferries." and docs["b"].file == "b.docx"
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 not a real zip", b"plain text named docx", b""])
+def test_a_broken_docx_is_skipped_with_a_warning_naming_it(make_corpus, caplog, content):
+    folder = make_corpus({"good.txt": "Good.", "bad.docx": content})
+    with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
+        assert [d.id for d in load_documents(folder)] == ["good"]
+    assert any("bad.docx" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    with pytest.raises(DocumentError):
+        load_document(folder / "bad.docx")
