@@ -11,13 +11,14 @@ Example:
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import logging
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from qa.answering.calibrator import Calibrator
 from qa.answering.features import candidate_features
@@ -25,6 +26,7 @@ from qa.embedding.encoder import Encoder
 from qa.errors import InvalidInput, UnsafeDestination
 from qa.ingest.chunking import sentence_spans
 from qa.reading.reader import DEFAULT_READER_DIR, Reader, check_question
+from qa.retrieval.followup import FollowUpSearch
 from qa.retrieval.retriever import MAX_QUERY_CHARS, Retriever
 from qa.types import Answer, Citation, Document, Hit, Span
 
@@ -138,6 +140,7 @@ class QA:
         # guards only this dict, never the splitting.
         self._sentences: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
         self._lock = threading.Lock()
+        self.followups = FollowUpSearch(retriever)
 
     @classmethod
     def load(
@@ -154,22 +157,31 @@ class QA:
     def documents(self) -> dict[str, Document]:
         return self.retriever.documents
 
-    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None) -> Answer:
+    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None,
+            history: Sequence[Any] | None = None) -> Answer:
         """Answer ``question`` from the ``top_k`` passages retrieved with ``mode``.
+
+        Args:
+            history: the conversation so far, oldest first: earlier questions (text), or earlier
+                :class:`Answer` values or ``/ask`` objects (their citations tell which document the
+                previous answer came from). A follow-up ("And when was it founded?") is then searched
+                with the earlier turns' key terms and the previous answer's document favoured
+                (:mod:`qa.retrieval.followup`); the reader reads the question as asked, and
+                ``Answer.searched`` says what was searched. ``None`` or ``[]``: the question alone.
 
         Raises:
             InvalidInput: the question is not text, is empty or holds characters that are not text;
-                bad ``top_k``, ``mode`` or ``threshold``.
+                bad ``top_k``, ``mode``, ``threshold`` or ``history``.
         """
         question = check_question(question).strip()[:MAX_QUERY_CHARS]
         if threshold is not None:
             _check_threshold(threshold)
         t0 = time.perf_counter()
-        hits, relevance = self.retriever.search_with_relevance(question, top_k=top_k, mode=mode)
+        found = self.followups.search(question, history, top_k=top_k, mode=mode)
         retrieve_ms = (time.perf_counter() - t0) * 1000
-        answer = self.answer_from_hits(question, hits, threshold, relevance=relevance)
+        answer = self.answer_from_hits(question, found.hits, threshold, relevance=found.relevance)
         answer.timings.update(retrieve_ms=retrieve_ms, total_ms=retrieve_ms + answer.timings["read_ms"])
-        return answer
+        return dataclasses.replace(answer, searched=found.searched) if found.searched else answer
 
     def answer_from_hits(
         self, question: str, hits: Sequence[Hit], threshold: float | None = None, relevance: float | None = None
@@ -253,6 +265,7 @@ class QA:
             "score": round(answer.score, 6),
             "abstained": answer.abstained,
             "evidence": answer.evidence,
+            **({"searched": answer.searched} if answer.searched else {}),
             "citations": [c.to_dict() for c in answer.citations],
             "passages": [h.to_dict(self.documents[h.passage.doc_id].title) for h in answer.hits],
         }
