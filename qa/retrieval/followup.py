@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_HISTORY = 10  # earlier turns considered (the most recent ones)
-MAX_TERMS = 6  # key terms added to a follow-up
+MAX_TERMS = 5  # key terms added to a follow-up
 COMMON_SHARE = 0.5  # a term in more than this share of passages names nothing in particular: not added
 SHORT_WORDS = 1  # a question with at most this many words of its own (not stopwords) is elliptical
 
@@ -119,8 +119,15 @@ def as_turns(history: Sequence[Any] | None) -> tuple[Turn, ...]:
 
 
 def words(text: str) -> list[str]:
-    """The words of ``text`` (letters, digits, inner apostrophes and hyphens), as written."""
-    return [w.strip("'’-") for w in _WORD.findall(text) if w.strip("'’-")]
+    """The words of ``text`` (letters, digits, inner apostrophes and hyphens), as written, without a
+    possessive "'s"."""
+    out = (re.sub(r"['’]s$", "", w).strip("'’-") for w in _WORD.findall(text))
+    return [w for w in out if w]
+
+
+def _is_name(term: str) -> bool:
+    """A capitalised word or one with a digit: most likely what a conversation is about."""
+    return term[:1].isupper() or any(c.isdigit() for c in term)
 
 
 def content_words(text: str) -> list[str]:
@@ -186,19 +193,24 @@ class FollowUpSearch:
         return ContextSearch(_fuse(rankings, top_k), max(relevance, expanded_relevance), searched, boosted)
 
     def context_terms(self, question: str, turns: Sequence[Turn]) -> list[str]:
-        """The key terms the earlier turns add to ``question``: each earlier follow-up carries the terms
-        of the turn before it, so a chain of follow-ups keeps the topic of the question that opened it.
-        Terms already in ``question`` and terms common in the corpus are left out; at most :data:`MAX_TERMS`."""
-        carried: list[str] = []
+        """The key terms the earlier turns add to ``question``.
+
+        The candidates are the words of the most recent question that was not a follow-up (the topic)
+        and of the follow-ups since; terms already in ``question`` and terms common in the corpus are
+        left out. Of the rest, names (capitalised words, numbers) and then the rarest words are kept,
+        at most :data:`MAX_TERMS`, in the order they were asked.
+        """
+        chain: list[str] = []
         for turn in turns:
             own = content_words(turn.question)
-            carried = own + carried if is_follow_up(turn.question) else own
+            chain = chain + own if is_follow_up(turn.question) else own
         asked = {w.lower() for w in words(question)}
-        out = []
-        for term in dict.fromkeys(carried):
-            if term.lower() not in asked and not self._common(term) and term.lower() not in {t.lower() for t in out}:
-                out.append(term)
-        return out[:MAX_TERMS]
+        candidates = [t for t in dict.fromkeys(chain) if t.lower() not in asked and not self._common(t)]
+        candidates = list({t.lower(): t for t in reversed(candidates)}.values())[::-1]  # first spelling kept
+        frequency = self._frequencies()
+        ranked = sorted(candidates, key=lambda t: (not _is_name(t), frequency.get(t.lower(), 0)))
+        kept = set(ranked[:MAX_TERMS])
+        return [t for t in candidates if t in kept]
 
     def _previous_document(self, turns: Sequence[Turn]) -> str | None:
         """The document the previous answer cited, else the best document for the previous question
