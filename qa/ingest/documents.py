@@ -196,20 +196,20 @@ def load_document(path: str | Path, doc_id: str | None = None, root: str | Path 
     raw = path.read_bytes()
     suffix = path.suffix.lower()
     pages: tuple[tuple[int, int], ...] = ()
+    declared = None  # the title the file states: PDF metadata, HTML <title>/<h1>
     if suffix in PDF_SUFFIXES:
         text, pages = _read_pdf(raw)
-        title = _title_from_lines(text)
+        declared = _pdf_declared_title(raw)
     else:
-        decoded = decode_text(raw)
+        text = decode_text(raw)
         if suffix in HTML_SUFFIXES:
-            text, title = _read_html(decoded)
-        else:
-            text, title = decoded, _title_from_lines(decoded)
+            text, declared = html_to_text(text)
+    title = document_title(text, path.name, declared)
     if not text.strip():
         raise DocumentError("empty document (no text)")
     doc_id = doc_id or path.stem
     return Document(
-        id=doc_id, title=title or doc_id, path=str(path), text=text, pages=pages,
+        id=doc_id, title=title, path=str(path), text=text, pages=pages,
         file=path.relative_to(root).as_posix() if root is not None else path.name,
         source_hash=hashlib.sha256(raw).hexdigest()[:16],
     )
@@ -267,6 +267,64 @@ def _read_pdf(raw: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
         parts.append(page_text)
         offset += len(page_text) + 2
     return "\n\n".join(parts), tuple(pages)
+
+
+def document_title(text: str, file_name: str, declared: str | None = None) -> str:
+    """A document's title, never a piece of a sentence: the one the file declares (PDF metadata, HTML
+    ``<title>``/``<h1>``), else a Markdown heading near the top, else a line near the top that reads
+    as a title (see :func:`_reads_as_title`), else the file name made readable.
+
+    Example:
+        >>> document_title("FEEDBACK\n\nSince their creation, doubts have lingered.", "gm_report-2005.txt")
+        'Gm report 2005'
+    """
+    declared = " ".join((declared or "").split())
+    declared = re.sub(r"^Microsoft (Word|PowerPoint) - ", "", declared)
+    if declared and len(declared) <= 2 * _MAX_TITLE and not re.search(r"\.(docx?|pdf|pptx?|txt)$|^untitled$", declared, re.I):
+        return declared
+    lines = [line.strip() for line in text.splitlines() if line.strip()][:40]
+    for line in lines[:20]:
+        heading = re.match(r"^#{1,2}\s+(.*\S)", line)
+        if heading:
+            return heading.group(1).strip("# ").strip()  # a heading is the author's title: kept whole
+    for line in lines[:12]:
+        plain = line.strip("*_# ").strip()
+        if len(plain) > 2 * _MAX_TITLE:
+            break  # the body has begun
+        if _reads_as_title(plain):
+            return plain[0].upper() + plain[1:] if plain[0].islower() else plain
+    return readable_file_name(file_name)
+
+
+def _reads_as_title(line: str) -> bool:
+    """A line that names a document: two words or more, at most ``_MAX_TITLE`` characters, one phrase
+    (no sentence ends in it or at its end), and not a web page's boilerplate or a date."""
+    words = re.findall(r"[A-Za-z]{2,}", line)
+    return (2 <= len(words) and len(line) <= _MAX_TITLE and not re.search(r"[.!?,;:]\s", line)
+            and not line.endswith((".", ",", ";", ":")) and not _BOILERPLATE.match(line)
+            and not _DATE_ONLY.match(line))
+
+
+def readable_file_name(file_name: str) -> str:
+    """A file name as a title: no folder or extension, ``_``, ``-`` and ``.`` as spaces, the first letter
+    capitalised (``annual_report-2024.pdf`` -> ``Annual report 2024``)."""
+    stem = Path(file_name).stem if Path(file_name).suffix.lower() in SUPPORTED_SUFFIXES | {".docx"} else Path(file_name).name
+    name = " ".join(re.sub(r"[_\-.]+", " ", stem).split()) or file_name
+    return name[0].upper() + name[1:]
+
+
+def _pdf_declared_title(raw: bytes) -> str | None:
+    """The title in a PDF's document information (``/Title``), or ``None``."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        metadata = PdfReader(io.BytesIO(raw)).metadata
+    except (PyPdfError, ValueError, KeyError) as err:  # the text was read already; only the title is lost
+        logger.info("no PDF title metadata: %s", err)
+        return None
+    title = metadata.title if metadata is not None else None
+    return title if isinstance(title, str) else None
 
 
 def _title_from_lines(text: str) -> str:
