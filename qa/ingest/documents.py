@@ -309,7 +309,7 @@ def readable_file_name(file_name: str) -> str:
     """A file name as a title: no folder or extension, ``_``, ``-`` and ``.`` as spaces, the first letter
     capitalised (``annual_report-2024.pdf`` -> ``Annual report 2024``)."""
     stem = Path(file_name).stem if Path(file_name).suffix.lower() in SUPPORTED_SUFFIXES | {".docx"} else Path(file_name).name
-    name = " ".join(re.sub(r"[_\-.]+", " ", stem).split()) or file_name
+    name = " ".join(re.sub(r"[_\-.]+", " ", stem).split()) or file_name.strip() or "Untitled"
     return name[0].upper() + name[1:]
 
 
