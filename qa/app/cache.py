@@ -12,9 +12,10 @@ import logging
 import sys
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Sequence
 
 from qa.errors import InvalidInput
+from qa.retrieval.followup import as_turns
 from qa.retrieval.retriever import MAX_QUERY_CHARS
 from qa.types import Answer
 
@@ -77,12 +78,16 @@ class AnswerCache:
     def __len__(self) -> int:
         return len(self._done)
 
-    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None) -> Answer:
-        """Like :meth:`qa.answering.pipeline.QA.ask` (same errors)."""
+    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None,
+            history: Sequence[Any] | None = None) -> Answer:
+        """Like :meth:`qa.answering.pipeline.QA.ask` (same errors); the conversation so far, when given,
+        is part of the key (its questions and the documents their answers cited)."""
         threshold = self.qa.threshold if threshold is None else float(threshold)
+        turns = as_turns(history)
+        context = {"history": list(history)} if turns else {}
         if self.size == 0 or self.max_bytes == 0 or not isinstance(question, str):
-            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold)
-        key = (question.strip()[:MAX_QUERY_CHARS], int(top_k), mode, round(threshold, 6))
+            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **context)
+        key = (question.strip()[:MAX_QUERY_CHARS], int(top_k), mode, round(threshold, 6), turns)
         with self._lock:
             if key in self._done:
                 self._done.move_to_end(key)
@@ -96,10 +101,10 @@ class AnswerCache:
                 if key in self._done:
                     return self._done[key][0]
             # The first try failed, or its answer was too large to keep.
-            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold)
+            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **context)
         answer = None
         try:
-            answer = self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold)
+            answer = self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **context)
             return answer
         finally:
             with self._lock:
@@ -109,7 +114,7 @@ class AnswerCache:
 
     def _keep(self, key: tuple, answer: Answer) -> None:
         """Store one answer and evict down to the bounds (the caller holds the lock)."""
-        cost = sys.getsizeof(key[0]) + ENTRY_OVERHEAD + answer_bytes(answer)
+        cost = sys.getsizeof(key[0]) + sum(sys.getsizeof(t.question) for t in key[4]) + ENTRY_OVERHEAD + answer_bytes(answer)
         if cost > self.max_bytes:
             logger.info("not caching an answer of about %d bytes (bound %d)", cost, self.max_bytes)
             return
