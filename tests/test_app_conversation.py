@@ -123,7 +123,7 @@ def test_only_the_last_messages_are_kept_with_their_turns(monkeypatch):
 def test_a_feedback_confirmation_names_the_answer_and_the_file(tmp_path):
     row = FeedbackLog.record({"question": "Q?", "answer": "<i>May</i>", "abstained": False, "citations": []}, "down")
     note = confirmation(row, tmp_path / "fb.jsonl")
-    assert "👎" in note and "&lt;i&gt;May&lt;/i&gt;" in note and str(tmp_path / "fb.jsonl") in note
+    assert "thumbs-down" in note and "&lt;i&gt;May&lt;/i&gt;" in note and str(tmp_path / "fb.jsonl") in note
     corrected = FeedbackLog.record({"question": "Q?", "answer": "May"}, "down", correction="June")
     assert "“June”" in confirmation(corrected, "fb.jsonl") and "below" not in confirmation(corrected, "fb.jsonl")
 

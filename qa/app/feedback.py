@@ -116,7 +116,7 @@ def confirmation(row: dict, path: str | Path) -> str:
     """What the page says once a feedback row is saved (HTML, every value escaped): the rating or the
     correction, on which answer, and the file it went to; it invites a correction after a rating."""
     shown = row["answer"] if not row["abstained"] else "the documents don't say"
-    what = "👍" if row["rating"] == "up" else "👎"
+    what = "thumbs-up" if row["rating"] == "up" else "thumbs-down"
     if row["correction"] is not None:
         said = f"Thanks: your correction “{html.escape(row['correction'])}” is saved"
     else:

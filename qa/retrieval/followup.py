@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_HISTORY = 10  # earlier turns considered (the most recent ones)
-MAX_TERMS = 6  # key terms added to a follow-up
+MAX_TERMS = 5  # key terms added to a follow-up
 COMMON_SHARE = 0.5  # a term in more than this share of passages names nothing in particular: not added
 SHORT_WORDS = 1  # a question with at most this many words of its own (not stopwords) is elliptical
 
@@ -197,35 +197,20 @@ class FollowUpSearch:
 
         The candidates are the words of the most recent question that was not a follow-up (the topic)
         and of the follow-ups since; terms already in ``question`` and terms common in the corpus are
-        left out. Names (capitalised words, numbers) and then the rarest words are preferred: up to
-        half of :data:`MAX_TERMS` from the topic, the rest from the follow-ups (the most recent first),
-        any slot left over from either. They come back in the order they were asked.
+        left out. Of the rest, names (capitalised words, numbers) and then the rarest words are kept,
+        at most :data:`MAX_TERMS`, in the order they were asked.
         """
-        topic: list[str] = []
-        since: list[list[str]] = []
+        chain: list[str] = []
         for turn in turns:
-            if is_follow_up(turn.question):
-                since.append(content_words(turn.question))
-            else:
-                topic, since = content_words(turn.question), []
+            own = content_words(turn.question)
+            chain = chain + own if is_follow_up(turn.question) else own
         asked = {w.lower() for w in words(question)}
+        candidates = [t for t in dict.fromkeys(chain) if t.lower() not in asked and not self._common(t)]
+        candidates = list({t.lower(): t for t in reversed(candidates)}.values())[::-1]  # first spelling kept
         frequency = self._frequencies()
-
-        def ranked(terms: list[str]) -> list[str]:
-            fresh = [t for t in dict.fromkeys(terms) if t.lower() not in asked and not self._common(t)]
-            return sorted(fresh, key=lambda t: (not _is_name(t), frequency.get(t.lower(), 0)))
-
-        from_topic = ranked(topic)
-        from_since = ranked([t for terms in reversed(since) for t in terms])
-        half = (MAX_TERMS + 1) // 2
-        kept = from_topic[:half] + from_since[:MAX_TERMS - min(half, len(from_topic))]
-        kept += [t for t in from_topic[half:] + from_since if t not in kept]
-        kept_lower: dict[str, str] = {}
-        for t in kept[:MAX_TERMS * 2]:
-            kept_lower.setdefault(t.lower(), t)
-        chosen = list(kept_lower.values())[:MAX_TERMS]
-        order = {t.lower(): i for i, t in enumerate(topic + [t for terms in since for t in terms])}
-        return sorted(chosen, key=lambda t: order.get(t.lower(), 0))
+        ranked = sorted(candidates, key=lambda t: (not _is_name(t), frequency.get(t.lower(), 0)))
+        kept = set(ranked[:MAX_TERMS])
+        return [t for t in candidates if t in kept]
 
     def _previous_document(self, turns: Sequence[Turn]) -> str | None:
         """The document the previous answer cited, else the best document for the previous question
