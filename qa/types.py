@@ -126,3 +126,4 @@ class Answer:
     alternatives: tuple[Span, ...] = ()
     timings: dict = field(default_factory=dict, compare=False)
     features: dict = field(default_factory=dict, compare=False)  # what the calibrator saw (qa.answering.features)
+    searched: str = ""  # the query retrieval used when it was not the question alone (a follow-up); else ""

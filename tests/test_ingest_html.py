@@ -4,12 +4,13 @@ thousands of random ones, at any size and depth."""
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 
 import pytest
 
-from qa.ingest.documents import _read_html, _title_from_lines
+from qa.ingest.html_text import html_to_text as _read_html  # the page's text and its declared title
 
 _HIDDEN = ("script", "style", "noscript", "template", "head", "svg")
 _ROLES = ("navigation", "banner", "contentinfo", "complementary", "search")
@@ -41,7 +42,7 @@ def reference_read_html(markup: str) -> tuple[str, str]:
         tag.insert_after("\n")
     blocks = (" ".join(line.split()) for line in soup.get_text("").split("\n"))
     text = "\n\n".join(block for block in blocks if block)
-    return text, title or _title_from_lines(text)
+    return text, title  # the title a page declares; qa.ingest.documents.document_title falls back from it
 
 
 PAGES = [
@@ -131,11 +132,18 @@ def test_same_text_and_title_on_random_pages():
 
 
 def _seconds(markup: str) -> float:
+    """Best of 3, with Python's cyclic garbage collector paused: its full passes grow with the number of
+    live objects (an open element stack of 40,000) and would be measured as the parser's own cost."""
     best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        _read_html(markup)
-        best = min(best, time.perf_counter() - t0)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            t0 = time.process_time()  # this process's CPU time: other work on the machine isn't counted
+            _read_html(markup)
+            best = min(best, time.process_time() - t0)
+    finally:
+        gc.enable()
     return best
 
 
@@ -145,15 +153,16 @@ def _seconds(markup: str) -> float:
     lambda n: "<li>item " * n,  # never closed: every one stays open
 ], ids=["paragraphs", "nested", "unclosed"])
 def test_time_grows_linearly_with_the_number_of_blocks(page):
-    # Four times the blocks: about four times the time when linear, sixteen when quadratic.
-    small, large = _seconds(page(5_000)), _seconds(page(20_000))
+    # Eight times the blocks: about eight times the CPU time when linear (measured x7.3-x8.2 while training
+    # ran on both cores), sixty-four when quadratic.
+    small, large = _seconds(page(5_000)), _seconds(page(40_000))
     ratio = large / small
-    print(f"5,000 blocks {small * 1000:.1f} ms, 20,000 blocks {large * 1000:.1f} ms: x{ratio:.1f}")
-    assert ratio < 8
+    print(f"5,000 blocks {small * 1000:.1f} ms, 40,000 blocks {large * 1000:.1f} ms: x{ratio:.1f}")
+    assert ratio < 16
 
 
 def test_a_hundred_thousand_nested_divs():
     text, title = _read_html("<div>" * 100_000 + "Deep inside the page." + "</div>" * 100_000)
-    assert (text, title) == ("Deep inside the page.", "Deep inside the page.")
+    assert (text, title) == ("Deep inside the page.", "")  # no <title> or <h1>: the page declares none
     text, _ = _read_html("<div><p>" * 50_000 + "Never closed.")
     assert text == "Never closed."

@@ -11,13 +11,14 @@ Example:
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import logging
 import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from qa.answering.calibrator import Calibrator
 from qa.answering.features import candidate_features
@@ -25,6 +26,7 @@ from qa.embedding.encoder import Encoder
 from qa.errors import InvalidInput, UnsafeDestination
 from qa.ingest.chunking import sentence_spans
 from qa.reading.reader import DEFAULT_READER_DIR, Reader, check_question
+from qa.retrieval.followup import FollowUpSearch
 from qa.retrieval.retriever import MAX_QUERY_CHARS, Retriever
 from qa.types import Answer, Citation, Document, Hit, Span
 
@@ -138,6 +140,7 @@ class QA:
         # guards only this dict, never the splitting.
         self._sentences: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
         self._lock = threading.Lock()
+        self.followups = FollowUpSearch(retriever)
 
     @classmethod
     def load(
@@ -155,32 +158,34 @@ class QA:
         return self.retriever.documents
 
     def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None,
-            doc_ids: Sequence[str] | None = None) -> Answer:
+            history: Sequence[Any] | None = None, doc_ids: Sequence[str] | None = None) -> Answer:
         """Answer ``question`` from the ``top_k`` passages retrieved with ``mode``.
 
         Args:
+            history: the conversation so far, oldest first: earlier questions (text), or earlier
+                :class:`Answer` values or ``/ask`` objects (their citations tell which document the
+                previous answer came from). A follow-up ("And when was it founded?") is then searched
+                with the earlier turns' key terms and the previous answer's document favoured
+                (:mod:`qa.retrieval.followup`); the reader reads the question as asked, and
+                ``Answer.searched`` says what was searched. ``None`` or ``[]``: the question alone.
             doc_ids: search only these documents (ids); ``None`` searches them all. The question's
                 relevance is then its cosine to the nearest passage of these documents.
 
         Raises:
             InvalidInput: the question is not text, is empty or holds characters that are not text;
-                bad ``top_k``, ``mode`` or ``threshold``; an unknown or empty ``doc_ids``.
+                bad ``top_k``, ``mode``, ``threshold`` or ``history``; an unknown or empty ``doc_ids``.
         """
         question = check_question(question).strip()[:MAX_QUERY_CHARS]
         if threshold is not None:
             _check_threshold(threshold)
         t0 = time.perf_counter()
-        if doc_ids is None:
-            hits, relevance = self.retriever.search_with_relevance(question, top_k=top_k, mode=mode)
-        else:
+        if doc_ids is not None:
             doc_ids = list(doc_ids) if isinstance(doc_ids, (list, tuple)) else doc_ids  # the retriever checks it
-            hits = self.retriever.search(question, top_k=top_k, mode=mode, doc_ids=doc_ids)
-            nearest = self.retriever.search(question, top_k=1, mode="dense", doc_ids=doc_ids)
-            relevance = nearest[0].score if nearest else 0.0
+        found = self.followups.search(question, history, top_k=top_k, mode=mode, doc_ids=doc_ids)
         retrieve_ms = (time.perf_counter() - t0) * 1000
-        answer = self.answer_from_hits(question, hits, threshold, relevance=relevance)
+        answer = self.answer_from_hits(question, found.hits, threshold, relevance=found.relevance)
         answer.timings.update(retrieve_ms=retrieve_ms, total_ms=retrieve_ms + answer.timings["read_ms"])
-        return answer
+        return dataclasses.replace(answer, searched=found.searched) if found.searched else answer
 
     def answer_from_hits(
         self, question: str, hits: Sequence[Hit], threshold: float | None = None, relevance: float | None = None
@@ -264,6 +269,7 @@ class QA:
             "score": round(answer.score, 6),
             "abstained": answer.abstained,
             "evidence": answer.evidence,
+            **({"searched": answer.searched} if answer.searched else {}),
             "citations": [c.to_dict() for c in answer.citations],
             "passages": [h.to_dict(self.documents[h.passage.doc_id].title) for h in answer.hits],
         }

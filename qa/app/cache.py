@@ -12,9 +12,10 @@ import logging
 import sys
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Sequence
 
 from qa.errors import InvalidInput
+from qa.retrieval.followup import as_turns
 from qa.retrieval.retriever import MAX_QUERY_CHARS
 from qa.types import Answer
 
@@ -78,15 +79,20 @@ class AnswerCache:
         return len(self._done)
 
     def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None,
-            doc_ids: list[str] | None = None) -> Answer:
-        """Like :meth:`qa.answering.pipeline.QA.ask` (same errors). A pipeline with a ``generation``
-        (:class:`qa.app.documents.LiveQA`, whose index changes) keys its answers by it too."""
+            history: Sequence[Any] | None = None, doc_ids: list[str] | None = None) -> Answer:
+        """Like :meth:`qa.answering.pipeline.QA.ask` (same errors); the conversation so far, when given,
+        is part of the key (its questions and the documents their answers cited), and so is ``doc_ids``.
+        A pipeline with a ``generation`` (:class:`qa.app.documents.LiveQA`, whose index changes) keys its
+        answers by it too."""
         threshold = self.qa.threshold if threshold is None else float(threshold)
-        filtered = {} if doc_ids is None else {"doc_ids": doc_ids}
+        turns = as_turns(history)
+        context = {"history": list(history)} if turns else {}
+        if doc_ids is not None:
+            context["doc_ids"] = doc_ids
         if self.size == 0 or self.max_bytes == 0 or not isinstance(question, str) or not (
                 doc_ids is None or isinstance(doc_ids, (list, tuple))):
-            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **filtered)
-        key = (question.strip()[:MAX_QUERY_CHARS], int(top_k), mode, round(threshold, 6),
+            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **context)
+        key = (question.strip()[:MAX_QUERY_CHARS], int(top_k), mode, round(threshold, 6), turns,
                None if doc_ids is None else tuple(sorted(map(str, doc_ids))), getattr(self.qa, "generation", 0))
         with self._lock:
             if key in self._done:
@@ -101,10 +107,10 @@ class AnswerCache:
                 if key in self._done:
                     return self._done[key][0]
             # The first try failed, or its answer was too large to keep.
-            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **filtered)
+            return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **context)
         answer = None
         try:
-            answer = self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **filtered)
+            answer = self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **context)
             return answer
         finally:
             with self._lock:
@@ -114,7 +120,7 @@ class AnswerCache:
 
     def _keep(self, key: tuple, answer: Answer) -> None:
         """Store one answer and evict down to the bounds (the caller holds the lock)."""
-        cost = sys.getsizeof(key[0]) + ENTRY_OVERHEAD + answer_bytes(answer)
+        cost = sys.getsizeof(key[0]) + sum(sys.getsizeof(t.question) for t in key[4]) + ENTRY_OVERHEAD + answer_bytes(answer)
         if cost > self.max_bytes:
             logger.info("not caching an answer of about %d bytes (bound %d)", cost, self.max_bytes)
             return

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import logging
 import threading
 import uuid
@@ -109,3 +110,17 @@ class FeedbackLog:
         """Every row written so far (none when the file does not exist yet)."""
         with self._lock:
             return read_jsonl(self.path) if self.path.is_file() else []
+
+
+def confirmation(row: dict, path: str | Path) -> str:
+    """What the page says once a feedback row is saved (HTML, every value escaped): the rating or the
+    correction, on which answer, and the file it went to; it invites a correction after a rating."""
+    shown = row["answer"] if not row["abstained"] else "the documents don't say"
+    what = "thumbs-up" if row["rating"] == "up" else "thumbs-down"
+    if row["correction"] is not None:
+        said = f"Thanks: your correction “{html.escape(row['correction'])}” is saved"
+    else:
+        said = f"Thanks: your {what} on “{html.escape(shown)}” is saved"
+    invite = "" if row["correction"] is not None else " If the right answer is different, say it below."
+    return (f'<p class="qa-feedback-saved" role="status">{said} to <code>{html.escape(str(path))}</code>.'
+            f"{invite}</p>")

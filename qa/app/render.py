@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Sequence
 from urllib.parse import quote, unquote
 
 if TYPE_CHECKING:
-    from qa.types import Answer, Document, Hit
+    from qa.types import Answer, Citation, Document, Hit
 
 SNIPPET_CHARS = 360  # characters of a passage shown in the sources panel
 ABSTAIN_TEXT = "The documents don't say."
+FOUND_DEPTH = 10  # a search "found" a passage it ranked this high or higher on its own
+PLACEHOLDER_TITLES = 5  # document titles named in the empty chat
 
 
 Mark = tuple[int, int, str, str]  # (start, end, opening tag, closing tag)
@@ -132,15 +134,42 @@ def band_meaning(label: str, bands: Sequence[dict] = ()) -> str:
     return f"{label}: answers this confident were right {round(100 * precision)}% of the time {where}."
 
 
+def distinct_paragraphs(citations: Sequence["Citation"], documents: dict[str, "Document"]) -> list["Citation"]:
+    """The citations with one per paragraph: the first (best) of each paragraph of each document kept."""
+    seen, out = set(), []
+    for c in citations:
+        doc = documents.get(c.doc_id)
+        key = (c.doc_id, doc.paragraph_at(c.start) if doc is not None else c.start)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+def _plain(text: str) -> str:
+    """The reply's plain text, carried in an attribute (no line breaks reach the chat's Markdown) for
+    the copy button (``static/open.js``): the same text "Export" saves for this turn."""
+    return f'<span class="qa-plain" hidden title="{_attr(text).replace(chr(10), "&#10;")}"></span>' if text else ""
+
+
+def render_searched(answer: "Answer") -> str:
+    """"Searched for: ..." when the search used more than the question (a follow-up), else nothing."""
+    if not answer.searched:
+        return ""
+    return (f'<p class="qa-searched" title="A follow-up: searched with the earlier questions\' key terms, the '
+            f'previous answer\'s document favoured">Searched for: <q>{html.escape(answer.searched)}</q></p>')
+
+
 def render_answer(answer: "Answer", threshold: float, documents: dict[str, "Document"],
-                  bands: Sequence[dict] = ()) -> str:
-    """The chat reply: bold short answer, confidence, highlighted evidence and numbered citations."""
+                  bands: Sequence[dict] = (), plain: str = "") -> str:
+    """The chat reply: bold short answer, confidence, highlighted evidence and numbered citations, one
+    per paragraph; ``plain`` is what the copy button copies (see :mod:`qa.app.export`)."""
     if answer.abstained:
-        return render_abstention(answer, threshold, documents)
+        return render_abstention(answer, threshold, documents, plain=plain)
     places = answer_places(answer)
     cites = []
     evidence_html = html.escape(answer.evidence)
-    for n, c in enumerate(answer.citations, start=1):
+    for n, c in enumerate(distinct_paragraphs(answer.citations, documents), start=1):
         inner = next((p for p in places if _inside(p, c.doc_id, c.start, c.end)), None)
         if n == 1:
             marks = [(inner[1] - c.start, inner[2] - c.start, "<mark>", "</mark>")] if inner else []
@@ -155,17 +184,19 @@ def render_answer(answer: "Answer", threshold: float, documents: dict[str, "Docu
     label = confidence_label(answer.score, threshold, bands)
     markup = (
         '<div class="qa-reply">'
+        f'{render_searched(answer)}'
         f'<p class="qa-short"><strong>{html.escape(answer.text or "")}</strong></p>'
         f'<blockquote class="qa-evidence">{evidence_html}</blockquote>'
         f'<p class="qa-cites">{" ".join(cites)}</p>'
         f'<details class="qa-conf qa-conf-{label.lower()}"><summary>{label} confidence · {answer.score:.2f}</summary>'
         f'{html.escape(band_meaning(label, bands))} The app answers from {threshold:.2f}.</details>'
-        "</div>"
+        f"{_plain(plain)}</div>"
     )
     return _one_line(markup)
 
 
-def render_abstention(answer: "Answer", threshold: float, documents: dict[str, "Document"], closest: int = 3) -> str:
+def render_abstention(answer: "Answer", threshold: float, documents: dict[str, "Document"], closest: int = 3,
+                      plain: str = "") -> str:
     """The reply when the pipeline abstains: a plain statement and the closest passages."""
     items = []
     for hit in answer.hits[:closest]:
@@ -182,9 +213,31 @@ def render_abstention(answer: "Answer", threshold: float, documents: dict[str, "
            if answer.alternatives else "The reader found no candidate answer.")
     listing = f'<p class="qa-muted">Closest passages:</p><ol class="qa-closest">{"".join(items)}</ol>' if items else ""
     return _one_line(
-        f'<div class="qa-reply qa-abstain"><p class="qa-short">{ABSTAIN_TEXT}</p>'
-        f'<p class="qa-muted">{html.escape(why)}</p>{listing}</div>'
+        f'<div class="qa-reply qa-abstain">{render_searched(answer)}<p class="qa-short">{ABSTAIN_TEXT}</p>'
+        f'<p class="qa-muted">{html.escape(why)}</p>{listing}{_plain(plain)}</div>'
     )
+
+
+def render_refusal(message: str, plain: str = "") -> str:
+    """The reply when a question is refused or the server failed: the message, muted."""
+    return f'<div class="qa-reply"><p class="qa-muted">{html.escape(message)}</p>{_plain(plain)}</div>'
+
+
+def found_by(hit: "Hit", depth: int = FOUND_DEPTH) -> str:
+    """Which search found a passage: ``"keyword"`` or ``"dense"`` when only that one ranked it within
+    ``depth``, else ``"both"`` (both did, or only their fusion brought it up)."""
+    dense = hit.dense_rank is not None and hit.dense_rank <= depth
+    keyword = hit.keyword_rank is not None and hit.keyword_rank <= depth
+    return "keyword" if keyword and not dense else "dense" if dense and not keyword else "both"
+
+
+_FOUND_LABEL = {"keyword": "keyword match", "dense": "meaning match", "both": "keyword + meaning"}
+
+
+def _found_title(hit: "Hit") -> str:
+    ranks = [f"{name} search ranked it #{rank}" for name, rank in (("meaning (dense)", hit.dense_rank),
+                                                                  ("keyword (BM25)", hit.keyword_rank)) if rank]
+    return "Found by " + ("; ".join(ranks) if ranks else "the fused search") + "."
 
 
 def _snippet(text: str, focus: tuple[int, int] | None, size: int = SNIPPET_CHARS) -> tuple[int, int]:
@@ -222,10 +275,12 @@ def render_sources(
         cards.append(
             f'<a class="qa-source{" qa-source-answer" if inner else ""}" title="Open the whole document" '
             f'href="{_attr(open_ref(p.doc_id, p.start, p.end, inner[1:] if inner else None))}">'
-            f'<div class="qa-source-head"><span class="qa-rank">{hit.rank}</span>'
+            f'<div class="qa-source-head"><span class="qa-rank" title="Rank {hit.rank} of the passages read">'
+            f'{hit.rank}</span>'
             f'<span class="qa-source-title">{html.escape(doc.title)}</span>{badge}</div>'
             f'<div class="qa-source-meta">{html.escape(doc.location_at(p.start))} · '
-            f'<span title="Retrieval score: higher matches the question better">score {hit.score:.3f}</span></div>'
+            f'<span class="qa-found qa-found-{found_by(hit)}" title="{_attr(_found_title(hit))}">'
+            f'{_FOUND_LABEL[found_by(hit)]}</span></div>'
             f'<div class="qa-source-text">{body}</div></a>'
         )
     return f'<div class="qa-sources">{"".join(cards)}</div>'
@@ -254,6 +309,33 @@ def render_document(
         f'<div class="qa-doc-meta">{html.escape(doc.id)} · {n:,} characters{where}</div></div>'
         f'<div class="qa-doc-text">{highlight(doc.text, marks)}</div></div>'
     )
+
+
+def render_placeholder(documents: dict[str, "Document"], shown: int = PLACEHOLDER_TITLES) -> str:
+    """The empty chat: what the app does, and the titles of the documents it answers from."""
+    titles = sorted({d.title for d in documents.values()}, key=str.lower)
+    if not titles:
+        return PLACEHOLDER
+    more = f'<li class="qa-muted">and {len(titles) - shown} more</li>' if len(titles) > shown else ""
+    items = "".join(f"<li>{html.escape(t)}</li>" for t in titles[:shown])
+    n = len(documents)
+    return _one_line(
+        f'<div class="qa-placeholder"><h3>Ask a question about {n} document{"s" if n != 1 else ""}</h3>'
+        f'<ul class="qa-titles">{items}{more}</ul><p>Every answer is quoted word for word from a document, with a '
+        "citation that opens it. Follow-up questions keep the conversation's context. When the documents don't "
+        "say, neither does the app.</p></div>")
+
+
+def question_placeholder(examples: Sequence[str], documents: dict[str, "Document"]) -> str:
+    """The question box's hint: the first example question, else an invitation naming a document."""
+    if examples:
+        return f"e.g. {examples[0]}"
+    titles = sorted((d.title for d in documents.values()), key=str.lower)
+    if not titles:
+        return "Ask a question about the documents"
+    title = titles[0] if len(titles[0]) <= 60 else titles[0][:60].rsplit(" ", 1)[0] + "…"
+    return f"Ask about {title}" + (f" or {len(titles) - 1} other document{'s' if len(titles) > 2 else ''}"
+                                   if len(titles) > 1 else "")
 
 
 PLACEHOLDER = ('<div class="qa-placeholder"><h3>Ask a question about the documents</h3><p>Every answer is quoted '

@@ -16,15 +16,19 @@ Example:
 
 import html
 import logging
+import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from qa.app import conversation
 from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE, AnswerCache
 from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
-from qa.app.feedback import FeedbackLog
+from qa.app.export import answer_markdown, conversation_markdown, refusal_markdown
+from qa.app.feedback import FeedbackLog, confirmation
 from qa.app.inputs import check_question
-from qa.app.render import (EMPTY_VIEWER, PLACEHOLDER, answer_places, parse_ref, render_answer,
-                           render_sources)
+from qa.app.render import (EMPTY_VIEWER, answer_places, parse_ref, question_placeholder, render_answer,
+                           render_placeholder, render_refusal, render_sources)
 from qa.app.viewer import Viewer
 from qa.errors import UserError
 
@@ -67,6 +71,26 @@ def _public_message(err: Exception, question: object) -> str:
         return str(err)
     logger.error("failed to answer %r", shown, exc_info=err)
     return SERVER_FAILED
+
+
+def _blocks_class() -> type:
+    """``gr.Blocks`` whose API endpoints take their optional trailing arguments as optional over plain
+    HTTP too: ``{"data": [question]}`` to ``/ask`` is ``ask_api(question)`` (gradio_client fills
+    defaults itself; Gradio's server would refuse the shorter list)."""
+    import inspect
+
+    import gradio as gr
+
+    class Blocks(gr.Blocks):
+        def validate_inputs(self, block_fn, inputs: list) -> None:
+            missing = len(block_fn.inputs) - len(inputs)
+            if missing > 0 and block_fn.fn is not None:
+                params = list(inspect.signature(block_fn.fn).parameters.values())[len(inputs):len(block_fn.inputs)]
+                if len(params) == missing and all(p.default is not p.empty for p in params):
+                    inputs.extend(p.default for p in params)  # in place: Gradio reads this list next
+            super().validate_inputs(block_fn, inputs)
+
+    return Blocks
 
 
 def build_app(
@@ -114,25 +138,56 @@ def build_app(
     def answer(question: str, history: list[dict], turns: dict, top_k: float, mode: str, threshold: float,
                doc_ids: list[str] | None = None):
         if not question:
-            return history, turns, gr.skip()
+            return history, turns, gr.skip(), gr.skip(), gr.skip()
         try:
             result = answers.ask(check_question(question), top_k=int(top_k), mode=mode, threshold=float(threshold),
-                                 doc_ids=list(doc_ids) if doc_ids else None)
+                                 history=conversation.history_of(turns), doc_ids=list(doc_ids) if doc_ids else None)
         except Exception as err:  # noqa: BLE001 - a refusal is said in the chat, a fault only in the log
-            reply = f'<div class="qa-reply"><p class="qa-muted">{html.escape(_public_message(err, question))}</p></div>'
-            return [*history, {"role": "assistant", "content": reply}], turns, gr.skip()
+            message = _public_message(err, question)
+            plain = refusal_markdown(question, message)
+            history = [*history, {"role": "assistant", "content": render_refusal(message, plain)}]
+            turns = {**turns, len(history) - 1: {"question": question, "error": message, "markdown": plain}}
+            return history, turns, gr.skip(), conversation.saved(history, turns), export_file(turns)
         logger.info("answered %r -> %r (%.2f) in %.0f ms", question, result.text, result.score,
                     result.timings.get("total_ms", 0.0))
-        history = [*history, {"role": "assistant", "content": render_answer(result, float(threshold), documents, getattr(qa, "bands", ()))}]
-        turns = {**turns, len(history) - 1: qa.to_json(result)}
-        return history, turns, render_sources(result.hits, documents, answer_places(result))
+        bands = getattr(qa, "bands", ())
+        plain = answer_markdown(result, documents, float(threshold), bands)
+        history = [*history, {"role": "assistant",
+                              "content": render_answer(result, float(threshold), documents, bands, plain=plain)}]
+        turns = {**turns, len(history) - 1: {**qa.to_json(result), "markdown": plain}}
+        return (history, turns, render_sources(result.hits, documents, answer_places(result)),
+                conversation.saved(history, turns), export_file(turns))
 
-    def on_like(turns: dict, data: gr.LikeData) -> None:
-        payload = turns.get(data.index if isinstance(data.index, int) else data.index[0])
-        if payload is None or data.liked not in (True, False):
-            return  # a user message, or feedback taken back
-        feedback.append(FeedbackLog.record(payload, "up" if data.liked else "down"))
-        gr.Info("Thanks, feedback saved.")
+    def export_file(turns: dict) -> str | None:
+        """The conversation as a Markdown file for the Export button (``None``: nothing to export)."""
+        texts = [turns[i]["markdown"] for i in sorted(turns) if isinstance(turns[i].get("markdown"), str)]
+        if not texts:
+            return None
+        text = conversation_markdown(texts, title, time.strftime("%Y-%m-%d %H:%M"))
+        path = Path(tempfile.mkdtemp(prefix="qa-export-")) / "conversation.md"
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+    def restore(value):
+        chat, kept = conversation.restored(value)
+        return chat, kept, export_file(kept)
+
+    def on_like(turns: dict, data: gr.LikeData):
+        index = data.index if isinstance(data.index, int) else data.index[0]
+        payload = turns.get(index)
+        if payload is None or "error" in payload or data.liked not in (True, False):
+            return gr.skip(), gr.skip(), gr.skip()  # a user message, a refusal, or feedback taken back
+        row = FeedbackLog.record(payload, "up" if data.liked else "down")
+        feedback.append(row)
+        return confirmation(row, feedback.path), gr.Column(visible=True), {"index": index, "rating": row["rating"]}
+
+    def on_correction(text: str, rated: dict, turns: dict):
+        payload = turns.get(rated.get("index")) if rated else None
+        if payload is None or not (text or "").strip():
+            return gr.skip(), gr.skip()
+        row = FeedbackLog.record(payload, rated["rating"], correction=text)
+        feedback.append(row)
+        return confirmation(row, feedback.path), ""
 
     def open_document(data: gr.EventData):
         ref = parse_ref((data._data or {}).get("ref", ""))
@@ -149,12 +204,16 @@ def build_app(
 
     def clear():
         empty_sources = render_sources([], documents)
-        return [], {}, "", empty_sources, EMPTY_VIEWER, gr.Tabs(selected="sources"), gr.Dropdown(value=None)
+        return ([], {}, "", empty_sources, EMPTY_VIEWER, gr.Tabs(selected="sources"), gr.Dropdown(value=None),
+                conversation.saved([], {}), None, gr.Column(visible=False))
 
-    def ask_api(question: str) -> dict:
-        """Answer a question from the documents; returns the same JSON object as `qa ask --json`."""
+    def ask_api(question: str, history: list | None = None) -> dict:
+        """Answer a question from the documents; returns the same JSON object as `qa ask --json`.
+
+        `history`: the conversation so far, oldest first (earlier questions, or the objects earlier
+        calls returned), so a follow-up such as "And when was it founded?" is searched in context."""
         try:
-            return qa.to_json(answers.ask(check_question(question)))
+            return qa.to_json(answers.ask(check_question(question), history=history))
         except Exception as err:  # noqa: BLE001 - the client hears a refusal, or that the server failed
             raise gr.Error(_public_message(err, question), print_exception=False) from None
 
@@ -162,27 +221,39 @@ def build_app(
     description = (f"Answers quoted word for word from {n_docs} indexed document{'s' if n_docs != 1 else ''}"
                    f"{f' ({corpus_name})' if corpus_name else ''}, each with a citation you can open.")
     private = {"api_visibility": "private"}
-    with gr.Blocks(title=title, analytics_enabled=False) as app:
+    with _blocks_class()(title=title, analytics_enabled=False) as app:
         header = gr.HTML(f"<h1>{html.escape(title)}</h1><p>{html.escape(description)}</p>", elem_id="qa-header",
                          js_on_load=static_text("open.js"))
         turns = gr.State({})
         pending = gr.State("")
+        rated = gr.State({})  # the turn the last thumbs up/down was on, for a correction
+        key = conversation.storage_key(title, *sorted(documents))
+        saved_chat = gr.BrowserState(conversation.saved([], {}), storage_key=key, secret=key)
         with gr.Row(equal_height=False):
-            with gr.Column(scale=11, min_width=420):
+            with gr.Column(scale=11, min_width=300):
                 chatbot = gr.Chatbot(
                     height=540, show_label=False, elem_id="qa-chat", latex_delimiters=[], buttons=["copy"],
-                    placeholder=PLACEHOLDER,
+                    placeholder=render_placeholder(documents),
                 )
+                with gr.Column(visible=False, elem_id="qa-feedback") as feedback_box:
+                    feedback_note = gr.HTML("", elem_id="qa-feedback-note")
+                    with gr.Row():
+                        correction = gr.Textbox(placeholder="The right answer is ... (optional)", show_label=False,
+                                                scale=8, container=False, elem_id="qa-correction", max_lines=2)
+                        send_correction = gr.Button("Send correction", scale=2, min_width=80,
+                                                    elem_id="qa-send-correction")
                 with gr.Row():
-                    question = gr.Textbox(placeholder="e.g. When do primary care trusts go live?", show_label=False,
+                    question = gr.Textbox(placeholder=question_placeholder(examples, documents), show_label=False,
                                           scale=8, container=False, autofocus=True, elem_id="qa-question", max_lines=4)
                     ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")
                     clear_btn = gr.Button("Clear", variant="secondary", scale=1, min_width=80, elem_id="qa-clear")
+                    export = gr.DownloadButton("Export", value=None, variant="secondary", scale=1, min_width=80,
+                                               elem_id="qa-export")
                 doc_filter = gr.Dropdown(choices=doc_choices, value=[], multiselect=True, label="Search only in",
                                          info="Leave empty to search every document.", elem_id="qa-doc-filter")
                 if examples:
                     gr.Examples(examples=[[q] for q in examples], inputs=[question], label="Try a question")
-            with gr.Column(scale=9, min_width=360, elem_id="qa-side"):
+            with gr.Column(scale=9, min_width=300, elem_id="qa-side"):
                 with gr.Tabs(selected="sources") as tabs:
                     with gr.Tab("Sources", id="sources"):
                         sources = gr.HTML(render_sources([], documents), elem_id="qa-sources", js_on_load=None)
@@ -204,17 +275,24 @@ def build_app(
                             0.0, 1.0, value=round(qa.threshold, 2), step=0.01, label="Answer threshold",
                             info=f"Answer only when the reader's confidence reaches this, else say the documents "
                                  f"don't say (calibrated default: {qa.threshold:.2f}).")
+                        gr.HTML(f'<p class="qa-muted" id="qa-feedback-file">Thumbs up/down and corrections are saved '
+                                f"to <code>{html.escape(str(feedback.path.resolve()))}</code> (one JSON line each; "
+                                "<code>qa eval</code> reads corrections as labels).</p>")
 
-        chain = dict(inputs=[pending, chatbot, turns, top_k, mode, threshold, doc_filter], outputs=[chatbot, turns, sources],
-                     concurrency_id="answer", **private)
+        chain = dict(inputs=[pending, chatbot, turns, top_k, mode, threshold, doc_filter],
+                     outputs=[chatbot, turns, sources, saved_chat, export], concurrency_id="answer", **private)
         for trigger in (question.submit, ask.click):
             trigger(add_question, [question, chatbot], [question, chatbot, pending], queue=False, **private).then(
                 answer, **chain)
-        chatbot.like(on_like, [turns], None, queue=False, **private)
+        chatbot.like(on_like, [turns], [feedback_note, feedback_box, rated], queue=False, **private)
+        for trigger in (correction.submit, send_correction.click):
+            trigger(on_correction, [correction, rated, turns], [feedback_note, correction], queue=False, **private)
+        app.load(restore, [saved_chat], [chatbot, turns, export], queue=False, **private)
         header.open(open_document, None, [viewer, tabs, picker], queue=False, **private)
         picker.input(pick_document, [picker], [viewer], queue=False, **private)
         for trigger in (clear_btn.click, chatbot.clear):
-            trigger(clear, None, [chatbot, turns, pending, sources, viewer, tabs, picker], queue=False, **private)
+            trigger(clear, None, [chatbot, turns, pending, sources, viewer, tabs, picker, saved_chat, export,
+                                  feedback_box], queue=False, **private)
         gr.api(ask_api, api_name="ask", concurrency_id="answer")
     return app
 
@@ -236,7 +314,8 @@ def launch(
     app.queue(default_concurrency_limit=concurrency, max_size=1000)
     _, url, _ = app.launch(
         server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=not block,
-        show_error=True, footer_links=["api"], css=static_text("app.css") + static_text("documents.css"),
+        show_error=True, footer_links=["api"],
+        css=static_text("app.css") + static_text("documents.css") + static_text("conversation.css"),
         theme=gr.themes.Soft(primary_hue="indigo", neutral_hue="slate", font=FONTS),
     )
     if block:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the runner, report and thresholds load when a command runs,
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUESTIONS = "eval/questions.jsonl"
+DEFAULT_CONVERSATIONS = "eval/conversations.jsonl"
 DEFAULT_OUT = "eval/out"
 
 
@@ -41,14 +42,17 @@ def register(subparsers) -> None:
                     "(qa eval squad --data FILE), the whole pipeline over SQuAD-format articles as a corpus "
                     "(qa eval squad --open FILE...), or the retriever alone on a BEIR folder (qa eval beir --data DIR).",
     )
-    p.add_argument("benchmark", nargs="?", choices=["squad", "beir", "fit-calibrator"], default=None,
+    p.add_argument("benchmark", nargs="?", choices=["squad", "beir", "fit-calibrator", "conversations"], default=None,
                    help="a public benchmark instead of the question set; fit-calibrator: learn the reader's "
-                        "P(right) from the predictions of earlier runs (--train FILE..., measured on --test FILE...)")
+                        "P(right) from the predictions of earlier runs (--train FILE..., measured on --test FILE...); "
+                        "conversations: every turn of the dialogues in --conversations asked alone and in context")
     p.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"question set (default: {DEFAULT_QUESTIONS})")
+    p.add_argument("--conversations", default=DEFAULT_CONVERSATIONS,
+                   help=f"conversations: the dialogue set (default: {DEFAULT_CONVERSATIONS})")
     p.add_argument("--index", default="embeddings", help=INDEX_HELP)
     p.add_argument("--out", default=None,
                    help=f"output folder (default: {DEFAULT_OUT}; {DEFAULT_OUT}/squad for squad, "
-                        f"{DEFAULT_OUT}/beir/<data set folder name> for beir)")
+                        f"{DEFAULT_OUT}/beir/<data set folder name> for beir, {DEFAULT_OUT}/conversations for conversations)")
     p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid; beir: all three)")
     p.add_argument("-k", type=int, default=5, help="passages given to the reader (default: 5)")
     p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
@@ -79,6 +83,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not args.train:
             raise InvalidInput("qa eval fit-calibrator needs --train FILE... (predictions of open-corpus runs).")
         return _cmd_fit_calibrator(args)
+    if args.benchmark == "conversations":
+        if args.data is not None or args.open is not None or args.calibrate:
+            raise InvalidInput("qa eval conversations takes --conversations FILE (not --data, --open or --calibrate).")
+        return _cmd_conversations(args)
     if args.benchmark is None:
         if args.data is not None:
             raise InvalidInput("--data goes with a benchmark: qa eval squad --data FILE or qa eval beir --data DIR.")
@@ -122,6 +130,24 @@ def _cmd_questions(args: argparse.Namespace) -> int:
         print(f"wrote {', '.join(str(p) for p in paths.values())}")
         if args.calibrate:
             print(_calibration_table(result.metrics["calibration"]))
+    return 0
+
+
+def _cmd_conversations(args: argparse.Namespace) -> int:
+    from qa.answering.pipeline import QA
+    from qa.evaluation.conversations import (evaluate_conversations, format_conversation_table, load_conversations,
+                                             write_conversation_outputs)
+
+    conversations = load_conversations(args.conversations)
+    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold)
+    result = evaluate_conversations(qa, conversations, k=args.k, mode=args.mode or "hybrid",
+                                    show_progress=not args.quiet)
+    result.metrics["config"].update(conversations_file=str(args.conversations), index=str(args.index),
+                                    reader=str(qa.reader.path))
+    paths = write_conversation_outputs(result, args.out or f"{DEFAULT_OUT}/conversations")
+    print_metrics(result.metrics, format_conversation_table(result.metrics), args.json)
+    if not args.json:
+        print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
 

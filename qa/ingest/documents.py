@@ -197,23 +197,22 @@ def load_document(path: str | Path, doc_id: str | None = None, root: str | Path 
     raw = path.read_bytes()
     suffix = path.suffix.lower()
     pages: tuple[tuple[int, int], ...] = ()
+    declared = None  # the title the file states: PDF metadata, HTML <title>/<h1>
     if suffix in PDF_SUFFIXES:
         text, pages = _read_pdf(raw)
-        title = _title_from_lines(text)
+        declared = _pdf_declared_title(raw)
     elif suffix in DOCX_SUFFIXES:
-        text, title = read_docx(raw)
-        title = title or _title_from_lines(text)
+        text, declared = read_docx(raw)
     else:
-        decoded = decode_text(raw)
+        text = decode_text(raw)
         if suffix in HTML_SUFFIXES:
-            text, title = _read_html(decoded)
-        else:
-            text, title = decoded, _title_from_lines(decoded)
+            text, declared = html_to_text(text)
+    title = document_title(text, path.name, declared)
     if not text.strip():
         raise DocumentError("empty document (no text)")
     doc_id = doc_id or path.stem
     return Document(
-        id=doc_id, title=title or doc_id, path=str(path), text=text, pages=pages,
+        id=doc_id, title=title, path=str(path), text=text, pages=pages,
         file=path.relative_to(root).as_posix() if root is not None else path.name,
         source_hash=hashlib.sha256(raw).hexdigest()[:16],
     )
@@ -238,13 +237,6 @@ def decode_text(raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise DocumentError(f"not UTF-8 text ({err}); save it as UTF-8") from err
-
-
-def _read_html(markup: str) -> tuple[str, str]:
-    """Visible text of an HTML page, one block element per paragraph, and its title (see
-    :func:`qa.ingest.html_text.html_to_text`); a page without <h1> or <title> is named by its first line."""
-    text, title = html_to_text(markup)
-    return text, title or _title_from_lines(text)
 
 
 def _read_pdf(raw: bytes) -> tuple[str, tuple[tuple[int, int], ...]]:
@@ -309,26 +301,61 @@ def read_docx(raw: bytes) -> tuple[str, str]:
     return "\n\n".join(b for b in blocks if b.strip()), " ".join(title.split())
 
 
-def _title_from_lines(text: str) -> str:
-    """The first Markdown heading near the top, else the first line that reads like a title."""
+def document_title(text: str, file_name: str, declared: str | None = None) -> str:
+    """A document's title, never a piece of a sentence: the one the file declares (PDF metadata, HTML
+    ``<title>``/``<h1>``), else a Markdown heading near the top, else a line near the top that reads
+    as a title (see :func:`_reads_as_title`), else the file name made readable.
+
+    Example:
+        >>> document_title("FEEDBACK\n\nSince their creation, doubts have lingered.", "gm_report-2005.txt")
+        'Gm report 2005'
+    """
+    declared = " ".join((declared or "").split())
+    declared = re.sub(r"^Microsoft (Word|PowerPoint) - ", "", declared)
+    if declared and len(declared) <= 2 * _MAX_TITLE and not re.search(r"\.(docx?|pdf|pptx?|txt)$|^untitled$", declared, re.I):
+        return declared
     lines = [line.strip() for line in text.splitlines() if line.strip()][:40]
     for line in lines[:20]:
-        if re.match(r"^#{1,2}\s+\S", line):
-            return line.lstrip("#").strip()  # a heading is the author's title: kept whole
-    for line in lines:
+        heading = re.match(r"^#{1,2}\s+(.*\S)", line)
+        if heading:
+            return heading.group(1).strip("# ").strip()  # a heading is the author's title: kept whole
+    for line in lines[:12]:
         plain = line.strip("*_# ").strip()
-        words = re.findall(r"[A-Za-z]{2,}", plain)
-        if len(words) < 2 or _BOILERPLATE.match(plain) or _DATE_ONLY.match(plain) or set(plain) <= set("-=*_ "):
-            continue
-        return _shorten(plain)
-    return _shorten(lines[0]) if lines else ""
+        if len(plain) > 2 * _MAX_TITLE:
+            break  # the body has begun
+        if _reads_as_title(plain):
+            return plain[0].upper() + plain[1:] if plain[0].islower() else plain
+    return readable_file_name(file_name)
 
 
-def _shorten(title: str) -> str:
-    """A first line used as a title: its first sentence if that is short enough, else cut at a word."""
-    if len(title) <= _MAX_TITLE:
-        return title
-    sentence = re.match(r"^(.{20,%d}?[.!?])\s" % _MAX_TITLE, title)
-    if sentence:
-        return sentence.group(1)
-    return title[: _MAX_TITLE].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+def _reads_as_title(line: str) -> bool:
+    """A line that names a document: two words or more, at most ``_MAX_TITLE`` characters, one phrase
+    (no sentence ends in it or at its end), and not a web page's boilerplate or a date."""
+    words = re.findall(r"[A-Za-z]{2,}", line)
+    return (2 <= len(words) and len(line) <= _MAX_TITLE and not re.search(r"[.!?,;:]\s", line)
+            and not line.endswith((".", ",", ";", ":")) and not _BOILERPLATE.match(line)
+            and not _DATE_ONLY.match(line))
+
+
+def readable_file_name(file_name: str) -> str:
+    """A file name as a title: no folder or extension, ``_``, ``-`` and ``.`` as spaces, the first letter
+    capitalised (``annual_report-2024.pdf`` -> ``Annual report 2024``)."""
+    stem = Path(file_name).stem if Path(file_name).suffix.lower() in SUPPORTED_SUFFIXES | {".docx"} else Path(file_name).name
+    name = " ".join(re.sub(r"[_\-.]+", " ", stem).split()) or file_name.strip() or "Untitled"
+    return name[0].upper() + name[1:]
+
+
+def _pdf_declared_title(raw: bytes) -> str | None:
+    """The title in a PDF's document information (``/Title``), or ``None``."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        metadata = PdfReader(io.BytesIO(raw)).metadata
+    except (PyPdfError, ValueError, KeyError) as err:  # the text was read already; only the title is lost
+        logger.info("no PDF title metadata: %s", err)
+        return None
+    title = metadata.title if metadata is not None else None
+    return title if isinstance(title, str) else None
+
+

@@ -90,14 +90,15 @@ class Retriever:
         return self._search(self._check(query, top_k, mode, doc_ids), top_k, mode, doc_ids)[0]
 
     def search_with_relevance(
-        self, query: str, top_k: int = 5, mode: str = "hybrid"
+        self, query: str, top_k: int = 5, mode: str = "hybrid", doc_ids: list[str] | None = None
     ) -> tuple[list[Hit], float]:
         """:meth:`search` and :meth:`relevance` together: the dense list the search ranked already
-        starts with the nearest passage, so it is searched once (BM25 mode adds one dense lookup)."""
-        query = self._check(query, top_k, mode, None)
-        hits, dense = self._search(query, top_k, mode, None)
+        starts with the nearest passage, so it is searched once (BM25 mode adds one dense lookup).
+        With ``doc_ids``, both are within those documents."""
+        query = self._check(query, top_k, mode, doc_ids)
+        hits, dense = self._search(query, top_k, mode, doc_ids)
         if not dense:
-            dense = self._dense(query, 1, None)
+            dense = self._dense(query, 1, doc_ids)
         return hits, dense[0][1] if dense else 0.0
 
     def _search(self, query: str, top_k: int, mode: str,

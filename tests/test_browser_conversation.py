@@ -1,0 +1,218 @@
+"""A conversation in real headless Chromium: a follow-up that needs the turn before it, a reload that keeps
+the chat, Export and copy as plain text, feedback with a correction, and a citation at phone width.
+
+Needs Debian's ``chromium`` and ``chromium-driver`` and ``selenium`` (see tests/test_browser.py). Screenshots
+(light and dark, 1280 and 390 px wide) go to ``$QA_SHOTS`` (default /tmp/shots-conv).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from qa.app import ui
+from qa.app.feedback import FeedbackLog
+from qa.jsonl import read_jsonl
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+WAIT_S = 120
+FIRST = "Which Act led to the creation of personal medical services pilots?"
+FOLLOW_UP = "How many of them went live in April 1998?"  # "them": the pilots of the turn before
+SHOTS = Path(os.environ.get("QA_SHOTS", "/tmp/shots-conv"))
+
+
+@pytest.fixture(scope="module")
+def server(bundled_qa, tmp_path_factory):
+    from benchmarks.loadtest import free_port
+
+    feedback = tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
+    app = ui.build_app(bundled_qa, FeedbackLog(feedback), ui.BUNDLED_EXAMPLES, corpus_name="seeds")
+    url = ui.launch(app, port=free_port(), block=False)
+    yield url, feedback
+    app.close()
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    """Headless Chromium with downloads into tmp_path/downloads and a clipboard that records what is written."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
+    if missing:
+        pytest.fail(f"Chromium is not installed ({', '.join(missing)} missing): "
+                    "run `apt-get install -y chromium chromium-driver`.", pytrace=False)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="qa-chromium-")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,1000"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    driver.downloads = downloads
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wait(driver):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT_S)
+
+
+def _ask(driver, question: str, replies: int):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    box = _wait(driver).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#qa-question textarea")))
+    box.send_keys(question)
+    driver.find_element(By.CSS_SELECTOR, "#qa-ask").click()
+    _wait(driver).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-reply")) >= replies)
+    return driver.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-reply")[-1]
+
+
+def _buttons(driver, label: str):
+    from selenium.webdriver.common.by import By
+
+    return [b for b in driver.find_elements(By.CSS_SELECTOR, "#qa-chat button") if b.get_attribute("aria-label") == label]
+
+
+def _shot(driver, name: str, width: int) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.set_window_size(width, 1000)
+    time.sleep(0.5)
+    path = SHOTS / name
+    assert driver.save_screenshot(str(path)) and path.stat().st_size > 10_000
+
+
+_HAS_TAG = re.compile(r"</?[a-zA-Z][^>]*>")
+
+
+def test_a_follow_up_a_reload_export_and_copy(server, bundled_qa, browser):
+    from selenium.webdriver.common.by import By
+
+    url, _ = server
+    qa = bundled_qa
+    first = qa.ask(FIRST)
+    in_context = qa.ask(FOLLOW_UP, history=[qa.to_json(first)])
+    alone = qa.ask(FOLLOW_UP)
+    # The oracle: the follow-up is answered only with the turn before it.
+    assert in_context.text and in_context.searched and alone.text != in_context.text
+
+    browser.get(url)
+    _ask(browser, FIRST, 1)
+    reply = _ask(browser, FOLLOW_UP, 2)
+    assert reply.find_element(By.CSS_SELECTOR, ".qa-short strong").text == in_context.text
+    searched = reply.find_element(By.CSS_SELECTOR, ".qa-searched").text
+    assert searched.startswith("Searched for:") and in_context.searched in searched
+    _shot(browser, "conversation-light-1280.png", 1280)
+
+    # A reload keeps the chat, and its context: the next follow-up is still searched with the first turn's terms.
+    before = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-reply")]
+    browser.refresh()
+    _wait(browser).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-reply")) == 2)
+    assert [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-reply")] == before
+    third = _ask(browser, "Where have they taken on salaried GPs?", 3)
+    added = third.find_element(By.CSS_SELECTOR, ".qa-searched").text.split("salaried GPs?", 1)[1].split()
+    assert set(added) & {"Act", "led", "creation", "personal", "medical"}, added  # words of the first question
+
+    # Export: a Markdown file of plain text with each question, answer, verbatim quote and citation.
+    browser.find_element(By.CSS_SELECTOR, "#qa-export").click()
+    _wait(browser).until(lambda _: [p for p in browser.downloads.iterdir() if p.suffix == ".md"])
+    exported = next(p for p in browser.downloads.iterdir() if p.suffix == ".md").read_text(encoding="utf-8")
+    assert not _HAS_TAG.search(exported), "the export holds HTML"
+    sections = exported.split("\n\n---\n\n")
+    assert len(sections) == 4  # the heading, then three turns
+    assert sections[2].startswith(f"**Q:** {FOLLOW_UP}") and f"**A:** {in_context.text}" in sections[2]
+    quote = in_context.citations[0]
+    document_text = qa.documents[quote.doc_id].text
+    assert document_text[quote.start:quote.end] == quote.quote
+    assert "\n".join(f"> {line}".rstrip() for line in quote.quote.strip().splitlines()) in sections[2]
+    assert f"— [1] {quote.title}, {quote.location}" in sections[2]
+
+    # Copy: the second reply's copy button writes exactly that turn's exported text, never HTML.
+    browser.execute_script("window.__copied = []; navigator.clipboard.writeText = async (t) => { window.__copied.push(t); };")
+    copy = _buttons(browser, "Copy message")
+    assert len(copy) == 6  # three questions, three replies
+    copy[3].click()  # the follow-up's reply
+    _wait(browser).until(lambda d: d.execute_script("return window.__copied.length") == 1)
+    copied = browser.execute_script("return window.__copied[0]")
+    assert copied == sections[2].rstrip("\n")
+    copy[2].click()  # the follow-up question itself: its text
+    _wait(browser).until(lambda d: d.execute_script("return window.__copied.length") == 2)
+    assert browser.execute_script("return window.__copied[1]") == FOLLOW_UP
+
+
+def test_feedback_is_confirmed_in_the_page_and_takes_a_correction(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    url, feedback = server
+    browser.get(url)
+    _ask(browser, FIRST, 1)
+    _buttons(browser, "Dislike")[-1].click()
+    note = _wait(browser).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#qa-feedback-note .qa-feedback-saved")))
+    assert "saved" in note.text and str(feedback) in note.text
+    rows_before = len(read_jsonl(feedback))
+    box = browser.find_element(By.CSS_SELECTOR, "#qa-correction textarea, #qa-correction input")
+    box.send_keys("NHS (Primary Care) Act")
+    browser.find_element(By.CSS_SELECTOR, "#qa-send-correction").click()
+    _wait(browser).until(lambda _: len(read_jsonl(feedback)) == rows_before + 1)
+    row = read_jsonl(feedback)[-1]
+    assert (row["question"], row["rating"], row["correction"], row["answers"]) == (
+        FIRST, "down", "NHS (Primary Care) Act", ["NHS (Primary Care) Act"])
+    _wait(browser).until(lambda d: "correction" in d.find_element(By.CSS_SELECTOR, "#qa-feedback-note").text)
+    # Settings say where the feedback file is.
+    browser.find_element(By.XPATH, "//button[@role='tab' and normalize-space()='Settings']").click()
+    where = _wait(browser).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#qa-feedback-file")))
+    assert str(feedback.resolve()) in where.text
+
+
+def test_at_phone_width_a_citation_brings_the_viewer_into_view(server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    url, _ = server
+    browser.set_window_size(390, 844)
+    browser.get(url)
+    reply = _ask(browser, FIRST, 1)
+    _shot(browser, "chat-light-390.png", 390)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", reply)
+    reply.find_element(By.CSS_SELECTOR, "a.qa-cite").click()
+    focus = _wait(browser).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#qa-viewer mark#qa-focus")))
+    _wait(browser).until(lambda d: d.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return r.bottom > 0 && r.top < window.innerHeight;", focus))
+    time.sleep(0.5)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SHOTS / "citation-light-390.png"))
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_dark_mode_screenshots(server, browser, width):
+    from selenium.webdriver.common.by import By
+
+    url, _ = server
+    browser.set_window_size(width, 1000)
+    browser.get(url.rstrip("/") + "/?__theme=dark")
+    _ask(browser, FIRST, 1)
+    reply = _ask(browser, FOLLOW_UP, 2)
+    assert browser.execute_script("return document.body.classList.contains('dark') || "
+                                  "document.documentElement.classList.contains('dark')"), "not in dark mode"
+    assert reply.find_element(By.CSS_SELECTOR, ".qa-searched").is_displayed()
+    _shot(browser, f"conversation-dark-{width}.png", width)
