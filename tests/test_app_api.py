@@ -20,7 +20,9 @@ class StandInQA:
     threshold = 0.5
     documents: dict = {}
 
-    def ask(self, question, top_k=5, mode="hybrid", threshold=None):
+    def ask(self, question, top_k=5, mode="hybrid", threshold=None, history=None, doc_ids=None):
+        if question == "which?":  # says which documents it was limited to
+            return Answer(question=question, text=repr(doc_ids), score=0.9, abstained=False, evidence="")
         if question == "ok?":
             return Answer(question=question, text=None, score=0.0, abstained=True, evidence="")
         if question == "refused?":
@@ -54,6 +56,11 @@ def _refusal(client, question) -> str:
 
 def test_a_question_is_answered(client):
     assert client.predict("ok?", api_name="/ask") == {"question": "ok?", "answer": None, "abstained": True}
+
+
+def test_ask_can_be_limited_to_chosen_documents(client):
+    assert client.predict("which?", None, ["b", "a"], api_name="/ask")["answer"] == "['b', 'a']"
+    assert client.predict("which?", api_name="/ask")["answer"] == "None", "no filter when none is given"
 
 
 def test_a_question_that_is_not_text_is_told_so(client):

@@ -207,13 +207,14 @@ def build_app(
         return ([], {}, "", empty_sources, EMPTY_VIEWER, gr.Tabs(selected="sources"), gr.Dropdown(value=None),
                 conversation.saved([], {}), None, gr.Column(visible=False))
 
-    def ask_api(question: str, history: list | None = None) -> dict:
+    def ask_api(question: str, history: list | None = None, doc_ids: list | None = None) -> dict:
         """Answer a question from the documents; returns the same JSON object as `qa ask --json`.
 
         `history`: the conversation so far, oldest first (earlier questions, or the objects earlier
-        calls returned), so a follow-up such as "And when was it founded?" is searched in context."""
+        calls returned), so a follow-up such as "And when was it founded?" is searched in context.
+        `doc_ids`: search only these documents (their ids, as `/upload` lists them); none: all."""
         try:
-            return qa.to_json(answers.ask(check_question(question), history=history))
+            return qa.to_json(answers.ask(check_question(question), history=history, doc_ids=doc_ids or None))
         except Exception as err:  # noqa: BLE001 - the client hears a refusal, or that the server failed
             raise gr.Error(_public_message(err, question), print_exception=False) from None
 
