@@ -6,10 +6,10 @@ own, so its peak memory (``ru_maxrss``; Milvus Lite embedded runs inside that pr
 **The data.** The product's encoder embeds 90 to 190 single sentences a second on this shared 2-core
 CPU (about 50 800-character passages), so 100k passages can't all be embedded for real. Instead:
 
-1. *Real sentences, real vectors.* Distinct sentences of the SQuAD and SQuADShifts contexts (whole
-   articles, in file order; 4 to 60 words, one line, segmented as one sentence by the product's own
-   splitter) are embedded with the product's default encoder (onnx-int8) up to ``--sentences`` of
-   them, with real questions of the same articles as queries. Cached in ``--work``.
+1. *Real sentences, real vectors.* Distinct sentences of Wikipedia articles of SQuADShifts (new wiki)
+   and SQuAD (whole articles, in file order; 4 to 60 words, one line, segmented as one sentence by
+   the product's own splitter) are embedded with the product's default encoder (onnx-int8) up to
+   ``--sentences`` of them, with real questions of the same articles as queries. Cached in ``--work``.
 2. *Documents recombining them.* Each synthetic document takes one article and draws 20 to 80 of its
    sentences in random order, in paragraphs of 3 to 6. Its text is real prose with the article's
    vocabulary, so BM25 sees real term statistics, and documents on one article share words as
@@ -55,8 +55,9 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-DEFAULT_FILES = ("squadshifts/new_wiki_v1.0.json", "squadshifts/reddit_v1.0.json",
-                 "squadshifts/amazon_reviews_v1.0.json", "squad/squad-v1.1-dev-40articles.json",
+# Wikipedia articles, each on one subject. SQuADShifts' Reddit file is one "article" of 2,035 unrelated
+# comments and its Amazon file groups reviews by the five, so neither makes a document on one subject.
+DEFAULT_FILES = ("squadshifts/new_wiki_v1.0.json", "squad/squad-v1.1-dev-40articles.json",
                  "squad/squad-v2.0-train-first10articles.json")
 DEFAULT_WORK = "runs/scale"
 MIN_WORDS, MAX_WORDS = 4, 60
@@ -417,6 +418,7 @@ def _passage_ids(store, rows: Sequence[tuple[int, float]]) -> list[str]:
 
 def _child_search(spec: dict) -> dict:
     """Load one store in a fresh process and search it: memory, latency, recall against exact."""
+    from qa.evaluation.metrics import percentile
     from qa.retrieval.retriever import Retriever
 
     pool = _load_pool(spec)
@@ -435,17 +437,11 @@ def _child_search(spec: dict) -> dict:
     out["serving_peak_rss_mb"] = peak_rss_mb()  # before the recall checks below, which hold more
     truth = json.loads(Path(spec["truth"]).read_text(encoding="utf-8")) if Path(spec["truth"]).is_file() else None
     if truth is None:  # the local store writes the exact dense lists, from its own vectors
-        import faiss
-
-        index = store.dense
-        vectors = index.reconstruct_n(0, index.ntotal) if not isinstance(index, faiss.IndexFlat) else \
-            faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
-        scores = encoder.encode_queries(queries) @ np.asarray(vectors).T
+        vectors = store.dense.reconstruct_n(0, store.dense.ntotal)  # flat or HNSW: both keep them whole
+        scores = encoder.encode_queries(queries) @ vectors.T
         top = np.argsort(-scores, axis=1)[:, :CANDIDATES]
         truth = {q: [store.passages[int(i)].id for i in row] for q, row in zip(queries, top)}
         Path(spec["truth"]).write_text(json.dumps(truth), encoding="utf-8")
-    from qa.evaluation.metrics import percentile
-
     dense_recall, hybrid_recall, dense_ms, keyword_ms = [], [], [], []
     for query in queries:
         vector = encoder.encode_queries([query])[0]
@@ -526,6 +522,7 @@ def _child_scifact(spec: dict) -> dict:
     from qa.ingest.chunking import ChunkConfig
     from qa.retrieval.retriever import Retriever
     from qa.stores.address import build_store
+    from qa.stores.milvus import MAX_PASSAGE_CHARS
 
     variant = spec["variant"]
     if variant == "unstemmed":
@@ -541,7 +538,7 @@ def _child_scifact(spec: dict) -> dict:
     encoder = CachedEncoder(Path(spec["cache"]))
     t0 = time.perf_counter()
     build_store(spec["corpus"], spec["address"], encoder=encoder, incremental=False,
-                chunk_config=ChunkConfig(1_000_000, 0))  # one passage per abstract, as BEIR evaluates
+                chunk_config=ChunkConfig(MAX_PASSAGE_CHARS, 0))  # one passage per abstract (all are shorter)
     build_s = time.perf_counter() - t0
     retriever = Retriever.load(spec["address"], encoder=encoder, check_documents=False)
     data = load_beir(spec["beir"])
@@ -680,6 +677,7 @@ def cmd_scifact(args: argparse.Namespace) -> dict:
         report[f"{store}/{variant}"] = _in_child("scifact", variant=variant, address=address, corpus=str(work / "corpus"),
                                                  cache=str(work / "vectors.npz"), beir=str(args.beir),
                                                  ids=str(ids_file), modes=["dense", "bm25", "hybrid"])
+        logger.info("%s/%s: %s", store, variant, report[f"{store}/{variant}"])
     print(f"\n== SciFact ({len(data.corpus)} abstracts, {len(data.queries)} queries), one passage per abstract, "
           "same vectors (onnx-int8) for all")
     print("| store, BM25 | build (s) | dense nDCG@10 | BM25 nDCG@10 / R@100 | hybrid nDCG@10 / R@100 |")
