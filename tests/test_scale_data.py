@@ -132,3 +132,19 @@ def test_recall_and_fusion_match_hand_worked_values():
     # first appearance, as both best ranks are 1), c only 3rd in one list (1/63).
     assert fuse([["a", "b", "c"], ["b", "a"]]) == ["a", "b", "c"]
     assert fuse([["x"], ["y", "x"]])[0] == "x"  # 1/61 + 1/62 beats 1/61
+
+
+def test_the_product_builds_and_searches_with_composed_vectors(tmp_path):
+    from qa.retrieval.retriever import Retriever
+    from qa.stores.local import build_index
+
+    pool = _pool(dim=32)
+    write_corpus(pool, 40, tmp_path / "corpus")
+    encoder = ComposedEncoder(pool, noise_scale(0.9, 32))
+    build_index(tmp_path / "corpus", tmp_path / "index", encoder=encoder)
+    retriever = Retriever.load(tmp_path / "index", encoder=encoder)
+    passages = retriever.index.passages
+    assert len(passages) >= 40 and encoder.unknown == 0
+    for passage in passages[:10]:  # its own vector finds it first (exact search, distinct passages)
+        vector = ComposedEncoder(pool, noise_scale(0.9, 32)).encode_passages([passage.text])[0]
+        assert passages[retriever.index.dense_search(vector, 1)[0][0]].id == passage.id
