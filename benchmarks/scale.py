@@ -589,7 +589,7 @@ def cmd_run(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     corpus = write_corpus(pool, args.passages, corpus_dir)
     corpus_s = time.perf_counter() - t0
-    calibration_file = work / f"calibration-{args.passages}-{args.calibrate}.json"
+    calibration_file = work / f"calibration-{pool_file.stem}-{args.passages}-{args.calibrate}.json"
     if calibration_file.is_file():
         calibration = json.loads(calibration_file.read_text(encoding="utf-8"))
     else:
