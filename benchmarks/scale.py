@@ -1,7 +1,7 @@
 """Scale: the local store (FAISS-HNSW + bm25s) against Milvus Lite on 100k passages, and SciFact on both.
 
 These print figures; they are not tests. Each store is built and searched in a child process of its
-own, so its peak memory (``ru_maxrss``; Milvus Lite embedded runs inside that process) is its alone.
+own, so its peak memory (``VmHWM``; Milvus Lite embedded runs inside that process) is its alone.
 
 **The data.** The product's encoder embeds 90 to 190 single sentences a second on this shared 2-core
 CPU (about 50 800-character passages), so 100k passages can't all be embedded for real. Instead:
