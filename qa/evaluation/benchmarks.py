@@ -267,7 +267,7 @@ def evaluate_beir(
 ) -> tuple[dict, dict[str, dict[str, list[tuple[str, float]]]]]:
     """nDCG@10 and Recall@100 of ``retriever`` on ``data``, per retrieval mode.
 
-    Passages are mapped back to BEIR documents, each document keeping its best passage's score, so
+    Passages are mapped back to BEIR documents, each document ranked by its best (first) passage, so
     several passages of one document count once.
 
     Args:
@@ -294,12 +294,13 @@ def evaluate_beir(
             t0 = time.perf_counter()
             hits = retriever.search(text, top_k=passages, mode=mode)
             times.append((time.perf_counter() - t0) * 1000)
+            # Hits come best first; a document ranks by its first passage. Not by score: Milvus Lite's
+            # BM25 scores are negated (best first, most negative).
             best: dict[str, float] = {}
             for h in hits:
                 doc = doc_ids.get(h.passage.doc_id, h.passage.doc_id) if doc_ids else h.passage.doc_id
-                if doc not in best or h.score > best[doc]:
-                    best[doc] = h.score
-            ranked = sorted(best.items(), key=lambda item: -item[1])[:100]
+                best.setdefault(doc, h.score)
+            ranked = list(best.items())[:100]
             run[qid] = ranked
         scores = score_run({qid: [d for d, _ in ranked] for qid, ranked in run.items()}, data.qrels)
         metrics[mode] = {**scores, "queries": len(run), "ms_per_query_p50": percentile(times, 50)}
