@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--holdout", type=float, default=0.2, help="share of articles held out for validation")
     p.add_argument("--max-examples", type=int, default=None, help="train on at most this many questions")
     p.add_argument("--no-bf16", action="store_true", help="train in fp32")
+    p.add_argument("--bf16-weights", action="store_true",
+                   help="keep the model in bf16 with fp32 master weights (about 2x faster on AMX CPUs)")
+    p.add_argument("--groups", default=None, help="passage groups (python -m qa.training.build_groups): train "
+                   "with one softmax over each question's retrieved passages; --batch-size then counts windows")
     p.add_argument("--seed", type=int, default=13, help="order of examples and batches (the validation split "
                    "does not depend on it); another seed when training on from a trained reader")
     p.add_argument("--quiet", action="store_true")
@@ -44,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--stride must be 0 or more and below --max-length ({args.max_length}), got {args.stride}.")
     if not 0.0 <= args.holdout < 1.0:
         raise InvalidInput(f"--holdout must be 0 or more and below 1, got {args.holdout}.")
+    if args.groups is not None and not Path(args.groups).is_file():
+        raise MissingPath(f"No passage groups at {args.groups}: build them with python -m qa.training.build_groups.")
     if args.lr <= 0 or args.epochs <= 0 or (args.time_budget is not None and args.time_budget <= 0):
         raise InvalidInput("--lr, --epochs and --time-budget must be greater than 0.")
 
@@ -53,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         base_model=args.base_model or "", max_length=args.max_length, stride=args.stride,
         batch_size=args.batch_size, learning_rate=args.lr, epochs=args.epochs,
         time_budget_minutes=args.time_budget, holdout_fraction=args.holdout, bf16=not args.no_bf16, seed=args.seed,
+        bf16_weights=args.bf16_weights, groups=args.groups or "",
     )
     summary = train_reader(args.data, args.out, cfg, max_examples=args.max_examples, show_progress=not args.quiet)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))

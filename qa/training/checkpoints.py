@@ -29,7 +29,7 @@ _CHECKPOINT_FILES = {"config.json", "generation_config.json", "model.safetensors
 
 
 # Settings that do not change what is trained (or are compared on their own): a checkpoint resumes across them.
-_NOT_IDENTITY = ("data", "base_model", "seed", "checkpoint_minutes", "stop_at_step")
+_NOT_IDENTITY = ("data", "groups", "base_model", "seed", "checkpoint_minutes", "stop_at_step")  # groups: by content
 
 
 def _sha256(path: str | Path) -> str:

@@ -26,7 +26,11 @@ class TrainConfig:
     negative_windows_per_question: int = 1
     holdout_fraction: float = 0.2
     seed: int = 13
-    bf16: bool = True
+    bf16: bool = True  # bf16 autocast
+    bf16_weights: bool = False  # the model itself in bf16, fp32 master weights (qa.training.precision)
     checkpoint_minutes: float = 10.0
     data: list[str] = field(default_factory=list)
+    # Passage groups (JSON lines from qa.training.build_groups): when set, train with one softmax over each
+    # question's retrieved passages (qa.training.shared_norm); batch_size then counts windows.
+    groups: str = ""
     stop_at_step: int | None = None  # stop once this many steps are done, leaving a checkpoint to resume

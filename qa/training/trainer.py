@@ -29,6 +29,9 @@ from qa.training.checkpoints import (CHECKPOINT, RUN_FILE, SUMMARY_FILE, _check_
 from qa.training.config import TrainConfig
 from qa.training.data import (SquadExample, collate, dedupe, featurize, is_holdout,  # noqa: F401
                               length_grouped_batches, load_squad, split_by_article, write_validation_sets)
+from qa.training.passages import read_groups
+from qa.training.precision import MasterWeights
+from qa.training.shared_norm import collate_groups, featurize_groups, group_batches, shared_loss
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +77,9 @@ def train_reader(
     cfg.data = [str(p) for p in data]
     cfg.base_model = cfg.base_model or default_base_model()
     out_dir = Path(out_dir)
-    identity = run_identity(data, cfg, max_examples)
+    if cfg.groups and not Path(cfg.groups).is_file():
+        raise MissingPath(f"No passage groups at {cfg.groups}: build them with python -m qa.training.build_groups")
+    identity = run_identity([*data, *([cfg.groups] if cfg.groups else [])], cfg, max_examples)
     out_dir.mkdir(parents=True, exist_ok=True)
     resume = _check_out_dir(out_dir, identity)
     return _train(data, out_dir, cfg, max_examples, show_progress, identity, resume)
@@ -103,25 +108,43 @@ def _train(
 
     tokenizer = AutoTokenizer.from_pretrained(cfg.base_model)
     t0 = time.perf_counter()
-    features = featurize(tokenizer, train_ex, cfg, rng)
-    logger.info("%d examples -> %d windows in %.0fs", len(train_ex), len(features), time.perf_counter() - t0)
+    if cfg.groups:
+        # Shared normalisation over the passages the retriever returns (qa.training.passages builds them).
+        groups = read_groups(cfg.groups)
+        rng.shuffle(groups)
+        if max_examples is not None:
+            groups = groups[:max_examples]
+        features = featurize_groups(tokenizer, groups, cfg)
+        epoch_batches = group_batches(features, cfg.batch_size, rng)
+        n_windows = sum(len(f["windows"]) for f in features)
+        n_examples = len(features)
+    else:
+        features = featurize(tokenizer, train_ex, cfg, rng)
+        epoch_batches = length_grouped_batches(features, cfg.batch_size, rng)
+        n_windows, n_examples = len(features), len(train_ex)
+    logger.info("%d examples -> %d windows in %.0fs", n_examples, n_windows, time.perf_counter() - t0)
 
     model = AutoModelForQuestionAnswering.from_pretrained(str(ckpt_dir if resume else cfg.base_model))
     model.float().train()
+    names = [n for n, _ in model.named_parameters()]
+    master = MasterWeights(model) if cfg.bf16_weights else None
+    trained = master.params if master else list(model.parameters())
     no_decay = ("bias", "LayerNorm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    param_groups = [
+        {"params": [p for n, p in zip(names, trained) if not n.endswith(no_decay)], "weight_decay": cfg.weight_decay},
+        {"params": [p for n, p in zip(names, trained) if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate)
-    epoch_batches = length_grouped_batches(features, cfg.batch_size, rng)
+    optimizer = torch.optim.AdamW(param_groups, lr=cfg.learning_rate)
     total_steps = max(1, math.ceil(len(epoch_batches) * cfg.epochs))
     batches = (epoch_batches * math.ceil(cfg.epochs))[:total_steps]
-    step, elapsed_before, losses = 0, 0.0, []
+    step, elapsed_before, losses, windows_seen = 0, 0.0, [], 0
     if resume:
         state = torch.load(ckpt_dir / "state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
+        if master and "master" in state:
+            master.load(state["master"])
         step, elapsed_before, losses = state["step"], state["elapsed"], state["losses"]
+        windows_seen = state.get("windows_seen", step * cfg.batch_size)
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
         logger.info("resuming from step %d (%.0f s already trained)", step, elapsed_before)
@@ -145,7 +168,9 @@ def _train(
             _remove_checkpoint(tmp)
         model.save_pretrained(tmp)
         state = {"optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed, "losses": losses,
-                 "torch_rng": torch.get_rng_state()}
+                 "windows_seen": windows_seen, "torch_rng": torch.get_rng_state()}
+        if master:
+            state["master"] = [p.detach() for p in master.params]
         torch.save(state, tmp / "state.pt")
         (tmp / RUN_FILE).write_text(json.dumps(identity, indent=2), encoding="utf-8")
         if ckpt_dir.exists():
@@ -169,14 +194,27 @@ def _train(
             break
         for g in optimizer.param_groups:
             g["lr"] = cfg.learning_rate * lr_factor(p)
-        ids, types, mask, starts, ends = collate(features, batches[step], tokenizer.pad_token_id)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-            out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
-        loss = (loss_fn(out.start_logits.float(), starts) + loss_fn(out.end_logits.float(), ends)) / 2
+        if cfg.groups:
+            b = collate_groups(features, batches[step], tokenizer.pad_token_id)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                out = model(input_ids=b.input_ids, token_type_ids=b.token_type_ids, attention_mask=b.attention_mask)
+            loss = (shared_loss(out.start_logits, b.allowed, b.gold_start, b.group, b.groups)
+                    + shared_loss(out.end_logits, b.allowed, b.gold_end, b.group, b.groups)) / 2
+            windows_seen += len(b.group)
+        else:
+            ids, types, mask, starts, ends = collate(features, batches[step], tokenizer.pad_token_id)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
+            loss = (loss_fn(out.start_logits.float(), starts) + loss_fn(out.end_logits.float(), ends)) / 2
+            windows_seen += len(batches[step])
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if master:
+            master.grads_to_master()
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if master:
+            master.master_to_model()
         step += 1
         losses.append(round(loss.item(), 4))
         recent = losses[-50:]
@@ -191,11 +229,11 @@ def _train(
     seconds = elapsed_before + time.perf_counter() - start_clock
     summary = {
         "finished": not stopped,
-        "examples_available": len(train_ex),
-        "windows": len(features),
+        "examples_available": n_examples,
+        "windows": n_windows,
         "steps": step,
         "resumed_from_step": resumed_from,
-        "windows_seen": min(step * cfg.batch_size, len(features) * cfg.epochs),
+        "windows_seen": windows_seen,
         "seconds": round(seconds, 1),
         "final_loss_mean_last_100": round(sum(losses[-100:]) / max(1, len(losses[-100:])), 4),
         "validation_articles": len({ex.title for ex in val_ex}),
@@ -207,6 +245,8 @@ def _train(
         save_checkpoint(seconds)
         logger.info("stopped at step %d of %d: run again with the same settings to resume", step, total_steps)
         return summary
+    if master:
+        master.restore_fp32(model)
     save_reader(model, tokenizer, out_dir, cfg)
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     if ckpt_dir.exists():
