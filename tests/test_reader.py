@@ -39,6 +39,20 @@ def test_start_after_end_is_rejected():
     assert (spans[0].start, spans[0].end) == (18, 28)  # start 8 with end 8 beats start 6 with end 8
 
 
+def test_a_span_never_crosses_a_paragraph_break():
+    # "Trusts\n\nApril 2000": tokens 4 "Trusts" (0-6), 5 "April" (8-13), 6 "2000" (14-18). The strongest
+    # start is the heading, the strongest end is in the paragraph below: paired, they would quote across
+    # the blank line. With the text given, the best span must stay inside one paragraph.
+    text = "Trusts\n\nApril 2000"
+    offsets = [(0, 0)] * 4 + [(0, 6), (8, 13), (14, 18), (0, 0)]
+    s, e = logits({4: 9.0, 5: 6.0}, n=8), logits({6: 9.0, 4: 2.0}, n=8)
+    crossing, _ = decode_window(s, e, [4, 5, 6], offsets)
+    assert (crossing[0].start, crossing[0].end) == (0, 18), "without the text the pair is allowed"
+    spans, _ = decode_window(s, e, [4, 5, 6], offsets, text=text)
+    assert spans and all("\n\n" not in text[x.start: x.end] for x in spans)
+    assert text[spans[0].start: spans[0].end] == "April 2000"
+
+
 def test_maximum_answer_length_in_tokens():
     # Start at token 4, end at token 8: 5 tokens long. Allowed at 5, rejected at 4.
     s, e = logits({4: 9.0}), logits({8: 9.0})

@@ -83,6 +83,7 @@ def decode_window(
     max_answer_tokens: int = MAX_ANSWER_TOKENS,
     top_candidates: int = TOP_CANDIDATES,
     scoring: str = DEFAULT_SCORING,
+    text: str | None = None,
 ) -> tuple[list[WindowSpan], float]:
     """Best spans of one window and its no-answer score.
 
@@ -94,6 +95,9 @@ def decode_window(
         top_candidates: how many best starts and ends to pair up.
         scoring: ``"logit"``: a span scores ``sigmoid(0.1 * (start + end logit))`` and so does no-answer
             (the [CLS] logits); ``"softmax"``: probabilities within the window.
+        text: the passage text; when given, a span across a paragraph break (a blank line) is never an
+            answer (start and end are scored apart, so a start in a heading and an end in the paragraph
+            below that repeats it can pair up).
 
     Returns:
         Spans (start <= end, within ``max_answer_tokens``, context tokens only) sorted by score,
@@ -124,7 +128,7 @@ def decode_window(
             if j < i or ctx[j] - ctx[i] + 1 > max_answer_tokens:
                 continue
             start, end = offsets[ctx[i]][0], offsets[ctx[j]][1]
-            if end > start:
+            if end > start and (text is None or "\n\n" not in text[start:end]):
                 logit = float(start_logits[ctx[i]] + end_logits[ctx[j]])
                 prob = float(ps[i] * pe[j])
                 score = prob if scoring == "softmax" else _sigmoid(LOGIT_SCALE * logit)
@@ -230,7 +234,7 @@ class Reader:
             passage = passages[window.sample]
             spans, window_null = decode_window(
                 starts[w], ends[w], window.context_tokens, window.offsets, self.max_answer_tokens,
-                scoring=self.scoring,
+                scoring=self.scoring, text=passage.text,
             )
             null = min(null, window_null)
             for s in spans[:top_n]:
