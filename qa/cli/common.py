@@ -20,6 +20,24 @@ INDEX_HELP = ("the index: a folder (default: embeddings), milvus:PATH.db (Milvus
 STDIN = "-"  # a question given as "-" is read from standard input
 
 
+def quiet_libraries() -> None:
+    """Keep the model libraries' own chatter (transformers' "Loading weights" bar and load report, the
+    Hugging Face hub's bars) off the terminal; a user's own setting of these variables wins.
+
+    Called by the entry points at default verbosity, before the libraries are imported (they read
+    the variables then), never by the library. The product's own progress bars are not affected.
+    """
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # already imported (e.g. main() called in-process): switch it directly
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+
 def check_at_least_one(value: int, option: str) -> None:
     """Raise :class:`InvalidInput` unless ``value`` (given with ``option``) is at least 1."""
     if value < 1:
