@@ -72,3 +72,20 @@ def test_verbose_still_logs_loading(bundled_index):
                           timeout=300, env=_quiet_env())
     assert done.returncode == 0, done.stderr
     assert "loading reader" in done.stderr
+
+
+@pytest.mark.integration
+def test_a_cold_ask_imports_neither_torch_nor_transformers(bundled_index):
+    """With the reader's ONNX export cached, the default runtime reads with ONNX Runtime and tokenizers alone."""
+    from qa.reading.reader import DEFAULT_RUNTIME, Reader
+
+    if not DEFAULT_RUNTIME.startswith("onnx"):
+        pytest.skip(f"the default reader runtime is {DEFAULT_RUNTIME}")
+    Reader()._model()  # export once, in this process, if not cached yet
+    probe = PROBE.replace("%r" % (HEAVY,), "%r" % (HEAVY + ("torch", "transformers", "sentence_transformers"),))
+    done = subprocess.run([sys.executable, "-c", probe, "ask", "When do primary care trusts go live?",
+                           "--index", str(bundled_index)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["code"] == 0, done.stderr
+    assert done.stdout.startswith("April 2000")
+    assert result["loaded"] == [], f"qa ask imported {result['loaded']}"

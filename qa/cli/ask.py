@@ -6,7 +6,7 @@ import argparse
 import json
 
 from qa.cli.common import (check_at_least_one, check_probability, existing_dir, passage_rows, read_question,
-                           retrieval_args)
+                           reader_runtime_arg, retrieval_args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reader model folder, e.g. from qa train-reader (default: the packaged reader)")
     p.add_argument("--doc", action="append", metavar="ID",
                    help="answer from this document only (its id, as `qa search --json` shows it); repeat for several")
+    reader_runtime_arg(p)
     p.set_defaults(func=run)
 
 
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
 
     from qa.answering.pipeline import QA
 
-    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold)
+    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, reader_runtime=args.reader_runtime)
     limit = {"doc_ids": args.doc} if args.doc else {}
     answer = qa.ask(question, top_k=args.k, mode=args.mode, **limit)
     if args.json:

@@ -82,6 +82,16 @@ def retrieval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+def reader_runtime_arg(p: argparse.ArgumentParser) -> None:
+    """``--reader-runtime``: how the reader's model runs (``qa ask``, ``qa serve``)."""
+    from qa.reading.reader import DEFAULT_RUNTIME
+    from qa.reading.runtimes import RUNTIMES
+
+    p.add_argument("--reader-runtime", choices=RUNTIMES, default=None,
+                   help=f"how the reader runs: ONNX Runtime fp32 or int8 weights, or torch with bf16 autocast, "
+                        f"bf16 weights or fp32 (default: {DEFAULT_RUNTIME}; see benchmarks/speed.py runtimes)")
+
+
 def passage_rows(hits, documents) -> list[dict]:
     """The JSON rows of retrieved passages (as ``qa search --json`` prints them)."""
     return [h.to_dict(documents[h.passage.doc_id].title) for h in hits]

@@ -1,0 +1,214 @@
+"""Speed benchmarks that print figures (not timed tests): issue 13's measurements in one place.
+
+Subcommands (each short; run them with ``nice -n 19`` on a shared machine, and read the figures as
+meaningful only on an otherwise idle one):
+
+- ``warm``: per-question latency of a loaded pipeline (p50/p95 over the bundled question set, 2 passes).
+- ``runtimes``: each reader runtime on the question set: EM/F1, the largest change in any answer's
+  score against ``torch-bf16`` (today's runtime), answers that changed, and the reader's time per question.
+- ``load``: questions/s and latency at 1, 4, 16 and 50 concurrent clients through the app's ``/ask`` API,
+  answer cache off (a server started by :mod:`benchmarks.loadtest`).
+- ``cold``: wall time of a cold ``qa ask`` (a fresh interpreter each time), and of ``qa ask --server``
+  against a running ``qa serve``.
+- ``build``: index build passages/s (a fresh build of a folder, by default the bundled ``seeds/``).
+
+Example:
+    $ nice -n 19 python -m benchmarks.speed warm
+    $ nice -n 19 python -m benchmarks.speed runtimes --runtimes torch-bf16,onnx,onnx-int8
+    $ nice -n 19 python -m benchmarks.speed cold --repeat 3
+    $ nice -n 19 python -m benchmarks.speed load --clients 1,4,16,50 --questions 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qa.evaluation.metrics import percentile
+
+logger = logging.getLogger(__name__)
+
+QUESTIONS = "eval/questions.jsonl"
+INDEX = "embeddings"
+COLD_QUESTION = "When do primary care trusts go live?"
+
+
+def _latency(times_s: list[float]) -> str:
+    ms = [t * 1000 for t in times_s]
+    return f"p50 {percentile(ms, 50):.1f} ms, p95 {percentile(ms, 95):.1f} ms, mean {np.mean(ms):.1f} ms (n={len(ms)})"
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _pipeline(index: str, runtime: str | None = None):
+    from qa.answering.pipeline import QA
+    from qa.reading.reader import Reader
+    from qa.retrieval.retriever import Retriever
+
+    return QA(Retriever.load(index), Reader(runtime=runtime))
+
+
+def warm(args: argparse.Namespace) -> None:
+    """Per-question latency of one loaded pipeline, one question at a time."""
+    from qa.evaluation.runner import load_questions
+
+    qa = _pipeline(args.index, args.runtime)
+    questions = [q.question for q in load_questions(args.questions)][: args.limit]
+    qa.ask(questions[0])  # load the models
+    times, reads, cpu0 = [], [], _cpu_s()
+    for _ in range(args.passes):
+        for q in questions:
+            t0 = time.perf_counter()
+            answer = qa.ask(q)
+            times.append(time.perf_counter() - t0)
+            reads.append(answer.timings["read_ms"] / 1000)
+    cpu = _cpu_s() - cpu0
+    print(f"warm, reader {qa.reader.runtime}: {_latency(times)}; reading alone {_latency(reads)}; "
+          f"CPU {cpu / len(times) * 1000:.1f} ms per question")
+
+
+def runtimes(args: argparse.Namespace) -> None:
+    """Each reader runtime on the question set: quality, change against the baseline, reader time."""
+    from qa.evaluation.runner import evaluate_questions, load_questions
+
+    questions = load_questions(args.questions)
+    results = {}
+    for runtime in args.runtimes.split(","):
+        qa = _pipeline(args.index, runtime)
+        t0, cpu0 = time.perf_counter(), _cpu_s()
+        result = evaluate_questions(qa, questions)
+        wall, cpu = time.perf_counter() - t0, _cpu_s() - cpu0
+        m = result.metrics
+        results[runtime] = {
+            "em": m["overall"]["em"], "f1": m["overall"]["f1"],
+            "answerable_f1": (m["answers"] or {}).get("f1"),
+            "gold_passage_f1": (m["reader"] or {}).get("gold_passage_f1"),
+            "scores": [r["score"] for r in result.records],
+            "answers": [r["answer"] for r in result.records],
+            "wall_s": wall, "cpu_s": cpu,
+        }
+        # Reader time alone: the retrieved passages of every question, one question at a time.
+        hits_sets = [qa.retriever.search(q.question, top_k=5) for q in questions]
+        t0 = time.perf_counter()
+        for q, hits in zip(questions, hits_sets):
+            qa.reader.read(q.question, [h.passage for h in hits])
+        results[runtime]["read_ms"] = (time.perf_counter() - t0) / len(questions) * 1000
+    base_name = "torch-bf16" if "torch-bf16" in results else next(iter(results))
+    base = results[base_name]
+    print(f"{len(questions)} questions ({args.questions}); changes against {base_name}")
+    print(f"{'runtime':20s} {'EM':>6s} {'F1':>6s} {'ansF1':>6s} {'goldF1':>6s} {'dF1':>7s} {'max|dscore|':>11s} "
+          f"{'answers changed':>15s} {'read ms/q':>9s} {'eval wall s':>11s} {'eval CPU s':>10s}")
+    for name, r in results.items():
+        dscore = max(abs(a - b) for a, b in zip(r["scores"], base["scores"]))
+        changed = sum(a != b for a, b in zip(r["answers"], base["answers"]))
+        print(f"{name:20s} {r['em']:6.3f} {r['f1']:6.3f} {r['answerable_f1'] or 0:6.3f} {r['gold_passage_f1'] or 0:6.3f} "
+              f"{r['f1'] - base['f1']:+7.4f} {dscore:11.4f} {changed:15d} {r['read_ms']:9.1f} {r['wall_s']:11.1f} "
+              f"{r['cpu_s']:10.1f}")
+
+
+def load(args: argparse.Namespace) -> None:
+    """Questions/s and latency at several client counts through ``/ask``, answer cache off."""
+    from benchmarks import loadtest
+
+    port = loadtest.free_port()
+    url = f"http://127.0.0.1:{port}/"
+    log = Path(tempfile.gettempdir()) / f"qa-speed-server-{port}.log"
+    server = loadtest.start_server(port, cache=False, concurrency=args.concurrency, log_path=log)
+    try:
+        loadtest.wait_until_up(url, args.startup_timeout, server)
+        questions = loadtest.QUESTIONS[: args.per_client]
+        loadtest.run(url, 1, questions[:1])  # warm up
+        for clients in [int(c) for c in args.clients.split(",")]:
+            r = loadtest.run(url, clients, questions)
+            print(f"{clients:3d} clients x {len(questions)} questions: {r.throughput_rps:5.1f} questions/s, "
+                  f"p50 {r.p50_s:.3f} s, p95 {r.p95_s:.3f} s, {r.errors} errors"
+                  + (f" (first: {r.first_error})" if r.errors else ""))
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print(f"(server --concurrency {args.concurrency}, --cache-size 0; log: {log})")
+
+
+def cold(args: argparse.Namespace) -> None:
+    """Wall time of ``qa ask`` in a fresh interpreter (the models' files already in the OS cache)."""
+    cmd = [sys.executable, "-m", "qa.cli", "ask", COLD_QUESTION, "--index", args.index]
+    subprocess.run(cmd, capture_output=True, check=True)  # fills the file cache and the ONNX export cache
+    for label, extra in (("qa ask", []), *([("qa ask --server", ["--server", args.server])] if args.server else [])):
+        times = []
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            done = subprocess.run(cmd + extra, capture_output=True, text=True)
+            times.append(time.perf_counter() - t0)
+            if done.returncode:
+                raise RuntimeError(f"{label} failed: {done.stderr[-2000:]}")
+        print(f"cold {label}: median {np.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s "
+              f"(n={len(times)}; answer: {done.stdout.splitlines()[0] if done.stdout else ''!r})")
+
+
+def build(args: argparse.Namespace) -> None:
+    """A fresh index build of ``--docs``: passages per second, model loading excluded."""
+    from qa.embedding.encoder import load_encoder
+    from qa.stores.local import build_index
+
+    encoder = load_encoder()
+    encoder.encode_queries(["warm up"])  # load the model outside the timing
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        stats = build_index(args.docs, Path(out) / "index", encoder=encoder, incremental=False)
+        seconds = time.perf_counter() - t0
+    print(f"build {args.docs}: {stats.documents} documents, {stats.passages} passages in {seconds:.1f} s: "
+          f"{stats.passages / seconds:.1f} passages/s ({encoder.backend})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("warm", help="per-question latency of a loaded pipeline")
+    p.add_argument("--runtime", default=None, help="reader runtime (default: the reader's default)")
+    p.add_argument("--passes", type=int, default=2)
+    p.add_argument("--limit", type=int, default=None, help="first N questions only")
+    p.set_defaults(func=warm)
+    p = sub.add_parser("runtimes", help="each reader runtime: EM/F1, score changes, reader time")
+    p.add_argument("--runtimes", default="torch-bf16,torch,torch-bf16-weights,onnx,onnx-int8")
+    p.set_defaults(func=runtimes)
+    p = sub.add_parser("load", help="questions/s at several client counts through /ask, cache off")
+    p.add_argument("--clients", default="1,4,16,50")
+    p.add_argument("--per-client", type=int, default=4, help="questions per client (default: 4)")
+    p.add_argument("--concurrency", type=int, default=None, help="the server's --concurrency (default: its own)")
+    p.add_argument("--startup-timeout", type=float, default=300)
+    p.set_defaults(func=load)
+    p = sub.add_parser("cold", help="wall time of a cold qa ask")
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--server", default=None, help="also time qa ask --server URL against this running app")
+    p.set_defaults(func=cold)
+    p = sub.add_parser("build", help="index build passages/s")
+    p.add_argument("--docs", default="seeds")
+    p.set_defaults(func=build)
+    for p in sub.choices.values():
+        p.add_argument("--index", default=INDEX, help=f"the index (default: {INDEX})")
+        p.add_argument("--questions", default=QUESTIONS, help=f"the question set (default: {QUESTIONS})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
