@@ -146,19 +146,42 @@ def load(args: argparse.Namespace) -> None:
 
 
 def cold(args: argparse.Namespace) -> None:
-    """Wall time of ``qa ask`` in a fresh interpreter (the models' files already in the OS cache)."""
-    cmd = [sys.executable, "-m", "qa.cli", "ask", COLD_QUESTION, "--index", args.index]
-    subprocess.run(cmd, capture_output=True, check=True)  # fills the file cache and the ONNX export cache
-    for label, extra in (("qa ask", []), *([("qa ask --server", ["--server", args.server])] if args.server else [])):
-        times = []
-        for _ in range(args.repeat):
-            t0 = time.perf_counter()
-            done = subprocess.run(cmd + extra, capture_output=True, text=True)
-            times.append(time.perf_counter() - t0)
-            if done.returncode:
-                raise RuntimeError(f"{label} failed: {done.stderr[-2000:]}")
-        print(f"cold {label}: median {np.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s "
-              f"(n={len(times)}; answer: {done.stdout.splitlines()[0] if done.stdout else ''!r})")
+    """Wall and CPU time of ``qa ask`` in a fresh interpreter (the models' files already in the OS cache),
+    and of ``qa ask --server`` (``--server auto``: against a ``qa serve`` started here)."""
+    cmd = [sys.executable, "-m", "qa.cli", "ask", COLD_QUESTION]
+    subprocess.run(cmd + ["--index", args.index], capture_output=True, check=True)  # file cache, ONNX export cache
+    server = None
+    try:
+        runs = [("qa ask", ["--index", args.index])]
+        if args.server:
+            url = args.server
+            if url == "auto":
+                from benchmarks import loadtest
+
+                port = loadtest.free_port()
+                url = f"http://127.0.0.1:{port}/"
+                log = Path(tempfile.gettempdir()) / f"qa-speed-server-{port}.log"
+                server = loadtest.start_server(port, cache=False, concurrency=None, log_path=log)
+                loadtest.wait_until_up(url, 300, server)
+            runs.append(("qa ask --server", ["--server", url]))
+        for label, extra in runs:
+            walls, cpus = [], []
+            for _ in range(args.repeat):
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
+                t0 = time.perf_counter()
+                done = subprocess.run(cmd + extra, capture_output=True, text=True)
+                walls.append(time.perf_counter() - t0)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+                if done.returncode:
+                    raise RuntimeError(f"{label} failed: {done.stderr[-2000:]}")
+            print(f"cold {label}: wall median {np.median(walls):.2f} s (min {min(walls):.2f}, max {max(walls):.2f}); "
+                  f"CPU median {np.median(cpus):.2f} s (n={len(walls)}; answer: "
+                  f"{done.stdout.splitlines()[0] if done.stdout else ''!r}; stderr: {len(done.stderr)} characters)")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 def build(args: argparse.Namespace) -> None:
@@ -195,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=load)
     p = sub.add_parser("cold", help="wall time of a cold qa ask")
     p.add_argument("--repeat", type=int, default=3)
-    p.add_argument("--server", default=None, help="also time qa ask --server URL against this running app")
+    p.add_argument("--server", default=None,
+                   help="also time qa ask --server URL against this running app (auto: start one here)")
     p.set_defaults(func=cold)
     p = sub.add_parser("build", help="index build passages/s")
     p.add_argument("--docs", default="seeds")

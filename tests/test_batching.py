@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from qa.reading.batching import BatchQueue
+from qa.batching import BatchQueue
 
 
 class Recorder:

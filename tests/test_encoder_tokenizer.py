@@ -64,3 +64,41 @@ def test_the_onnx_encoder_does_not_import_transformers_to_encode(tmp_path):
                          cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["False", "False"], out.stdout
+
+
+@pytest.mark.integration
+def test_concurrent_fp32_queries_share_runs_and_keep_their_vectors():
+    from concurrent.futures import ThreadPoolExecutor
+    import threading
+
+    from qa.embedding.onnx_backend import OnnxEncoder
+
+    encoder = OnnxEncoder(quantize=False)
+    alone = {t: encoder.encode_queries([t])[0] for t in TEXTS}  # the oracle: one query per run
+    session, tokenizer, names = encoder._load()
+    runs = []
+
+    class Counting:
+        def run(self, outputs, feeds):
+            runs.append(len(next(iter(feeds.values()))))
+            return session.run(outputs, feeds)
+
+    encoder._loaded = (Counting(), tokenizer, names)
+    jobs = TEXTS * 8
+    barrier = threading.Barrier(len(jobs))
+
+    def ask(text):
+        barrier.wait()
+        return encoder.encode_queries([text])[0]
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        got = list(pool.map(ask, jobs))
+    for text, vector in zip(jobs, got):
+        np.testing.assert_allclose(vector, alone[text], atol=1e-6)
+    assert len(runs) < len(jobs), runs
+
+
+def test_int8_queries_are_never_batched_with_others():
+    from qa.embedding.onnx_backend import OnnxEncoder
+
+    assert OnnxEncoder(quantize=True).query_batches is None

@@ -33,6 +33,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from qa.batching import BatchQueue
 from qa.embedding.models import DEFAULT_MODEL, cache_dir, resolve_model
 from qa.errors import InvalidInput
 
@@ -287,7 +288,8 @@ class OnnxEncoder:
 
     Args:
         model: a path or name (see :func:`qa.embedding.models.resolve_model`); ``None`` for the default.
-        quantize: int8 weights (backend ``onnx-int8``) or fp32 (``onnx``).
+        quantize: int8 weights (backend ``onnx-int8``) or fp32 (``onnx``, whose queries asked from several
+            threads at once are encoded together: see :class:`qa.batching.BatchQueue`).
         batch_size: passages per run.
         onnx_file: run this ONNX file (inputs as exported here) instead of the cached export.
 
@@ -305,6 +307,10 @@ class OnnxEncoder:
         self.max_seq_length, self.dimension = pipeline_config(self.path)
         self.quantize, self.batch_size, self.onnx_file = quantize, batch_size, onnx_file
         self._loaded = None  # (session, tokenizer, input names), shared per ONNX file
+        # Concurrent callers' queries share runs, where that leaves each vector as it is alone: fp32 only
+        # (int8 scales activations per run, so a query's vector would depend on the others').
+        self.query_batches: BatchQueue[str, np.ndarray] | None = \
+            None if quantize else BatchQueue(lambda texts: list(self._encode(texts)), max_items=batch_size)
 
     def _load(self):
         if self._loaded is None:
@@ -331,7 +337,9 @@ class OnnxEncoder:
         return out
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(list(texts))
+        if self.query_batches is None or not texts:
+            return self._encode(list(texts))
+        return np.vstack(self.query_batches.submit(list(texts)))
 
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return self._encode(list(texts), show_progress)

@@ -14,7 +14,7 @@ never seen, ranking by logits raised answer F1 on answerable questions from 0.48
 
 The model runs on ONNX Runtime or torch (``runtime``, see :mod:`qa.reading.runtimes`). Questions read
 at the same time from several threads share forward passes: their windows go through the model
-together (:class:`qa.reading.batching.BatchQueue`); each question still gets the logits of its own
+together (:class:`qa.batching.BatchQueue`); each question still gets the logits of its own
 windows, decoded in its own thread.
 
 Example:
@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from qa.errors import InvalidInput, MissingPath
-from qa.reading.batching import DEFAULT_MAX_WAIT_S, BatchQueue
+from qa.batching import DEFAULT_MAX_WAIT_S, BatchQueue
 from qa.reading.runtimes import check_runtime, load_span_model, load_tokenizer
 from qa.reading.windows import Window, WindowTokenizer
 from qa.types import Passage, Span
