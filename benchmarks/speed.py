@@ -6,6 +6,7 @@ meaningful only on an otherwise idle one):
 - ``warm``: per-question latency of a loaded pipeline (p50/p95 over the bundled question set, 2 passes).
 - ``runtimes``: each reader runtime on the question set: EM/F1, the largest change in any answer's
   score against ``torch-bf16`` (today's runtime), answers that changed, and the reader's time per question.
+- ``forward``: the reader's forward pass alone on each runtime (one thread: CPU time, robust to a busy machine).
 - ``load``: questions/s and latency at 1, 4, 16 and 50 concurrent clients through the app's ``/ask`` API,
   answer cache off (a server started by :mod:`benchmarks.loadtest`).
 - ``cold``: wall time of a cold ``qa ask`` (a fresh interpreter each time), and of ``qa ask --server``
@@ -119,30 +120,91 @@ def runtimes(args: argparse.Namespace) -> None:
               f"{r['cpu_s']:10.1f}")
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux: /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_server(port: int, concurrency: int | None, reader_runtime: str | None, log: Path) -> subprocess.Popen:
+    """``qa serve`` on 127.0.0.1:``port`` with the answer cache off, its output in ``log``."""
+    cmd = [sys.executable, "-m", "qa.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--cache-size", "0"]
+    cmd += ["--concurrency", str(concurrency)] if concurrency else []
+    cmd += ["--reader-runtime", reader_runtime] if reader_runtime else []
+    return subprocess.Popen(cmd, stdout=log.open("w", encoding="utf-8"), stderr=subprocess.STDOUT)
+
+
+def forward(args: argparse.Namespace) -> None:
+    """The reader's forward pass alone on each runtime: the retrieved windows of ``--limit`` questions, one
+    question per pass, runtimes interleaved round by round (so a busy machine slows them alike), on
+    ``--threads`` threads. With one thread the pass runs in this thread, and its CPU time
+    (``time.thread_time``) is the compute cost, which other processes on the machine hardly change."""
+    import torch
+
+    from qa.evaluation.runner import load_questions
+    from qa.reading.reader import Reader, pad_windows
+    from qa.reading.runtimes import OnnxSpanModel, TorchSpanModel, exported_reader
+    from qa.retrieval.retriever import Retriever
+
+    torch.set_num_threads(args.threads)
+    retriever = Retriever.load(args.index)
+    reader = Reader(runtime="onnx")
+    windower = reader._model()[0]
+    questions = [q.question for q in load_questions(args.questions)][: args.limit]
+    batches = [pad_windows(reader.windows(q, [h.passage.text for h in retriever.search(q, top_k=5)]), windower.pad_id)
+               for q in questions]
+    models = {}
+    for name in args.runtimes.split(","):
+        if name.startswith("onnx"):
+            models[name] = OnnxSpanModel(exported_reader(reader.path, name == "onnx-int8"), threads=args.threads)
+        else:
+            models[name] = TorchSpanModel(str(reader.path), name)
+    walls = {n: [] for n in models}
+    cpus = {n: [] for n in models}
+    for _ in range(args.rounds):
+        for name, model in models.items():
+            for ids, types, mask in batches:
+                t0, c0 = time.perf_counter(), time.thread_time()
+                model(input_ids=ids, attention_mask=mask, token_type_ids=types)
+                walls[name].append(time.perf_counter() - t0)
+                cpus[name].append(time.thread_time() - c0)
+    tokens = np.mean([b[2].sum() for b in batches])
+    print(f"reader forward pass, {len(batches)} questions x {args.rounds} rounds, {args.threads} thread(s), "
+          f"{tokens:.0f} real tokens per question on average")
+    for name in models:
+        cpu = f"; this thread's CPU p50 {percentile([c * 1000 for c in cpus[name]], 50):.1f} ms" if args.threads == 1 else ""
+        print(f"  {name:20s} wall {_latency(walls[name])}{cpu}")
+
+
 def load(args: argparse.Namespace) -> None:
-    """Questions/s and latency at several client counts through ``/ask``, answer cache off."""
+    """Questions/s and latency at several client counts through ``/ask``, answer cache off; and the server's
+    CPU time per question, which contention on a shared machine inflates far less than wall time (two
+    idle cores answer at most about 2 / CPU-per-question questions a second)."""
     from benchmarks import loadtest
 
     port = loadtest.free_port()
     url = f"http://127.0.0.1:{port}/"
     log = Path(tempfile.gettempdir()) / f"qa-speed-server-{port}.log"
-    server = loadtest.start_server(port, cache=False, concurrency=args.concurrency, log_path=log)
+    server = start_server(port, args.concurrency, args.reader_runtime, log)
     try:
         loadtest.wait_until_up(url, args.startup_timeout, server)
         questions = loadtest.QUESTIONS[: args.per_client]
         loadtest.run(url, 1, questions[:1])  # warm up
         for clients in [int(c) for c in args.clients.split(",")]:
+            cpu0 = process_cpu_s(server.pid)
             r = loadtest.run(url, clients, questions)
+            cpu = (process_cpu_s(server.pid) - cpu0) / max(r.requests, 1)
             print(f"{clients:3d} clients x {len(questions)} questions: {r.throughput_rps:5.1f} questions/s, "
-                  f"p50 {r.p50_s:.3f} s, p95 {r.p95_s:.3f} s, {r.errors} errors"
-                  + (f" (first: {r.first_error})" if r.errors else ""))
+                  f"p50 {r.p50_s:.3f} s, p95 {r.p95_s:.3f} s, {r.errors} errors; server CPU {cpu * 1000:.0f} ms "
+                  f"per question" + (f" (first: {r.first_error})" if r.errors else ""))
     finally:
         server.terminate()
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-    print(f"(server --concurrency {args.concurrency}, --cache-size 0; log: {log})")
+    print(f"(server --concurrency {args.concurrency or 'default'}, --reader-runtime {args.reader_runtime or 'default'}, "
+          f"--cache-size 0; log: {log})")
 
 
 def cold(args: argparse.Namespace) -> None:
@@ -210,11 +272,18 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("runtimes", help="each reader runtime: EM/F1, score changes, reader time")
     p.add_argument("--runtimes", default="torch-bf16,torch,torch-bf16-weights,onnx,onnx-int8")
     p.set_defaults(func=runtimes)
+    p = sub.add_parser("forward", help="the reader's forward pass alone on each runtime")
+    p.add_argument("--runtimes", default="torch-bf16,torch,torch-bf16-weights,onnx,onnx-int8")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--limit", type=int, default=10, help="questions (default: 10)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.set_defaults(func=forward)
     p = sub.add_parser("load", help="questions/s at several client counts through /ask, cache off")
     p.add_argument("--clients", default="1,4,16,50")
     p.add_argument("--per-client", type=int, default=4, help="questions per client (default: 4)")
     p.add_argument("--concurrency", type=int, default=None, help="the server's --concurrency (default: its own)")
     p.add_argument("--startup-timeout", type=float, default=300)
+    p.add_argument("--reader-runtime", default=None, help="the server's reader runtime (default: its own)")
     p.set_defaults(func=load)
     p = sub.add_parser("cold", help="wall time of a cold qa ask")
     p.add_argument("--repeat", type=int, default=3)

@@ -132,13 +132,16 @@ def quantize_int8(source: Path, target: Path) -> None:
         logging.disable(logging.NOTSET)
 
 
-def session_options():
+def session_options(threads: int | None = None):
     """ONNX Runtime options for this package's sessions: no busy-waiting between runs (spinning threads
-    would take the cores from the other model and from the other requests)."""
+    would take the cores from the other model and from the other requests); ``threads`` per run
+    (default: ONNX Runtime's, one per core)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        options.intra_op_num_threads = threads
     return options
 
 

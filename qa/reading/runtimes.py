@@ -88,15 +88,15 @@ class TorchSpanModel:
 
 
 class OnnxSpanModel:
-    """The reader's ONNX export on ONNX Runtime (CPU)."""
+    """The reader's ONNX export on ONNX Runtime (CPU), with ``threads`` per run (default: one per core)."""
 
-    def __init__(self, file: str | Path):
+    def __init__(self, file: str | Path, threads: int | None = None):
         import onnxruntime as ort
 
         from qa.embedding.onnx_backend import session_options
 
         logger.info("loading reader %s (ONNX)", file)
-        self.session = ort.InferenceSession(str(file), session_options(), providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(file), session_options(threads), providers=["CPUExecutionProvider"])
         self.names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray,
