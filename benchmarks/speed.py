@@ -97,6 +97,9 @@ def runtimes(args: argparse.Namespace) -> None:
             "em": m["overall"]["em"], "f1": m["overall"]["f1"],
             "answerable_f1": (m["answers"] or {}).get("f1"),
             "gold_passage_f1": (m["reader"] or {}).get("gold_passage_f1"),
+            "refused": m["abstention"]["unanswerable_refused"],
+            "wrongly_refused": m["abstention"]["answerable_wrongly_refused"],
+            "abstained": [r["abstained"] for r in result.records],
             "scores": [r["score"] for r in result.records],
             "answers": [r["answer"] for r in result.records],
             "wall_s": wall, "cpu_s": cpu,
@@ -111,13 +114,15 @@ def runtimes(args: argparse.Namespace) -> None:
     base = results[base_name]
     print(f"{len(questions)} questions ({args.questions}); changes against {base_name}")
     print(f"{'runtime':20s} {'EM':>6s} {'F1':>6s} {'ansF1':>6s} {'goldF1':>6s} {'dF1':>7s} {'max|dscore|':>11s} "
-          f"{'answers changed':>15s} {'read ms/q':>9s} {'eval wall s':>11s} {'eval CPU s':>10s}")
+          f"{'answers changed':>15s} {'abstain flips':>13s} {'unans refused':>13s} {'ans refused':>11s} "
+          f"{'read ms/q':>9s} {'eval wall s':>11s} {'eval CPU s':>10s}")
     for name, r in results.items():
         dscore = max(abs(a - b) for a, b in zip(r["scores"], base["scores"]))
         changed = sum(a != b for a, b in zip(r["answers"], base["answers"]))
+        flips = sum(a != b for a, b in zip(r["abstained"], base["abstained"]))
         print(f"{name:20s} {r['em']:6.3f} {r['f1']:6.3f} {r['answerable_f1'] or 0:6.3f} {r['gold_passage_f1'] or 0:6.3f} "
-              f"{r['f1'] - base['f1']:+7.4f} {dscore:11.4f} {changed:15d} {r['read_ms']:9.1f} {r['wall_s']:11.1f} "
-              f"{r['cpu_s']:10.1f}")
+              f"{r['f1'] - base['f1']:+7.4f} {dscore:11.4f} {changed:15d} {flips:13d} {r['refused']:13.3f} "
+              f"{r['wrongly_refused']:11.3f} {r['read_ms']:9.1f} {r['wall_s']:11.1f} {r['cpu_s']:10.1f}")
 
 
 def process_cpu_s(pid: int) -> float:

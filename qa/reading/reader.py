@@ -15,7 +15,8 @@ never seen, ranking by logits raised answer F1 on answerable questions from 0.48
 The model runs on ONNX Runtime or torch (``runtime``, see :mod:`qa.reading.runtimes`). Questions read
 at the same time from several threads share forward passes: their windows go through the model
 together (:class:`qa.batching.BatchQueue`); each question still gets the logits of its own
-windows, decoded in its own thread.
+windows, decoded in its own thread, and exactly the answer it gets alone: on runtimes whose logits
+depend on the batch (bf16, int8) questions are not mixed, only run one after another.
 
 Example:
     >>> from qa.reading.reader import Reader
@@ -38,7 +39,7 @@ import numpy as np
 
 from qa.errors import InvalidInput, MissingPath
 from qa.batching import DEFAULT_MAX_WAIT_S, BatchQueue
-from qa.reading.runtimes import check_runtime, load_span_model, load_tokenizer
+from qa.reading.runtimes import BATCH_INVARIANT, check_runtime, load_span_model, load_tokenizer
 from qa.reading.windows import Window, WindowTokenizer
 from qa.types import Passage, Span
 
@@ -195,7 +196,9 @@ class Reader:
         max_answer_tokens: longest answer, in tokens.
         scoring: how spans are scored and ranked across passages (see the module docstring).
         runtime: how the model runs, one of :data:`qa.reading.runtimes.RUNTIMES` (default: ``DEFAULT_RUNTIME``).
-        max_batch_windows: most windows in one forward pass when questions are read at once.
+        max_batch_windows: most windows in one forward pass when questions are read at once. Only runtimes
+            whose logits don't depend on the batch (:data:`qa.reading.runtimes.BATCH_INVARIANT`) mix
+            questions; on the others each question has its own forward passes, one at a time.
         max_wait_s: longest an idle model waits for the windows of questions being tokenized.
     """
 
@@ -222,7 +225,8 @@ class Reader:
         self.max_answer_tokens = max_answer_tokens
         self._lock = threading.Lock()
         self.batches: BatchQueue[Window, tuple[np.ndarray, np.ndarray]] = BatchQueue(
-            self._forward, max_items=max_batch_windows, max_wait_s=max_wait_s)
+            self._forward, max_items=max_batch_windows if self.runtime in BATCH_INVARIANT else 1,
+            max_wait_s=max_wait_s if self.runtime in BATCH_INVARIANT else 0.0)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **kwargs) -> "Reader":
