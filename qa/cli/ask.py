@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     from qa.answering.pipeline import QA
 
-    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, reader_runtime=args.reader_runtime)
+    runtime = {"reader_runtime": args.reader_runtime} if args.reader_runtime else {}
+    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, **runtime)
     limit = {"doc_ids": args.doc} if args.doc else {}
     answer = qa.ask(question, top_k=args.k, mode=args.mode, **limit)
     if args.json:

@@ -66,8 +66,10 @@ def load_qa(
     from qa.stores.address import build_store, docs_dir_of_store
     from qa.stores.local import IndexNotFoundError, StaleIndexError
 
+    runtime = {"reader_runtime": reader_runtime} if reader_runtime else {}
+
     try:
-        qa = QA.load(index, reader_dir=reader, threshold=threshold, reader_runtime=reader_runtime)
+        qa = QA.load(index, reader_dir=reader, threshold=threshold, **runtime)
     except (IndexNotFoundError, StaleIndexError) as err:
         logger.info("%s", err)
         state = "missing" if isinstance(err, IndexNotFoundError) else "out of date"
@@ -76,7 +78,7 @@ def load_qa(
             raise MissingPath(f"No documents folder at {docs}: pass --docs DIR.") from err
         stats = build_store(docs, index, show_progress=True, **_settings_of(index))
         logger.warning("Indexed %d documents (%d passages) in %.1fs.", stats.documents, stats.passages, stats.seconds)
-        return QA.load(index, reader_dir=reader, threshold=threshold, reader_runtime=reader_runtime)
+        return QA.load(index, reader_dir=reader, threshold=threshold, **runtime)
     manifest = qa.retriever.index.manifest
     built_from = docs_dir_of_store(index, manifest)
     if manifest.get("docs_dir") and Path(docs).is_dir() and built_from != Path(docs).resolve():
