@@ -6,7 +6,7 @@ import argparse
 import json
 
 from qa.cli.common import (DEFAULT_INDEX, check_at_least_one, check_probability, existing_dir, passage_rows,
-                           read_question, reader_runtime_arg, retrieval_args)
+                           read_question, reader_runtime_arg, retrieval_args, runtime_kwargs)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     from qa.answering.pipeline import QA
 
-    runtime = {"reader_runtime": args.reader_runtime} if args.reader_runtime else {}
-    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, **runtime)
+    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, **runtime_kwargs(args))
     limit = {"doc_ids": args.doc} if args.doc else {}
     answer = qa.ask(question, top_k=args.k, mode=args.mode, **limit)
     if args.json:

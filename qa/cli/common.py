@@ -92,6 +92,12 @@ def reader_runtime_arg(p: argparse.ArgumentParser) -> None:
                         f"bf16 weights or fp32 (default: {DEFAULT_RUNTIME}; see benchmarks/speed.py runtimes)")
 
 
+def runtime_kwargs(args: argparse.Namespace) -> dict:
+    """``{"reader_runtime": ...}`` for ``QA.load`` when ``--reader-runtime`` was given, else ``{}``."""
+    runtime = getattr(args, "reader_runtime", None)
+    return {"reader_runtime": runtime} if runtime else {}
+
+
 def passage_rows(hits, documents) -> list[dict]:
     """The JSON rows of retrieved passages (as ``qa search --json`` prints them)."""
     return [h.to_dict(documents[h.passage.doc_id].title) for h in hits]
