@@ -89,3 +89,22 @@ def test_a_cold_ask_imports_neither_torch_nor_transformers(bundled_index):
     assert result["code"] == 0, done.stderr
     assert done.stdout.startswith("April 2000")
     assert result["loaded"] == [], f"qa ask imported {result['loaded']}"
+
+
+def test_the_cli_modes_are_the_retrievers():
+    from qa.cli.common import MODES
+    from qa.retrieval.retriever import MODES as RETRIEVER_MODES
+
+    assert sorted(MODES) == sorted(RETRIEVER_MODES) and MODES[0] == "hybrid"
+
+
+def test_asking_a_server_loads_no_numpy_index_or_model_code(tmp_path):
+    from benchmarks.loadtest import free_port
+
+    probe = PROBE.replace("%r" % (HEAVY,), "%r" % (HEAVY + ("numpy", "qa.retrieval.retriever", "qa.reading.reader",
+                                                            "onnxruntime", "torch"),))
+    done = subprocess.run([sys.executable, "-c", probe, "ask", "When?", "--server", f"http://127.0.0.1:{free_port()}/"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["code"] == 2 and "No qa serve answers" in done.stderr, done.stderr
+    assert result["loaded"] == [], f"qa ask --server imported {result['loaded']}"

@@ -18,6 +18,9 @@ DEFAULT_INDEX = "embeddings"
 INDEX_HELP = ("the index: a folder (default: embeddings), milvus:PATH.db (Milvus Lite) or http://HOST:PORT "
               "(a Milvus server; token from QA_MILVUS_TOKEN)")
 STDIN = "-"  # a question given as "-" is read from standard input
+# qa.retrieval.retriever.MODES, hybrid first, spelled out so that parsing `qa ask` loads no numpy or index
+# code (`qa ask --server` needs neither); tests/test_cli_imports.py checks the two agree.
+MODES = ("hybrid", "dense", "bm25")
 
 
 def quiet_libraries() -> None:
@@ -73,19 +76,16 @@ def read_question(arg: str) -> str:
 
 def retrieval_args(p: argparse.ArgumentParser) -> None:
     """The arguments ``qa search`` and ``qa ask`` share."""
-    from qa.retrieval.retriever import MODES
-
     p.add_argument("question", help=f"the question, or {STDIN} to read it from standard input")
     p.add_argument("-k", type=int, default=5, help="passages to retrieve (default: 5)")
-    p.add_argument("--mode", choices=sorted(MODES, key=lambda m: m != "hybrid"), default="hybrid")
+    p.add_argument("--mode", choices=MODES, default="hybrid")
     p.add_argument("--index", default=DEFAULT_INDEX, help=INDEX_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def reader_runtime_arg(p: argparse.ArgumentParser) -> None:
     """``--reader-runtime``: how the reader's model runs (``qa ask``, ``qa serve``)."""
-    from qa.reading.reader import DEFAULT_RUNTIME
-    from qa.reading.runtimes import RUNTIMES
+    from qa.reading.runtimes import DEFAULT_RUNTIME, RUNTIMES  # light: no numpy, no model library
 
     p.add_argument("--reader-runtime", choices=RUNTIMES, default=None,
                    help=f"how the reader runs: ONNX Runtime fp32 or int8 weights, or torch with bf16 autocast, "

@@ -39,7 +39,7 @@ import numpy as np
 
 from qa.errors import InvalidInput, MissingPath
 from qa.batching import DEFAULT_MAX_WAIT_S, BatchQueue
-from qa.reading.runtimes import BATCH_INVARIANT, check_runtime, load_span_model, load_tokenizer
+from qa.reading.runtimes import BATCH_INVARIANT, DEFAULT_RUNTIME, check_runtime, load_span_model, load_tokenizer
 from qa.reading.windows import Window, WindowTokenizer
 from qa.types import Passage, Span
 
@@ -52,7 +52,6 @@ SCORINGS = ("logit", "softmax")
 DEFAULT_SCORING = "logit"
 LOGIT_SCALE = 0.1  # sigmoid(LOGIT_SCALE * (start + end logit)): Haystack's calibration factor
 MAX_QUESTION_CHARS = 4096  # a longer question is cut before tokenizing (only 64 tokens are kept anyway)
-DEFAULT_RUNTIME = "onnx"  # same answers as torch-bf16 on the question set, 2-3x less CPU; see benchmarks/speed.py
 MAX_BATCH_WINDOWS = 32  # windows in one forward pass, from all the questions read at once
 
 

@@ -26,14 +26,19 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from qa.errors import InvalidInput
+
+if TYPE_CHECKING:  # numpy loads with a model, not when the CLI lists the runtimes
+    import numpy as np
 
 logger = logging.getLogger(__name__)
 
 RUNTIMES = ("onnx", "onnx-int8", "torch-bf16", "torch-bf16-weights", "torch")
+# The reader's default: the answers torch-bf16 gave on the question set (no answer or abstention changed),
+# batch-invariant, and no torch import; benchmarks/speed.py runtimes prints the comparison.
+DEFAULT_RUNTIME = "onnx"
 # Runtimes that give a window the same logits whatever it is batched with (measured: ONNX fp32 exactly,
 # torch fp32 to 1e-5). The others (bf16 rounding, int8 activation scales) move a window's logits by up to
 # 0.08 (bf16) or 2 (int8) with its batch, so the reader never mixes questions in their forward passes.
@@ -105,6 +110,8 @@ class OnnxSpanModel:
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray,
                  token_type_ids: np.ndarray | None = None) -> SpanLogits:
+        import numpy as np
+
         given = {"input_ids": input_ids, "attention_mask": attention_mask,
                  "token_type_ids": np.zeros_like(input_ids) if token_type_ids is None else token_type_ids}
         start, end = self.session.run(None, {n: given[n] for n in self.names})
@@ -140,6 +147,8 @@ def _export(path: Path, folder: Path) -> None:
             out = self.inner(**dict(zip(names, inputs)))
             return out.start_logits, out.end_logits
 
+    import numpy as np
+
     questions, contexts = zip(*EXPORT_CHECK)
     sample = tokenizer(list(questions), list(contexts), padding=True, return_tensors="pt")
     with atomic_folder(folder, INT8_FILE) as tmp:
@@ -158,6 +167,8 @@ def _export(path: Path, folder: Path) -> None:
 def _check_export(folder: Path, inputs: dict, start: np.ndarray, end: np.ndarray, mask: np.ndarray) -> None:
     """The exports must reproduce the torch model: fp32 logits to 1e-3; int8 the same best start and end
     token of every sample (its logits move by up to about 1.5)."""
+    import numpy as np
+
     for file in (FP32_FILE, INT8_FILE):
         out = OnnxSpanModel(folder / file)(**inputs)
         real = mask.astype(bool)
