@@ -6,34 +6,39 @@ Example:
     >>> answer = QA.load("embeddings/").ask("When do primary care trusts go live?")
     >>> answer.text
     'April 2000'
+
+The names load on first use (``from qa import QA`` imports the pipeline then), so ``import qa`` and
+commands that need little of it (``qa ask --server``, ``qa --help``) stay fast.
 """
 
 from __future__ import annotations
 
-from qa.stores.local import BuildStats, Index, IndexNotFoundError, StaleIndexError, build_index
-from qa.retrieval.retriever import Retriever
-from qa.types import Answer, Citation, Document, Hit, Passage
+import importlib
 
-__all__ = [
-    "QA",
-    "Answer",
-    "BuildStats",
-    "Citation",
-    "Document",
-    "Hit",
-    "Index",
-    "IndexNotFoundError",
-    "Passage",
-    "Retriever",
-    "StaleIndexError",
-    "build_index",
-]
+# Each public name and the module it comes from.
+_SOURCES = {
+    "QA": "qa.answering.pipeline",
+    "Answer": "qa.types",
+    "BuildStats": "qa.stores.local",
+    "Citation": "qa.types",
+    "Document": "qa.types",
+    "Hit": "qa.types",
+    "Index": "qa.stores.local",
+    "IndexNotFoundError": "qa.stores.local",
+    "Passage": "qa.types",
+    "Retriever": "qa.retrieval.retriever",
+    "StaleIndexError": "qa.stores.local",
+    "build_index": "qa.stores.local",
+}
+
+__all__ = sorted(_SOURCES)
 
 
 def __getattr__(name: str):
-    # The pipeline pulls in transformers; import it only when asked for.
-    if name == "QA":
-        from qa.answering.pipeline import QA
-
-        return QA
+    if name in _SOURCES:
+        return getattr(importlib.import_module(_SOURCES[name]), name)
     raise AttributeError(f"module 'qa' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))

@@ -157,3 +157,59 @@ def test_long_question_is_cut_to_max_query_length():
     window = seen[0][0].tolist()
     sep = window.index(tokenizer.sep_token_id)
     assert window[1:sep] == ids[: reader.max_query_length]
+
+
+@pytest.mark.integration
+def test_concurrent_asks_share_forward_passes_and_keep_their_answers(bundled_qa):
+    """N questions asked at once give the answers each gives alone, with fewer than N reader forward passes."""
+    from qa.answering.pipeline import QA
+
+    reader = Reader(max_wait_s=0.05)
+    windower, model = reader._model()
+    calls = []
+
+    def counting(**inputs):
+        calls.append(inputs["input_ids"].shape[0])
+        return model(**inputs)
+
+    reader._model = lambda: (windower, counting)
+    qa = QA(bundled_qa.retriever, reader)
+    questions = QUESTIONS[:6] * 2  # 12 asks, each question twice
+    alone = {q: qa.to_json(qa.ask(q)) for q in questions}  # the oracle: one question at a time
+    calls.clear()
+    got = run_threads(lambda q: qa.to_json(qa.ask(q)), questions, threads=len(questions))
+
+    def same(a: dict, b: dict) -> bool:  # exactly the same answer; the score to 1e-5 (float summation order)
+        return {**a, "score": None} == {**b, "score": None} and abs(a["score"] - b["score"]) < 1e-5
+
+    failures = [(q, g) for q, g in zip(questions, got) if isinstance(g, Exception) or not same(g, alone[q])]
+    assert not failures, f"{len(failures)} of {len(questions)} asks differ or fail, e.g. {failures[:2]}"
+    assert len(calls) < len(questions), f"{len(calls)} forward passes for {len(questions)} questions: {calls}"
+    assert max(calls) <= reader.batches.max_items or len(set(calls)) == 1
+
+
+@pytest.mark.parametrize("runtime, mixes", [("onnx", True), ("torch", True), ("onnx-int8", False),
+                                            ("torch-bf16", False), ("torch-bf16-weights", False)])
+def test_questions_are_mixed_in_a_forward_pass_only_on_batch_invariant_runtimes(runtime, mixes):
+    # The real tokenizer, a stand-in model that records each batch: on bf16 and int8 a window's logits
+    # depend on its batchmates, so there each forward pass holds one question's windows only.
+    reader = Reader(runtime="onnx", max_wait_s=0.05)  # the tokenizer, loaded without torch
+    windower = reader._model()[0]
+    reader = Reader(runtime=runtime, max_wait_s=0.05)
+    batches = []
+
+    def recording(input_ids, attention_mask, token_type_ids=None):
+        import time
+
+        batches.append(input_ids.shape[0])
+        time.sleep(0.05)  # a forward pass takes a while: others queue meanwhile
+        return ZeroModel(reader.max_length)(input_ids, attention_mask, token_type_ids)
+
+    reader._model = lambda: (windower, recording)
+    passages = [Passage(f"d:{i}", "d", 0, 30, f"Passage {i} says it opened in 1999.") for i in range(3)]
+    got = run_threads(lambda q: reader.read(q, passages).spans[0].text, QUESTIONS[:4] * 3, threads=12)
+    assert all(isinstance(g, str) for g in got), got
+    if mixes:
+        assert len(batches) < 12 and max(batches) > 3, batches
+    else:
+        assert batches == [3] * 12, batches  # one question (3 windows) per pass

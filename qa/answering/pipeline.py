@@ -149,9 +149,10 @@ class QA:
         reader_dir: str | Path | None = None,
         threshold: float | None = None,
         encoder: Encoder | None = None,
+        reader_runtime: str | None = None,
     ) -> "QA":
-        """Load the index at ``index_dir`` and the reader (default: the packaged one)."""
-        return cls(Retriever.load(index_dir, encoder=encoder), Reader.load(reader_dir), threshold)
+        """Load the index at ``index_dir`` and the reader (default: the packaged one, on its default runtime)."""
+        return cls(Retriever.load(index_dir, encoder=encoder), Reader.load(reader_dir, runtime=reader_runtime), threshold)
 
     @property
     def documents(self) -> dict[str, Document]:

@@ -5,44 +5,64 @@ its arguments, imports the library it needs, calls it and prints. Errors a user 
 (:class:`qa.errors.UserError`: a missing folder, a stale index, an empty question) print one line and
 exit with status 2; any other exception is reported as an internal error (status 1; ``-v`` shows the
 traceback).
+
+Only the module of the command being run is imported (``qa ask`` never loads the evaluation, serving
+or training code, nor what they import); ``qa --help`` and a mistyped command load them all.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
+from typing import Sequence
 
-from qa.cli import ask, evaluate, index, search, serve, train
-from qa.cli.common import run_command
+from qa.cli.common import quiet_libraries, run_command
 
 logger = logging.getLogger(__name__)
 
+# Each command's module, in the order ``qa --help`` lists them.
+COMMANDS = {
+    "index": "qa.cli.index",
+    "search": "qa.cli.search",
+    "ask": "qa.cli.ask",
+    "train-reader": "qa.cli.train",
+    "eval": "qa.cli.evaluate",
+    "serve": "qa.cli.serve",
+}
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``qa`` parser with every subcommand."""
+
+def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``qa`` parser with ``commands`` (default: every subcommand); only their modules are imported."""
     parser = argparse.ArgumentParser(prog="qa", description="Question answering over your documents, with citations.")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log progress details; show the traceback of an internal error")
     sub = parser.add_subparsers(dest="command", required=True)
-    index.register(sub)
-    search.register(sub)
-    ask.register(sub)
-    train.register(sub)
-    evaluate.register(sub)
-    serve.register(sub)
+    for name in commands or COMMANDS:
+        importlib.import_module(COMMANDS[name]).register(sub)
     return parser
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` runs (its first word that is not an option), or ``None`` if it names none."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
 
 
 def main(argv: list[str] | None = None) -> int:
     """The ``qa`` entry point; returns the exit status."""
     from qa.errors import offline_mode
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     offline_mode()
-    parser = build_parser()
+    command = command_of(argv)
+    parser = build_parser([command] if command else None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        quiet_libraries()
     return run_command(args.func, args, "qa", verbose=args.verbose)
 
 

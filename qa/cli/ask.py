@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from qa.cli.common import (check_at_least_one, check_probability, existing_dir, passage_rows, read_question,
-                           retrieval_args)
+from qa.cli.common import (DEFAULT_INDEX, check_at_least_one, check_probability, existing_dir, passage_rows,
+                           read_question, reader_runtime_arg, retrieval_args, runtime_kwargs)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reader model folder, e.g. from qa train-reader (default: the packaged reader)")
     p.add_argument("--doc", action="append", metavar="ID",
                    help="answer from this document only (its id, as `qa search --json` shows it); repeat for several")
+    reader_runtime_arg(p)
+    p.add_argument("--server", default=None, metavar="URL",
+                   help="ask the qa serve running at URL (e.g. http://127.0.0.1:7860/) instead of loading the "
+                        "models here: answers in its time, with its index, reader and settings")
     p.set_defaults(func=run)
 
 
@@ -27,10 +31,12 @@ def run(args: argparse.Namespace) -> int:
     check_at_least_one(args.k, "top_k (-k)")
     check_probability(args.threshold, "--threshold")
     existing_dir(args.reader, "--reader")
+    if args.server:
+        return _ask_server(args, question)
 
     from qa.answering.pipeline import QA
 
-    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold)
+    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, **runtime_kwargs(args))
     limit = {"doc_ids": args.doc} if args.doc else {}
     answer = qa.ask(question, top_k=args.k, mode=args.mode, **limit)
     if args.json:
@@ -45,4 +51,25 @@ def run(args: argparse.Namespace) -> int:
     print(f"  “{' '.join(answer.evidence.split())}”")
     for n, c in enumerate(answer.citations, start=1):
         print(f"  [{n}] {c.title} ({c.doc_id}, {c.location or f'chars {c.start}-{c.end}'})")
+    return 0
+
+
+def _ask_server(args: argparse.Namespace, question: str) -> int:
+    """``qa ask --server URL``: the running app answers (its own -k, mode, threshold and reader)."""
+    from qa.cli.remote import ask_server, print_answer
+    from qa.errors import InvalidInput
+
+    local = [option for option, value, default in (("-k", args.k, 5), ("--mode", args.mode, "hybrid"),
+                                                   ("--index", args.index, DEFAULT_INDEX),
+                                                   ("--threshold", args.threshold, None), ("--reader", args.reader, None),
+                                                   ("--reader-runtime", args.reader_runtime, None))
+             if value != default]
+    if local:
+        raise InvalidInput(f"{', '.join(local)} can't be used with --server (the server uses its own settings): "
+                           "leave them out, or leave out --server.")
+    data = ask_server(args.server, question, args.doc)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        print_answer(data)
     return 0

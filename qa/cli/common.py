@@ -18,6 +18,27 @@ DEFAULT_INDEX = "embeddings"
 INDEX_HELP = ("the index: a folder (default: embeddings), milvus:PATH.db (Milvus Lite) or http://HOST:PORT "
               "(a Milvus server; token from QA_MILVUS_TOKEN)")
 STDIN = "-"  # a question given as "-" is read from standard input
+# qa.retrieval.retriever.MODES, hybrid first, spelled out so that parsing `qa ask` loads no numpy or index
+# code (`qa ask --server` needs neither); tests/test_cli_imports.py checks the two agree.
+MODES = ("hybrid", "dense", "bm25")
+
+
+def quiet_libraries() -> None:
+    """Keep the model libraries' own chatter (transformers' "Loading weights" bar and load report, the
+    Hugging Face hub's bars) off the terminal; a user's own setting of these variables wins.
+
+    Called by the entry points at default verbosity, before the libraries are imported (they read
+    the variables then), never by the library. The product's own progress bars are not affected.
+    """
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:  # already imported (e.g. main() called in-process): switch it directly
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
 
 
 def check_at_least_one(value: int, option: str) -> None:
@@ -55,13 +76,26 @@ def read_question(arg: str) -> str:
 
 def retrieval_args(p: argparse.ArgumentParser) -> None:
     """The arguments ``qa search`` and ``qa ask`` share."""
-    from qa.retrieval.retriever import MODES
-
     p.add_argument("question", help=f"the question, or {STDIN} to read it from standard input")
     p.add_argument("-k", type=int, default=5, help="passages to retrieve (default: 5)")
-    p.add_argument("--mode", choices=sorted(MODES, key=lambda m: m != "hybrid"), default="hybrid")
+    p.add_argument("--mode", choices=MODES, default="hybrid")
     p.add_argument("--index", default=DEFAULT_INDEX, help=INDEX_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def reader_runtime_arg(p: argparse.ArgumentParser) -> None:
+    """``--reader-runtime``: how the reader's model runs (``qa ask``, ``qa serve``)."""
+    from qa.reading.runtimes import DEFAULT_RUNTIME, RUNTIMES  # light: no numpy, no model library
+
+    p.add_argument("--reader-runtime", choices=RUNTIMES, default=None,
+                   help=f"how the reader runs: ONNX Runtime fp32 or int8 weights, or torch with bf16 autocast, "
+                        f"bf16 weights or fp32 (default: {DEFAULT_RUNTIME}; see benchmarks/speed.py runtimes)")
+
+
+def runtime_kwargs(args: argparse.Namespace) -> dict:
+    """``{"reader_runtime": ...}`` for ``QA.load`` when ``--reader-runtime`` was given, else ``{}``."""
+    runtime = getattr(args, "reader_runtime", None)
+    return {"reader_runtime": runtime} if runtime else {}
 
 
 def passage_rows(hits, documents) -> list[dict]:

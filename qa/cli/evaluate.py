@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qa.cli.common import INDEX_HELP, check_at_least_one, check_probability
+from qa.cli.common import INDEX_HELP, check_at_least_one, check_probability, reader_runtime_arg, runtime_kwargs
 from qa.errors import InvalidInput, MissingPath
 from qa.evaluation.benchmarks import evaluate_squad, run_beir
 from qa.evaluation.common import format_number
@@ -56,6 +56,7 @@ def register(subparsers) -> None:
     p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid; beir: all three)")
     p.add_argument("-k", type=int, default=5, help="passages given to the reader (default: 5)")
     p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
+    reader_runtime_arg(p)
     p.add_argument("--calibrate", action="store_true", help="choose the best no-answer threshold and save it")
     p.add_argument("--json", action="store_true", help="print metrics.json instead of the table")
     p.add_argument("--data", default=None, help="squad: a SQuAD-format JSON file; beir: a BEIR folder")
@@ -118,7 +119,7 @@ def _cmd_questions(args: argparse.Namespace) -> int:
     from qa.answering.pipeline import QA
 
     questions = load_questions(args.questions)
-    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold)
+    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, **runtime_kwargs(args))
     mode = args.mode or "hybrid"
     result = evaluate_questions(qa, questions, k=args.k, mode=mode, show_progress=not args.quiet)
     result.metrics["config"].update(questions=str(args.questions), index=str(args.index), reader=str(qa.reader.path))
@@ -139,7 +140,7 @@ def _cmd_conversations(args: argparse.Namespace) -> int:
                                              write_conversation_outputs)
 
     conversations = load_conversations(args.conversations)
-    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold)
+    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, **runtime_kwargs(args))
     result = evaluate_conversations(qa, conversations, k=args.k, mode=args.mode or "hybrid",
                                     show_progress=not args.quiet)
     result.metrics["config"].update(conversations_file=str(args.conversations), index=str(args.index),
@@ -201,7 +202,7 @@ def _cmd_squad(args: argparse.Namespace) -> int:
     from qa.training.trainer import dedupe, load_squad
 
     examples = dedupe(load_squad(args.data))[: args.limit]
-    reader = Reader.load(args.reader)
+    reader = Reader.load(args.reader, runtime=getattr(args, "reader_runtime", None))
     threshold = args.threshold
     if threshold is None and any(ex.is_impossible for ex in examples):
         from qa.answering.pipeline import default_threshold, load_calibration
@@ -228,7 +229,8 @@ def _cmd_open(args: argparse.Namespace) -> int:
             raise MissingPath(f"No such file: {f} (qa eval squad --open takes SQuAD-format JSON files).")
     out = Path(args.out or f"{DEFAULT_OUT}/open/{Path(args.open[0]).stem}")
     metrics, rows = evaluate_open_corpus(
-        args.open, out, load_qa=lambda index: QA.load(index, reader_dir=args.reader, threshold=args.threshold),
+        args.open, out, load_qa=lambda index: QA.load(index, reader_dir=args.reader, threshold=args.threshold,
+                                          **runtime_kwargs(args)),
         top_k=args.k, limit=args.limit, gold_passage=True, show_progress=not args.quiet)
     write_jsonl(out / "predictions.jsonl", rows)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

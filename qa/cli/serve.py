@@ -17,7 +17,8 @@ from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE
 from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
 from qa.app.feedback import DEFAULT_FEEDBACK
 from qa.app.uploads import MAX_UPLOAD_BYTES
-from qa.cli.common import DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, existing_dir, run_command
+from qa.cli.common import (DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, existing_dir,
+                           reader_runtime_arg, run_command)
 
 if TYPE_CHECKING:
     from qa.answering.pipeline import QA
@@ -52,7 +53,8 @@ def _settings_of(index: str | Path) -> dict:
 
 
 def load_qa(
-    docs: str | Path, index: str | Path, reader: str | Path | None = None, threshold: float | None = None
+    docs: str | Path, index: str | Path, reader: str | Path | None = None, threshold: float | None = None,
+    reader_runtime: str | None = None,
 ) -> "QA":
     """Load the index (building or updating it first when it is missing or stale) and the reader.
 
@@ -64,8 +66,10 @@ def load_qa(
     from qa.stores.address import build_store, docs_dir_of_store
     from qa.stores.local import IndexNotFoundError, StaleIndexError
 
+    runtime = {"reader_runtime": reader_runtime} if reader_runtime else {}
+
     try:
-        qa = QA.load(index, reader_dir=reader, threshold=threshold)
+        qa = QA.load(index, reader_dir=reader, threshold=threshold, **runtime)
     except (IndexNotFoundError, StaleIndexError) as err:
         logger.info("%s", err)
         state = "missing" if isinstance(err, IndexNotFoundError) else "out of date"
@@ -74,7 +78,7 @@ def load_qa(
             raise MissingPath(f"No documents folder at {docs}: pass --docs DIR.") from err
         stats = build_store(docs, index, show_progress=True, **_settings_of(index))
         logger.warning("Indexed %d documents (%d passages) in %.1fs.", stats.documents, stats.passages, stats.seconds)
-        return QA.load(index, reader_dir=reader, threshold=threshold)
+        return QA.load(index, reader_dir=reader, threshold=threshold, **runtime)
     manifest = qa.retriever.index.manifest
     built_from = docs_dir_of_store(index, manifest)
     if manifest.get("docs_dir") and Path(docs).is_dir() and built_from != Path(docs).resolve():
@@ -94,6 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reader", default=None, help="reader model folder (default: the packaged reader)")
     p.add_argument("--threshold", type=float, default=None,
                    help="default answer threshold, 0-1 (default: calibrated); users can change it in Settings")
+    reader_runtime_arg(p)
     p.add_argument("--host", default=DEFAULT_HOST,
                    help=f"address to bind (default: {DEFAULT_HOST}, this machine only; 0.0.0.0 for the network)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
@@ -169,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     from qa.app.ui import BUNDLED_EXAMPLES, build_app, launch  # gradio loads here
 
     index = args.index or default_index(args.docs)  # a folder, or a Milvus address (kept as text)
-    qa = load_qa(args.docs, index, args.reader, args.threshold)
+    qa = load_qa(args.docs, index, args.reader, args.threshold, getattr(args, "reader_runtime", None))
     print("Loading the models ...", file=sys.stderr)
     qa.ask("warm up", top_k=1)  # load the encoder and reader now, not on the first user's question
     bundled = Path(args.docs).resolve() == Path(DEFAULT_DOCS).resolve()

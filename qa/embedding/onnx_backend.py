@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -28,10 +29,11 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from qa.batching import BatchQueue
 from qa.embedding.models import DEFAULT_MODEL, cache_dir, resolve_model
 from qa.errors import InvalidInput
 
@@ -82,18 +84,70 @@ def _cache_key(model_dir: Path) -> str:
 
 def exported_model(model_dir: Path, quantize: bool = True) -> Path:
     """The cached ONNX file of ``model_dir`` (int8 or fp32), exported on first use."""
+    return cached_export(model_dir, INT8_FILE if quantize else FP32_FILE, _export)
+
+
+def cached_export(model_dir: Path, file_name: str, export: Callable[[Path, Path], None]) -> Path:
+    """``file_name`` in the export cache of ``model_dir``, made by ``export(model_dir, folder)`` on first use.
+
+    The cache folder is named after the model folder's files (see :func:`_cache_key`): a changed model
+    exports anew. ``export`` writes the whole folder, atomically (see :func:`atomic_folder`).
+    """
     folder = cache_root() / _cache_key(model_dir)
-    target = folder / (INT8_FILE if quantize else FP32_FILE)
+    target = folder / file_name
     if not target.is_file():
         logger.info("exporting %s to ONNX (once; cached in %s)", model_dir, folder)
-        _export(model_dir, folder)
+        export(model_dir, folder)
     return target
 
 
-def _export(model_dir: Path, folder: Path) -> None:
-    """Export fp32 and int8 ONNX files into ``folder``, written atomically (temp folder, then rename)."""
-    import torch
+@contextlib.contextmanager
+def atomic_folder(folder: Path, expected: str) -> Iterator[Path]:
+    """A fresh temporary folder beside ``folder`` to write into, renamed to ``folder`` in one step when the
+    block ends without an error (and removed otherwise), so a crash never leaves half an export. When
+    another process published ``folder`` first, its copy is kept if it holds ``expected``."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        yield tmp
+        tmp.chmod(0o755)
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process finished the same export first
+            if not (folder / expected).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantization of ``source`` into ``target``: int8 weights scaled per output channel,
+    activations scaled per run."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.disable(logging.WARNING)  # the quantizer's advice to pre-process, logged on the root logger
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def session_options(threads: int | None = None):
+    """ONNX Runtime options for this package's sessions: no busy-waiting between runs (spinning threads
+    would take the cores from the other model and from the other requests); ``threads`` per run
+    (default: ONNX Runtime's, one per core)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
+def _export(model_dir: Path, folder: Path) -> None:
+    """Export fp32 and int8 ONNX files of the sentence-transformers model ``model_dir`` as ``folder``."""
+    import torch
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
@@ -108,30 +162,16 @@ def _export(model_dir: Path, folder: Path) -> None:
         def forward(self, *inputs):
             return self.inner(**dict(zip(names, inputs))).last_hidden_state
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        sample = tokenizer(list(EXPORT_CHECK), padding=True, return_tensors="pt")
+    sample = tokenizer(list(EXPORT_CHECK), padding=True, return_tensors="pt")
+    with atomic_folder(folder, INT8_FILE) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
             reference = model(**sample).last_hidden_state.numpy()
             torch.onnx.export(LastHidden(model), tuple(sample[n] for n in names), str(tmp / FP32_FILE),
-                              input_names=names, output_names=["last_hidden_state"], opset_version=17,
-                              dynamo=False, dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + ["last_hidden_state"]})
-        logging.disable(logging.WARNING)  # the quantizer's advice to pre-process, logged on the root logger
-        try:
-            quantize_dynamic(str(tmp / FP32_FILE), str(tmp / INT8_FILE), weight_type=QuantType.QInt8, per_channel=True)
-        finally:
-            logging.disable(logging.NOTSET)
+                              input_names=names, output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+                              dynamic_axes={n: {0: "batch", 1: "tokens"} for n in names + ["last_hidden_state"]})
+        quantize_int8(tmp / FP32_FILE, tmp / INT8_FILE)
         _check_export(tmp, names, {n: sample[n].numpy() for n in names}, reference)
-        tmp.chmod(0o755)
-        try:
-            tmp.rename(folder)
-        except OSError:  # another process finished the same export first
-            if not (folder / INT8_FILE).is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _check_export(folder: Path, names: list[str], inputs: dict, reference: np.ndarray) -> None:
@@ -142,7 +182,7 @@ def _check_export(folder: Path, names: list[str], inputs: dict, reference: np.nd
     mask = inputs["attention_mask"]
     for file, ok in ((FP32_FILE, lambda out: np.abs(out - reference).max() < 1e-3),
                      (INT8_FILE, lambda out: _cosines(mean_pool(out, mask), mean_pool(reference, mask)).min() > 0.95)):
-        session = ort.InferenceSession(str(folder / file), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(folder / file), session_options(), providers=["CPUExecutionProvider"])
         out = session.run(None, {n: inputs[n].astype(np.int64) for n in names})[0]
         if not ok(out):
             raise RuntimeError(f"The ONNX export {file} does not reproduce the model; use the torch backend.")
@@ -170,22 +210,62 @@ def _cached_snapshot(name: str) -> Path:
         return Path(name)
 
 
+class PaddedTokenizer:
+    """The model's tokenizer set up once to cut texts to ``max_length`` tokens and pad each call's texts
+    to the longest: what ``AutoTokenizer(texts, padding=True, truncation=True, max_length=...)`` returns,
+    without importing transformers (a model folder with a ``tokenizer.json`` needs only the Rust
+    ``tokenizers``). Its settings never change after construction, so threads can share it.
+
+    Args:
+        model_dir: the model's folder.
+        max_length: most tokens per text, special tokens included.
+    """
+
+    def __init__(self, model_dir: str | Path, max_length: int):
+        model_dir = Path(model_dir)
+        self._fallback = None
+        if not (model_dir / "tokenizer.json").is_file():  # a slow-tokenizer-only model: transformers builds one
+            from transformers import AutoTokenizer
+
+            self._fallback, self._max_length = AutoTokenizer.from_pretrained(model_dir), max_length
+            return
+        from tokenizers import Tokenizer
+
+        config_file = model_dir / "tokenizer_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+        pad_token = config.get("pad_token") or "[PAD]"
+        pad_token = pad_token.get("content", "[PAD]") if isinstance(pad_token, dict) else pad_token
+        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+        self._tokenizer.enable_truncation(max_length)
+        pad_id = self._tokenizer.token_to_id(pad_token)
+        self._tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token=pad_token)
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """``input_ids``, ``token_type_ids`` and ``attention_mask`` of ``texts``, int64, one row per text."""
+        if self._fallback is not None:
+            enc = self._fallback(list(texts), padding=True, truncation=True, max_length=self._max_length,
+                                 return_tensors="np")
+            return {k: np.asarray(v, dtype=np.int64) for k, v in enc.items()}
+        encodings = self._tokenizer.encode_batch(list(texts))
+        return {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+        }
+
+
 @functools.lru_cache(maxsize=4)
-def _load_session(file: str, model_dir: str):
-    """An ONNX Runtime session for ``file``, the model's tokenizer and the session's input names:
-    loaded once per process, so the index build and the retriever after it share them."""
+def _load_session(file: str, model_dir: str, max_length: int):
+    """An ONNX Runtime session for ``file``, the model's tokenizer (see :class:`PaddedTokenizer`) and the
+    session's input names: loaded once per process, so the index build and the retriever after it share them."""
     import onnxruntime as ort
-    from transformers import AutoTokenizer
 
     logger.info("loading embedding model %s (ONNX)", file)
-    options = ort.SessionOptions()
-    # No busy-waiting between runs: the spinning threads would take the cores from the reader.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(file, options, providers=["CPUExecutionProvider"])
-    return session, AutoTokenizer.from_pretrained(model_dir), [i.name for i in session.get_inputs()]
+    session = ort.InferenceSession(file, session_options(), providers=["CPUExecutionProvider"])
+    return session, PaddedTokenizer(model_dir, max_length), [i.name for i in session.get_inputs()]
 
 
-def load_exported(model_dir: Path, quantize: bool = True):
+def load_exported(model_dir: Path, quantize: bool = True, max_length: int = 512):
     """The session of ``model_dir``'s cached export (see :func:`_load_session`), exported on first use.
 
     A cached file ONNX Runtime can't load (cut short by a full disk or a killed process) is exported
@@ -196,12 +276,12 @@ def load_exported(model_dir: Path, quantize: bool = True):
 
     file = exported_model(model_dir, quantize)
     try:
-        return _load_session(str(file), str(model_dir))
+        return _load_session(str(file), str(model_dir), max_length)
     except (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile) as err:
         logger.warning("the cached ONNX export %s can't be loaded (%s); exporting it again", file,
                        str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__)
         shutil.rmtree(file.parent)
-        return _load_session(str(exported_model(model_dir, quantize)), str(model_dir))
+        return _load_session(str(exported_model(model_dir, quantize)), str(model_dir), max_length)
 
 
 class OnnxEncoder:
@@ -211,7 +291,8 @@ class OnnxEncoder:
 
     Args:
         model: a path or name (see :func:`qa.embedding.models.resolve_model`); ``None`` for the default.
-        quantize: int8 weights (backend ``onnx-int8``) or fp32 (``onnx``).
+        quantize: int8 weights (backend ``onnx-int8``) or fp32 (``onnx``, whose queries asked from several
+            threads at once are encoded together: see :class:`qa.batching.BatchQueue`).
         batch_size: passages per run.
         onnx_file: run this ONNX file (inputs as exported here) instead of the cached export.
 
@@ -229,14 +310,18 @@ class OnnxEncoder:
         self.max_seq_length, self.dimension = pipeline_config(self.path)
         self.quantize, self.batch_size, self.onnx_file = quantize, batch_size, onnx_file
         self._loaded = None  # (session, tokenizer, input names), shared per ONNX file
+        # Concurrent callers' queries share runs, where that leaves each vector as it is alone: fp32 only
+        # (int8 scales activations per run, so a query's vector would depend on the others').
+        self.query_batches: BatchQueue[str, np.ndarray] | None = \
+            None if quantize else BatchQueue(lambda texts: list(self._encode(texts)), max_items=batch_size)
 
     def _load(self):
         if self._loaded is None:
             with _LOAD_LOCK:  # one export and one session, however many requests arrive first
                 if self.onnx_file:
-                    self._loaded = _load_session(str(self.onnx_file), str(self.path))
+                    self._loaded = _load_session(str(self.onnx_file), str(self.path), self.max_seq_length)
                 else:
-                    self._loaded = load_exported(self.path, self.quantize)
+                    self._loaded = load_exported(self.path, self.quantize, self.max_seq_length)
         return self._loaded
 
     def _encode(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
@@ -248,15 +333,16 @@ class OnnxEncoder:
         starts = range(0, len(texts), self.batch_size)
         for start in tqdm(starts, desc="embedding", unit="batch", disable=not show_progress or len(starts) < 2):
             rows = order[start : start + self.batch_size]
-            enc = tokenizer([texts[i] for i in rows], padding=True, truncation=True,
-                            max_length=self.max_seq_length, return_tensors="np")
-            hidden = session.run(None, {n: enc[n].astype(np.int64) for n in names})[0]
+            enc = tokenizer([texts[i] for i in rows])
+            hidden = session.run(None, {n: enc[n] for n in names})[0]
             pooled = mean_pool(hidden, enc["attention_mask"])
             out[rows] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         return out
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._encode(list(texts))
+        if self.query_batches is None or not texts:
+            return self._encode(list(texts))
+        return np.vstack(self.query_batches.submit(list(texts)))
 
     def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return self._encode(list(texts), show_progress)

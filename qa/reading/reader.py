@@ -12,6 +12,12 @@ one elsewhere; raw logits compare across windows. On open-corpus SQuAD 2.0 artic
 never seen, ranking by logits raised answer F1 on answerable questions from 0.48 to 0.56 (README,
 "Trust"). Each span keeps both numbers (``logit``, ``window_prob``) for the calibrator.
 
+The model runs on ONNX Runtime or torch (``runtime``, see :mod:`qa.reading.runtimes`). Questions read
+at the same time from several threads share forward passes: their windows go through the model
+together (:class:`qa.batching.BatchQueue`); each question still gets the logits of its own
+windows, decoded in its own thread, and exactly the answer it gets alone: on runtimes whose logits
+depend on the batch (bf16, int8) questions are not mixed, only run one after another.
+
 Example:
     >>> from qa.reading.reader import Reader
     >>> result = Reader.load().read("When do PCTs go live?", [passage])
@@ -32,7 +38,9 @@ from typing import Sequence
 import numpy as np
 
 from qa.errors import InvalidInput, MissingPath
-from qa.reading.windows import Window, WindowTokenizer, pad_batch
+from qa.batching import DEFAULT_MAX_WAIT_S, BatchQueue
+from qa.reading.runtimes import BATCH_INVARIANT, DEFAULT_RUNTIME, check_runtime, load_span_model, load_tokenizer
+from qa.reading.windows import Window, WindowTokenizer
 from qa.types import Passage, Span
 
 logger = logging.getLogger(__name__)
@@ -44,6 +52,7 @@ SCORINGS = ("logit", "softmax")
 DEFAULT_SCORING = "logit"
 LOGIT_SCALE = 0.1  # sigmoid(LOGIT_SCALE * (start + end logit)): Haystack's calibration factor
 MAX_QUESTION_CHARS = 4096  # a longer question is cut before tokenizing (only 64 tokens are kept anyway)
+MAX_BATCH_WINDOWS = 32  # windows in one forward pass, from all the questions read at once
 
 
 @dataclass(frozen=True)
@@ -137,16 +146,31 @@ def decode_window(
     return spans, null
 
 
-@functools.lru_cache(maxsize=2)
-def _load(path: str, max_length: int, stride: int, max_query_length: int) -> tuple[WindowTokenizer, object]:
-    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+@functools.lru_cache(maxsize=4)
+def _load(path: str, max_length: int, stride: int, max_query_length: int, runtime: str) -> tuple[WindowTokenizer, object]:
+    windows = WindowTokenizer(load_tokenizer(path), max_length, stride, max_query_length)
+    return windows, load_span_model(path, runtime)
 
-    logger.info("loading reader from %s", path)
-    windows = WindowTokenizer(AutoTokenizer.from_pretrained(path), max_length, stride, max_query_length)
-    # Weights ship as fp16; transformers 5 keeps the stored dtype, and fp16 is very slow on CPUs.
-    model = AutoModelForQuestionAnswering.from_pretrained(path, dtype="float32")
-    model.float().eval()
-    return windows, model
+
+def pad_windows(windows: Sequence[Window], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``input_ids``, ``token_type_ids`` and ``attention_mask`` of ``windows``, padded to the longest (int64)."""
+    width = max(len(w.input_ids) for w in windows)
+    ids = np.full((len(windows), width), pad_id, dtype=np.int64)
+    types = np.zeros((len(windows), width), dtype=np.int64)
+    mask = np.zeros((len(windows), width), dtype=np.int64)
+    for row, w in enumerate(windows):
+        n = len(w.input_ids)
+        ids[row, :n] = w.input_ids
+        types[row, :n] = w.token_type_ids
+        mask[row, :n] = 1
+    return ids, types, mask
+
+
+def _as_numpy(logits) -> np.ndarray:
+    """float32 numpy logits from a runtime's output (numpy, or a torch tensor from a stand-in model)."""
+    if hasattr(logits, "detach"):
+        logits = logits.detach().float().numpy()
+    return np.asarray(logits, dtype=np.float32)
 
 
 def check_question(question: object) -> str:
@@ -170,13 +194,24 @@ class Reader:
 
     Args:
         path: a folder with a model saved by :mod:`qa.training.trainer` (default: the one shipped in the package).
-        bf16: run under bf16 autocast (about 1.8x faster on CPUs with AVX-512 bf16, same F1).
+        bf16: the old switch, kept for callers: ``True`` means runtime ``torch-bf16``, ``False`` ``torch`` (fp32);
+            ignored when ``runtime`` is given.
         max_answer_tokens: longest answer, in tokens.
         scoring: how spans are scored and ranked across passages (see the module docstring).
+        runtime: how the model runs, one of :data:`qa.reading.runtimes.RUNTIMES` (default: ``DEFAULT_RUNTIME``).
+        max_batch_windows: most windows in one forward pass when questions are read at once. Only runtimes
+            whose logits don't depend on the batch (:data:`qa.reading.runtimes.BATCH_INVARIANT`) mix
+            questions; on the others each question has its own forward passes, one at a time.
+        max_wait_s: longest an idle model waits for the windows of questions being tokenized.
     """
 
-    def __init__(self, path: str | Path | None = None, bf16: bool = True, max_answer_tokens: int = MAX_ANSWER_TOKENS,
-                 scoring: str = DEFAULT_SCORING):
+    def __init__(self, path: str | Path | None = None, bf16: bool | None = None,
+                 max_answer_tokens: int = MAX_ANSWER_TOKENS, scoring: str = DEFAULT_SCORING,
+                 runtime: str | None = None, max_batch_windows: int = MAX_BATCH_WINDOWS,
+                 max_wait_s: float = DEFAULT_MAX_WAIT_S):
+        if runtime is None:
+            runtime = DEFAULT_RUNTIME if bf16 is None else ("torch-bf16" if bf16 else "torch")
+        self.runtime = check_runtime(runtime)
         if scoring not in SCORINGS:
             raise InvalidInput(f"Unknown scoring {scoring!r}: use one of {', '.join(SCORINGS)}.")
         self.scoring = scoring
@@ -190,9 +225,11 @@ class Reader:
         self.max_length = int(settings.get("max_length", 384))
         self.stride = int(settings.get("stride", 128))
         self.max_query_length = int(settings.get("max_query_length", 64))
-        self.bf16 = bf16
         self.max_answer_tokens = max_answer_tokens
         self._lock = threading.Lock()
+        self.batches: BatchQueue[Window, tuple[np.ndarray, np.ndarray]] = BatchQueue(
+            self._forward, max_items=max_batch_windows if self.runtime in BATCH_INVARIANT else 1,
+            max_wait_s=max_wait_s if self.runtime in BATCH_INVARIANT else 0.0)
 
     @classmethod
     def load(cls, path: str | Path | None = None, **kwargs) -> "Reader":
@@ -200,12 +237,21 @@ class Reader:
 
     def _model(self) -> tuple[WindowTokenizer, object]:
         with self._lock:  # one load even when the first requests arrive together
-            return _load(str(self.path.resolve()), self.max_length, self.stride, self.max_query_length)
+            return _load(str(self.path.resolve()), self.max_length, self.stride, self.max_query_length, self.runtime)
 
     def windows(self, question: str, texts: Sequence[str]) -> list[Window]:
         """The model's windows of ``question`` over each of ``texts`` (what :meth:`read` feeds it)."""
         question = check_question(question)[:MAX_QUESTION_CHARS]
         return self._model()[0].windows([question] * len(texts), list(texts))
+
+    def _forward(self, windows: list[Window]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Start and end logits of each window (cut to its own length), from one forward pass."""
+        windower, model = self._model()
+        ids, types, mask = pad_windows(windows, windower.pad_id)
+        with_types = "token_type_ids" in windower.tokenizer.model_input_names
+        out = model(input_ids=ids, attention_mask=mask, token_type_ids=types if with_types else None)
+        starts, ends = _as_numpy(out.start_logits), _as_numpy(out.end_logits)
+        return [(starts[row, : len(w.input_ids)], ends[row, : len(w.input_ids)]) for row, w in enumerate(windows)]
 
     def read(self, question: str, passages: Sequence[Passage], top_n: int = 5) -> ReaderResult:
         """Find the best answer spans for ``question`` in ``passages``.
@@ -213,27 +259,18 @@ class Reader:
         Raises:
             InvalidInput: the question is not text, is empty, or holds characters that are not text.
         """
-        import torch
-
         question = check_question(question)
         if not passages:
             return ReaderResult([], 1.0)
-        windower, model = self._model()
-        windows = self.windows(question, [p.text for p in passages])
-        ids, types, mask = pad_batch([(w.input_ids, w.token_type_ids) for w in windows], windower.pad_id)
-        inputs = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in windower.tokenizer.model_input_names:
-            inputs["token_type_ids"] = types
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            out = model(**inputs)
-        starts = out.start_logits.float().numpy()
-        ends = out.end_logits.float().numpy()
+        with self.batches.coming():  # an idle model waits a moment for these windows rather than run alone
+            windows = self.windows(question, [p.text for p in passages])
+        logits = self.batches.submit(windows)
         merged: dict[str, Span] = {}
         null = 1.0
-        for w, window in enumerate(windows):
+        for window, (starts, ends) in zip(windows, logits):
             passage = passages[window.sample]
             spans, window_null = decode_window(
-                starts[w], ends[w], window.context_tokens, window.offsets, self.max_answer_tokens,
+                starts, ends, window.context_tokens, window.offsets, self.max_answer_tokens,
                 scoring=self.scoring, text=passage.text,
             )
             null = min(null, window_null)
