@@ -98,3 +98,22 @@ def test_many_threads_many_documents_agree_with_one_thread(monkeypatch):
         got = list(pool.map(lambda job: shared._sentence_around(*job), jobs))
     assert got == expected
     assert len(shared._sentences) <= 4
+
+
+def test_one_citation_per_paragraph_holding_the_answer(monkeypatch):
+    """"April 2000" is in two sentences of paragraph 2 and once in paragraph 3: two citations, the best
+    place's sentence first, never the same paragraph twice."""
+    from qa.types import Span
+
+    text = ("Trusts\n\n"
+            "They go live in April 2000. From April 2000 they hold budgets.\n\n"
+            "Wales waits until April 2000 too.")
+    d = doc(text)
+    monkeypatch.setattr(QA, "documents", property(lambda self: {"d": d}))
+    qa = QA(retriever=None, reader=Reader())
+    first = span_of(text, "April 2000")
+    second = (text.index("April 2000", first[1]), text.index("April 2000", first[1]) + 10)
+    third = (text.rindex("April 2000"), text.rindex("April 2000") + 10)
+    span = Span("April 2000", 0.9, "d", *first, "p", occurrences=(("d", *second), ("d", *third)))
+    quotes = [c.quote for c in qa._citations(span)]
+    assert quotes == ["They go live in April 2000.", "Wales waits until April 2000 too."]

@@ -224,15 +224,17 @@ class QA:
                       evidence_start=citations[0].start, citations=citations, **common)
 
     def _citations(self, span: Span) -> tuple[Citation, ...]:
-        """One citation per distinct sentence holding the answer, the best-scoring place first."""
+        """One citation per distinct paragraph holding the answer (its sentence quoted), the best-scoring
+        place first: overlapping passages find the same words twice."""
         places = [(span.doc_id, span.start, span.end)] + [o for o in span.occurrences if o != (span.doc_id, span.start, span.end)]
         seen, out = set(), []
         for doc_id, start, end in places:
             doc = self.documents[doc_id]
             s, e = self._sentence_around(doc, start, end)
-            if (doc_id, s, e) in seen:
+            key = (doc_id, doc.paragraph_at(s))
+            if key in seen:
                 continue
-            seen.add((doc_id, s, e))
+            seen.add(key)
             out.append(Citation(doc_id, doc.title, s, e, doc.text[s:e], doc.location_at(s)))
         return tuple(out)
 
