@@ -26,7 +26,7 @@ import time
 from qa.training.config import TrainConfig
 from qa.training.data import collate, featurize, length_grouped_batches, load_squad
 from qa.training.precision import MasterWeights
-from qa.training.trainer import default_base_model
+from qa.training.trainer import backward_and_step, default_base_model
 
 
 def _step_fn(model, optimizer, autocast: bool, master=None):
@@ -39,14 +39,7 @@ def _step_fn(model, optimizer, autocast: bool, master=None):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
             out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
         loss = (loss_fn(out.start_logits.float(), starts) + loss_fn(out.end_logits.float(), ends)) / 2
-        loss.backward()
-        if master:
-            master.grads_to_master()
-        torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if master:
-            master.master_to_model()
+        backward_and_step(loss, optimizer, trained, master)
         return loss.item()
 
     return step

@@ -207,14 +207,7 @@ def _train(
                 out = model(input_ids=ids, token_type_ids=types, attention_mask=mask)
             loss = (loss_fn(out.start_logits.float(), starts) + loss_fn(out.end_logits.float(), ends)) / 2
             windows_seen += len(batches[step])
-        loss.backward()
-        if master:
-            master.grads_to_master()
-        torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        if master:
-            master.master_to_model()
+        backward_and_step(loss, optimizer, trained, master)
         step += 1
         losses.append(round(loss.item(), 4))
         recent = losses[-50:]
@@ -252,6 +245,21 @@ def _train(
     if ckpt_dir.exists():
         _remove_checkpoint(ckpt_dir)  # the reader and its summary are on disk: nothing is left to resume
     return summary
+
+
+def backward_and_step(loss, optimizer, trained, master: MasterWeights | None = None, clip: float = 1.0) -> None:
+    """One optimisation step: gradients of ``loss``, onto the fp32 master weights when there are some,
+    clipped to norm ``clip``, the optimizer's step over ``trained``, and the master weights back into the model."""
+    import torch
+
+    loss.backward()
+    if master:
+        master.grads_to_master()
+    torch.nn.utils.clip_grad_norm_(trained, clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if master:
+        master.master_to_model()
 
 
 def save_reader(model, tokenizer, out_dir: str | Path, cfg: TrainConfig) -> None:
