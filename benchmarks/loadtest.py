@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from qa.cli.remote import final_event
 from qa.evaluation.metrics import percentile
 
 logger = logging.getLogger(__name__)
@@ -122,15 +123,11 @@ class HttpAsker:
         stream = response.read().decode("utf-8")
         if response.status != 200:
             raise RuntimeError(f"GET /call/ask: HTTP {response.status} {stream[:200]!r}")
-        event = None
-        for line in stream.splitlines():
-            if line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                data = json.loads(line[5:])
-                if event == "error":
-                    raise RuntimeError(f"the app answered with an error: {data}")
-                return data[0]
+        event, data = final_event(stream)
+        if event == "error":
+            raise RuntimeError(f"the app answered with an error: {data}")
+        if event == "complete":
+            return data[0]
         raise RuntimeError(f"no result in the event stream: {stream[:200]!r}")
 
 

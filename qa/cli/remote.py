@@ -55,17 +55,25 @@ def ask_server(url: str, question: str, doc_ids: Sequence[str] | None = None, ti
         reason = getattr(err, "reason", err)
         raise ServerUnavailable(f"No qa serve answers at {url} ({reason}): start one with `qa serve`, "
                                 "or leave out --server.") from None
+    event, data = final_event(stream)
+    if event == "error":
+        message = (data.get("error") or data.get("message")) if isinstance(data, dict) else data
+        raise InvalidInput(f"the server refused the question: {message or 'no reason given'}")
+    if event == "complete":
+        return data[0]
+    raise ServerUnavailable(f"The server at {url} sent no answer: is it a qa serve?")
+
+
+def final_event(stream: str) -> tuple[str | None, object]:
+    """The first ``complete`` or ``error`` event of a Gradio ``/call`` event stream and its decoded data;
+    ``(None, None)`` when there is none."""
     event = None
     for line in stream.splitlines():
         if line.startswith("event:"):
             event = line[6:].strip()
         elif line.startswith("data:") and event in ("complete", "error"):
-            data = json.loads(line[5:])
-            if event == "error":
-                message = (data.get("error") or data.get("message")) if isinstance(data, dict) else data
-                raise InvalidInput(f"the server refused the question: {message or 'no reason given'}")
-            return data[0]
-    raise ServerUnavailable(f"The server at {url} sent no answer: is it a qa serve?")
+            return event, json.loads(line[5:])
+    return None, None
 
 
 def print_answer(data: dict) -> None:

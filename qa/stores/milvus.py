@@ -223,20 +223,30 @@ def _rebuild_command(address: StoreAddress, manifest: dict | None) -> str:
     return f"qa index --docs {docs} --out {address}"
 
 
+def _published_manifest(client, address: StoreAddress) -> tuple[str, dict]:
+    """The published collection of ``address`` and its manifest (inside :func:`translated`).
+
+    Raises:
+        IndexNotFoundError: nothing is published at ``address``.
+        CorruptIndexError: the published collection has no manifest.
+    """
+    current = published(client, address.collection)
+    if current is None:
+        raise IndexNotFoundError(f"No index at {address} (no collection {address.collection!r}). Build one "
+                                 f"with: qa index --docs DOCS --out {address}")
+    client.load_collection(docs_name(current))
+    manifest = read_manifest_rows(client, docs_name(current))
+    if manifest is None:
+        raise CorruptIndexError(f"The index at {address} is damaged: collection {current!r} has no manifest. "
+                                f"Rebuild it with: {_rebuild_command(address, None)}")
+    return current, manifest
+
+
 def read_store_manifest(address: StoreAddress) -> dict:
     """The published manifest of the Milvus store at ``address`` (see :func:`qa.stores.address.read_store_manifest`)."""
     client = connect(address)
     with translated(address):
-        current = published(client, address.collection)
-        if current is None:
-            raise IndexNotFoundError(f"No index at {address} (no collection {address.collection!r}). Build one "
-                                     f"with: qa index --docs DOCS --out {address}")
-        client.load_collection(docs_name(current))
-        manifest = read_manifest_rows(client, docs_name(current))
-    if manifest is None:
-        raise CorruptIndexError(f"The index at {address} is damaged: collection {current!r} has no manifest. "
-                                f"Rebuild it with: {_rebuild_command(address, None)}")
-    return manifest
+        return _published_manifest(client, address)[1]
 
 
 def open_store(address: StoreAddress, model: str | None = None, backend: str | None = None,
@@ -244,15 +254,7 @@ def open_store(address: StoreAddress, model: str | None = None, backend: str | N
     """Load the Milvus store at ``address``, checking its manifest as the local store does."""
     client = connect(address)
     with translated(address):
-        current = published(client, address.collection)
-        if current is None:
-            raise IndexNotFoundError(f"No index at {address} (no collection {address.collection!r}). Build one "
-                                     f"with: qa index --docs DOCS --out {address}")
-        client.load_collection(docs_name(current))
-        manifest = read_manifest_rows(client, docs_name(current))
-        if manifest is None:
-            raise CorruptIndexError(f"The index at {address} is damaged: collection {current!r} has no manifest. "
-                                    f"Rebuild it with: {_rebuild_command(address, None)}")
+        current, manifest = _published_manifest(client, address)
         check_manifest(address, manifest, model, backend, check_documents)
         client.load_collection(current)
     return MilvusStore(address, client, current, manifest)

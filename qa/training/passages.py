@@ -95,7 +95,8 @@ def answer_spans(passage, spans: Sequence[tuple[int, int]], texts: Sequence[str]
     return tuple(sorted(found))
 
 
-def _groups_for(retriever, questions, top_k: int, kind_of, question_text=None) -> Iterable[PassageGroup]:
+def _groups_for(retriever, questions, source_of: dict[str, str], top_k: int, kind_of,
+                question_text=None) -> Iterable[PassageGroup]:
     passages_of_doc: dict[str, list] = {}
     for p in retriever.index.passages:
         passages_of_doc.setdefault(p.doc_id, []).append(p)
@@ -110,7 +111,7 @@ def _groups_for(retriever, questions, top_k: int, kind_of, question_text=None) -
             if not holding:
                 continue  # the answer is cut by every passage boundary: nothing to learn from
             hits = hits[: top_k - 1] + [holding[0]]
-        yield PassageGroup(q.id, text, kind_of(q), q.source, tuple(p.text for p in hits),
+        yield PassageGroup(q.id, text, kind_of(q), source_of.get(q.id, ""), tuple(p.text for p in hits),
                            tuple(inside(p) for p in hits))
 
 
@@ -137,28 +138,18 @@ def retrieved_groups(
     files = write_training_squad(examples, workdir / "squad")
     questions = write_corpus(files, workdir / "corpus")
     source_of = {ex.id: ex.source for ex in examples}
-    questions = [_Sourced(q, source_of.get(q.id, "")) for q in questions]
     build_index(workdir / "corpus", workdir / "index", show_progress=show_progress)
     retriever = Retriever.load(workdir / "index")
     kind = lambda q: "answerable" if q.spans else "unanswerable"  # noqa: E731
     chosen = [q for q in questions if selected is None or q.id in selected]
-    groups = list(_groups_for(retriever, chosen, top_k, kind))
+    groups = list(_groups_for(retriever, chosen, source_of, top_k, kind))
     if swaps:
         swapped = [q for q in questions if q.id in swaps]
         groups += [PassageGroup(f"{g.id}-swap", g.question, g.kind, g.source, g.passages, g.answers)
-                   for g in _groups_for(retriever, swapped, top_k, lambda q: "swap", lambda q: swaps[q.id])]
+                   for g in _groups_for(retriever, swapped, source_of, top_k, lambda q: "swap",
+                                               lambda q: swaps[q.id])]
     logger.info("%d groups (%d questions in, top %d)", len(groups), len(questions), top_k)
     return groups
-
-
-class _Sourced:
-    """An :class:`~qa.evaluation.open_corpus.OpenQuestion` with the data file it came from."""
-
-    def __init__(self, question, source: str):
-        self._q, self.source = question, source
-
-    def __getattr__(self, name):
-        return getattr(self._q, name)
 
 
 def write_groups(groups: Iterable[PassageGroup], path: str | Path) -> None:
