@@ -50,7 +50,8 @@ def _fake_qa_loading(monkeypatch, packaged_dir: Path) -> list:
     """QA.load returns a FakeQA whose reader folder is --reader, or the packaged one without it."""
     loaded = []
 
-    def load(cls, index_dir="embeddings", reader_dir=None, threshold=None, encoder=None):
+    def load(cls, index_dir="embeddings", reader_dir=None, threshold=None, encoder=None, reader_runtime=None,
+             context_chars=None):
         fake = FakeQA(0.5)
         fake.reader = SimpleNamespace(path=Path(reader_dir) if reader_dir else packaged_dir)
         loaded.append(fake)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from qa.answering.calibrator import Calibrator
+from qa.answering.context import reading_passages
 from qa.answering.features import candidate_features
 from qa.embedding.encoder import Encoder
 from qa.errors import InvalidInput, UnsafeDestination
@@ -122,9 +123,13 @@ class QA:
         reader: a :class:`~qa.reading.reader.Reader`.
         threshold: answer only when the best span's probability is at least this; ``None`` reads
             the reader's calibrated default (``calibration.json`` in its folder).
+        context_chars: each retrieved passage is read within its paragraph, widened to this many
+            characters (:mod:`qa.answering.context`; 0 reads passages as retrieved); ``None``: the value
+            the reader's calibrator was fitted with.
     """
 
-    def __init__(self, retriever: Retriever, reader: Reader, threshold: float | None = None):
+    def __init__(self, retriever: Retriever, reader: Reader, threshold: float | None = None,
+                 context_chars: int | None = None):
         self.retriever = retriever
         self.reader = reader
         calibration = load_calibration(reader.path)
@@ -133,6 +138,7 @@ class QA:
                         reader.path, CALIBRATION_NAME, FALLBACK_THRESHOLD)
         self.threshold = _check_threshold(default_threshold(calibration) if threshold is None else threshold)
         self.relevance_floor = float(calibration.get("relevance_floor", RELEVANCE_FLOOR))
+        self.context_chars = int(calibration.get("context_chars", 0) if context_chars is None else context_chars)
         # A learned P(right) for this reader's candidates; without one, the span score scaled by relevance.
         self.calibrator = Calibrator.from_dict(calibration["calibrator"]) if "calibrator" in calibration else None
         self.bands = tuple(calibration.get("bands", ()))  # [{"name", "min", "precision"}], most confident first
@@ -150,9 +156,11 @@ class QA:
         threshold: float | None = None,
         encoder: Encoder | None = None,
         reader_runtime: str | None = None,
+        context_chars: int | None = None,
     ) -> "QA":
         """Load the index at ``index_dir`` and the reader (default: the packaged one, on its default runtime)."""
-        return cls(Retriever.load(index_dir, encoder=encoder), Reader.load(reader_dir, runtime=reader_runtime), threshold)
+        return cls(Retriever.load(index_dir, encoder=encoder), Reader.load(reader_dir, runtime=reader_runtime), threshold,
+                   context_chars)
 
     @property
     def documents(self) -> dict[str, Document]:
@@ -201,7 +209,7 @@ class QA:
         """
         threshold = self.threshold if threshold is None else _check_threshold(threshold)
         t0 = time.perf_counter()
-        result = self.reader.read(question, [h.passage for h in hits])
+        result = self.reader.read(question, reading_passages(hits, self.documents, self.context_chars))
         best = result.spans[0] if result.spans else None
         features: dict = {}
         citations: tuple[Citation, ...] = ()

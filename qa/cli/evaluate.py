@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from qa.cli.common import INDEX_HELP, check_at_least_one, check_probability, reader_runtime_arg, runtime_kwargs
 from qa.errors import InvalidInput, MissingPath
@@ -65,6 +65,9 @@ def register(subparsers) -> None:
                         "ask every question through the whole pipeline, unanswerable ones included")
     p.add_argument("--limit", type=int, default=None, help="squad/beir: only the first N questions")
     p.add_argument("--reader", default=None, help="reader model folder (default: the packaged one)")
+    p.add_argument("--context-chars", type=int, default=None,
+                   help="read each retrieved passage widened within its paragraph to this many characters "
+                        "(0: as retrieved; default: what the reader's calibrator was fitted with)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--train", nargs="+", default=None, metavar="FILE",
                    help="fit-calibrator: predictions.jsonl of open-corpus runs (or records.jsonl of qa eval) to fit on")
@@ -80,6 +83,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check_probability(args.threshold, "--threshold")
     if args.limit is not None:
         check_at_least_one(args.limit, "--limit")
+    if args.context_chars is not None and args.context_chars < 0:
+        raise InvalidInput(f"--context-chars must be 0 or more, got {args.context_chars}.")
     if args.benchmark == "fit-calibrator":
         if not args.train:
             raise InvalidInput("qa eval fit-calibrator needs --train FILE... (predictions of open-corpus runs).")
@@ -119,7 +124,8 @@ def _cmd_questions(args: argparse.Namespace) -> int:
     from qa.answering.pipeline import QA
 
     questions = load_questions(args.questions)
-    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, **runtime_kwargs(args))
+    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, context_chars=args.context_chars,
+                 **runtime_kwargs(args))
     mode = args.mode or "hybrid"
     result = evaluate_questions(qa, questions, k=args.k, mode=mode, show_progress=not args.quiet)
     result.metrics["config"].update(questions=str(args.questions), index=str(args.index), reader=str(qa.reader.path))
@@ -230,7 +236,7 @@ def _cmd_open(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{DEFAULT_OUT}/open/{Path(args.open[0]).stem}")
     metrics, rows = evaluate_open_corpus(
         args.open, out, load_qa=lambda index: QA.load(index, reader_dir=args.reader, threshold=args.threshold,
-                                          **runtime_kwargs(args)),
+                                          context_chars=args.context_chars, **runtime_kwargs(args)),
         top_k=args.k, limit=args.limit, gold_passage=True, show_progress=not args.quiet)
     write_jsonl(out / "predictions.jsonl", rows)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -261,6 +267,7 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise InvalidInput(str(err)) from err
     calibration = fit(train, target_precision=target)
+    calibration["context_chars"] = runs_context_chars(args.train, args.context_chars)
     calibrator = Calibrator.from_dict(calibration["calibrator"])
     report = {"train": measure(train, calibrator, calibration["threshold"], calibration["bands"]),
               **{f"test {f}": measure(rows, calibrator, calibration["threshold"], calibration["bands"])
@@ -288,6 +295,30 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
                      + f"{format_number(high, 3):>13}")
     print_metrics(report, "\n".join(lines), args.json)
     return 0
+
+
+def runs_context_chars(train: Sequence[str | Path], given: int | None) -> int:
+    """How widely the --train runs read their passages (from the metrics.json beside each), which the
+    calibration must keep: its features were measured on that reading.
+
+    Raises:
+        InvalidInput: the runs disagree, or disagree with ``given``; or nothing says it.
+    """
+    found = set() if given is None else {given}
+    for f in train:
+        metrics_file = Path(f).with_name("metrics.json")
+        if metrics_file.is_file():
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            value = metrics.get("context_chars", (metrics.get("config") or {}).get("context_chars"))
+            if value is not None:
+                found.add(int(value))
+    if len(found) > 1:
+        raise InvalidInput(f"The --train runs were read with different --context-chars ({sorted(found)}): "
+                           "fit on runs made alike.")
+    if not found:
+        raise InvalidInput("No metrics.json beside the --train files says how they were read: "
+                           "give --context-chars N (what the runs used).")
+    return found.pop()
 
 
 def default_beir_out(data_dir: str | Path) -> Path:

@@ -241,5 +241,6 @@ def evaluate_open_corpus(
         rows.append(score_question(q, answer, gold))
     metrics = summarize(rows)
     metrics.update(files=[str(f) for f in squad_files], documents=stats.documents, passages=stats.passages,
-                   index_seconds=round(build_s, 1), top_k=top_k, threshold=getattr(qa, "threshold", None))
+                   index_seconds=round(build_s, 1), top_k=top_k, threshold=getattr(qa, "threshold", None),
+                   context_chars=getattr(qa, "context_chars", None))
     return metrics, rows

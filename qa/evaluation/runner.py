@@ -246,7 +246,7 @@ def evaluate_questions(
                             "best": best_t, "best_overall_f1": best_f1}
     metrics["questions_without_gold_passage"] = no_gold
     metrics["config"] = {"k": k, "mode": mode, "threshold": threshold, "retrieval_depth": RETRIEVAL_DEPTH,
-                         "right_f1": RIGHT_F1}
+                         "right_f1": RIGHT_F1, "context_chars": getattr(qa, "context_chars", None)}
     return QuestionsResult(records, metrics, sweep)
 
 
