@@ -5,10 +5,14 @@ The split follows the reader's training split (``qa.training.data.is_holdout``, 
 - fit: SQuAD 2.0 dev's articles the reader trained on (every 3rd question, by a hash of its id: the only
   unanswerable questions to be had), SQuAD v1.1 dev's held-out articles that are not in SQuAD 2.0 dev, and
   SQuADShifts new-wiki's held-out articles (every 2nd question);
+- unanswerable questions on articles the reader never saw (calD_swaps): SQuAD 2.0's real ones are all on
+  articles the reader trained on (except the test ones), where its no-answer side knows the very questions,
+  so a calibrator fitted on them alone trusts the reader too much on new articles. calD rewrites 450
+  questions of calB and calC by entity swap (:mod:`qa.training.synthetic`, spaCy: the ``[train]`` extra);
 - test: SQuAD 2.0 dev's held-out articles (all questions), and SleepQA dev as it is.
 
 Then, for each file: ``qa eval squad --open FILE --out runs/open/NAME``, and
-``qa eval fit-calibrator --train runs/open/{calA,calB,calC}*/predictions.jsonl --test ...``.
+``qa eval fit-calibrator --train runs/open/{calA,calB,calC,calD}*/predictions.jsonl --test ...``.
 
 Example:
     python -m benchmarks.calibration_sets ../shared/data runs/calibration
@@ -32,6 +36,20 @@ def _every(articles: list[dict], keep: int) -> list[dict]:
         for p in a["paragraphs"]]} for a in articles]
 
 
+def swap_set(files: list[Path], n: int = 450, seed: int = 21) -> list[dict]:
+    """The articles of ``files`` holding only unanswerable rewrites of their questions (ids end in ``_swap``)."""
+    from qa.training.data import load_squad
+    from qa.training.synthetic import entity_swaps
+
+    swaps = entity_swaps([ex for f in files for ex in load_squad(f)], n=n, seed=seed)
+    return [{"title": a["title"], "paragraphs": [
+        {"context": p["context"],
+         "qas": [{"id": q["id"] + "_swap", "question": swaps[q["id"]], "answers": [], "is_impossible": True}
+                 for q in p["qas"] if q["id"] in swaps]}
+        for p in a["paragraphs"]]}
+        for f in files for a in json.loads(f.read_text(encoding="utf-8"))["data"]]
+
+
 def write_sets(data: Path, out: Path) -> dict[str, Path]:
     """Write the fit and test files into ``out``; returns their paths by name."""
     load = lambda rel: json.loads((data / rel).read_text(encoding="utf-8"))["data"]  # noqa: E731
@@ -50,6 +68,9 @@ def write_sets(data: Path, out: Path) -> dict[str, Path]:
     for name, articles in sets.items():
         paths[name] = out / f"{name}.json"
         paths[name].write_text(json.dumps({"version": "v2.0", "data": articles}), encoding="utf-8")
+    paths["calD_swaps"] = out / "calD_swaps.json"
+    articles = swap_set([paths["calB_v1held"], paths["calC_newwiki"]])
+    paths["calD_swaps"].write_text(json.dumps({"version": "v2.0", "data": articles}), encoding="utf-8")
     return paths
 
 
