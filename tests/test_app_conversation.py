@@ -113,6 +113,17 @@ def test_the_browser_keeps_the_chat_and_its_turns():
         assert conversation.restored(garbled) == ([], {})
 
 
+def test_the_browser_keeps_the_sources_panel_of_the_last_answer():
+    chat = [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "<p>A1</p>"}]
+    panel = render_sources(_answer(hits=(Hit(Passage("memo:0-40", "memo", 0, 40, TEXT[:40]), 0.5, 1),)).hits,
+                           {"memo": DOC})
+    value = conversation.saved(chat, {1: {"question": "Q1"}}, sources=panel)
+    assert conversation.sources_of(value) == panel
+    assert conversation.sources_of(conversation.saved(chat, {1: {"question": "Q1"}})) == ""  # none shown: none kept
+    for garbled in (None, "x", {"format": 99, "sources": panel}, {**value, "sources": 7}):
+        assert conversation.sources_of(garbled) == ""
+
+
 def test_only_the_last_messages_are_kept_with_their_turns(monkeypatch):
     monkeypatch.setattr(conversation, "MAX_MESSAGES", 2)
     chat = [{"role": r, "content": c} for r, c in (("user", "Q1"), ("assistant", "A1"), ("user", "Q2"), ("assistant", "A2"))]

@@ -135,8 +135,8 @@ def build_app(
             return "", history, ""
         return "", [*history, {"role": "user", "content": html.escape(question)}], question
 
-    def answer(question: str, history: list[dict], turns: dict, top_k: float, mode: str, threshold: float,
-               doc_ids: list[str] | None = None):
+    def answer(question: str, history: list[dict], turns: dict, shown: str, top_k: float, mode: str,
+               threshold: float, doc_ids: list[str] | None = None):
         if not question:
             return history, turns, gr.skip(), gr.skip(), gr.skip()
         try:
@@ -147,7 +147,7 @@ def build_app(
             plain = refusal_markdown(question, message)
             history = [*history, {"role": "assistant", "content": render_refusal(message, plain)}]
             turns = {**turns, len(history) - 1: {"question": question, "error": message, "markdown": plain}}
-            return history, turns, gr.skip(), conversation.saved(history, turns), export_file(turns)
+            return history, turns, gr.skip(), conversation.saved(history, turns, shown), export_file(turns)
         logger.info("answered %r -> %r (%.2f) in %.0f ms", question, result.text, result.score,
                     result.timings.get("total_ms", 0.0))
         bands = getattr(qa, "bands", ())
@@ -155,8 +155,8 @@ def build_app(
         history = [*history, {"role": "assistant",
                               "content": render_answer(result, float(threshold), documents, bands, plain=plain)}]
         turns = {**turns, len(history) - 1: {**qa.to_json(result), "markdown": plain}}
-        return (history, turns, render_sources(result.hits, documents, answer_places(result)),
-                conversation.saved(history, turns), export_file(turns))
+        shown = render_sources(result.hits, documents, answer_places(result))
+        return history, turns, shown, conversation.saved(history, turns, shown), export_file(turns)
 
     def export_file(turns: dict) -> str | None:
         """The conversation as a Markdown file for the Export button (``None``: nothing to export)."""
@@ -170,7 +170,8 @@ def build_app(
 
     def restore(value):
         chat, kept = conversation.restored(value)
-        return chat, kept, export_file(kept)
+        shown = conversation.sources_of(value) if chat else ""
+        return chat, kept, export_file(kept), shown or render_sources([], documents)
 
     def on_like(turns: dict, data: gr.LikeData):
         index = data.index if isinstance(data.index, int) else data.index[0]
@@ -280,7 +281,7 @@ def build_app(
                                 f"to <code>{html.escape(str(feedback.path.resolve()))}</code> (one JSON line each; "
                                 "<code>qa eval</code> reads corrections as labels).</p>")
 
-        chain = dict(inputs=[pending, chatbot, turns, top_k, mode, threshold, doc_filter],
+        chain = dict(inputs=[pending, chatbot, turns, sources, top_k, mode, threshold, doc_filter],
                      outputs=[chatbot, turns, sources, saved_chat, export], concurrency_id="answer", **private)
         for trigger in (question.submit, ask.click):
             trigger(add_question, [question, chatbot], [question, chatbot, pending], queue=False, **private).then(
@@ -288,7 +289,7 @@ def build_app(
         chatbot.like(on_like, [turns], [feedback_note, feedback_box, rated], queue=False, **private)
         for trigger in (correction.submit, send_correction.click):
             trigger(on_correction, [correction, rated, turns], [feedback_note, correction], queue=False, **private)
-        app.load(restore, [saved_chat], [chatbot, turns, export], queue=False, **private)
+        app.load(restore, [saved_chat], [chatbot, turns, export, sources], queue=False, **private)
         header.open(open_document, None, [viewer, tabs, picker], queue=False, **private)
         picker.input(pick_document, [picker], [viewer], queue=False, **private)
         for trigger in (clear_btn.click, chatbot.clear):
