@@ -20,6 +20,7 @@ from test_browser import _CONTRAST_JS, WAIT_S, _ask, start_browser  # noqa: F401
 from qa.app import ui
 from qa.app.documents import DocumentLibrary
 from qa.app.feedback import FeedbackLog
+from qa.ingest.documents import corpus_files
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -68,6 +69,17 @@ def _documents_tab(browser, wait):
     return wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-library .qa-lib-list"))
 
 
+def _header_count(browser) -> int:
+    """The number of documents the page's header says the chat answers from."""
+    import re
+
+    from selenium.webdriver.common.by import By
+
+    said = re.search(r"from ([\d,]+) indexed documents?", browser.find_element(By.CSS_SELECTOR, "#qa-header").text)
+    assert said, browser.find_element(By.CSS_SELECTOR, "#qa-header").text
+    return int(said.group(1).replace(",", ""))
+
+
 def _cited_titles(reply) -> list[str]:
     from selenium.webdriver.common.by import By
 
@@ -84,6 +96,8 @@ def test_upload_then_ask_then_delete_then_it_is_no_longer_cited(served, start_br
     browser.set_window_size(1280, 900)
     browser.get(url)
     _documents_tab(browser, wait)
+    before = len(corpus_files(docs))
+    assert _header_count(browser) == before
     upload = tmp_path / "ferry.txt"
     upload.write_text(FERRY, encoding="utf-8")
     browser.find_element(By.CSS_SELECTOR, "#qa-upload input[type=file]").send_keys(str(upload))
@@ -92,6 +106,8 @@ def test_upload_then_ask_then_delete_then_it_is_no_longer_cited(served, start_br
     assert (docs / "ferry.txt").read_text(encoding="utf-8") == FERRY  # in the served folder, as uploaded
     row = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#qa-library li[data-doc="ferry"]'))
     assert "Ferry timetable" in row.text and "uploaded here" in row.text and "2 paragraphs" in row.text
+    # The header counts the documents the chat answers from now: the files in the folder.
+    wait.until(lambda d: _header_count(d) == len(corpus_files(docs)) == before + 1)
     _shot(browser, "documents-light-1280")
 
     reply = _ask(browser, wait, "When does the ferry to Mull leave Oban?", 1)
@@ -105,6 +121,7 @@ def test_upload_then_ask_then_delete_then_it_is_no_longer_cited(served, start_br
     wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '#qa-library li[data-doc="ferry"]'))
     assert 'Deleted "Ferry timetable"' in browser.find_element(By.CSS_SELECTOR, "#qa-lib-status").text
     assert not (docs / "ferry.txt").exists()
+    wait.until(lambda d: _header_count(d) == len(corpus_files(docs)) == before)
     reply = _ask(browser, wait, "When does the ferry to Mull leave Oban at 9 am?", 2)
     assert not any("Ferry timetable" in t for t in _cited_titles(reply))
     assert "Ferry timetable" not in browser.find_element(By.CSS_SELECTOR, "#qa-sources").text

@@ -84,7 +84,7 @@ def choices(library: DocumentLibrary) -> list[tuple[str, str]]:
 
 
 def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "gr.Dropdown",
-                  private: dict, app: "gr.Blocks") -> None:
+                  private: dict, app: "gr.Blocks") -> list:
     """The Documents tab's content (call inside its ``gr.Tab``) and the ``/upload`` and ``/delete`` endpoints.
 
     Args:
@@ -94,6 +94,10 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
         private: the event options that keep the page's own events out of the API.
         app: the Blocks being built: each page load lists the documents as they are now (the choices
             the page was built with are those at start).
+
+    Returns:
+        The events that change the documents (upload, delete, re-scan), for the page to chain what else
+        shows the corpus (the header's count) after each.
     """
     import gradio as gr
 
@@ -158,9 +162,9 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
     outputs = [status, listing, doc_filter, picker]
     app.load(on_load, None, [listing, doc_filter, picker], queue=False, **private)
     events = dict(concurrency_id="documents", concurrency_limit=1, **private)
-    uploader.upload(on_upload, [uploader, doc_filter], [*outputs, uploader], **events)
-    listing.delete(on_delete, [doc_filter], outputs, **events)
-    rescan.click(on_rescan, [doc_filter], outputs, **events)
+    changes = [uploader.upload(on_upload, [uploader, doc_filter], [*outputs, uploader], **events),
+               listing.delete(on_delete, [doc_filter], outputs, **events),
+               rescan.click(on_rescan, [doc_filter], outputs, **events)]
 
     # The endpoints scripts use: a file in, the list out; a document id in, the list out.
     api_file = gr.File(visible=False, elem_id="qa-api-file")
@@ -191,3 +195,4 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
     api_go.click(upload_api, [api_file], [api_rows], api_name="upload", concurrency_id="documents",
                  concurrency_limit=1)
     gr.api(delete_api, api_name="delete", concurrency_id="documents", concurrency_limit=1)
+    return changes

@@ -311,6 +311,14 @@ def render_document(
     )
 
 
+def render_header(title: str, n_docs: int, corpus_name: str = "") -> str:
+    """The page's header: its title, and how many documents the chat answers from (re-rendered after
+    each upload or delete)."""
+    where = f" ({html.escape(corpus_name)})" if corpus_name else ""
+    return (f"<h1>{html.escape(title)}</h1><p>Answers quoted word for word from {n_docs:,} indexed "
+            f"document{'s' if n_docs != 1 else ''}{where}, each with a citation you can open.</p>")
+
+
 def render_placeholder(documents: dict[str, "Document"], shown: int = PLACEHOLDER_TITLES) -> str:
     """The empty chat: what the app does, and the titles of the documents it answers from."""
     titles = sorted({d.title for d in documents.values()}, key=str.lower)

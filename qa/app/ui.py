@@ -28,7 +28,7 @@ from qa.app.export import answer_markdown, conversation_markdown, refusal_markdo
 from qa.app.feedback import FeedbackLog, confirmation
 from qa.app.inputs import check_question
 from qa.app.render import (EMPTY_VIEWER, answer_places, parse_ref, question_placeholder, render_answer,
-                           render_placeholder, render_refusal, render_sources)
+                           render_header, render_placeholder, render_refusal, render_sources)
 from qa.app.viewer import Viewer
 from qa.errors import UserError
 
@@ -219,12 +219,15 @@ def build_app(
         except Exception as err:  # noqa: BLE001 - the client hears a refusal, or that the server failed
             raise gr.Error(_public_message(err, question), print_exception=False) from None
 
-    n_docs = len(documents)
-    description = (f"Answers quoted word for word from {n_docs} indexed document{'s' if n_docs != 1 else ''}"
-                   f"{f' ({corpus_name})' if corpus_name else ''}, each with a citation you can open.")
+    def corpus_views():
+        """The header, the empty chat and the question box's hint, for the documents indexed now."""
+        return (render_header(title, len(documents), corpus_name),
+                gr.Chatbot(placeholder=render_placeholder(documents)),
+                gr.Textbox(placeholder=question_placeholder(examples, documents)))
+
     private = {"api_visibility": "private"}
     with _blocks_class()(title=title, analytics_enabled=False) as app:
-        header = gr.HTML(f"<h1>{html.escape(title)}</h1><p>{html.escape(description)}</p>", elem_id="qa-header",
+        header = gr.HTML(render_header(title, len(documents), corpus_name), elem_id="qa-header",
                          js_on_load=static_text("open.js"))
         turns = gr.State({})
         pending = gr.State("")
@@ -267,7 +270,7 @@ def build_app(
                         with gr.Tab("Documents", id="documents"):
                             from qa.app.documents_panel import documents_tab
 
-                            documents_tab(library, picker, doc_filter, private, app)
+                            changes = documents_tab(library, picker, doc_filter, private, app)
                     with gr.Tab("Settings", id="settings"):
                         top_k = gr.Slider(1, 20, value=5, step=1, label="Passages to read",
                                           info="How many retrieved passages the reader searches for the answer.")
@@ -295,6 +298,11 @@ def build_app(
         for trigger in (clear_btn.click, chatbot.clear):
             trigger(clear, None, [chatbot, turns, pending, sources, viewer, tabs, picker, saved_chat, export,
                                   feedback_box], queue=False, **private)
+        if library is not None:  # what counts or names the documents follows each change, and each page load
+            for change in changes:
+                change.then(corpus_views, None, [header, chatbot, question], queue=False, show_progress="hidden",
+                            **private)
+            app.load(corpus_views, None, [header, chatbot, question], queue=False, **private)
         gr.api(ask_api, api_name="ask", concurrency_id="answer")
     return app
 
