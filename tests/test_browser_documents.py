@@ -149,6 +149,36 @@ def test_deleting_the_users_file_asks_first_and_keeping_it_changes_nothing(serve
     assert (docs / "harbour.txt").read_text(encoding="utf-8") == HARBOUR
 
 
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_at_phone_width_every_tab_is_in_view_without_an_overflow_menu(served, start_browser, theme):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _, _, _ = served
+    browser = start_browser()
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.set_window_size(390, 844)
+    browser.get(url.rstrip("/") + ("/?__theme=dark" if theme == "dark" else "/"))
+    tabs = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-side [role=tablist] button[role=tab]"))
+    wait.until(lambda d: all(t.text.strip() for t in tabs))  # laid out
+    shown = [t.text.strip() for t in tabs if t.is_displayed()]
+    assert shown == [t.text.strip() for t in tabs] and len(shown) == 4, shown  # the four tabs, each a button
+    assert not [m for m in browser.find_elements(By.CSS_SELECTOR, "#qa-side .overflow-menu") if m.is_displayed()]
+    assert len({t.rect["y"] for t in tabs}) == 1, [t.rect for t in tabs]  # one row, none left alone below
+    # Each one is inside the side panel, readable (not clipped) and can be clicked to open it.
+    side = browser.find_element(By.CSS_SELECTOR, "#qa-side").rect
+    for tab in tabs:
+        box = tab.rect
+        assert side["x"] <= box["x"] and box["x"] + box["width"] <= side["x"] + side["width"] + 1, tab.text
+        assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth + 1", tab), tab.text
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", tabs[0])
+    _shot(browser, f"tabs-{theme}-390")
+    for tab in reversed(tabs):
+        tab.click()
+        wait.until(lambda d: tab.get_attribute("aria-selected") == "true")
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-sources").is_displayed())
+
+
 def _choose(browser, wait, title: str) -> None:
     """Pick ``title`` in the per-question filter (a Gradio multiselect dropdown)."""
     from selenium.webdriver.common.by import By

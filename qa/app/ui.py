@@ -259,10 +259,10 @@ def build_app(
                 if examples:
                     gr.Examples(examples=[[q] for q in examples], inputs=[question], label="Try a question")
             with gr.Column(scale=9, min_width=300, elem_id="qa-side"):
-                with gr.Tabs(selected="sources") as tabs:
+                with gr.Tabs(selected="sources", overflow_behavior="wrap", elem_id="qa-tabs") as tabs:
                     with gr.Tab("Sources", id="sources"):
                         sources = gr.HTML(render_sources([], documents), elem_id="qa-sources", js_on_load=None)
-                    with gr.Tab("Document", id="document"):
+                    with gr.Tab("Viewer", id="document"):  # not "Document": it sat beside "Documents"
                         picker = gr.Dropdown(choices=doc_choices, value=None, label="Document", show_label=False,
                                              container=False, elem_id="qa-doc-picker")
                         viewer = gr.HTML(EMPTY_VIEWER, elem_id="qa-viewer", js_on_load=static_text("viewer.js"))
@@ -292,7 +292,8 @@ def build_app(
         chatbot.like(on_like, [turns], [feedback_note, feedback_box, rated], queue=False, **private)
         for trigger in (correction.submit, send_correction.click):
             trigger(on_correction, [correction, rated, turns], [feedback_note, correction], queue=False, **private)
-        app.load(restore, [saved_chat], [chatbot, turns, export, sources], queue=False, **private)
+        app.load(restore, [saved_chat], [chatbot, turns, export, sources], queue=False, show_progress="hidden",
+                 **private)
         header.open(open_document, None, [viewer, tabs, picker], queue=False, **private)
         picker.input(pick_document, [picker], [viewer], queue=False, **private)
         for trigger in (clear_btn.click, chatbot.clear):
