@@ -1,5 +1,5 @@
-"""Documents managed in the browser, in real headless Chromium: upload then ask, delete then ask again, the
-per-document filter, a PDF citation on its page image, and the highlights readable in dark mode.
+"""Documents managed in the browser, in real headless Chromium: upload then ask, delete then ask again, an
+upload's progress bar while the chat answers, every tab in reach at phone width, the per-document filter, a PDF citation on its page image, and the highlights readable in dark mode.
 
 The app serves a folder of its own (two small documents) with the real encoder and reader; the answer
 threshold is lowered to 0.05 so the reader's answers on these tiny one-fact files are shown (these tests
@@ -69,6 +69,12 @@ def _documents_tab(browser, wait):
     return wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-library .qa-lib-list"))
 
 
+def _file_input(browser, wait):
+    from selenium.webdriver.common.by import By
+
+    return wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-upload input[type=file]"))
+
+
 def _header_count(browser) -> int:
     """The number of documents the page's header says the chat answers from."""
     import re
@@ -100,7 +106,7 @@ def test_upload_then_ask_then_delete_then_it_is_no_longer_cited(served, start_br
     assert _header_count(browser) == before
     upload = tmp_path / "ferry.txt"
     upload.write_text(FERRY, encoding="utf-8")
-    browser.find_element(By.CSS_SELECTOR, "#qa-upload input[type=file]").send_keys(str(upload))
+    _file_input(browser, wait).send_keys(str(upload))
     status = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-lib-status .qa-status-ok"))
     assert status.text.startswith('Indexed "Ferry timetable" (ferry.txt)')
     assert (docs / "ferry.txt").read_text(encoding="utf-8") == FERRY  # in the served folder, as uploaded
@@ -125,6 +131,59 @@ def test_upload_then_ask_then_delete_then_it_is_no_longer_cited(served, start_br
     reply = _ask(browser, wait, "When does the ferry to Mull leave Oban at 9 am?", 2)
     assert not any("Ferry timetable" in t for t in _cited_titles(reply))
     assert "Ferry timetable" not in browser.find_element(By.CSS_SELECTOR, "#qa-sources").text
+
+
+def _gate_passage_encoding(monkeypatch, library) -> "threading.Event":
+    """Hold every passage embedding until the returned event is set (at most ``WAIT_S``): a build in
+    progress stays in progress as long as a test needs, with no timing involved."""
+    import threading
+
+    release = threading.Event()
+    encoder = library.live.current.retriever.encoder
+    encode_passages = encoder.encode_passages
+
+    def gated(*args, **kwargs):
+        release.wait(WAIT_S)
+        return encode_passages(*args, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode_passages", gated)
+    return release
+
+
+def test_an_upload_shows_its_progress_and_the_chat_answers_meanwhile(served, start_browser, tmp_path, monkeypatch):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, docs, library, _ = served
+    browser = start_browser()
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.set_window_size(1280, 900)
+    browser.get(url)
+    _documents_tab(browser, wait)
+    minutes = tmp_path / "minutes.txt"
+    minutes.write_text("Council minutes\n\n" + "\n\n".join(
+        f"Item {n}. The council discussed the repair of pier number {n} and agreed a budget of {n * 100} pounds."
+        for n in range(1, 121)) + "\n", encoding="utf-8")
+    release = _gate_passage_encoding(monkeypatch, library)
+    try:
+        _file_input(browser, wait).send_keys(str(minutes))
+        # While the new file is embedded, the panel shows a progress bar and what is being done.
+        # While the new file is embedded, one progress bar, where the file was dropped, says what is being done.
+        bars = lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, "[role=progressbar]") if e.is_displayed()]  # noqa: E731
+        progress = wait.until(lambda d: len(bars(d)) == 1 and bars(d)[0])
+        assert browser.find_elements(By.CSS_SELECTOR, "#qa-upload [role=progressbar]") == [progress]
+        assert "embedding" in progress.get_attribute("aria-label").lower()
+        _shot(browser, "upload-progress-light-1280")
+        # ... and the chat answers meanwhile, from the index it had (the new file is held unembedded).
+        reply = _ask(browser, wait, "Who is the harbour master of Tobermory?", 1)
+        assert "Ewan MacLeod" in reply.text and any("Harbour notes" in t for t in _cited_titles(reply))
+        assert progress.is_displayed() and "minutes" not in library.live.documents
+        _shot(browser, "upload-progress-answered-light-1280")
+    finally:
+        release.set()
+    status = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-lib-status .qa-status-ok"))
+    assert status.text.startswith('Indexed "Council minutes" (minutes.txt)')
+    assert not [e for e in browser.find_elements(By.CSS_SELECTOR, "#qa-lib-status .progress-text") if e.is_displayed()]
 
 
 def test_deleting_the_users_file_asks_first_and_keeping_it_changes_nothing(served, start_browser):

@@ -162,9 +162,11 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
     outputs = [status, listing, doc_filter, picker]
     app.load(on_load, None, [listing, doc_filter, picker], queue=False, **private)
     events = dict(concurrency_id="documents", concurrency_limit=1, **private)
-    changes = [uploader.upload(on_upload, [uploader, doc_filter], [*outputs, uploader], **events),
-               listing.delete(on_delete, [doc_filter], outputs, **events),
-               rescan.click(on_rescan, [doc_filter], outputs, **events)]
+    # One progress bar per change, where the person acted (not one over each output, the chat's filter among them).
+    changes = [uploader.upload(on_upload, [uploader, doc_filter], [*outputs, uploader], show_progress_on=[uploader],
+                               **events),
+               listing.delete(on_delete, [doc_filter], outputs, show_progress_on=[listing], **events),
+               rescan.click(on_rescan, [doc_filter], outputs, show_progress_on=[listing], **events)]
 
     # The endpoints scripts use: a file in, the list out; a document id in, the list out.
     api_file = gr.File(visible=False, elem_id="qa-api-file")

@@ -219,15 +219,24 @@ def build_app(
         except Exception as err:  # noqa: BLE001 - the client hears a refusal, or that the server failed
             raise gr.Error(_public_message(err, question), print_exception=False) from None
 
-    def corpus_views():
+    def corpus_texts() -> tuple[str, str, str]:
         """The header, the empty chat and the question box's hint, for the documents indexed now."""
-        return (render_header(title, len(documents), corpus_name),
-                gr.Chatbot(placeholder=render_placeholder(documents)),
-                gr.Textbox(placeholder=question_placeholder(examples, documents)))
+        return (render_header(title, len(documents), corpus_name), render_placeholder(documents),
+                question_placeholder(examples, documents))
+
+    built = corpus_texts()
+
+    def corpus_views(changed: bool = True):
+        """Updates for what names or counts the documents: after a change, each; on a page load, only
+        those that differ from what the page was built with (no update races the person's first typing)."""
+        header_text, chat_text, hint = corpus_texts()
+        fresh = [changed or now != then for now, then in zip((header_text, chat_text, hint), built)]
+        return (header_text if fresh[0] else gr.skip(), gr.Chatbot(placeholder=chat_text) if fresh[1] else gr.skip(),
+                gr.Textbox(placeholder=hint) if fresh[2] else gr.skip())
 
     private = {"api_visibility": "private"}
     with _blocks_class()(title=title, analytics_enabled=False) as app:
-        header = gr.HTML(render_header(title, len(documents), corpus_name), elem_id="qa-header",
+        header = gr.HTML(built[0], elem_id="qa-header",
                          js_on_load=static_text("open.js"))
         turns = gr.State({})
         pending = gr.State("")
@@ -238,7 +247,7 @@ def build_app(
             with gr.Column(scale=11, min_width=300):
                 chatbot = gr.Chatbot(
                     height=540, show_label=False, elem_id="qa-chat", latex_delimiters=[], buttons=["copy"],
-                    placeholder=render_placeholder(documents),
+                    placeholder=built[1],
                 )
                 with gr.Column(visible=False, elem_id="qa-feedback") as feedback_box:
                     feedback_note = gr.HTML("", elem_id="qa-feedback-note")
@@ -248,7 +257,7 @@ def build_app(
                         send_correction = gr.Button("Send correction", scale=2, min_width=80,
                                                     elem_id="qa-send-correction")
                 with gr.Row():
-                    question = gr.Textbox(placeholder=question_placeholder(examples, documents), show_label=False,
+                    question = gr.Textbox(placeholder=built[2], show_label=False,
                                           scale=8, container=False, autofocus=True, elem_id="qa-question", max_lines=4)
                     ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")
                     clear_btn = gr.Button("Clear", variant="secondary", scale=1, min_width=80, elem_id="qa-clear")
@@ -303,7 +312,8 @@ def build_app(
             for change in changes:
                 change.then(corpus_views, None, [header, chatbot, question], queue=False, show_progress="hidden",
                             **private)
-            app.load(corpus_views, None, [header, chatbot, question], queue=False, **private)
+            app.load(lambda: corpus_views(changed=False), None, [header, chatbot, question], queue=False,
+                     show_progress="hidden", **private)
         gr.api(ask_api, api_name="ask", concurrency_id="answer")
     return app
 
