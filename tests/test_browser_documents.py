@@ -133,6 +133,33 @@ def test_upload_then_ask_then_delete_then_it_is_no_longer_cited(served, start_br
     assert "Ferry timetable" not in browser.find_element(By.CSS_SELECTOR, "#qa-sources").text
 
 
+def test_bad_uploads_in_the_page_are_refused_with_a_clear_message_and_change_nothing(served, start_browser,
+                                                                                     tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, docs, library, _ = served
+    before = {p.name: p.read_bytes() for p in docs.iterdir()}
+    generation = library.live.generation
+    disguised = tmp_path / "report.pdf"
+    disguised.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)  # an image named .pdf
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    browser = start_browser()
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.set_window_size(1280, 900)
+    browser.get(url)
+    _documents_tab(browser, wait)
+    for upload, says in ((disguised, "report.pdf is not a PDF"), (empty, "empty.txt is empty")):
+        _file_input(browser, wait).send_keys(str(upload))
+        refused = wait.until(lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "#qa-lib-status .qa-status-error")
+                                             if says in e.text), None))
+        assert "\n" not in refused.text
+        assert {p.name: p.read_bytes() for p in docs.iterdir()} == before and library.live.generation == generation
+        wait.until(lambda d: _file_input(d, wait))  # the upload box is ready for the next file
+    _shot(browser, "upload-refused-light-1280")
+
+
 def _gate_passage_encoding(monkeypatch, library) -> "threading.Event":
     """Hold every passage embedding until the returned event is set (at most ``WAIT_S``): a build in
     progress stays in progress as long as a test needs, with no timing involved."""
