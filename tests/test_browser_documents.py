@@ -1,5 +1,6 @@
-"""Documents managed in the browser, in real headless Chromium: upload then ask, delete then ask again, an
-upload's progress bar while the chat answers, every tab in reach at phone width, the per-document filter, a PDF citation on its page image, and the highlights readable in dark mode.
+"""Documents managed in the browser, in real headless Chromium: upload then ask, delete then ask again, bad
+uploads refused, an upload's progress bar while the chat answers, every tab in reach at phone width, the
+per-document filter, a PDF citation on its page image, and the highlights readable in dark mode.
 
 The app serves a folder of its own (two small documents) with the real encoder and reader; the answer
 threshold is lowered to 0.05 so the reader's answers on these tiny one-fact files are shown (these tests
@@ -67,6 +68,11 @@ def _documents_tab(browser, wait):
                                      if b.text.strip() == "Documents"), None))
     tab.click()
     return wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-library .qa-lib-list"))
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too: the app's record and trash), by relative path."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _file_input(browser, wait):
@@ -139,7 +145,7 @@ def test_bad_uploads_in_the_page_are_refused_with_a_clear_message_and_change_not
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, docs, library, _ = served
-    before = {p.name: p.read_bytes() for p in docs.iterdir()}
+    before = _files(docs)
     generation = library.live.generation
     disguised = tmp_path / "report.pdf"
     disguised.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)  # an image named .pdf
@@ -152,10 +158,10 @@ def test_bad_uploads_in_the_page_are_refused_with_a_clear_message_and_change_not
     _documents_tab(browser, wait)
     for upload, says in ((disguised, "report.pdf is not a PDF"), (empty, "empty.txt is empty")):
         _file_input(browser, wait).send_keys(str(upload))
-        refused = wait.until(lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, "#qa-lib-status .qa-status-error")
-                                             if says in e.text), None))
+        refused = wait.until(lambda d: next((e for e in d.find_elements(
+            By.CSS_SELECTOR, "#qa-lib-status .qa-status-error") if says in e.text), None))
         assert "\n" not in refused.text
-        assert {p.name: p.read_bytes() for p in docs.iterdir()} == before and library.live.generation == generation
+        assert _files(docs) == before and library.live.generation == generation
         wait.until(lambda d: _file_input(d, wait))  # the upload box is ready for the next file
     _shot(browser, "upload-refused-light-1280")
 
@@ -194,9 +200,10 @@ def test_an_upload_shows_its_progress_and_the_chat_answers_meanwhile(served, sta
     release = _gate_passage_encoding(monkeypatch, library)
     try:
         _file_input(browser, wait).send_keys(str(minutes))
-        # While the new file is embedded, the panel shows a progress bar and what is being done.
         # While the new file is embedded, one progress bar, where the file was dropped, says what is being done.
-        bars = lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, "[role=progressbar]") if e.is_displayed()]  # noqa: E731
+        def bars(d):
+            return [e for e in d.find_elements(By.CSS_SELECTOR, "[role=progressbar]") if e.is_displayed()]
+
         progress = wait.until(lambda d: len(bars(d)) == 1 and bars(d)[0])
         assert browser.find_elements(By.CSS_SELECTOR, "#qa-upload [role=progressbar]") == [progress]
         assert "embedding" in progress.get_attribute("aria-label").lower()

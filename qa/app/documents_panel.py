@@ -107,7 +107,7 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
             "<code>qa index</code> and <code>qa ask</code> see them too, and only they are embedded; the chat "
             "keeps answering from the current index meanwhile.</p>", elem_id="qa-lib-help")
     uploader = gr.File(file_count="multiple", file_types=list(UPLOAD_SUFFIXES), label="Upload documents",
-                       elem_id="qa-upload", height=120)
+                       show_label=False, elem_id="qa-upload", height=120)  # the help above names it
     status = gr.HTML("", elem_id="qa-lib-status")
     listing = gr.HTML(render_library(library.rows(), docs_dir=docs_dir), elem_id="qa-library",
                       js_on_load=(STATIC / "library.js").read_text(encoding="utf-8"))
