@@ -92,6 +92,28 @@ def test_source_cards_show_rank_and_what_found_them_not_scores():
     assert 'class="qa-rank" title="Rank 1 of the passages read">1<' in cards
 
 
+def test_a_source_card_says_where_its_answer_is_and_shows_paragraph_breaks():
+    p = Passage("memo:0-end", "memo", 0, len(TEXT), TEXT)  # paragraphs 1 to 3; the answer is in paragraph 3
+    at = TEXT.index("training")
+    cards = render_sources([Hit(p, 0.5, 1, 1, 1)], {"memo": DOC}, [("memo", at, at + len("training"))])
+    assert DOC.location_at(at) == "paragraph 3" and DOC.location_at(0) == "paragraph 1"
+    assert '<div class="qa-source-meta">paragraph 3 ·' in cards  # the answer's paragraph, not the passage's first
+    # Each paragraph break is shown (not run into one line: "Budget memo The clinic ..."), the text around kept.
+    assert cards.count('class="qa-para"') == TEXT.strip().count("\n\n") == 2
+    assert "Budget memo The clinic" not in cards and "Budget memo" in cards and "The clinic opens" in cards
+    plain = render_sources([Hit(p, 0.5, 1, 1, 1)], {"memo": DOC})  # no answer in it: where the passage starts
+    assert '<div class="qa-source-meta">paragraph 1 ·' in plain
+
+
+def test_the_placeholder_names_documents_with_their_own_titles_first():
+    docs = {d.id: d for d in (Document("003_20985", "003 20985", "003_20985.txt", "x", file="003_20985.txt"),
+                              Document("b", "Budget memo", "b.txt", "x", file="b.txt"),
+                              Document("a", "Annual report", "a.txt", "x", file="a.txt"))}
+    empty = render_placeholder(docs)
+    assert empty.index("Annual report") < empty.index("Budget memo") < empty.index("003 20985")
+    assert question_placeholder([], docs) == "Ask about Annual report or 2 other documents"
+
+
 def test_the_placeholder_names_the_served_documents():
     docs = {f"d{i}": Document(f"d{i}", f"Report {i}", "", "x") for i in range(7)}
     empty = render_placeholder(docs)
@@ -111,6 +133,17 @@ def test_the_browser_keeps_the_chat_and_its_turns():
     assert conversation.history_of(restored_turns) == [{"question": "Q1", "citations": []}]  # refusals left out
     for garbled in (None, "x", {"format": 99}, {"format": 1, "chat": [{"role": "system", "content": "x"}], "turns": []}):
         assert conversation.restored(garbled) == ([], {})
+
+
+def test_the_browser_keeps_the_sources_panel_of_the_last_answer():
+    chat = [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "<p>A1</p>"}]
+    panel = render_sources(_answer(hits=(Hit(Passage("memo:0-40", "memo", 0, 40, TEXT[:40]), 0.5, 1),)).hits,
+                           {"memo": DOC})
+    value = conversation.saved(chat, {1: {"question": "Q1"}}, sources=panel)
+    assert conversation.sources_of(value) == panel
+    assert conversation.sources_of(conversation.saved(chat, {1: {"question": "Q1"}})) == ""  # none shown: none kept
+    for garbled in (None, "x", {"format": 99, "sources": panel}, {**value, "sources": 7}):
+        assert conversation.sources_of(garbled) == ""
 
 
 def test_only_the_last_messages_are_kept_with_their_turns(monkeypatch):

@@ -149,10 +149,12 @@ return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
 """
 
 
-def test_highlights_are_readable_in_dark_mode(server, start_browser):
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_highlights_and_labels_are_readable_in_light_and_dark_mode(server, start_browser, theme):
     """Every highlight (the answer in the chat, in the source cards and in the viewer, and the cited
-    sentence) keeps a WCAG contrast of at least 4.5:1 between its computed text and background colours
-    with the operating system in dark mode."""
+    sentence) and every coloured label (a source's "answer" badge, the search that found it) keeps a WCAG
+    contrast of at least 4.5:1 between its computed text and background colours, in light mode and with
+    the operating system in dark mode."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
@@ -160,14 +162,21 @@ def test_highlights_are_readable_in_dark_mode(server, start_browser):
     browser = start_browser()
     url, _ = server
     wait = WebDriverWait(browser, WAIT_S)
-    browser.get(url.rstrip("/") + "/?__theme=dark")
+    browser.get(url.rstrip("/") + ("/?__theme=dark" if theme == "dark" else "/?__theme=light"))
     reply = _ask(browser, wait, QUESTION, 1)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-sources mark"))
     reply.find_element(By.CSS_SELECTOR, "a.qa-cite").click()
     wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#qa-viewer mark#qa-focus")))
-    assert browser.execute_script("return document.body.classList.contains('dark') || "
-                                  "document.documentElement.classList.contains('dark')"), "not in dark mode"
-    for selector in (".qa-evidence mark", "#qa-sources mark", "#qa-viewer mark#qa-focus", "#qa-viewer mark.qa-hit"):
-        for element in browser.find_elements(By.CSS_SELECTOR, selector)[:3]:
+    dark = browser.execute_script("return document.body.classList.contains('dark') || "
+                                  "document.documentElement.classList.contains('dark')")
+    assert dark == (theme == "dark"), f"not in {theme} mode"
+    checked = 0
+    for selector in (".qa-evidence mark", "#qa-sources mark", "#qa-viewer mark#qa-focus", "#qa-viewer mark.qa-hit",
+                     "#qa-sources .qa-badge", "#qa-sources .qa-found"):
+        elements = browser.find_elements(By.CSS_SELECTOR, selector)[:3]
+        assert elements, selector
+        for element in elements:
             ratio = browser.execute_script(_CONTRAST_JS, element)
-            assert ratio >= 4.5, f"{selector}: contrast {ratio:.2f}:1 in dark mode"
+            assert ratio >= 4.5, f"{selector}: contrast {ratio:.2f}:1 in {theme} mode"
+            checked += 1
+    assert checked >= 6

@@ -126,9 +126,15 @@ def test_a_follow_up_a_reload_export_and_copy(server, bundled_qa, browser):
 
     # A reload keeps the chat, and its context: the next follow-up is still searched with the first turn's terms.
     before = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-reply")]
+    cards = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#qa-sources .qa-source")]
+    # The oracle for the panel: the follow-up's own passages, by title, in rank order.
+    assert [c.split("\n")[1] for c in cards] == [qa.documents[h.passage.doc_id].title for h in in_context.hits]
     browser.refresh()
     _wait(browser).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-reply")) == 2)
     assert [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#qa-chat .qa-reply")] == before
+    # ... and the Sources panel beside it: the last answer's cards, as they were.
+    _wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-sources .qa-source"))
+    assert [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#qa-sources .qa-source")] == cards
     third = _ask(browser, "Where have they taken on salaried GPs?", 3)
     added = third.find_element(By.CSS_SELECTOR, ".qa-searched").text.split("salaried GPs?", 1)[1].split()
     assert set(added) & {"primary", "care", "trusts", "live", "heralded"}, added  # words of the earlier questions

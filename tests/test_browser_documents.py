@@ -1,4 +1,5 @@
-"""Documents managed in the browser, in real headless Chromium: upload then ask, delete then ask again, the
+"""Documents managed in the browser, in real headless Chromium: upload then ask, delete then ask again, bad
+uploads refused, an upload's progress bar while the chat answers, every tab in reach at phone width, the
 per-document filter, a PDF citation on its page image, and the highlights readable in dark mode.
 
 The app serves a folder of its own (two small documents) with the real encoder and reader; the answer
@@ -20,6 +21,7 @@ from test_browser import _CONTRAST_JS, WAIT_S, _ask, start_browser  # noqa: F401
 from qa.app import ui
 from qa.app.documents import DocumentLibrary
 from qa.app.feedback import FeedbackLog
+from qa.ingest.documents import corpus_files
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -68,6 +70,28 @@ def _documents_tab(browser, wait):
     return wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-library .qa-lib-list"))
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones too: the app's record and trash), by relative path."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _file_input(browser, wait):
+    from selenium.webdriver.common.by import By
+
+    return wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-upload input[type=file]"))
+
+
+def _header_count(browser) -> int:
+    """The number of documents the page's header says the chat answers from."""
+    import re
+
+    from selenium.webdriver.common.by import By
+
+    said = re.search(r"from ([\d,]+) indexed documents?", browser.find_element(By.CSS_SELECTOR, "#qa-header").text)
+    assert said, browser.find_element(By.CSS_SELECTOR, "#qa-header").text
+    return int(said.group(1).replace(",", ""))
+
+
 def _cited_titles(reply) -> list[str]:
     from selenium.webdriver.common.by import By
 
@@ -84,14 +108,18 @@ def test_upload_then_ask_then_delete_then_it_is_no_longer_cited(served, start_br
     browser.set_window_size(1280, 900)
     browser.get(url)
     _documents_tab(browser, wait)
+    before = len(corpus_files(docs))
+    assert _header_count(browser) == before
     upload = tmp_path / "ferry.txt"
     upload.write_text(FERRY, encoding="utf-8")
-    browser.find_element(By.CSS_SELECTOR, "#qa-upload input[type=file]").send_keys(str(upload))
+    _file_input(browser, wait).send_keys(str(upload))
     status = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-lib-status .qa-status-ok"))
     assert status.text.startswith('Indexed "Ferry timetable" (ferry.txt)')
     assert (docs / "ferry.txt").read_text(encoding="utf-8") == FERRY  # in the served folder, as uploaded
     row = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#qa-library li[data-doc="ferry"]'))
     assert "Ferry timetable" in row.text and "uploaded here" in row.text and "2 paragraphs" in row.text
+    # The header counts the documents the chat answers from now: the files in the folder.
+    wait.until(lambda d: _header_count(d) == len(corpus_files(docs)) == before + 1)
     _shot(browser, "documents-light-1280")
 
     reply = _ask(browser, wait, "When does the ferry to Mull leave Oban?", 1)
@@ -105,9 +133,91 @@ def test_upload_then_ask_then_delete_then_it_is_no_longer_cited(served, start_br
     wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, '#qa-library li[data-doc="ferry"]'))
     assert 'Deleted "Ferry timetable"' in browser.find_element(By.CSS_SELECTOR, "#qa-lib-status").text
     assert not (docs / "ferry.txt").exists()
+    wait.until(lambda d: _header_count(d) == len(corpus_files(docs)) == before)
     reply = _ask(browser, wait, "When does the ferry to Mull leave Oban at 9 am?", 2)
     assert not any("Ferry timetable" in t for t in _cited_titles(reply))
     assert "Ferry timetable" not in browser.find_element(By.CSS_SELECTOR, "#qa-sources").text
+
+
+def test_bad_uploads_in_the_page_are_refused_with_a_clear_message_and_change_nothing(served, start_browser,
+                                                                                     tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, docs, library, _ = served
+    before = _files(docs)
+    generation = library.live.generation
+    disguised = tmp_path / "report.pdf"
+    disguised.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)  # an image named .pdf
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    browser = start_browser()
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.set_window_size(1280, 900)
+    browser.get(url)
+    _documents_tab(browser, wait)
+    for upload, says in ((disguised, "report.pdf is not a PDF"), (empty, "empty.txt is empty")):
+        _file_input(browser, wait).send_keys(str(upload))
+        refused = wait.until(lambda d: next((e for e in d.find_elements(
+            By.CSS_SELECTOR, "#qa-lib-status .qa-status-error") if says in e.text), None))
+        assert "\n" not in refused.text
+        assert _files(docs) == before and library.live.generation == generation
+        wait.until(lambda d: _file_input(d, wait))  # the upload box is ready for the next file
+    _shot(browser, "upload-refused-light-1280")
+
+
+def _gate_passage_encoding(monkeypatch, library) -> "threading.Event":
+    """Hold every passage embedding until the returned event is set (at most ``WAIT_S``): a build in
+    progress stays in progress as long as a test needs, with no timing involved."""
+    import threading
+
+    release = threading.Event()
+    encoder = library.live.current.retriever.encoder
+    encode_passages = encoder.encode_passages
+
+    def gated(*args, **kwargs):
+        release.wait(WAIT_S)
+        return encode_passages(*args, **kwargs)
+
+    monkeypatch.setattr(encoder, "encode_passages", gated)
+    return release
+
+
+def test_an_upload_shows_its_progress_and_the_chat_answers_meanwhile(served, start_browser, tmp_path, monkeypatch):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, docs, library, _ = served
+    browser = start_browser()
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.set_window_size(1280, 900)
+    browser.get(url)
+    _documents_tab(browser, wait)
+    minutes = tmp_path / "minutes.txt"
+    minutes.write_text("Council minutes\n\n" + "\n\n".join(
+        f"Item {n}. The council discussed the repair of pier number {n} and agreed a budget of {n * 100} pounds."
+        for n in range(1, 121)) + "\n", encoding="utf-8")
+    release = _gate_passage_encoding(monkeypatch, library)
+    try:
+        _file_input(browser, wait).send_keys(str(minutes))
+        # While the new file is embedded, one progress bar, where the file was dropped, says what is being done.
+        def bars(d):
+            return [e for e in d.find_elements(By.CSS_SELECTOR, "[role=progressbar]") if e.is_displayed()]
+
+        progress = wait.until(lambda d: len(bars(d)) == 1 and bars(d)[0])
+        assert browser.find_elements(By.CSS_SELECTOR, "#qa-upload [role=progressbar]") == [progress]
+        assert "embedding" in progress.get_attribute("aria-label").lower()
+        _shot(browser, "upload-progress-light-1280")
+        # ... and the chat answers meanwhile, from the index it had (the new file is held unembedded).
+        reply = _ask(browser, wait, "Who is the harbour master of Tobermory?", 1)
+        assert "Ewan MacLeod" in reply.text and any("Harbour notes" in t for t in _cited_titles(reply))
+        assert progress.is_displayed() and "minutes" not in library.live.documents
+        _shot(browser, "upload-progress-answered-light-1280")
+    finally:
+        release.set()
+    status = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-lib-status .qa-status-ok"))
+    assert status.text.startswith('Indexed "Council minutes" (minutes.txt)')
+    assert not [e for e in browser.find_elements(By.CSS_SELECTOR, "#qa-lib-status .progress-text") if e.is_displayed()]
 
 
 def test_deleting_the_users_file_asks_first_and_keeping_it_changes_nothing(served, start_browser):
@@ -130,6 +240,36 @@ def test_deleting_the_users_file_asks_first_and_keeping_it_changes_nothing(serve
     confirm.find_element(By.CSS_SELECTOR, "a.qa-lib-cancel").click()
     wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#qa-library .qa-lib-confirm"))
     assert (docs / "harbour.txt").read_text(encoding="utf-8") == HARBOUR
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_at_phone_width_every_tab_is_in_view_without_an_overflow_menu(served, start_browser, theme):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, _, _, _ = served
+    browser = start_browser()
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.set_window_size(390, 844)
+    browser.get(url.rstrip("/") + ("/?__theme=dark" if theme == "dark" else "/"))
+    tabs = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#qa-side [role=tablist] button[role=tab]"))
+    wait.until(lambda d: all(t.text.strip() for t in tabs))  # laid out
+    shown = [t.text.strip() for t in tabs if t.is_displayed()]
+    assert shown == [t.text.strip() for t in tabs] and len(shown) == 4, shown  # the four tabs, each a button
+    assert not [m for m in browser.find_elements(By.CSS_SELECTOR, "#qa-side .overflow-menu") if m.is_displayed()]
+    assert len({t.rect["y"] for t in tabs}) == 1, [t.rect for t in tabs]  # one row, none left alone below
+    # Each one is inside the side panel, readable (not clipped) and can be clicked to open it.
+    side = browser.find_element(By.CSS_SELECTOR, "#qa-side").rect
+    for tab in tabs:
+        box = tab.rect
+        assert side["x"] <= box["x"] and box["x"] + box["width"] <= side["x"] + side["width"] + 1, tab.text
+        assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth + 1", tab), tab.text
+    browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", tabs[0])
+    _shot(browser, f"tabs-{theme}-390")
+    for tab in reversed(tabs):
+        tab.click()
+        wait.until(lambda d: tab.get_attribute("aria-selected") == "true")
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#qa-sources").is_displayed())
 
 
 def _choose(browser, wait, title: str) -> None:

@@ -3,8 +3,9 @@
 The app keeps, per chat message index, the ``/ask`` object of each answered turn (``turns``); the
 conversation so far is those objects in order (:func:`history_of`), which ``QA.ask(history=...)``
 reads. The chat and its turns are saved in the browser's ``localStorage`` (Gradio's ``BrowserState``,
-encrypted with the server's key) after every answer, and restored when the page loads
-(:func:`saved` and :func:`restored`), so a reload keeps the conversation.
+encrypted with the server's key) after every answer, with the sources panel the last answer showed,
+and restored when the page loads (:func:`saved`, :func:`restored` and :func:`sources_of`), so a reload
+keeps the conversation and what was beside it.
 
 Example:
     >>> chat, turns = restored(saved(chat, turns))
@@ -42,12 +43,23 @@ def history_of(turns: Mapping[int, dict], limit: int = MAX_HISTORY) -> list[dict
     return [t for t in ordered if isinstance(t.get("question"), str) and "error" not in t][-limit:]
 
 
-def saved(chat: Sequence[Mapping[str, Any]], turns: Mapping[int, dict]) -> dict:
-    """The value to keep in the browser: the last :data:`MAX_MESSAGES` messages and their turns."""
+def saved(chat: Sequence[Mapping[str, Any]], turns: Mapping[int, dict], sources: str = "") -> dict:
+    """The value to keep in the browser: the last :data:`MAX_MESSAGES` messages and their turns, and
+    the sources panel as it shows the last answer (its HTML, from :func:`qa.app.render.render_sources`)."""
     dropped = max(0, len(chat) - MAX_MESSAGES)
     messages = [{"role": str(m.get("role")), "content": message_text(m)} for m in chat[dropped:]]
     kept = [[i - dropped, t] for i, t in sorted(turns.items()) if i >= dropped]
-    return {"format": FORMAT, "chat": messages, "turns": kept}
+    return {"format": FORMAT, "chat": messages, "turns": kept, "sources": sources if isinstance(sources, str) else ""}
+
+
+def sources_of(value: Any) -> str:
+    """The sources panel a saved value kept (what the page showed beside its last answer); "" for none
+    or for anything else. Like the chat's own HTML beside it, it comes back from this browser's own
+    storage, where only its user can change it."""
+    if not isinstance(value, dict) or value.get("format") != FORMAT:
+        return ""
+    sources = value.get("sources")
+    return sources if isinstance(sources, str) else ""
 
 
 def restored(value: Any) -> tuple[list[dict], dict[int, dict]]:

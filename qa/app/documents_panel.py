@@ -84,7 +84,7 @@ def choices(library: DocumentLibrary) -> list[tuple[str, str]]:
 
 
 def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "gr.Dropdown",
-                  private: dict, app: "gr.Blocks") -> None:
+                  private: dict, app: "gr.Blocks") -> list:
     """The Documents tab's content (call inside its ``gr.Tab``) and the ``/upload`` and ``/delete`` endpoints.
 
     Args:
@@ -94,6 +94,10 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
         private: the event options that keep the page's own events out of the API.
         app: the Blocks being built: each page load lists the documents as they are now (the choices
             the page was built with are those at start).
+
+    Returns:
+        The events that change the documents (upload, delete, re-scan), for the page to chain what else
+        shows the corpus (the header's count) after each.
     """
     import gradio as gr
 
@@ -103,7 +107,7 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
             "<code>qa index</code> and <code>qa ask</code> see them too, and only they are embedded; the chat "
             "keeps answering from the current index meanwhile.</p>", elem_id="qa-lib-help")
     uploader = gr.File(file_count="multiple", file_types=list(UPLOAD_SUFFIXES), label="Upload documents",
-                       elem_id="qa-upload", height=120)
+                       show_label=False, elem_id="qa-upload", height=120)  # the help above names it
     status = gr.HTML("", elem_id="qa-lib-status")
     listing = gr.HTML(render_library(library.rows(), docs_dir=docs_dir), elem_id="qa-library",
                       js_on_load=(STATIC / "library.js").read_text(encoding="utf-8"))
@@ -158,9 +162,11 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
     outputs = [status, listing, doc_filter, picker]
     app.load(on_load, None, [listing, doc_filter, picker], queue=False, **private)
     events = dict(concurrency_id="documents", concurrency_limit=1, **private)
-    uploader.upload(on_upload, [uploader, doc_filter], [*outputs, uploader], **events)
-    listing.delete(on_delete, [doc_filter], outputs, **events)
-    rescan.click(on_rescan, [doc_filter], outputs, **events)
+    # One progress bar per change, where the person acted (not one over each output, the chat's filter among them).
+    changes = [uploader.upload(on_upload, [uploader, doc_filter], [*outputs, uploader], show_progress_on=[uploader],
+                               **events),
+               listing.delete(on_delete, [doc_filter], outputs, show_progress_on=[listing], **events),
+               rescan.click(on_rescan, [doc_filter], outputs, show_progress_on=[listing], **events)]
 
     # The endpoints scripts use: a file in, the list out; a document id in, the list out.
     api_file = gr.File(visible=False, elem_id="qa-api-file")
@@ -191,3 +197,4 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
     api_go.click(upload_api, [api_file], [api_rows], api_name="upload", concurrency_id="documents",
                  concurrency_limit=1)
     gr.api(delete_api, api_name="delete", concurrency_id="documents", concurrency_limit=1)
+    return changes

@@ -270,7 +270,9 @@ def render_sources(
         focus = (inner[1] - p.start, inner[2] - p.start) if inner else None
         s, e = _snippet(p.text, focus)
         marks = [(focus[0] - s, focus[1] - s, "<mark>", "</mark>")] if focus else []
-        body = ("…" if s > 0 else "") + highlight(p.text[s:e], marks) + ("…" if e < len(p.text) else "")
+        body = _paragraph_breaks(highlight(p.text[s:e], marks))
+        body = ("…" if s > 0 else "") + body + ("…" if e < len(p.text) else "")
+        where = doc.location_at(inner[1] if inner else p.start)  # the answer's paragraph or page, else the passage's
         badge = '<span class="qa-badge">answer</span>' if inner else ""
         cards.append(
             f'<a class="qa-source{" qa-source-answer" if inner else ""}" title="Open the whole document" '
@@ -278,12 +280,19 @@ def render_sources(
             f'<div class="qa-source-head"><span class="qa-rank" title="Rank {hit.rank} of the passages read">'
             f'{hit.rank}</span>'
             f'<span class="qa-source-title">{html.escape(doc.title)}</span>{badge}</div>'
-            f'<div class="qa-source-meta">{html.escape(doc.location_at(p.start))} · '
+            f'<div class="qa-source-meta">{html.escape(where)} · '
             f'<span class="qa-found qa-found-{found_by(hit)}" title="{_attr(_found_title(hit))}">'
             f'{_FOUND_LABEL[found_by(hit)]}</span></div>'
             f'<div class="qa-source-text">{body}</div></a>'
         )
     return f'<div class="qa-sources">{"".join(cards)}</div>'
+
+
+def _paragraph_breaks(markup: str) -> str:
+    """Escaped text with each paragraph break (a blank line) shown as a pilcrow, so a snippet that spans
+    paragraphs does not run a heading into the sentence after it."""
+    pilcrow = ' <span class="qa-para" title="paragraph break">¶</span> '
+    return re.sub(r"[ \t]*\n[ \t]*\n\s*", pilcrow, markup.strip("\n"))
 
 
 def render_document(
@@ -306,14 +315,23 @@ def render_document(
     return (
         '<div class="qa-doc">'
         f'<div class="qa-doc-head"><h3>{html.escape(doc.title)}</h3>'
-        f'<div class="qa-doc-meta">{html.escape(doc.id)} · {n:,} characters{where}</div></div>'
+        f'<div class="qa-doc-meta">{html.escape(doc.file or doc.id)} · {n:,} characters{where}</div></div>'
         f'<div class="qa-doc-text">{highlight(doc.text, marks)}</div></div>'
     )
 
 
+def render_header(title: str, n_docs: int, corpus_name: str = "") -> str:
+    """The page's header: its title, and how many documents the chat answers from (re-rendered after
+    each upload or delete)."""
+    where = f" ({html.escape(corpus_name)})" if corpus_name else ""
+    return (f"<h1>{html.escape(title)}</h1><p>Answers quoted word for word from {n_docs:,} indexed "
+            f"document{'s' if n_docs != 1 else ''}{where}, each with a citation you can open.</p>")
+
+
 def render_placeholder(documents: dict[str, "Document"], shown: int = PLACEHOLDER_TITLES) -> str:
-    """The empty chat: what the app does, and the titles of the documents it answers from."""
-    titles = sorted({d.title for d in documents.values()}, key=str.lower)
+    """The empty chat: what the app does, and the titles of the documents it answers from (their own
+    titles first, then those made from a file name)."""
+    titles = _titles(documents)
     if not titles:
         return PLACEHOLDER
     more = f'<li class="qa-muted">and {len(titles) - shown} more</li>' if len(titles) > shown else ""
@@ -330,12 +348,23 @@ def question_placeholder(examples: Sequence[str], documents: dict[str, "Document
     """The question box's hint: the first example question, else an invitation naming a document."""
     if examples:
         return f"e.g. {examples[0]}"
-    titles = sorted((d.title for d in documents.values()), key=str.lower)
+    titles = _titles(documents, distinct=False)
     if not titles:
         return "Ask a question about the documents"
     title = titles[0] if len(titles[0]) <= 60 else titles[0][:60].rsplit(" ", 1)[0] + "…"
     return f"Ask about {title}" + (f" or {len(titles) - 1} other document{'s' if len(titles) > 2 else ''}"
                                    if len(titles) > 1 else "")
+
+
+def _titles(documents: dict[str, "Document"], distinct: bool = True) -> list[str]:
+    """The documents' titles by name, those the documents state before those made from a file name
+    ("003 209851d2c1bf9842" says less than "Primary care trusts")."""
+    from qa.ingest.documents import readable_file_name
+
+    named = [(d.title == readable_file_name(d.file or d.path or d.id), d.title.lower(), d.title)
+             for d in documents.values()]
+    titles = [t for _, _, t in sorted(named)]
+    return list(dict.fromkeys(titles)) if distinct else titles
 
 
 PLACEHOLDER = ('<div class="qa-placeholder"><h3>Ask a question about the documents</h3><p>Every answer is quoted '

@@ -28,7 +28,7 @@ from qa.app.export import answer_markdown, conversation_markdown, refusal_markdo
 from qa.app.feedback import FeedbackLog, confirmation
 from qa.app.inputs import check_question
 from qa.app.render import (EMPTY_VIEWER, answer_places, parse_ref, question_placeholder, render_answer,
-                           render_placeholder, render_refusal, render_sources)
+                           render_header, render_placeholder, render_refusal, render_sources)
 from qa.app.viewer import Viewer
 from qa.errors import UserError
 
@@ -135,8 +135,8 @@ def build_app(
             return "", history, ""
         return "", [*history, {"role": "user", "content": html.escape(question)}], question
 
-    def answer(question: str, history: list[dict], turns: dict, top_k: float, mode: str, threshold: float,
-               doc_ids: list[str] | None = None):
+    def answer(question: str, history: list[dict], turns: dict, shown: str, top_k: float, mode: str,
+               threshold: float, doc_ids: list[str] | None = None):
         if not question:
             return history, turns, gr.skip(), gr.skip(), gr.skip()
         try:
@@ -147,7 +147,7 @@ def build_app(
             plain = refusal_markdown(question, message)
             history = [*history, {"role": "assistant", "content": render_refusal(message, plain)}]
             turns = {**turns, len(history) - 1: {"question": question, "error": message, "markdown": plain}}
-            return history, turns, gr.skip(), conversation.saved(history, turns), export_file(turns)
+            return history, turns, gr.skip(), conversation.saved(history, turns, shown), export_file(turns)
         logger.info("answered %r -> %r (%.2f) in %.0f ms", question, result.text, result.score,
                     result.timings.get("total_ms", 0.0))
         bands = getattr(qa, "bands", ())
@@ -155,8 +155,8 @@ def build_app(
         history = [*history, {"role": "assistant",
                               "content": render_answer(result, float(threshold), documents, bands, plain=plain)}]
         turns = {**turns, len(history) - 1: {**qa.to_json(result), "markdown": plain}}
-        return (history, turns, render_sources(result.hits, documents, answer_places(result)),
-                conversation.saved(history, turns), export_file(turns))
+        shown = render_sources(result.hits, documents, answer_places(result))
+        return history, turns, shown, conversation.saved(history, turns, shown), export_file(turns)
 
     def export_file(turns: dict) -> str | None:
         """The conversation as a Markdown file for the Export button (``None``: nothing to export)."""
@@ -170,7 +170,8 @@ def build_app(
 
     def restore(value):
         chat, kept = conversation.restored(value)
-        return chat, kept, export_file(kept)
+        shown = conversation.sources_of(value) if chat else ""
+        return chat, kept, export_file(kept), shown or render_sources([], documents)
 
     def on_like(turns: dict, data: gr.LikeData):
         index = data.index if isinstance(data.index, int) else data.index[0]
@@ -218,12 +219,24 @@ def build_app(
         except Exception as err:  # noqa: BLE001 - the client hears a refusal, or that the server failed
             raise gr.Error(_public_message(err, question), print_exception=False) from None
 
-    n_docs = len(documents)
-    description = (f"Answers quoted word for word from {n_docs} indexed document{'s' if n_docs != 1 else ''}"
-                   f"{f' ({corpus_name})' if corpus_name else ''}, each with a citation you can open.")
+    def corpus_texts() -> tuple[str, str, str]:
+        """The header, the empty chat and the question box's hint, for the documents indexed now."""
+        return (render_header(title, len(documents), corpus_name), render_placeholder(documents),
+                question_placeholder(examples, documents))
+
+    built = corpus_texts()
+
+    def corpus_views(changed: bool = True):
+        """Updates for what names or counts the documents: after a change, each; on a page load, only
+        those that differ from what the page was built with (no update races the person's first typing)."""
+        header_text, chat_text, hint = corpus_texts()
+        fresh = [changed or now != then for now, then in zip((header_text, chat_text, hint), built)]
+        return (header_text if fresh[0] else gr.skip(), gr.Chatbot(placeholder=chat_text) if fresh[1] else gr.skip(),
+                gr.Textbox(placeholder=hint) if fresh[2] else gr.skip())
+
     private = {"api_visibility": "private"}
     with _blocks_class()(title=title, analytics_enabled=False) as app:
-        header = gr.HTML(f"<h1>{html.escape(title)}</h1><p>{html.escape(description)}</p>", elem_id="qa-header",
+        header = gr.HTML(built[0], elem_id="qa-header",
                          js_on_load=static_text("open.js"))
         turns = gr.State({})
         pending = gr.State("")
@@ -234,7 +247,7 @@ def build_app(
             with gr.Column(scale=11, min_width=300):
                 chatbot = gr.Chatbot(
                     height=540, show_label=False, elem_id="qa-chat", latex_delimiters=[], buttons=["copy"],
-                    placeholder=render_placeholder(documents),
+                    placeholder=built[1],
                 )
                 with gr.Column(visible=False, elem_id="qa-feedback") as feedback_box:
                     feedback_note = gr.HTML("", elem_id="qa-feedback-note")
@@ -244,7 +257,7 @@ def build_app(
                         send_correction = gr.Button("Send correction", scale=2, min_width=80,
                                                     elem_id="qa-send-correction")
                 with gr.Row():
-                    question = gr.Textbox(placeholder=question_placeholder(examples, documents), show_label=False,
+                    question = gr.Textbox(placeholder=built[2], show_label=False,
                                           scale=8, container=False, autofocus=True, elem_id="qa-question", max_lines=4)
                     ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")
                     clear_btn = gr.Button("Clear", variant="secondary", scale=1, min_width=80, elem_id="qa-clear")
@@ -255,10 +268,10 @@ def build_app(
                 if examples:
                     gr.Examples(examples=[[q] for q in examples], inputs=[question], label="Try a question")
             with gr.Column(scale=9, min_width=300, elem_id="qa-side"):
-                with gr.Tabs(selected="sources") as tabs:
+                with gr.Tabs(selected="sources", overflow_behavior="wrap", elem_id="qa-tabs") as tabs:
                     with gr.Tab("Sources", id="sources"):
                         sources = gr.HTML(render_sources([], documents), elem_id="qa-sources", js_on_load=None)
-                    with gr.Tab("Document", id="document"):
+                    with gr.Tab("Viewer", id="document"):  # not "Document": it sat beside "Documents"
                         picker = gr.Dropdown(choices=doc_choices, value=None, label="Document", show_label=False,
                                              container=False, elem_id="qa-doc-picker")
                         viewer = gr.HTML(EMPTY_VIEWER, elem_id="qa-viewer", js_on_load=static_text("viewer.js"))
@@ -266,7 +279,7 @@ def build_app(
                         with gr.Tab("Documents", id="documents"):
                             from qa.app.documents_panel import documents_tab
 
-                            documents_tab(library, picker, doc_filter, private, app)
+                            changes = documents_tab(library, picker, doc_filter, private, app)
                     with gr.Tab("Settings", id="settings"):
                         top_k = gr.Slider(1, 20, value=5, step=1, label="Passages to read",
                                           info="How many retrieved passages the reader searches for the answer.")
@@ -280,7 +293,7 @@ def build_app(
                                 f"to <code>{html.escape(str(feedback.path.resolve()))}</code> (one JSON line each; "
                                 "<code>qa eval</code> reads corrections as labels).</p>")
 
-        chain = dict(inputs=[pending, chatbot, turns, top_k, mode, threshold, doc_filter],
+        chain = dict(inputs=[pending, chatbot, turns, sources, top_k, mode, threshold, doc_filter],
                      outputs=[chatbot, turns, sources, saved_chat, export], concurrency_id="answer", **private)
         for trigger in (question.submit, ask.click):
             trigger(add_question, [question, chatbot], [question, chatbot, pending], queue=False, **private).then(
@@ -288,12 +301,19 @@ def build_app(
         chatbot.like(on_like, [turns], [feedback_note, feedback_box, rated], queue=False, **private)
         for trigger in (correction.submit, send_correction.click):
             trigger(on_correction, [correction, rated, turns], [feedback_note, correction], queue=False, **private)
-        app.load(restore, [saved_chat], [chatbot, turns, export], queue=False, **private)
+        app.load(restore, [saved_chat], [chatbot, turns, export, sources], queue=False, show_progress="hidden",
+                 **private)
         header.open(open_document, None, [viewer, tabs, picker], queue=False, **private)
         picker.input(pick_document, [picker], [viewer], queue=False, **private)
         for trigger in (clear_btn.click, chatbot.clear):
             trigger(clear, None, [chatbot, turns, pending, sources, viewer, tabs, picker, saved_chat, export,
                                   feedback_box], queue=False, **private)
+        if library is not None:  # what counts or names the documents follows each change, and each page load
+            for change in changes:
+                change.then(corpus_views, None, [header, chatbot, question], queue=False, show_progress="hidden",
+                            **private)
+            app.load(lambda: corpus_views(changed=False), None, [header, chatbot, question], queue=False,
+                     show_progress="hidden", **private)
         gr.api(ask_api, api_name="ask", concurrency_id="answer")
     return app
 
