@@ -61,6 +61,19 @@ def _shot(browser, name: str) -> Path:
     return path
 
 
+def _open_page(start_browser, url: str, documents_tab: bool = True):
+    """A fresh browser at 1280 x 900 on ``url``, on the Documents tab unless told otherwise; (browser, wait)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser = start_browser()
+    wait = WebDriverWait(browser, WAIT_S)
+    browser.set_window_size(1280, 900)
+    browser.get(url)
+    if documents_tab:
+        _documents_tab(browser, wait)
+    return browser, wait
+
+
 def _documents_tab(browser, wait):
     from selenium.webdriver.common.by import By
 
@@ -100,14 +113,9 @@ def _cited_titles(reply) -> list[str]:
 
 def test_upload_then_ask_then_delete_then_it_is_no_longer_cited(served, start_browser, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     url, docs, library, _ = served
-    browser = start_browser()
-    wait = WebDriverWait(browser, WAIT_S)
-    browser.set_window_size(1280, 900)
-    browser.get(url)
-    _documents_tab(browser, wait)
+    browser, wait = _open_page(start_browser, url)
     before = len(corpus_files(docs))
     assert _header_count(browser) == before
     upload = tmp_path / "ferry.txt"
@@ -142,7 +150,6 @@ def test_upload_then_ask_then_delete_then_it_is_no_longer_cited(served, start_br
 def test_bad_uploads_in_the_page_are_refused_with_a_clear_message_and_change_nothing(served, start_browser,
                                                                                      tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     url, docs, library, _ = served
     before = _files(docs)
@@ -151,11 +158,7 @@ def test_bad_uploads_in_the_page_are_refused_with_a_clear_message_and_change_not
     disguised.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)  # an image named .pdf
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
-    browser = start_browser()
-    wait = WebDriverWait(browser, WAIT_S)
-    browser.set_window_size(1280, 900)
-    browser.get(url)
-    _documents_tab(browser, wait)
+    browser, wait = _open_page(start_browser, url)
     for upload, says in ((disguised, "report.pdf is not a PDF"), (empty, "empty.txt is empty")):
         _file_input(browser, wait).send_keys(str(upload))
         refused = wait.until(lambda d: next((e for e in d.find_elements(
@@ -185,14 +188,9 @@ def _gate_passage_encoding(monkeypatch, library) -> "threading.Event":
 
 def test_an_upload_shows_its_progress_and_the_chat_answers_meanwhile(served, start_browser, tmp_path, monkeypatch):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     url, docs, library, _ = served
-    browser = start_browser()
-    wait = WebDriverWait(browser, WAIT_S)
-    browser.set_window_size(1280, 900)
-    browser.get(url)
-    _documents_tab(browser, wait)
+    browser, wait = _open_page(start_browser, url)
     minutes = tmp_path / "minutes.txt"
     minutes.write_text("Council minutes\n\n" + "\n\n".join(
         f"Item {n}. The council discussed the repair of pier number {n} and agreed a budget of {n * 100} pounds."
@@ -222,14 +220,9 @@ def test_an_upload_shows_its_progress_and_the_chat_answers_meanwhile(served, sta
 
 def test_deleting_the_users_file_asks_first_and_keeping_it_changes_nothing(served, start_browser):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     url, docs, _, _ = served
-    browser = start_browser()
-    wait = WebDriverWait(browser, WAIT_S)
-    browser.set_window_size(1280, 900)
-    browser.get(url.rstrip("/") + "/?__theme=dark")
-    _documents_tab(browser, wait)
+    browser, wait = _open_page(start_browser, url.rstrip("/") + "/?__theme=dark")
     browser.find_element(By.CSS_SELECTOR, '#qa-library li[data-doc="harbour"] a.qa-lib-delete').click()
     confirm = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, '#qa-library li[data-doc="harbour"] .qa-lib-confirm'))
     assert "harbour.txt was not uploaded here" in confirm.text and ".qa-trash" in confirm.text
@@ -345,7 +338,6 @@ def test_a_pdf_citation_shows_the_page_image_with_the_highlight(served, start_br
     from gradio_client import Client, handle_file
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
 
     url, docs, _, _ = served
     pdf = tmp_path / "barra.pdf"
@@ -355,10 +347,8 @@ def test_a_pdf_citation_shows_the_page_image_with_the_highlight(served, start_br
         rows = client.predict(handle_file(str(pdf)), api_name="/upload")  # the scripted way in
         assert any(r["id"] == "barra" and r["size"] == "2 pages" for r in rows)
 
-    browser = start_browser()
-    wait = WebDriverWait(browser, WAIT_S)
-    browser.set_window_size(1280, 900)
-    browser.get(url.rstrip("/") + ("/?__theme=dark" if theme == "dark" else "/"))
+    browser, wait = _open_page(start_browser, url.rstrip("/") + ("/?__theme=dark" if theme == "dark" else "/"),
+                               documents_tab=False)
     reply = _ask(browser, wait, "When does the night ferry to Barra leave Oban?", 1)
     assert "11 pm" in reply.text
     reply.find_element(By.CSS_SELECTOR, "a.qa-cite").click()
