@@ -147,7 +147,8 @@ def forward(args: argparse.Namespace) -> None:
     import torch
 
     from qa.evaluation.runner import load_questions
-    from qa.reading.reader import Reader, pad_windows
+    from qa.reading.reader import Reader
+    from qa.reading.windows import pad_batch
     from qa.reading.runtimes import OnnxSpanModel, TorchSpanModel, exported_reader
     from qa.retrieval.retriever import Retriever
 
@@ -156,8 +157,9 @@ def forward(args: argparse.Namespace) -> None:
     reader = Reader(runtime="onnx")
     windower = reader._model()[0]
     questions = [q.question for q in load_questions(args.questions)][: args.limit]
-    batches = [pad_windows(reader.windows(q, [h.passage.text for h in retriever.search(q, top_k=5)]), windower.pad_id)
-               for q in questions]
+    batches = [pad_batch([(w.input_ids, w.token_type_ids)
+                          for w in reader.windows(q, [h.passage.text for h in retriever.search(q, top_k=5)])],
+                         windower.pad_id) for q in questions]
     models = {}
     for name in args.runtimes.split(","):
         if name.startswith("onnx"):

@@ -66,12 +66,15 @@ def widen(doc: Document, passage: Passage, budget: int = CONTEXT_CHARS) -> Passa
 
 
 def reading_passages(hits: Sequence[Hit], documents: Mapping[str, Document], budget: int = CONTEXT_CHARS) -> list[Passage]:
-    """The passages of ``hits`` widened (best first), leaving out any inside an earlier one."""
+    """The passages of ``hits`` widened (best first), leaving out any inside an earlier one; with
+    ``budget`` 0, the passages as retrieved."""
+    if budget <= 0:
+        return [hit.passage for hit in hits]
     out: list[Passage] = []
     for hit in hits:
         passage = hit.passage
         doc = documents.get(passage.doc_id)
-        if budget > 0 and doc is not None and doc.text[passage.start:passage.end] == passage.text:
+        if doc is not None and doc.text[passage.start:passage.end] == passage.text:
             passage = widen(doc, passage, budget)
         if any(p.doc_id == passage.doc_id and p.start <= passage.start and passage.end <= p.end for p in out):
             continue

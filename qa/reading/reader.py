@@ -40,7 +40,7 @@ import numpy as np
 from qa.errors import InvalidInput, MissingPath
 from qa.batching import DEFAULT_MAX_WAIT_S, BatchQueue
 from qa.reading.runtimes import BATCH_INVARIANT, DEFAULT_RUNTIME, check_runtime, load_span_model, load_tokenizer
-from qa.reading.windows import Window, WindowTokenizer
+from qa.reading.windows import Window, WindowTokenizer, pad_batch
 from qa.types import Passage, Span
 
 logger = logging.getLogger(__name__)
@@ -152,20 +152,6 @@ def _load(path: str, max_length: int, stride: int, max_query_length: int, runtim
     return windows, load_span_model(path, runtime)
 
 
-def pad_windows(windows: Sequence[Window], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``input_ids``, ``token_type_ids`` and ``attention_mask`` of ``windows``, padded to the longest (int64)."""
-    width = max(len(w.input_ids) for w in windows)
-    ids = np.full((len(windows), width), pad_id, dtype=np.int64)
-    types = np.zeros((len(windows), width), dtype=np.int64)
-    mask = np.zeros((len(windows), width), dtype=np.int64)
-    for row, w in enumerate(windows):
-        n = len(w.input_ids)
-        ids[row, :n] = w.input_ids
-        types[row, :n] = w.token_type_ids
-        mask[row, :n] = 1
-    return ids, types, mask
-
-
 def _as_numpy(logits) -> np.ndarray:
     """float32 numpy logits from a runtime's output (numpy, or a torch tensor from a stand-in model)."""
     if hasattr(logits, "detach"):
@@ -247,7 +233,7 @@ class Reader:
     def _forward(self, windows: list[Window]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Start and end logits of each window (cut to its own length), from one forward pass."""
         windower, model = self._model()
-        ids, types, mask = pad_windows(windows, windower.pad_id)
+        ids, types, mask = pad_batch([(w.input_ids, w.token_type_ids) for w in windows], windower.pad_id)
         with_types = "token_type_ids" in windower.tokenizer.model_input_names
         out = model(input_ids=ids, attention_mask=mask, token_type_ids=types if with_types else None)
         starts, ends = _as_numpy(out.start_logits), _as_numpy(out.end_logits)

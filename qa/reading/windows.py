@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class Window:
@@ -87,21 +89,20 @@ class WindowTokenizer:
         return out
 
 
-def pad_batch(rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int):
+def pad_batch(rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pad (input_ids, token_type_ids) rows to the longest one.
 
     Returns:
-        ``input_ids``, ``token_type_ids`` and ``attention_mask`` as ``torch.long`` tensors.
+        ``input_ids``, ``token_type_ids`` and ``attention_mask`` as int64 arrays (training wraps them with
+        ``torch.from_numpy``; the runtimes take them as they are).
     """
-    import torch
-
     width = max(len(ids) for ids, _ in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    types = torch.zeros((len(rows), width), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    types = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
     for row, (input_ids, type_ids) in enumerate(rows):
         n = len(input_ids)
-        ids[row, :n] = torch.tensor(input_ids, dtype=torch.long)
-        types[row, :n] = torch.tensor(type_ids, dtype=torch.long)
+        ids[row, :n] = input_ids
+        types[row, :n] = type_ids
         mask[row, :n] = 1
     return ids, types, mask

@@ -174,7 +174,8 @@ def collate(features: list[dict], indices: list[int], pad_id: int):
     """One padded batch: input ids, token types, attention mask, start and end labels (tensors)."""
     import torch
 
-    ids, types, mask = pad_batch([(features[k]["input_ids"], features[k]["token_type_ids"]) for k in indices], pad_id)
+    ids, types, mask = (torch.from_numpy(a) for a in
+                        pad_batch([(features[k]["input_ids"], features[k]["token_type_ids"]) for k in indices], pad_id))
     starts = torch.tensor([features[k]["start"] for k in indices])
     ends = torch.tensor([features[k]["end"] for k in indices])
     return ids, types, mask, starts, ends

@@ -113,7 +113,8 @@ def collate_groups(feats: Sequence[dict], indices: Sequence[int], pad_id: int) -
     from qa.reading.windows import pad_batch
 
     windows = [(n, w) for n, k in enumerate(indices) for w in feats[k]["windows"]]
-    ids, types, mask = pad_batch([(w["input_ids"], w["token_type_ids"]) for _, w in windows], pad_id)
+    ids, types, mask = (torch.from_numpy(a) for a in
+                        pad_batch([(w["input_ids"], w["token_type_ids"]) for _, w in windows], pad_id))
     allowed = torch.zeros(ids.shape, dtype=torch.bool)
     gold_start = torch.zeros(ids.shape, dtype=torch.bool)
     gold_end = torch.zeros(ids.shape, dtype=torch.bool)
