@@ -21,7 +21,7 @@ from pathlib import Path
 
 from qa.answering.calibrator import Calibrator
 from qa.evaluation import selective
-from qa.evaluation.calibration_fit import candidate_scores, load_rows, measure
+from qa.evaluation.calibration_fit import candidate_scores, choose, load_rows, measure
 from qa.evaluation.report import _CSS, _figure, _png
 
 SHOWN = ("questions", "f1", "HasAns_f1", "NoAns_refused", "answerable_refused", "aurc", "ece", "coverage@90",
@@ -30,10 +30,11 @@ SHOWN = ("questions", "f1", "HasAns_f1", "NoAns_refused", "answerable_refused", 
 
 def scored(rows: list[dict], calibration: dict) -> tuple[list[float], list[bool], dict]:
     """Each row's P(right) under ``calibration``, whether its candidate is right, and the figures."""
-    calibrator = Calibrator.from_dict(calibration["calibrator"])
-    scores = [calibrator.probability(r["features"]) if r["candidate"] else 0.0 for r in rows]
-    right = [candidate_scores(r)[2] for r in rows]
-    return scores, right, measure(rows, calibrator, calibration["threshold"], calibration.get("bands", ()))
+    calibrator, picks = Calibrator.from_dict(calibration["calibrator"]), bool(calibration.get("picks"))
+    chosen = [choose(r, calibrator, picks) for r in rows]
+    scores = [score for _, score in chosen]
+    right = [candidate_scores(r, text)[2] for r, (text, _) in zip(rows, chosen)]
+    return scores, right, measure(rows, calibrator, calibration["threshold"], calibration.get("bands", ()), picks)
 
 
 def _plots(runs: list[tuple[str, list[float], list[bool], dict]]) -> tuple[str, str]:

@@ -126,4 +126,6 @@ class Answer:
     alternatives: tuple[Span, ...] = ()
     timings: dict = field(default_factory=dict, compare=False)
     features: dict = field(default_factory=dict, compare=False)  # what the calibrator saw (qa.answering.features)
+    # The features of every candidate in ``alternatives``, in the same order (the first: ``features``).
+    candidate_features: tuple[dict, ...] = field(default=(), compare=False)
     searched: str = ""  # the query retrieval used when it was not the question alone (a follow-up); else ""

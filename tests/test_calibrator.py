@@ -147,3 +147,59 @@ def test_a_new_threshold_keeps_the_readers_calibrator(tmp_path: Path):
     assert Calibrator.from_dict(saved["calibrator"]) == cal and saved["bands"][0]["min"] == 0.9
     save_calibration(0.5, {"calibrator": cal.to_dict()}, reader, replace=True)
     assert "method" not in load_calibration(reader) and "bands" not in load_calibration(reader)
+
+
+def test_a_calibrator_fitted_on_every_candidate_picks_the_right_one():
+    """Rows recording their candidates: the reader's first candidate is right only when the question's
+    words are in its sentence (overlap 1), whatever its span score. Fitted on every candidate, the
+    calibrator learns overlap, picks the right candidate of every row, and says so (picks=True)."""
+    feats = lambda score, overlap: {f: 0.0 for f in FEATURES} | {"span_score": score, "overlap": overlap}  # noqa: E731
+
+    def row(first_right: bool):
+        right, wrong = {"text": "1932"}, {"text": "Paris"}
+        first, second = (right, wrong) if first_right else (wrong, right)
+        candidates = [first | {"features": feats(0.8, float(first_right))},
+                      second | {"features": feats(0.6, float(not first_right))}]
+        return {"features": candidates[0]["features"], "candidate": first["text"], "gold": ["1932"],
+                "answerable": True, "source": "t", "candidates": candidates}
+
+    rows = [row(True)] * 30 + [row(False)] * 30
+    calibration = fit(rows, target_precision=0.9)
+    assert calibration["picks"] is True
+    calibrator = Calibrator.from_dict(calibration["calibrator"])
+    assert dict(calibrator.weights())["overlap"] > 0
+    # Picking: every row answers 1932 (F1 1); the reader's own first candidate is right in half the rows.
+    assert measure(rows, calibrator, 0.0, picks=True)["HasAns_f1"] == 1.0
+    assert measure(rows, calibrator, 0.0, picks=False)["HasAns_f1"] == 0.5
+    # Rows without candidates (older runs) are fitted on their best candidate, and nothing is picked.
+    older = [{k: v for k, v in r.items() if k != "candidates"} for r in rows]
+    assert fit(older, target_precision=0.9)["picks"] is False
+
+
+@pytest.mark.integration
+def test_a_picking_calibrator_chooses_among_the_readers_candidates(bundled_index, tmp_path: Path):
+    """A calibration with picks=true answers with the candidate its calibrator scores highest, not the
+    reader's best span: with a calibrator that prefers low span scores, the reader's lowest-scoring
+    candidate (read again here from the same passages) is the answer, cited in its own sentence."""
+    from qa.answering.pipeline import QA
+    from qa.reading.reader import DEFAULT_READER_DIR
+
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    for f in DEFAULT_READER_DIR.iterdir():
+        if f.is_file() and f.name != "calibration.json":
+            (reader / f.name).symlink_to(f)
+    cal = Calibrator(("span_score",), (0.5,), (0.1,), (-3.0,), 0.0)
+    (reader / "calibration.json").write_text(json.dumps({"threshold": 0.0, "calibrator": cal.to_dict(), "picks": True}))
+    qa = QA.load(bundled_index, reader_dir=reader)
+    question = "When do primary care trusts go live?"
+    answer = qa.ask(question)
+    read = qa.reader.read(question, [h.passage for h in answer.hits])
+    assert len(read.spans) > 1
+    lowest = min(read.spans, key=lambda s: s.score)
+    assert answer.text == lowest.text != read.spans[0].text
+    assert answer.alternatives[0].text == answer.text
+    assert answer.score == pytest.approx(cal.probability(answer.features))
+    assert len(answer.candidate_features) == len(answer.alternatives)
+    assert answer.features["span_score"] == pytest.approx(lowest.score)
+    assert " ".join(answer.text.split()) in " ".join(answer.evidence.split())

@@ -141,6 +141,9 @@ class QA:
         self.context_chars = int(calibration.get("context_chars", 0) if context_chars is None else context_chars)
         # A learned P(right) for this reader's candidates; without one, the span score scaled by relevance.
         self.calibrator = Calibrator.from_dict(calibration["calibrator"]) if "calibrator" in calibration else None
+        # A calibrator fitted on every candidate (not only the reader's best) also chooses the answer:
+        # the candidate most likely right, rather than the reader's highest-scoring span.
+        self.picks = bool(calibration.get("picks")) and self.calibrator is not None
         self.bands = tuple(calibration.get("bands", ()))  # [{"name", "min", "precision"}], most confident first
         # Sentence offsets of recently cited documents (least recently used dropped first); the lock
         # guards only this dict, never the splitting.
@@ -205,30 +208,35 @@ class QA:
             relevance: the question's cosine similarity with its nearest passage; ``None`` treats the
                 question as on-topic. With a calibrator (in the reader's ``calibration.json``) the
                 answer's confidence is its P(right) from the candidate's features; without one, the
-                span score times ``min(1, relevance / RELEVANCE_FLOOR)``.
+                span score times ``min(1, relevance / RELEVANCE_FLOOR)``. A calibrator fitted on every
+                candidate (``"picks": true`` in the file) also chooses the answer: the candidate with
+                the highest P(right), which ``alternatives`` then lists first.
         """
         threshold = self.threshold if threshold is None else _check_threshold(threshold)
         t0 = time.perf_counter()
         result = self.reader.read(question, reading_passages(hits, self.documents, self.context_chars))
-        best = result.spans[0] if result.spans else None
-        features: dict = {}
-        citations: tuple[Citation, ...] = ()
-        if best is not None:
-            citations = self._citations(best)  # the first is the sentence around the best place: the evidence
-            features = candidate_features(question, best, result.spans, result.no_answer_score, hits, relevance,
-                                          citations[0].quote)
+        spans = list(result.spans)
+        # Every candidate's citations (the first quotes the sentence around it: its evidence) and features.
+        cited = [self._citations(span) for span in spans]
+        rows = [candidate_features(question, span, spans, result.no_answer_score, hits, relevance, c[0].quote)
+                for span, c in zip(spans, cited)]
         if self.calibrator is not None:
-            score = self.calibrator.probability(features) if best is not None else 0.0
+            scores = [self.calibrator.probability(row) for row in rows]
         else:
             scale = 1.0 if relevance is None else min(1.0, max(0.0, relevance) / self.relevance_floor)
-            score = best.score * scale if best is not None else 0.0
+            scores = [span.score * scale for span in spans]
+        if self.picks and spans:  # most likely right first (a stable sort: ties keep the reader's order)
+            order = sorted(range(len(spans)), key=lambda i: -scores[i])
+            spans, cited, rows, scores = ([xs[i] for i in order] for xs in (spans, cited, rows, scores))
+        score = scores[0] if spans else 0.0
+        citations = cited[0] if spans else ()
         read_ms = (time.perf_counter() - t0) * 1000
         common = dict(question=question, score=score, hits=tuple(hits), no_answer_score=result.no_answer_score,
-                      alternatives=tuple(result.spans), timings={"read_ms": read_ms, "total_ms": read_ms},
-                      features=features)
-        if best is None or score < threshold:
+                      alternatives=tuple(spans), timings={"read_ms": read_ms, "total_ms": read_ms},
+                      features=rows[0] if rows else {}, candidate_features=tuple(rows))
+        if not spans or score < threshold:
             return Answer(text=None, abstained=True, evidence="", **common)
-        return Answer(text=best.text, abstained=False, evidence=citations[0].quote,
+        return Answer(text=spans[0].text, abstained=False, evidence=citations[0].quote,
                       evidence_start=citations[0].start, citations=citations, **common)
 
     def _citations(self, span: Span) -> tuple[Citation, ...]:

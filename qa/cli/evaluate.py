@@ -268,14 +268,14 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
         raise InvalidInput(str(err)) from err
     calibration = fit(train, target_precision=target)
     calibration["context_chars"] = runs_context_chars(args.train, args.context_chars)
-    calibrator = Calibrator.from_dict(calibration["calibrator"])
-    report = {"train": measure(train, calibrator, calibration["threshold"], calibration["bands"]),
-              **{f"test {f}": measure(rows, calibrator, calibration["threshold"], calibration["bands"])
+    calibrator, picks = Calibrator.from_dict(calibration["calibrator"]), calibration["picks"]
+    report = {"train": measure(train, calibrator, calibration["threshold"], calibration["bands"], picks),
+              **{f"test {f}": measure(rows, calibrator, calibration["threshold"], calibration["bands"], picks)
                  for f, rows in test.items()}}
     if test:
         # What each band means, measured on the held-out runs together: the app quotes it.
         held_out = measure([r for rows in test.values() for r in rows], calibrator, calibration["threshold"],
-                           calibration["bands"])
+                           calibration["bands"], picks)
         for band in calibration["bands"]:
             stats = held_out[f"band_{band['name']}"]
             band.update(held_out_precision=stats["right"], held_out_answers=stats["answers"])

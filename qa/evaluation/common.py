@@ -39,3 +39,10 @@ def format_number(value: float | None, digits: int = 3) -> str:
 def candidate_right(record: Record) -> bool:
     """Whether a question's best candidate answer is right (F1 >= 0.5; never for an unanswerable one)."""
     return bool(record["answers"]) and (record["candidate"]["f1"] or 0.0) >= RIGHT_F1
+
+
+def candidate_rows(answer: Any) -> list[dict]:
+    """Every candidate answer of a pipeline :class:`~qa.types.Answer` with its features, as a run records them
+    (``qa eval fit-calibrator`` fits on these, so a calibrator can learn to choose among them)."""
+    return [{"text": span.text, "features": features}
+            for span, features in zip(answer.alternatives, answer.candidate_features)]

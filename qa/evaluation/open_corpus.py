@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 from qa.errors import InvalidInput, UnsafeDestination
 from qa.evaluation import selective
-from qa.evaluation.common import RIGHT_F1, mean_of
+from qa.evaluation.common import RIGHT_F1, candidate_rows, mean_of
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, normalize_answer, percentile
 from qa.training.data import dedupe
 
@@ -156,6 +156,7 @@ def score_question(question: OpenQuestion, answer, gold_answer=None) -> dict:
         "ms": answer.timings.get("total_ms"),
         "citation": answer.citations[0].doc_id if answer.citations else None,
         "features": answer.features,
+        "candidates": candidate_rows(answer),
     }
     if gold_answer is not None and answerable:
         gold_best = gold_answer.alternatives[0].text if gold_answer.alternatives else ""

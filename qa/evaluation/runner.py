@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from qa.errors import InvalidInput, MissingPath
 from qa.evaluation import selective
-from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, candidate_right, mean_of
+from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, candidate_right, candidate_rows, mean_of
 from qa.evaluation.metrics import (
     best_over_golds,
     exact_match,
@@ -261,6 +261,7 @@ def _evaluate_one(qa, q: Question, passages: Sequence[Passage], k: int, mode: st
         "id": q.id, "question": q.question, "kind": q.kind, "doc_id": q.doc_id, "answers": golds,
         "answer": answer.text, "abstained": answer.abstained, "score": answer.score,
         "no_answer_score": answer.no_answer_score, "features": answer.features,
+        "candidates": candidate_rows(answer),
         "em": best_over_golds(exact_match, prediction, golds), "f1": best_over_golds(f1_score, prediction, golds),
         "candidate": {"text": candidate_text, "f1": candidate.if_answered if golds else None, "sweep": vars(candidate)},
         "citations": [c.to_dict() for c in answer.citations],
