@@ -9,10 +9,14 @@ The split follows the reader's training split (``qa.training.data.is_holdout``, 
   articles the reader trained on (except the test ones), where its no-answer side knows the very questions,
   so a calibrator fitted on them alone trusts the reader too much on new articles. calD rewrites 450
   questions of calB and calC by entity swap (:mod:`qa.training.synthetic`, spaCy: the ``[train]`` extra);
+- other registers, so that the calibrator does not learn Wikipedia's habits alone (calE_amazon,
+  calF_reddit): SQuADShifts Amazon reviews' and Reddit's held-out articles, in file order until 500
+  questions each, and calG_swaps: 450 entity-swap rewrites of their questions, so that these
+  answerable-only sets don't tilt the fit towards answering;
 - test: SQuAD 2.0 dev's held-out articles (all questions), and SleepQA dev as it is.
 
 Then, for each file: ``qa eval squad --open FILE --out runs/open/NAME``, and
-``qa eval fit-calibrator --train runs/open/{calA,calB,calC,calD}*/predictions.jsonl --test ...``.
+``qa eval fit-calibrator --train runs/open/cal*/predictions.jsonl --test ...``.
 
 Example:
     python -m benchmarks.calibration_sets ../shared/data runs/calibration
@@ -34,6 +38,25 @@ def _every(articles: list[dict], keep: int) -> list[dict]:
         {"context": p["context"],
          "qas": [q for q in p["qas"] if int(hashlib.sha1(q["id"].encode()).hexdigest()[:8], 16) % keep == 0]}
         for p in a["paragraphs"]]} for a in articles]
+
+
+def _by_context(articles: list[dict]) -> list[dict]:
+    """The held-out contexts of a file that is one "article" of many (SQuADShifts Reddit), each an article
+    titled as the reader's split names it (``title#index``: :func:`qa.training.data.load_squad`)."""
+    (article,) = articles
+    units = [{"title": f"{article['title']}#{i}", "paragraphs": [p]} for i, p in enumerate(article["paragraphs"])]
+    return [u for u in units if is_holdout(u["title"], 0.2)]
+
+
+def _first(articles: list[dict], questions: int) -> list[dict]:
+    """The first articles, in file order, up to the one that brings their questions to ``questions``."""
+    out, n = [], 0
+    for a in articles:
+        if n >= questions:
+            break
+        out.append(a)
+        n += sum(len(p["qas"]) for p in a["paragraphs"])
+    return out
 
 
 def swap_set(files: list[Path], n: int = 450, seed: int = 21) -> list[dict]:
@@ -61,6 +84,8 @@ def write_sets(data: Path, out: Path) -> dict[str, Path]:
         "calA_v2train": _every([a for a in v2 if not is_holdout(a["title"], 0.2)], 3),
         "calB_v1held": [a for a in v1 if is_holdout(a["title"], 0.2) and a["title"] not in v2_titles],
         "calC_newwiki": _every([a for a in new_wiki if is_holdout(a["title"], 0.2)], 2),
+        "calE_amazon": _first([a for a in load("squadshifts/amazon_reviews_v1.0.json") if is_holdout(a["title"], 0.2)], 500),
+        "calF_reddit": _first(_by_context(load("squadshifts/reddit_v1.0.json")), 500),
         "test_v2held": [a for a in v2 if is_holdout(a["title"], 0.2)],
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -71,6 +96,9 @@ def write_sets(data: Path, out: Path) -> dict[str, Path]:
     paths["calD_swaps"] = out / "calD_swaps.json"
     articles = swap_set([paths["calB_v1held"], paths["calC_newwiki"]])
     paths["calD_swaps"].write_text(json.dumps({"version": "v2.0", "data": articles}), encoding="utf-8")
+    paths["calG_swaps"] = out / "calG_swaps.json"
+    articles = swap_set([paths["calE_amazon"], paths["calF_reddit"]])
+    paths["calG_swaps"].write_text(json.dumps({"version": "v2.0", "data": articles}), encoding="utf-8")
     return paths
 
 
