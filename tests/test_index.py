@@ -163,6 +163,15 @@ def test_approximate_index_round_trip(tiny_corpus, tmp_path, fake_encoder):
     assert index.dense.hnsw.efSearch == index_module.HNSW_EF_SEARCH
 
 
+@pytest.mark.parametrize("passages, expected", [(3, 128), (100_000, 128), (128_999, 128), (512_000, 512),
+                                                (1_000_000, 1000), (50_000_000, 1024)])
+def test_hnsw_search_breadth_grows_with_the_corpus(passages, expected):
+    # One per 1,000 passages, never below the 128 measured at 100k nor above 1,024 (qa/stores/index.py).
+    from qa.stores.index import ef_search
+
+    assert ef_search(passages) == expected
+
+
 def test_missing_index_says_how_to_build_one(tmp_path):
     with pytest.raises(IndexNotFoundError, match="qa index"):
         Index.load(tmp_path / "nothing")
