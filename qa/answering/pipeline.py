@@ -216,10 +216,9 @@ class QA:
         t0 = time.perf_counter()
         result = self.reader.read(question, reading_passages(hits, self.documents, self.context_chars))
         spans = list(result.spans)
-        # Every candidate's citations (the first quotes the sentence around it: its evidence) and features.
-        cited = [self._citations(span) for span in spans]
-        rows = [candidate_features(question, span, spans, result.no_answer_score, hits, relevance, c[0].quote)
-                for span, c in zip(spans, cited)]
+        # Every candidate's features, the sentence around it as its evidence; citations only for the answer.
+        rows = [candidate_features(question, span, spans, result.no_answer_score, hits, relevance, self._evidence(span))
+                for span in spans]
         if self.calibrator is not None:
             scores = [self.calibrator.probability(row) for row in rows]
         else:
@@ -227,9 +226,9 @@ class QA:
             scores = [span.score * scale for span in spans]
         if self.picks and spans:  # most likely right first (a stable sort: ties keep the reader's order)
             order = sorted(range(len(spans)), key=lambda i: -scores[i])
-            spans, cited, rows, scores = ([xs[i] for i in order] for xs in (spans, cited, rows, scores))
+            spans, rows, scores = ([xs[i] for i in order] for xs in (spans, rows, scores))
         score = scores[0] if spans else 0.0
-        citations = cited[0] if spans else ()
+        citations = self._citations(spans[0]) if spans else ()
         read_ms = (time.perf_counter() - t0) * 1000
         common = dict(question=question, score=score, hits=tuple(hits), no_answer_score=result.no_answer_score,
                       alternatives=tuple(spans), timings={"read_ms": read_ms, "total_ms": read_ms},
@@ -238,6 +237,12 @@ class QA:
             return Answer(text=None, abstained=True, evidence="", **common)
         return Answer(text=spans[0].text, abstained=False, evidence=citations[0].quote,
                       evidence_start=citations[0].start, citations=citations, **common)
+
+    def _evidence(self, span: Span) -> str:
+        """The sentence around the span's best place: what its first citation quotes."""
+        doc = self.documents[span.doc_id]
+        start, end = self._sentence_around(doc, span.start, span.end)
+        return doc.text[start:end]
 
     def _citations(self, span: Span) -> tuple[Citation, ...]:
         """One citation per distinct paragraph holding the answer (its sentence quoted), the best-scoring
