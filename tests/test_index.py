@@ -186,15 +186,17 @@ def _fail(*args, **kwargs):
     raise RuntimeError("simulated failure")
 
 
-@pytest.mark.parametrize("where", ["make_bm25", "bm25.save", "faiss.serialize_index"])
+@pytest.mark.parametrize("where", ["bm25.add", "bm25.build", "bm25.save", "faiss.serialize_index"])
 def test_failed_build_leaves_previous_index_intact(tiny_corpus, tiny_index, fake_encoder, small_chunks, monkeypatch, where):
     import bm25s
     import faiss
 
     before = Index.load(tiny_index)
     (tiny_corpus / "weather.txt").write_text("Completely new weather text. About hail.", encoding="utf-8")
-    if where == "make_bm25":
-        monkeypatch.setattr(build_module, "make_bm25", _fail)  # before anything is written
+    if where == "bm25.add":
+        monkeypatch.setattr(build_module.Bm25Builder, "add", _fail)  # while the passages are being written
+    elif where == "bm25.build":
+        monkeypatch.setattr(build_module.Bm25Builder, "build", _fail)  # after the passages were written
     elif where == "bm25.save":
         monkeypatch.setattr(bm25s.BM25, "save", _fail)  # inside the temporary folder, after FAISS was written
     else:
@@ -403,3 +405,31 @@ def test_non_incremental_build_embeds_everything(tiny_corpus, tiny_index, small_
     encoder = FakeEncoder()
     stats = build_index(tiny_corpus, tiny_index, encoder=encoder, chunk_config=small_chunks, incremental=False)
     assert encoder.passage_count == stats.passages > 0
+
+
+def test_bm25_built_in_batches_scores_as_bm25s_does():
+    """The streaming builder (token ids, batch by batch, one stem cache) against bm25s's own path
+    (tokenize every text at once, index the token strings): the same score for every passage."""
+    import bm25s
+    import Stemmer
+
+    from qa.stores.index import Bm25Builder, bm25_tokenize
+
+    texts = [f"The {w} of {v} rose in {1990 + i}; runners running, ran {w}s." for i, (w, v) in
+             enumerate(zip(["tide", "price", "river", "count"] * 5, ["London", "wheat", "Thames", "votes"] * 5))]
+    texts += ["", "the of and", "Café naïve Ünïcödé x y zz", "HELLO_world foo-bar 3.14"]
+    reference_tokens = bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer.Stemmer("english"),
+                                      return_ids=False, show_progress=False)
+    assert bm25_tokenize(texts) == reference_tokens
+    reference = bm25s.BM25()
+    reference.index(reference_tokens, show_progress=False)
+    builder = Bm25Builder()
+    for start in range(0, len(texts), 3):
+        builder.add(texts[start:start + 3])
+    built = builder.build()
+    for query in ["tide rising in London", "running runners", "café naïve", "zz 3.14 hello_world"]:
+        tokens = bm25_tokenize([query])[0]
+        expected = reference.get_scores([t for t in tokens if t in reference.vocab_dict])
+        got = built.get_scores([t for t in tokens if t in built.vocab_dict])
+        assert expected.max() > 0
+        np.testing.assert_allclose(got, expected, rtol=1e-6)

@@ -5,7 +5,8 @@ the named document. What this protects:
 
 1. Hybrid retrieval (what ``qa ask`` and the app use, giving the reader 5 passages) brings a passage of
    the named document that holds the answer into the top 5, for every listed question but one known
-   miss, which is a strict xfail: when a change fixes it, the test says so and it joins the others.
+   miss, an xfail (not strict: it sits at the edge of the top 5, and where depends on the CPU's int8
+   kernels; see its comment).
 2. No single mode loses more than one of today's hits: each mode's hit@5 count on the list stays at
    least its measured figure (:data:`MEASURED_HITS`) minus one question. Hybrid fuses dense and BM25, so
    a regression in either shows here before it shows in the answers.
@@ -38,11 +39,12 @@ QUESTIONS = [
     pytest.param(
         "What share of Bolton's patients already get 18-week waits?", "52%", "001",
         # The passage with "52%" quotes the ICATS lead and never names Bolton (that is two passages
-        # earlier): rank 9 dense, 3 BM25, 6 hybrid with 800/200 chunks. The question is fair (the document
-        # does say it) and the miss is the product's: a passage loses the context of the ones before it.
-        # Strict, so that a change that finds it (context-aware chunks, a better fusion) must move it
-        # into the required list.
-        marks=pytest.mark.xfail(reason="answer passage does not name Bolton", strict=True),
+        # earlier): rank 9 dense, 3 BM25, 6 hybrid with 800/200 chunks on an AVX-512 CPU. The question is
+        # fair (the document does say it) and the miss is the product's: a passage loses the context of
+        # the ones before it. Not strict: its dense scores are near-ties (0.406 against 0.4057 at rank 6)
+        # and the int8 encoder's kernels differ by CPU, so on an AVX2-only CPU it ranks 6 dense and 4
+        # hybrid (2026-12-02) and passes; MEASURED_HITS below still counts it as a miss.
+        marks=pytest.mark.xfail(reason="answer passage does not name Bolton", strict=False),
     ),
     ("How large is the fund set up for social enterprises?", "£73m", "001"),
     ("What percentage of prescriptions contain errors?", "11%", "001"),

@@ -126,20 +126,23 @@ def test_a_file_written_just_before_the_build_is_always_hashed(tiny_corpus, tmp_
 
 
 def test_the_recorded_hash_and_file_are_those_the_loader_gives(tiny_corpus, tmp_path, fake_encoder, monkeypatch):
-    real = build_module.load_documents
+    real = build_module.load_document
+    loaded = {}
 
-    def loaded_with_hashes(folder):
-        return [dataclasses.replace(d, file=Path(d.path).relative_to(folder).as_posix(),
-                                    source_hash=hashlib.sha256(Path(d.path).read_bytes()).hexdigest()[:16])
-                for d in real(folder)]
+    def loaded_with_hashes(path, doc_id=None, root=None):
+        doc = dataclasses.replace(real(path, doc_id, root), file=Path(path).relative_to(root).as_posix(),
+                                  source_hash=hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16])
+        loaded[doc.id] = doc
+        return doc
 
-    monkeypatch.setattr(build_module, "load_documents", loaded_with_hashes)
+    monkeypatch.setattr(build_module, "load_document", loaded_with_hashes)
     hashed = _count_hashing(monkeypatch)
     build_index(tiny_corpus, tmp_path / "index", encoder=fake_encoder)
     assert hashed == []  # the loader's hashes of the bytes it read are used
-    docs = {d.id: d for d in loaded_with_hashes(tiny_corpus)}
-    for row in Index.load(tmp_path / "index").manifest["documents"]:
-        assert row["hash"] == docs[row["id"]].source_hash and row["file"] == docs[row["id"]].file
+    rows = Index.load(tmp_path / "index").manifest["documents"]
+    assert sorted(row["id"] for row in rows) == sorted(loaded)
+    for row in rows:
+        assert row["hash"] == loaded[row["id"]].source_hash and row["file"] == loaded[row["id"]].file
 
 
 # 8. Resumable, batched embedding -----------------------------------------------------------------
@@ -254,3 +257,64 @@ def test_touched_files_update_the_stamps_only(tiny_corpus, tmp_path, fake_encode
     manifest = json.loads((out / "manifest.json").read_text())
     recorded = {row["file"]: row["mtime_ns"] for row in manifest["documents"]}
     assert recorded == {p.relative_to(tiny_corpus).as_posix(): p.stat().st_mtime_ns for p in tiny_corpus.rglob("*.*")}
+
+
+# 9. Streaming: one document in memory at a time -----------------------------------------------------
+
+
+def test_the_build_streams_documents_through_memory(make_corpus, tmp_path, monkeypatch):
+    """While the encoder runs, the documents read before it are gone from memory: a build holds the
+    document it is reading and the passages waiting for the encoder, not the corpus."""
+    import gc
+    import weakref
+
+    texts = {f"doc{i:02d}.txt": f"Document {i}. " + " ".join(f"Sentence {j} of document {i} says {i * j}."
+                                                             for j in range(12)) for i in range(20)}
+    docs = make_corpus(texts)
+    alive: list[weakref.ref] = []
+    real = build_module.load_document
+
+    def tracked(path, doc_id=None, root=None):
+        doc = real(path, doc_id, root)
+        alive.append(weakref.ref(doc))
+        return doc
+
+    most = []
+
+    class Watching(FakeEncoder):
+        def encode_passages(self, texts, show_progress=False):
+            gc.collect()
+            most.append(sum(ref() is not None for ref in alive))
+            return super().encode_passages(texts, show_progress)
+
+    monkeypatch.setattr(build_module, "load_document", tracked)
+    stats = build_index(docs, tmp_path / "index", encoder=Watching(), chunk_config=build_module.ChunkConfig(200, 0),
+                        batch_size=8)
+    assert stats.documents == 20 and len(alive) == 20 and len(most) == -(-stats.passages // 8) >= 5
+    assert max(most) <= 2, most  # the document being read, and at most the one before it
+    index = Index.load(tmp_path / "index")
+    assert sorted(index.documents) == sorted(p[:-4] for p in texts)
+    for p in index.passages:  # every passage is its document's text at its offsets
+        assert index.documents[p.doc_id].text[p.start:p.end] == p.text
+
+
+def test_the_progress_bar_counts_documents_and_passages(tiny_corpus, tmp_path, fake_encoder, capsys):
+    stats = build_index(tiny_corpus, tmp_path / "index", encoder=fake_encoder, show_progress=True)
+    err = capsys.readouterr().err
+    assert f"{stats.documents}/{stats.documents}" in err and "doc/s" in err
+    assert f"{stats.passages} passages" in err and "passages/s" in err
+
+
+def test_an_unchanged_skipped_file_is_not_read_again(make_corpus, tmp_path, fake_encoder, monkeypatch):
+    docs = make_corpus({"good.txt": "The bridge opened in 1932.", "empty.txt": ""})
+    _age(docs)
+    out = tmp_path / "index"
+    build_index(docs, out, encoder=fake_encoder)
+    assert [row["file"] for row in json.loads((out / "manifest.json").read_text())["skipped"]] == ["empty.txt"]
+    read = []
+    real = build_module.load_document
+    monkeypatch.setattr(build_module, "load_document", lambda path, *a: read.append(Path(path).name) or real(path, *a))
+    (docs / "new.txt").write_text("The tunnel opened in 1950.", encoding="utf-8")
+    stats = build_index(docs, out, encoder=fake_encoder)
+    assert read == ["new.txt"] and stats.added == ["new"]
+    assert [row["file"] for row in Index.load(out).manifest["skipped"]] == ["empty.txt"]

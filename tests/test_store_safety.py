@@ -381,7 +381,7 @@ def test_disk_full_leaves_the_previous_index_and_says_so(where, tiny_corpus, tin
     if where == "dense":
         monkeypatch.setattr(faiss, "write_index", full)
     else:
-        monkeypatch.setattr(build_module, "write_jsonl", full)
+        monkeypatch.setattr(build_module, "write_rows", full)
     with pytest.raises(UserError) as err:
         build_index(tiny_corpus, tiny_index, encoder=FakeEncoder(), chunk_config=small_chunks)
     message = _one_line(err.value)

@@ -70,6 +70,28 @@ def load_documents(folder: str | Path) -> list[Document]:
         DocumentError: the folder holds no loadable document.
     """
     root = Path(folder)
+    paths = document_files(root)
+    ids = document_ids(root, paths)
+    docs = []
+    for path in paths:
+        try:
+            doc = load_document(path, ids[path], root)
+        except (OSError, ValueError) as err:  # ValueError: DocumentError, UnicodeError
+            logger.warning("skipping %s: %s", path, err)
+            continue
+        docs.append(doc)
+    if not docs:
+        raise no_documents(root)
+    return sorted(docs, key=lambda d: d.id)
+
+
+def document_files(root: Path) -> list[Path]:
+    """The supported files under ``root``, sorted, with what is left out logged (links to folders,
+    broken links, unreadable folders, files of other types).
+
+    Raises:
+        MissingPath: ``root`` does not exist or is not a folder.
+    """
     if not root.exists():
         raise MissingPath(f"Document folder not found: {root} (pass --docs DIR with your documents)")
     if not root.is_dir():
@@ -82,25 +104,17 @@ def load_documents(folder: str | Path) -> list[Document]:
             logger.warning("skipping %s: a broken link (to %s)", link, os.readlink(link))
     for unreadable, err in scan.unreadable:
         logger.warning("skipping folder %s: %s", unreadable, err)
-    paths = scan.files
-    unsupported = [p for p in paths if p.suffix.lower() not in SUPPORTED_SUFFIXES]
+    unsupported = [p for p in scan.files if p.suffix.lower() not in SUPPORTED_SUFFIXES]
     if unsupported:
         logger.info("ignoring %d file(s) of unsupported type, e.g. %s", len(unsupported), unsupported[0])
-    paths = [p for p in paths if p.suffix.lower() in SUPPORTED_SUFFIXES]
-    ids = document_ids(root, paths)
-    docs = []
-    for path in paths:
-        try:
-            doc = load_document(path, ids[path], root)
-        except (OSError, ValueError) as err:  # ValueError: DocumentError, UnicodeError
-            logger.warning("skipping %s: %s", path, err)
-            continue
-        docs.append(doc)
-    if not docs:
-        raise DocumentError(
-            f"No loadable documents in {root}: expected non-empty {', '.join(sorted(SUPPORTED_SUFFIXES))} files."
-        )
-    return sorted(docs, key=lambda d: d.id)
+    return [p for p in scan.files if p.suffix.lower() in SUPPORTED_SUFFIXES]
+
+
+def no_documents(root: Path) -> DocumentError:
+    """The error for a folder where no document could be loaded."""
+    return DocumentError(
+        f"No loadable documents in {root}: expected non-empty {', '.join(sorted(SUPPORTED_SUFFIXES))} files."
+    )
 
 
 def corpus_files(folder: str | Path, supported_only: bool = True) -> list[Path]:

@@ -45,6 +45,7 @@ DEFAULT_RUNTIME = "onnx"
 BATCH_INVARIANT = ("onnx", "torch")
 FP32_FILE = "reader.onnx"
 INT8_FILE = "reader.int8.onnx"
+INT8_REFUSED = "reader.int8.refused.txt"  # written in place of INT8_FILE when it fails its check
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 EXPORT_CHECK = (("When do the trusts go live?", "The primary care trusts go live in April 2000, a year late."),
                 ("Who runs it?", "It is run by Mike Farrar, the chief executive of NHS North West."))
@@ -119,10 +120,21 @@ class OnnxSpanModel:
 
 
 def exported_reader(path: Path, quantize: bool) -> Path:
-    """The cached ONNX file (int8 or fp32) of the reader in ``path``, exported on first use."""
+    """The cached ONNX file (int8 or fp32) of the reader in ``path``, exported on first use.
+
+    Raises:
+        RuntimeError: the int8 file was asked for and does not reproduce the model on this CPU.
+    """
     from qa.embedding.onnx_backend import cached_export
 
-    return cached_export(path, INT8_FILE if quantize else FP32_FILE, _export)
+    fp32 = cached_export(path, FP32_FILE, _export)
+    if not quantize:
+        return fp32
+    if not (fp32.parent / INT8_FILE).is_file():
+        raise RuntimeError(f"The reader's int8 ONNX export does not reproduce the model on this CPU "
+                           f"({(fp32.parent / INT8_REFUSED).read_text(encoding='utf-8').strip()}); "
+                           "use --reader-runtime onnx or torch-bf16.")
+    return fp32.parent / INT8_FILE
 
 
 def _export(path: Path, folder: Path) -> None:
@@ -151,7 +163,7 @@ def _export(path: Path, folder: Path) -> None:
 
     questions, contexts = zip(*EXPORT_CHECK)
     sample = tokenizer(list(questions), list(contexts), padding=True, return_tensors="pt")
-    with atomic_folder(folder, INT8_FILE) as tmp:
+    with atomic_folder(folder, FP32_FILE) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
             reference = model(**{n: sample[n] for n in names})
@@ -166,21 +178,26 @@ def _export(path: Path, folder: Path) -> None:
 
 def _check_export(folder: Path, inputs: dict, start: np.ndarray, end: np.ndarray, mask: np.ndarray) -> None:
     """The exports must reproduce the torch model: fp32 logits to 1e-3; int8 the same best start and end
-    token of every sample (its logits move by up to about 1.5)."""
+    token of every sample (its logits move by up to about 1.5). An int8 file that doesn't (its integer
+    kernels differ from CPU to CPU, and a barely trained model has near-ties) is left out, with a note
+    saying why, and only the int8 runtime refuses to run; an fp32 file that doesn't fails the export."""
     import numpy as np
 
-    for file in (FP32_FILE, INT8_FILE):
-        out = OnnxSpanModel(folder / file)(**inputs)
-        real = mask.astype(bool)
-        if file == FP32_FILE:
-            ok = all(np.abs(got - want)[real].max() < 1e-3 for got, want in ((out.start_logits, start), (out.end_logits, end)))
-        else:
-            masked = lambda a: np.where(real, a, -np.inf)  # noqa: E731
-            ok = all((masked(got).argmax(1) == masked(want).argmax(1)).all()
-                     for got, want in ((out.start_logits, start), (out.end_logits, end)))
-        if not ok:
-            raise RuntimeError(f"The reader's ONNX export {file} does not reproduce the model; "
-                               "use a torch runtime (--reader-runtime torch-bf16).")
+    real = mask.astype(bool)
+    out = OnnxSpanModel(folder / FP32_FILE)(**inputs)
+    if not all(np.abs(got - want)[real].max() < 1e-3 for got, want in ((out.start_logits, start), (out.end_logits, end))):
+        raise RuntimeError(f"The reader's ONNX export {FP32_FILE} does not reproduce the model; "
+                           "use a torch runtime (--reader-runtime torch-bf16).")
+    out = OnnxSpanModel(folder / INT8_FILE)(**inputs)
+    masked = lambda a: np.where(real, a, -np.inf)  # noqa: E731
+    moved = sum(int((masked(got).argmax(1) != masked(want).argmax(1)).sum())
+                for got, want in ((out.start_logits, start), (out.end_logits, end)))
+    if moved:
+        (folder / INT8_FILE).unlink()
+        (folder / INT8_REFUSED).write_text(f"{moved} of {2 * len(start)} best start or end tokens moved on the check "
+                                           "sample\n", encoding="utf-8")
+        logger.warning("the reader's int8 ONNX export is left out: it moves %d of the check sample's %d best "
+                       "start or end tokens on this CPU", moved, 2 * len(start))
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,8 +1,11 @@
-"""Building and updating the local store: chunk, embed (resumably, batch by batch), index, publish.
+"""Building and updating the local store, streaming: documents are read, chunked, written and
+embedded one at a time, so memory holds each passage's vector and BM25 token ids, never the
+corpus's text; then the FAISS and BM25 indexes are built and the new version published.
 
-Only new or changed documents are embedded when an index of the same model and chunk settings is
-already there; vectors are checkpointed (:mod:`qa.stores.checkpoint`) so a killed build resumes; the
-new version is written and published atomically (:mod:`qa.stores.folder`).
+Only new or changed documents are read and embedded when an index of the same model and chunk
+settings is already there (a file whose size and mtime are those recorded is not read); vectors are
+checkpointed batch by batch (:mod:`qa.stores.checkpoint`) so a killed build resumes; the new version
+is written and published atomically (:mod:`qa.stores.folder`).
 
 Example:
     >>> stats = build_index("seeds", "embeddings")
@@ -24,14 +27,14 @@ import numpy as np
 from qa.embedding.encoder import DEFAULT_BACKEND, Encoder, load_encoder
 from qa.errors import InvalidInput
 from qa.ingest.chunking import ChunkConfig, chunk_document
-from qa.ingest.documents import corpus_files, load_documents
-from qa.jsonl import write_jsonl
+from qa.ingest.documents import document_files, document_ids, load_document, no_documents
+from qa.jsonl import dumps_line
 from qa.stores import folder
 from qa.stores.base import CorruptIndexError, IndexWriteError, StaleIndexError
 from qa.stores.checkpoint import Checkpoint, text_key
 from qa.stores.folder import BM25_DIR, DENSE, DOCUMENTS, MANIFEST, PARTIAL, PASSAGES
-from qa.stores.index import APPROX_THRESHOLD, Index, make_bm25, make_faiss_index
-from qa.stores.manifest import FORMAT_VERSION, _stat, backend_of, hash_file
+from qa.stores.index import APPROX_THRESHOLD, Bm25Builder, Index, empty_faiss_index
+from qa.stores.manifest import FORMAT_VERSION, _differs, _stat, backend_of, hash_file
 from qa.types import Document, Passage
 
 logger = logging.getLogger(__name__)
@@ -135,140 +138,234 @@ def build_index(
 
 def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config: ChunkConfig, incremental: bool,
            approximate: bool | None, show_progress: bool, batch_size: int) -> BuildStats:
+    """Stream the documents through: decide from file stamps and hashes what changed (reading only
+    files that may have), then read, chunk, write and embed one document at a time. Memory holds
+    each passage's vector and BM25 token ids, never the corpus's text."""
     out_dir = writer.out_dir
     # Size and mtime are taken before the files are read: a write in between then reads as a change.
     scanned_ns = time.time_ns()
-    listed = {p.relative_to(docs_dir).as_posix(): p for p in corpus_files(docs_dir)}
-    stat = {rel: st for rel, st in ((rel, _stat(p)) for rel, p in listed.items()) if st is not None}
-    docs = load_documents(docs_dir)
-
-    def entry(rel: str, digest: str) -> dict:
-        st = stat.get(rel)
-        return {"file": rel, "hash": digest, **({"size": st.st_size, "mtime_ns": st.st_mtime_ns} if st else {})}
-
-    files = {d.id: _doc_file(d, docs_dir) for d in docs}
-    doc_rows = [{"id": d.id, **entry(files[d.id], d.source_hash or hash_file(d.path))} for d in docs]
-    loaded = set(files.values())
-    # Files load_documents skipped (empty, binary, undecodable): recorded so they don't read as new.
-    skipped = [entry(rel, hash_file(p)) for rel, p in listed.items() if rel not in loaded]
-
+    paths = document_files(docs_dir)
+    ids = document_ids(docs_dir, paths)
+    paths.sort(key=ids.__getitem__)  # passages in document-id order, as documents are listed everywhere
     previous = _reusable(out_dir, encoder, chunk_config) if incremental else None
-    old = {row["id"]: (row["file"], row["hash"]) for row in previous.manifest["documents"]} if previous else {}
-    stats = BuildStats(documents=len(docs))
-    reuse: dict[str, tuple[list[Passage], np.ndarray]] = {}
-    if previous is not None:
-        vectors = previous.dense.reconstruct_n(0, previous.dense.ntotal)
-        by_doc: dict[str, list[int]] = {}
-        for i, p in enumerate(previous.passages):
-            by_doc.setdefault(p.doc_id, []).append(i)
-        for doc, row in zip(docs, doc_rows):
-            if old.get(doc.id) == (row["file"], row["hash"]):
-                rows = by_doc.get(doc.id, [])
-                reuse[doc.id] = ([previous.passages[i] for i in rows], vectors[rows])
-        stats.removed = sorted(set(old) - {d.id for d in docs})
+    old = {row["id"]: row for row in previous.manifest["documents"]} if previous else {}
+    old_skipped = {row["file"]: row for row in previous.manifest.get("skipped", [])} if previous else {}
+    trusted_ns = previous.manifest.get("scanned_ns") if previous else None
 
-    passages: list[Passage] = []
-    blocks: list[np.ndarray | int] = []
-    fresh: list[Passage] = []
-    for doc in docs:
-        if doc.id in reuse:
-            old_passages, old_vectors = reuse[doc.id]
-            passages.extend(old_passages)
-            blocks.append(old_vectors)
-            continue
-        (stats.changed if doc.id in old else stats.added).append(doc.id)
-        new = chunk_document(doc, chunk_config)
-        passages.extend(new)
-        fresh.extend(new)
-        blocks.append(len(new))  # how many fresh vectors go here
-    if not passages:
-        raise InvalidInput(f"The documents in {docs_dir} produced no passages: add documents with text.")
-    approximate = len(passages) > APPROX_THRESHOLD if approximate is None else approximate
-    stats.passages, stats.index_type = len(passages), "hnsw" if approximate else "flat"
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "model": encoder.name,
-        "backend": backend_of(encoder),
-        "dimension": int(previous.manifest["dimension"]) if previous is not None and not fresh else None,
-        "normalized": True,
-        "metric": "inner_product",
-        "index_type": stats.index_type,
-        "chunking": asdict(chunk_config),
-        "docs_dir": _relative_docs_dir(docs_dir, out_dir),
-        "documents": doc_rows,
-        "skipped": skipped,
-        "corpus_hash": hashlib.sha256("".join(sorted(r["hash"] for r in doc_rows + skipped)).encode()).hexdigest()[:16],
-        "passages": len(passages),
-        "scanned_ns": scanned_ns,
-        "package_version": _package_version(),
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if previous is not None and not fresh and _same(manifest, previous.manifest):
-        stats.written = False
-        logger.info("index %s: nothing changed, left as it is", out_dir)
-        return stats
-    if previous is not None and not fresh and _same(_unstamped(manifest), _unstamped(previous.manifest)):
-        # Same contents, only sizes or mtimes moved (a fresh clone, a touched file): record the new
-        # stamps, so later loads skip hashing, and keep the data folder as it is.
-        writer.restamp({**manifest, "built_at": previous.manifest.get("built_at"),
-                        "package_version": previous.manifest.get("package_version")})
-        stats.written = False
-        logger.info("index %s: nothing changed, file stamps updated", out_dir)
+    # 1. What changed. A file keeps its passages and vectors when its id, file and bytes are those
+    #    recorded (its bytes read only when its size or mtime moved); a file skipped before and
+    #    unchanged stays skipped. The others are read in step 2.
+    plan: list[tuple[Path, str, str, dict | None]] = []  # (path, file, id, the row of a kept document)
+    kept_skips: list[dict] = []
+    for path in paths:
+        rel, doc_id = path.relative_to(docs_dir).as_posix(), ids[path]
+        before, skipped_before = old.get(doc_id), old_skipped.get(rel)
+        if before is not None and before["file"] == rel and not _differs(path, before, trusted_ns):
+            plan.append((path, rel, doc_id, {**before, **_stamp(path)}))
+        elif before is None and skipped_before is not None and not _differs(path, skipped_before, trusted_ns):
+            kept_skips.append({**skipped_before, **_stamp(path)})
+        else:
+            plan.append((path, rel, doc_id, None))
+    removed = set(old) - {doc_id for _, _, doc_id, _ in plan}
+    header = {"format_version": FORMAT_VERSION, "model": encoder.name, "backend": backend_of(encoder),
+              "dimension": None, "normalized": True, "metric": "inner_product", "index_type": None,
+              "chunking": asdict(chunk_config), "docs_dir": _relative_docs_dir(docs_dir, out_dir)}
+    if previous is not None and all(row is not None for *_, row in plan) and not removed:
+        manifest = {**header, **_corpus_fields([row for *_, row in plan], kept_skips),
+                    "dimension": previous.manifest["dimension"], "index_type": previous.manifest["index_type"],
+                    "passages": previous.manifest["passages"], "scanned_ns": scanned_ns}
+        stats = BuildStats(documents=len(plan), passages=len(previous.passages), index_type=manifest["index_type"],
+                           written=False)
+        if _same(manifest, previous.manifest):
+            logger.info("index %s: nothing changed, left as it is", out_dir)
+        else:
+            # Same contents, only sizes or mtimes moved (a fresh clone, a touched file): record the
+            # new stamps, so later loads skip hashing, and keep the data folder as it is.
+            writer.restamp({**manifest, "built_at": previous.manifest.get("built_at"),
+                            "package_version": previous.manifest.get("package_version")})
+            logger.info("index %s: nothing changed, file stamps updated", out_dir)
         return stats
 
+    # 2. Stream: each document's passages are written, tokenized for BM25 and queued for the
+    #    encoder, which takes ``batch_size`` passages at a time, each batch checkpointed.
+    from tqdm.auto import tqdm
+
+    rows_of_doc: dict[str, list[int]] = {}
+    for i, passage in enumerate(previous.passages if previous is not None else ()):
+        rows_of_doc.setdefault(passage.doc_id, []).append(i)
+    stats = BuildStats()
     checkpoint = Checkpoint(out_dir / PARTIAL, encoder.name, backend_of(encoder))
-    fresh_vectors, stats.embedded = _embed(fresh, encoder, checkpoint, batch_size, show_progress)
-    vectors = _assemble(blocks, fresh_vectors)
-    manifest["dimension"] = int(vectors.shape[1])
-    dense = make_faiss_index(vectors, approximate)
-    _write(writer, manifest, passages, docs, dense, make_bm25(passages), had_previous=previous is not None)
+    embedder = _StreamingEmbedder(encoder, checkpoint, batch_size)
+    bm25 = Bm25Builder()
+    doc_rows: list[dict] = []
+    skipped = list(kept_skips)
+    version = writer.new_version()
+    try:
+        with (open(version / PASSAGES, "w", encoding="utf-8", newline="\n") as passages_out,
+              open(version / DOCUMENTS, "w", encoding="utf-8", newline="\n") as documents_out,
+              tqdm(total=len(plan), unit="doc", desc="Indexing", disable=not show_progress) as bar):
+            for path, rel, doc_id, row in plan:
+                bar.update(1)
+                if row is not None:
+                    doc, rows = previous.documents[doc_id], rows_of_doc.get(doc_id, [])
+                    passages = [previous.passages[i] for i in rows]
+                    embedder.reuse(previous.dense.reconstruct_batch(np.asarray(rows, dtype=np.int64)) if rows
+                                   else None)
+                else:
+                    stamp = _stamp(path)
+                    try:
+                        doc = load_document(path, doc_id, docs_dir)
+                    except (OSError, ValueError) as err:  # ValueError: DocumentError, UnicodeError
+                        logger.warning("skipping %s: %s", path, err)
+                        skipped.append({"file": rel, "hash": hash_file(path), **stamp})
+                        continue
+                    row = {"id": doc_id, "file": _doc_file(doc, docs_dir),
+                           "hash": doc.source_hash or hash_file(path), **stamp}
+                    (stats.changed if doc_id in old else stats.added).append(doc_id)
+                    passages = chunk_document(doc, chunk_config)
+                    embedder.add(passages)
+                doc_rows.append(row)
+                write_rows(passages_out, (p.to_dict() for p in passages))
+                write_rows(documents_out, [_document_row(doc)])
+                bm25.add([p.text for p in passages])
+                stats.passages += len(passages)
+                if show_progress:
+                    show_rate(bar, stats.passages)
+        folder.after_step("passages")
+        folder.after_step("documents")
+        if not doc_rows:
+            raise no_documents(docs_dir)
+        if not stats.passages:
+            raise InvalidInput(f"The documents in {docs_dir} produced no passages: add documents with text.")
+        stats.removed = sorted(set(old) - {row["id"] for row in doc_rows})
+        vectors = embedder.finish()
+        stats.documents, stats.embedded = len(doc_rows), embedder.embedded
+        approximate = stats.passages > APPROX_THRESHOLD if approximate is None else approximate
+        stats.index_type = "hnsw" if approximate else "flat"
+        dense = empty_faiss_index(vectors[0].shape[1], stats.passages, approximate)
+        for block in _blocks(vectors):
+            dense.add(block)
+        del vectors
+        _write_indexes(version, dense, bm25.build())
+        manifest = {**header, **_corpus_fields(doc_rows, skipped), "dimension": int(dense.d),
+                    "index_type": stats.index_type, "passages": stats.passages, "scanned_ns": scanned_ns}
+        writer.publish(version, manifest)
+    except OSError as err:
+        if writer.current() == version.name:  # published; only the tidying after it failed
+            logger.warning("index %s published, but tidying up after it failed: %s", writer.out_dir, err)
+            checkpoint.clear()
+            return stats
+        writer.discard(version)
+        kept = "the previous index is unchanged" if previous is not None or writer.current() else "no index was written"
+        raise IndexWriteError(f"Could not write the index at {writer.out_dir}: {err.strerror or err}"
+                              f"{f' ({err.filename})' if err.filename else ''}; {kept}.") from err
+    except BaseException:
+        writer.discard(version)
+        raise
     checkpoint.clear()
     return stats
 
 
-def _unstamped(manifest: dict) -> dict:
-    """The manifest without the file stamps (sizes, mtimes) that a copy or a checkout changes."""
-    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("size", "mtime_ns")} for r in rows]  # noqa: E731
-    return {**manifest, "documents": strip(manifest.get("documents", [])), "skipped": strip(manifest.get("skipped", []))}
+def write_rows(out, rows) -> None:
+    """Append ``rows`` to an open JSON-lines file (tests replace it to simulate a full disk)."""
+    out.writelines(dumps_line(row) for row in rows)
+
+
+def _stamp(path: Path) -> dict:
+    st = _stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns} if st else {}
+
+
+def _corpus_fields(doc_rows: list[dict], skipped: list[dict]) -> dict:
+    """The manifest's fields that describe the documents (in id order), and the build's stamps."""
+    doc_rows = sorted(doc_rows, key=lambda r: r["id"])
+    return {
+        "documents": doc_rows,
+        "skipped": sorted(skipped, key=lambda r: r["file"]),
+        "corpus_hash": hashlib.sha256("".join(sorted(r["hash"] for r in doc_rows + skipped)).encode()).hexdigest()[:16],
+        "package_version": _package_version(),
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def show_rate(bar, written: int) -> None:
+    """Passages so far and per second, beside the bar's documents per second."""
+    elapsed = max(bar.format_dict.get("elapsed", 0.0), 1e-9)
+    bar.set_postfix_str(f"{written} passages, {written / elapsed:.1f} passages/s")
+
+
+def _blocks(parts: list[np.ndarray], rows: int = 65_536):
+    """The vectors of ``parts``, in order, as contiguous blocks of about ``rows`` (FAISS adds them one
+    after another, so the corpus's vectors are never copied whole)."""
+    pending, count = [], 0
+    for part in parts:
+        pending.append(part)
+        count += len(part)
+        if count >= rows:
+            yield np.ascontiguousarray(np.vstack(pending), dtype=np.float32)
+            pending, count = [], 0
+    if pending:
+        yield np.ascontiguousarray(np.vstack(pending), dtype=np.float32)
+
+
+class _StreamingEmbedder:
+    """The vectors of a stream of passages, in order: reused ones are given, those an interrupted
+    build saved come from its checkpoint, the rest are embedded ``batch_size`` at a time, each batch
+    saved before the next."""
+
+    def __init__(self, encoder: Encoder, checkpoint: Checkpoint, batch_size: int):
+        self.encoder, self.checkpoint, self.batch_size = encoder, checkpoint, batch_size
+        self.saved = checkpoint.load()
+        self.parts: list[np.ndarray | None] = []  # one per document; None while some of it waits
+        self.waiting: dict[int, list[np.ndarray | None]] = {}  # part -> its rows, None until embedded
+        self.queue: list[tuple[int, int, str, str]] = []  # (part, row, key, text) to embed
+        self.embedded = 0
+
+    def reuse(self, vectors: np.ndarray | None) -> None:
+        if vectors is not None and len(vectors):
+            self.parts.append(np.asarray(vectors, dtype=np.float32))
+
+    def add(self, passages: list[Passage]) -> None:
+        if not passages:
+            return
+        keys = [text_key(p.text) for p in passages]
+        rows = [self.saved.pop(key, None) for key in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if not missing:
+            self.parts.append(np.stack(rows))
+            return
+        part = len(self.parts)
+        self.parts.append(None)
+        self.waiting[part] = rows
+        self.queue.extend((part, i, keys[i], passages[i].text) for i in missing)
+        while len(self.queue) >= self.batch_size:
+            batch, self.queue = self.queue[: self.batch_size], self.queue[self.batch_size :]
+            self._embed(batch)
+
+    def _embed(self, batch: list[tuple[int, int, str, str]]) -> None:
+        vectors = np.asarray(self.encoder.encode_passages([text for *_, text in batch], show_progress=False),
+                             dtype=np.float32)
+        self.checkpoint.save([key for _, _, key, _ in batch], vectors)
+        self.embedded += len(batch)
+        for (part, i, _, _), vector in zip(batch, vectors):
+            rows = self.waiting[part]
+            rows[i] = vector
+            if all(row is not None for row in rows):
+                self.parts[part] = np.stack(rows)
+                del self.waiting[part]
+
+    def finish(self) -> list[np.ndarray]:
+        """Every vector, as the blocks they came in (embedding what is still queued)."""
+        if self.queue:
+            batch, self.queue = self.queue, []
+            self._embed(batch)
+        return [part for part in self.parts if part is not None]
 
 
 def _same(manifest: dict, previous: dict) -> bool:
     """Whether two manifests describe the same index (build time and version aside)."""
     strip = lambda m: {k: v for k, v in m.items() if k not in _VOLATILE}  # noqa: E731
     return strip(manifest) == strip(previous)
-
-
-def _embed(fresh: list[Passage], encoder: Encoder, checkpoint: Checkpoint, batch_size: int,
-           show_progress: bool) -> tuple[np.ndarray | None, int]:
-    """Vectors of ``fresh`` (in order) and how many went through the encoder: those an interrupted
-    build saved are reused; the rest are embedded ``batch_size`` at a time, each batch saved."""
-    if not fresh:
-        return None, 0
-    from tqdm.auto import tqdm
-
-    saved = checkpoint.load()
-    keys = [text_key(p.text) for p in fresh]
-    missing = [i for i, key in enumerate(keys) if key not in saved]
-    with tqdm(total=len(fresh), initial=len(fresh) - len(missing), unit="passage", desc="Embedding",
-              disable=not show_progress) as bar:
-        for start in range(0, len(missing), batch_size):
-            batch = missing[start : start + batch_size]
-            block = np.asarray(encoder.encode_passages([fresh[i].text for i in batch], show_progress=False),
-                               dtype=np.float32)
-            checkpoint.save([keys[i] for i in batch], block)
-            saved.update(zip((keys[i] for i in batch), block))
-            bar.update(len(batch))
-    return np.stack([saved[key] for key in keys]), len(missing)
-
-
-def _assemble(blocks: list[np.ndarray | int], fresh: np.ndarray | None) -> np.ndarray:
-    """Stack reused vector blocks and, for each count in ``blocks``, that many fresh vectors in order."""
-    out, k = [], 0
-    for block in blocks:
-        if isinstance(block, int):
-            block, k = fresh[k : k + block], k + block
-        out.append(block)
-    return np.ascontiguousarray(np.vstack(out), dtype=np.float32)
 
 
 def _reusable(out_dir: Path, encoder: Encoder, chunk_config: ChunkConfig) -> Index | None:
@@ -297,31 +394,12 @@ def _document_row(doc: Document) -> dict:
             "text": doc.text, "pages": [list(p) for p in doc.pages]}
 
 
-def _write(writer: folder.Writer, manifest: dict, passages: list[Passage], docs: list[Document], dense, bm25,
-           had_previous: bool) -> None:
-    """Write the data files into a new version folder and publish it (see :mod:`qa.stores.folder`)."""
+def _write_indexes(version: Path, dense, bm25) -> None:
+    """Write the dense and BM25 indexes into the version folder, where the passages and documents are."""
     import faiss
 
-    version = writer.new_version()
-    try:
-        write_jsonl(version / PASSAGES, (p.to_dict() for p in passages))
-        folder.after_step("passages")
-        write_jsonl(version / DOCUMENTS, (_document_row(d) for d in docs))
-        folder.after_step("documents")
-        # Serialised here and written by Python, so a full disk is an OSError like any other write.
-        (version / DENSE).write_bytes(faiss.serialize_index(dense).tobytes())
-        folder.after_step("dense")
-        bm25.save(str(version / BM25_DIR), show_progress=False)
-        folder.after_step("bm25")
-        writer.publish(version, manifest)
-    except OSError as err:
-        if writer.current() == version.name:  # published; only the tidying after it failed
-            logger.warning("index %s published, but tidying up after it failed: %s", writer.out_dir, err)
-            return
-        writer.discard(version)
-        kept = "the previous index is unchanged" if had_previous or writer.current() else "no index was written"
-        raise IndexWriteError(f"Could not write the index at {writer.out_dir}: {err.strerror or err}"
-                              f"{f' ({err.filename})' if err.filename else ''}; {kept}.") from err
-    except BaseException:
-        writer.discard(version)
-        raise
+    # Serialised here and written by Python, so a full disk is an OSError like any other write.
+    (version / DENSE).write_bytes(faiss.serialize_index(dense).tobytes())
+    folder.after_step("dense")
+    bm25.save(str(version / BM25_DIR), show_progress=False)
+    folder.after_step("bm25")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -44,28 +45,53 @@ def ef_search(passages: int) -> int:
     return max(HNSW_EF_SEARCH, min(HNSW_EF_SEARCH_MAX, passages // 1000))
 
 
-def make_faiss_index(vectors: np.ndarray, approximate: bool | None = None):
-    """An inner-product FAISS index over ``vectors``: exact, or HNSW past ``APPROX_THRESHOLD``."""
+def empty_faiss_index(dimension: int, passages: int, approximate: bool | None = None):
+    """An empty inner-product FAISS index set up for ``passages`` vectors: exact, or HNSW past
+    ``APPROX_THRESHOLD`` (its search breadth chosen for that many); vectors are added by the caller."""
     import faiss
 
+    approximate = passages > APPROX_THRESHOLD if approximate is None else approximate
+    if not approximate:
+        return faiss.IndexFlatIP(dimension)
+    index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index.hnsw.efSearch = ef_search(passages)
+    return index
+
+
+def make_faiss_index(vectors: np.ndarray, approximate: bool | None = None):
+    """An inner-product FAISS index over ``vectors``: exact, or HNSW past ``APPROX_THRESHOLD``."""
     n, dim = vectors.shape
-    approximate = n > APPROX_THRESHOLD if approximate is None else approximate
-    if approximate:
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = ef_search(n)
-    else:
-        index = faiss.IndexFlatIP(dim)
+    index = empty_faiss_index(dim, n, approximate)
     if n:
         index.add(np.ascontiguousarray(vectors, dtype=np.float32))
     return index
 
 
-def bm25_tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """Lower-cased, English-stopworded, Snowball-stemmed tokens (the same for passages and queries)."""
-    return _bm25s().tokenize(
-        list(texts), stopwords="en", stemmer=_english_stemmer(), return_ids=False, show_progress=False
-    )
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s's default token pattern: words of two characters or more
+
+
+def bm25_tokenize(texts: Sequence[str], stems: dict[str, str] | None = None) -> list[list[str]]:
+    """Lower-cased, English-stopworded, Snowball-stemmed tokens (the same for passages and queries).
+
+    The tokens ``bm25s.tokenize(texts, stopwords="en", stemmer=english)`` gives, computed without
+    rebuilding its stop-word set per text, and stemming each distinct word once: ``stems`` caches
+    word -> stem across calls (a build streaming many batches passes one dict).
+    """
+    stop, stem_words = _stopwords(), _english_stemmer().stemWords
+    stems = {} if stems is None else stems
+    words = [[w for w in _TOKEN.findall(text.lower()) if w not in stop] for text in texts]
+    new = list({w: None for ws in words for w in ws if w not in stems})
+    if new:
+        stems.update(zip(new, stem_words(new)))
+    return [[stems[w] for w in ws] for ws in words]
+
+
+@functools.lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return frozenset(STOPWORDS_EN)
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,10 +111,44 @@ def _english_stemmer():
     return Stemmer.Stemmer("english")
 
 
+class Bm25Builder:
+    """A bm25s index built a batch of passages at a time: each passage is kept as its token ids
+    (4 bytes a token), not its text, so memory holds no passage text while a corpus streams through.
+
+    The index is the one bm25s builds from the same tokens (the scores of each passage and term are
+    equal; only the numbering of terms differs).
+
+    Example:
+        >>> builder = Bm25Builder()
+        >>> builder.add(["Hail is ice.", "Fog is a cloud."])
+        >>> builder.build().scores["num_docs"]
+        2
+    """
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.ids: list[np.ndarray] = []
+        self._stems: dict[str, str] = {}
+
+    def add(self, texts: Sequence[str]) -> None:
+        vocab = self.vocab
+        for tokens in bm25_tokenize(texts, self._stems):
+            self.ids.append(np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), dtype=np.int32,
+                                        count=len(tokens)))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def build(self):
+        bm25 = _bm25s().BM25()
+        bm25.index((self.ids, self.vocab), show_progress=False)
+        return bm25
+
+
 def make_bm25(passages: Sequence[Passage]):
-    bm25 = _bm25s().BM25()
-    bm25.index(bm25_tokenize([p.text for p in passages]), show_progress=False)
-    return bm25
+    builder = Bm25Builder()
+    builder.add([p.text for p in passages])
+    return builder.build()
 
 
 @dataclass

@@ -29,7 +29,7 @@ from qa.errors import InvalidInput, MissingPath
 from qa.ingest.chunking import ChunkConfig, chunk_document
 from qa.ingest.documents import corpus_files, document_ids, load_document
 from qa.stores.address import StoreAddress
-from qa.stores.build import EMBED_BATCH, BuildStats, _package_version
+from qa.stores.build import EMBED_BATCH, BuildStats, _package_version, show_rate
 from qa.stores.index import APPROX_THRESHOLD, HNSW_EF_CONSTRUCTION, HNSW_M
 from qa.stores.manifest import FORMAT_VERSION, _differs, _stat, backend_of, hash_file
 from qa.stores.milvus import (MANIFEST_DOC, MAX_PASSAGE_CHARS, analyzer, connect, docs_name, published,
@@ -305,12 +305,12 @@ def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, head
                 written += pending
                 batch, pending = [], 0
                 after_batch(written)
-                _show_rate(bar, written)
+                show_rate(bar, written)
         if batch:
             writer.write(batch)
             written += pending
             after_batch(written)
-            _show_rate(bar, written)
+            show_rate(bar, written)
     kept = {r["id"] for r in rows}
     leftover = sorted(set(old) - kept)  # held by the version written to, no longer in the folder
     if leftover:
@@ -349,12 +349,6 @@ def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, head
     writer.save_manifest(manifest)
     _publish(client, address, name, current)
     return stats
-
-
-def _show_rate(bar, written: int) -> None:
-    """Passages written so far and per second, beside the bar's documents per second."""
-    elapsed = max(bar.format_dict.get("elapsed", 0.0), 1e-9)
-    bar.set_postfix_str(f"{written} passages, {written / elapsed:.1f} passages/s")
 
 
 def header_chunking(header: dict) -> ChunkConfig:
