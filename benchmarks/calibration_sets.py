@@ -13,7 +13,9 @@ The split follows the reader's training split (``qa.training.data.is_holdout``, 
   calF_reddit): SQuADShifts Amazon reviews' and Reddit's held-out articles, in file order until 500
   questions each, and calG_swaps: 450 entity-swap rewrites of their questions, so that these
   answerable-only sets don't tilt the fit towards answering;
-- test: SQuAD 2.0 dev's held-out articles (all questions), and SleepQA dev as it is.
+- test: SQuAD 2.0 dev's held-out articles (all questions), COVID-QA's held-out papers (test_covid: 16 of
+  98, 240 questions; the reader trained on the others), and SleepQA dev as it is (``qa eval squad --open``
+  reads its DPR-style file).
 
 Then, for each file: ``qa eval squad --open FILE --out runs/open/NAME``, and
 ``qa eval fit-calibrator --train runs/open/cal*/predictions.jsonl --test ...``.
@@ -59,6 +61,14 @@ def _first(articles: list[dict], questions: int) -> list[dict]:
     return out
 
 
+def _covid_held_out(path: Path) -> list[dict]:
+    """COVID-QA's held-out papers, titled as the reader's split names them (the file has no titles:
+    ``covid-qa-draft-200423#index``, :func:`qa.training.data.load_squad`)."""
+    articles = json.loads(path.read_text(encoding="utf-8"))["data"]
+    named = [{**a, "title": f"{path.stem}#{i}"} for i, a in enumerate(articles)]
+    return [a for a in named if is_holdout(a["title"], 0.2)]
+
+
 def swap_set(files: list[Path], n: int = 450, seed: int = 21) -> list[dict]:
     """The articles of ``files`` holding only unanswerable rewrites of their questions (ids end in ``_swap``)."""
     from qa.training.data import load_squad
@@ -87,6 +97,7 @@ def write_sets(data: Path, out: Path) -> dict[str, Path]:
         "calE_amazon": _first([a for a in load("squadshifts/amazon_reviews_v1.0.json") if is_holdout(a["title"], 0.2)], 500),
         "calF_reddit": _first(_by_context(load("squadshifts/reddit_v1.0.json")), 500),
         "test_v2held": [a for a in v2 if is_holdout(a["title"], 0.2)],
+        "test_covid": _covid_held_out(data / "covid_qa" / "covid-qa-draft-200423.json"),
     }
     out.mkdir(parents=True, exist_ok=True)
     paths = {}

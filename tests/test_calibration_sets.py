@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmarks.calibration_sets import _by_context, _first
+from benchmarks.calibration_sets import _by_context, _covid_held_out, _first
 from qa.training.data import is_holdout, load_squad
 
 
@@ -32,3 +32,15 @@ def test_first_articles_up_to_a_question_count():
     assert [a["title"] for a in _first(articles, 13)] == ["A0", "A1", "A2"]  # 6, 12, then 18 >= 13
     assert [a["title"] for a in _first(articles, 12)] == ["A0", "A1"]
     assert len(_first(articles, 1000)) == 10
+
+
+def test_untitled_papers_are_held_out_as_the_reader_split_them(tmp_path: Path):
+    """COVID-QA's articles have no titles: the reader's split (load_squad) names each ``stem#index``;
+    the held-out papers written for the test set are exactly those, with that title."""
+    articles = [{k: v for k, v in _article(f"P{i}", 1).items() if k != "title"} for i in range(40)]
+    path = tmp_path / "covid.json"
+    path.write_text(json.dumps({"data": articles}))
+    held_by_reader = {ex.context for ex in load_squad(path) if is_holdout(ex.title, 0.2)}
+    held = _covid_held_out(path)
+    assert held_by_reader and {a["paragraphs"][0]["context"] for a in held} == held_by_reader
+    assert all(a["title"].startswith("covid#") for a in held)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from qa.answering.calibrator import Calibrator, fit_calibrator
-from qa.answering.features import FEATURES, candidate_features, question_type, type_fit, word_overlap
+from qa.answering.features import (FEATURES, candidate_features, echo, nearby, question_type, type_fit,
+                                   word_overlap)
 from qa.evaluation.calibration_fit import fit, measure
 from qa.types import Hit, Passage, Span
 
@@ -61,6 +62,27 @@ def test_candidate_features_by_hand():
     assert row["agreement"] == pytest.approx(math.log(3))  # the answer stands in 2 passages: log(1 + 2)
     assert row["answer_words"] == pytest.approx(math.log(2)) and row["type_fit"] == 1.0
     assert row["overlap"] == 0.5
+    # "1932" is no word of the question; of its content words (bridge, open) "bridge" stands within
+    # 100 characters of the answer in passage a ("opened" is another word): 1 of 2.
+    assert row["echo"] == 0.0 and row["nearby"] == 0.5
+
+
+def test_echo_and_nearby_by_hand():
+    # echo: the answer's content words that the question holds. "the river Thames" has river and
+    # thames; the question holds river: 1 of 2. An answer without content words ("the") scores 0.
+    assert echo("Which river flows through London?", "the river Thames") == 0.5
+    assert echo("Which river flows through London?", "the") == 0.0
+    # nearby: the passage is 250 characters of x, then "Thames", then "river", 250 more x. The answer
+    # "Thames" (offsets 250-256 in the document; the passage starts at 0) has "river" 1 character after
+    # it and nothing else of {river, flows, through, london} within 100 characters: 1 of 4. The same answer
+    # read from a passage that is not among the hits scores 0.
+    text = "x " * 125 + "Thames river " + "x " * 125
+    passage = Passage("d:0-513", "d", 0, len(text), text)
+    span = Span("Thames", 0.9, "d", 250, 256, "d:0-513")
+    assert nearby("Which river flows through London?", span, [Hit(passage, 0.03, 1)]) == 0.25
+    far = Span("x", 0.9, "d", 0, 1, "d:0-513")  # "river" is 256 characters away
+    assert nearby("Which river flows through London?", far, [Hit(passage, 0.03, 1)]) == 0.0
+    assert nearby("Which river flows through London?", span, []) == 0.0
 
 
 def test_calibrator_probability_by_hand():

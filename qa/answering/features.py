@@ -35,7 +35,10 @@ FEATURES = (
     "answer_words",  # log(1 + words in the answer)
     "type_fit",  # +1 the answer's shape suits the question word, -1 it can't, 0 no telling
     "overlap",  # share of the question's content words found in the evidence sentence
+    "echo",  # share of the answer's content words that the question already holds
+    "nearby",  # share of the question's content words within NEARBY_CHARS of the answer in its passage
 )
+NEARBY_CHARS = 100  # on each side of the answer: about 15 words
 
 _STOP = frozenset(
     "a an and are as at be by did do does for from had has have how i in is it its of on or that the their "
@@ -94,6 +97,27 @@ def word_overlap(question: str, sentence: str) -> float:
     return len(asked & content_words(sentence)) / len(asked) if asked else 0.0
 
 
+def echo(question: str, answer: str) -> float:
+    """Share of the answer's content words that are in the question: an answer that repeats the
+    question ("Which river ...?" -> "the river") rarely answers it (0 when the answer has none)."""
+    said = content_words(answer)
+    return len(said & content_words(question)) / len(said) if said else 0.0
+
+
+def nearby(question: str, best: Span, hits: Sequence[Hit]) -> float:
+    """Share of the question's content words within :data:`NEARBY_CHARS` of the answer in the passage
+    it was read from (the answer itself left out): the words a reader matches sit close to the right
+    answer, as in SQuAD's sliding-window baseline (Rajpurkar et al. 2016)."""
+    hit = next((h for h in hits if h.passage.id == best.passage_id), None)
+    asked = content_words(question)
+    if hit is None or not asked:
+        return 0.0
+    start, end = best.start - hit.passage.start, best.end - hit.passage.start
+    text = hit.passage.text
+    around = text[max(0, start - NEARBY_CHARS):max(0, start)] + " " + text[end:end + NEARBY_CHARS]
+    return len(asked & content_words(around)) / len(asked)
+
+
 def _inverse(rank: int | None) -> float:
     return 1.0 / rank if rank else 0.0
 
@@ -137,4 +161,6 @@ def candidate_features(
         "answer_words": math.log1p(len(best.text.split())),
         "type_fit": type_fit(question, best.text),
         "overlap": word_overlap(question, evidence),
+        "echo": echo(question, best.text),
+        "nearby": nearby(question, best, hits),
     }

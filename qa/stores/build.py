@@ -238,16 +238,20 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
         if not stats.passages:
             raise InvalidInput(f"The documents in {docs_dir} produced no passages: add documents with text.")
         stats.removed = sorted(set(old) - {row["id"] for row in doc_rows})
-        vectors = embedder.finish()
+        vectors = embedder.finish()  # the embedder lets go of them: each block is freed once FAISS holds it
         stats.documents, stats.embedded = len(doc_rows), embedder.embedded
         approximate = stats.passages > APPROX_THRESHOLD if approximate is None else approximate
         stats.index_type = "hnsw" if approximate else "flat"
-        dense = empty_faiss_index(vectors[0].shape[1], stats.passages, approximate)
-        for block in _blocks(vectors):
+        dimension = int(vectors[0].shape[1])
+        dense = empty_faiss_index(dimension, stats.passages, approximate)
+        for block in _taken_blocks(vectors):
             dense.add(block)
-        del vectors
-        _write_indexes(version, dense, bm25.build())
-        manifest = {**header, **_corpus_fields(doc_rows, skipped), "dimension": int(dense.d),
+        # One index in memory at a time: the dense one is written and let go before BM25 is built.
+        _write_dense(version, dense)
+        del dense
+        _write_bm25(version, bm25.build())
+        del bm25
+        manifest = {**header, **_corpus_fields(doc_rows, skipped), "dimension": dimension,
                     "index_type": stats.index_type, "passages": stats.passages, "scanned_ns": scanned_ns}
         writer.publish(version, manifest)
     except OSError as err:
@@ -294,11 +298,14 @@ def show_rate(bar, written: int) -> None:
     bar.set_postfix_str(f"{written} passages, {written / elapsed:.1f} passages/s")
 
 
-def _blocks(parts: list[np.ndarray], rows: int = 65_536):
-    """The vectors of ``parts``, in order, as contiguous blocks of about ``rows`` (FAISS adds them one
-    after another, so the corpus's vectors are never copied whole)."""
+def _taken_blocks(parts: list[np.ndarray], rows: int = 65_536):
+    """The vectors of ``parts``, in order, as contiguous blocks of about ``rows``, taken out of ``parts``
+    as they go (FAISS adds them one after another: the vectors are never copied whole, and each block
+    is freed once added)."""
+    parts.reverse()
     pending, count = [], 0
-    for part in parts:
+    while parts:
+        part = parts.pop()
         pending.append(part)
         count += len(part)
         if count >= rows:
@@ -359,7 +366,8 @@ class _StreamingEmbedder:
         if self.queue:
             batch, self.queue = self.queue, []
             self._embed(batch)
-        return [part for part in self.parts if part is not None]
+        parts, self.parts = [part for part in self.parts if part is not None], []
+        return parts
 
 
 def _same(manifest: dict, previous: dict) -> bool:
@@ -394,12 +402,19 @@ def _document_row(doc: Document) -> dict:
             "text": doc.text, "pages": [list(p) for p in doc.pages]}
 
 
-def _write_indexes(version: Path, dense, bm25) -> None:
-    """Write the dense and BM25 indexes into the version folder, where the passages and documents are."""
+def _write_dense(version: Path, dense) -> None:
+    """Write the dense index into the version folder, where the passages and documents are."""
     import faiss
 
-    # Serialised here and written by Python, so a full disk is an OSError like any other write.
-    (version / DENSE).write_bytes(faiss.serialize_index(dense).tobytes())
+    # Serialised here and written by Python, so a full disk is an OSError like any other write; written
+    # from the serialised array itself, not a bytes copy of it.
+    data = faiss.serialize_index(dense)
+    with open(version / DENSE, "wb") as f:
+        f.write(memoryview(data))
+    del data
     folder.after_step("dense")
+
+
+def _write_bm25(version: Path, bm25) -> None:
     bm25.save(str(version / BM25_DIR), show_progress=False)
     folder.after_step("bm25")
