@@ -318,3 +318,17 @@ def test_an_unchanged_skipped_file_is_not_read_again(make_corpus, tmp_path, fake
     stats = build_index(docs, out, encoder=fake_encoder)
     assert read == ["new.txt"] and stats.added == ["new"]
     assert [row["file"] for row in Index.load(out).manifest["skipped"]] == ["empty.txt"]
+
+
+def test_vectors_line_up_with_passages_across_batches_and_repeated_texts(make_corpus, tmp_path):
+    """A document whose passages span several encoder batches, and two files with the same text: every
+    passage's vector is its own text's (the oracle: the encoder on that text alone)."""
+    long = " ".join(f"Clause {i} sets the fee at {i * 7} pounds." for i in range(60))
+    docs = make_corpus({"a.txt": "Short note on fees.", "b.txt": long, "c.txt": long, "d.txt": "Another short note."})
+    encoder = FakeEncoder()
+    stats = build_index(docs, tmp_path / "index", encoder=encoder, chunk_config=build_module.ChunkConfig(120, 0),
+                        batch_size=5)
+    index = Index.load(tmp_path / "index")
+    assert stats.passages == len(index.passages) > 20
+    np.testing.assert_allclose(index.dense.reconstruct_n(0, index.dense.ntotal),
+                               encoder.embed([p.text for p in index.passages]), rtol=1e-6)

@@ -324,7 +324,7 @@ class _StreamingEmbedder:
         self.encoder, self.checkpoint, self.batch_size = encoder, checkpoint, batch_size
         self.saved = checkpoint.load()
         self.parts: list[np.ndarray | None] = []  # one per document; None while some of it waits
-        self.waiting: dict[int, list[np.ndarray | None]] = {}  # part -> its rows, None until embedded
+        self.waiting: dict[int, list] = {}  # part -> [its rows (None until embedded), how many are None]
         self.queue: list[tuple[int, int, str, str]] = []  # (part, row, key, text) to embed
         self.embedded = 0
 
@@ -343,7 +343,7 @@ class _StreamingEmbedder:
             return
         part = len(self.parts)
         self.parts.append(None)
-        self.waiting[part] = rows
+        self.waiting[part] = [rows, len(missing)]
         self.queue.extend((part, i, keys[i], passages[i].text) for i in missing)
         while len(self.queue) >= self.batch_size:
             batch, self.queue = self.queue[: self.batch_size], self.queue[self.batch_size :]
@@ -355,10 +355,11 @@ class _StreamingEmbedder:
         self.checkpoint.save([key for _, _, key, _ in batch], vectors)
         self.embedded += len(batch)
         for (part, i, _, _), vector in zip(batch, vectors):
-            rows = self.waiting[part]
-            rows[i] = vector
-            if all(row is not None for row in rows):
-                self.parts[part] = np.stack(rows)
+            waiting = self.waiting[part]
+            waiting[0][i] = vector
+            waiting[1] -= 1
+            if not waiting[1]:
+                self.parts[part] = np.stack(waiting[0])
                 del self.waiting[part]
 
     def finish(self) -> list[np.ndarray]:
