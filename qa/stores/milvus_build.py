@@ -39,6 +39,7 @@ from qa.types import Document, Passage
 logger = logging.getLogger(__name__)
 
 WRITE_ROWS = 500  # rows per insert call (a few MB: well under the 64 MiB a gRPC message may hold)
+INDEX_WAIT_S = 600  # how long a dropped index may take to go before the HNSW one replaces it
 BUILD_PROPERTY = "qa.build"  # the passages collection's property naming what a version is being built with
 
 
@@ -176,12 +177,28 @@ class _Writer:
         """Make the dense index HNSW (past ``APPROX_THRESHOLD`` passages) instead of FLAT."""
         if not approximate:
             return
+        from pymilvus import MilvusException
+
         self.client.release_collection(self.name)
         self.client.drop_index(self.name, "dense")
         index = self.client.prepare_index_params()
         index.add_index(field_name="dense", index_type="HNSW", metric_type="IP",
                         params={"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION})
-        self.client.create_index(self.name, index, sync=False)
+        # Dropping returns before the engine has let go of the FLAT index (seen at 1M passages in Milvus
+        # Lite: "index already exists for field 'dense'"): wait for it to go, then create the new one.
+        deadline = time.monotonic() + INDEX_WAIT_S
+        while True:
+            try:
+                if "dense" not in self.client.list_indexes(self.name, field_name="dense"):
+                    self.client.create_index(self.name, index, sync=False)
+                    break
+            except MilvusException as err:
+                if "already exists" not in str(err):
+                    raise
+            if time.monotonic() > deadline:
+                raise MilvusException(message=f"the FLAT index of {self.name} was still there {INDEX_WAIT_S} s after "
+                                      "it was dropped; run the build again to finish it")
+            time.sleep(1.0)
         self.client.load_collection(self.name)
 
     def save_manifest(self, manifest: dict) -> None:
