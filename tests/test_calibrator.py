@@ -226,32 +226,3 @@ def test_a_picking_calibrator_chooses_among_the_readers_candidates(bundled_index
     assert answer.features["span_score"] == pytest.approx(lowest.score)
     assert " ".join(answer.text.split()) in " ".join(answer.evidence.split())
 
-
-def test_the_threshold_and_bands_are_chosen_on_rows_the_calibrator_did_not_see():
-    """Three runs: in two a high span score means right, in the third it means wrong (another corpus,
-    where the reader's confidence misleads). Fitted on all three, the calibrator still trusts the score
-    somewhat; chosen on its own rows, "High" starts where the pooled rows are 90% right. Chosen out of
-    fold, the third run is scored by a calibrator fitted on the first two alone, which is sure of its
-    wrong answers there, as a new corpus would be: "High" must start higher, or be out of reach (1.0)."""
-    import random
-
-    rng = random.Random(5)
-
-    def rows_of(source: str, high_means_right: bool, n: int = 200) -> list[dict]:
-        out = []
-        for _ in range(n):
-            score = rng.random()
-            right = (score > 0.5) == high_means_right
-            features = {f: 0.0 for f in FEATURES} | {"span_score": score, "overlap": rng.random()}
-            out.append({"features": features, "candidate": "1932" if right else "Paris", "gold": ["1932"],
-                        "answerable": True, "source": source})
-        return out
-
-    rows = rows_of("a", True) + rows_of("b", True) + rows_of("c", False, 120)
-    pooled = [{**r, "source": "all"} for r in rows]
-    in_sample, out_of_fold = fit(pooled, target_precision=0.6), fit(rows, target_precision=0.6)
-    assert in_sample["calibrator"] == out_of_fold["calibrator"]  # the same calibrator, fitted on every row
-    assert in_sample["thresholds_chosen_on"] == "the rows the calibrator was fitted on"
-    assert out_of_fold["thresholds_chosen_on"].startswith("out of fold: each of 3 runs")
-    assert out_of_fold["bands"][0]["min"] > in_sample["bands"][0]["min"]
-    assert out_of_fold["threshold"] >= in_sample["threshold"]

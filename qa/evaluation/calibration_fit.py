@@ -38,19 +38,11 @@ HIGH_PRECISION = 0.90  # "High confidence": right 9 times in 10 on the training 
 # reader was trained on, where its no-answer score knows the very questions; fitted with them, the
 # calibrator's error on held-out articles was 0.22 (ECE, SQuAD 2.0) and 0.19 (SleepQA), without them
 # 0.11 and 0.07, at the same ranking quality (AURC 0.575 against 0.561; README, "Trust").
-# "echo" and "nearby" (2026-12-02) are recorded for study: added to the fit, each fit set left out in turn, they
-# changed best-candidate F1 by -0.1 and +0.1 points and overall F1 by -0.1 and -0.6, AURC 0.450 -> 0.450 and 0.451.
+# "echo" and "nearby" (2026-12-02) are recorded for study: added to the fit, each of the 7 fit runs left out in
+# turn, they changed best-candidate F1 by -0.1 and +0.1 points and overall F1 by -0.1 and -0.6 (AURC 0.450 ->
+# 0.450 and 0.451), so the shipped calibrator does without them.
 CALIBRATOR_FEATURES = tuple(f for f in FEATURES if f not in ("no_answer", "window_prob", "span_logit", "answer_words",
                                                              "echo", "nearby"))
-MIN_FOLDS = 3  # sources needed to choose the threshold and bands on out-of-fold scores
-
-
-def _fit_rows(rows: Sequence[dict], picks: bool, features: Sequence[str]) -> Calibrator:
-    """A calibrator fitted on every candidate of ``rows`` (``picks``) or on each row's own."""
-    if picks:
-        every = [(c["features"], candidate_scores(r, c["text"])[2]) for r in rows for c in r["candidates"]]
-        return fit_calibrator([x for x, _ in every], [y for _, y in every], features=features)
-    return fit_calibrator([r["features"] for r in rows], [candidate_scores(r)[2] for r in rows], features=features)
 
 
 def load_rows(paths: Sequence[str | Path]) -> list[dict]:
@@ -145,38 +137,29 @@ def measure(rows: Sequence[dict], calibrator: Calibrator | None, threshold: floa
 
 def fit(train: Sequence[dict], target_precision: float = TARGET_PRECISION,
         high_precision: float = HIGH_PRECISION, features: Sequence[str] = CALIBRATOR_FEATURES) -> dict:
-    """Fit the calibrator, then choose the threshold and bands where they will be used: on rows it was
-    not fitted on.
+    """Fit the calibrator, then choose the threshold and bands on the same training rows.
 
     When every training row records its candidates, the calibrator is fitted on all of them (each
     labelled right or wrong against the row's gold answers) and picks the answer (``"picks": true``);
-    otherwise on each row's best candidate only. When the rows come from at least :data:`MIN_FOLDS`
-    sources (runs), the threshold and bands are chosen on out-of-fold scores: each source's rows
-    scored by a calibrator fitted on the others, as a new corpus will be; otherwise on the fit's own.
+    otherwise on each row's best candidate only.
 
     Returns:
         The ``calibration.json`` content (without where it was trained: the caller adds that).
     """
     with_candidate = [r for r in train if r["candidate"]]
     picks = bool(with_candidate) and all(r.get("candidates") for r in with_candidate)
-    calibrator = _fit_rows(with_candidate, picks, features)
-    sources = sorted({r["source"] for r in with_candidate})
-    if len(sources) >= MIN_FOLDS:
-        chosen = []
-        for source in sources:
-            held = [r for r in with_candidate if r["source"] == source]
-            fold = _fit_rows([r for r in with_candidate if r["source"] != source], picks, features)
-            chosen += [(r, choose(r, fold, picks)) for r in held]
-        chosen_on = f"out of fold: each of {len(sources)} runs scored by a calibrator fitted on the others"
+    if picks:
+        every = [(c["features"], candidate_scores(r, c["text"])[2]) for r in with_candidate for c in r["candidates"]]
+        calibrator = fit_calibrator([x for x, _ in every], [y for _, y in every], features=features)
     else:
-        chosen = [(r, choose(r, calibrator, picks)) for r in with_candidate]
-        chosen_on = "the rows the calibrator was fitted on"
-    scores = [score for _, (_, score) in chosen]
-    labels = [candidate_scores(r, text)[2] for r, (text, _) in chosen]
+        calibrator = fit_calibrator([r["features"] for r in with_candidate],
+                                    [candidate_scores(r)[2] for r in with_candidate], features=features)
+    chosen = [choose(r, calibrator, picks) for r in with_candidate]
+    scores = [score for _, score in chosen]
+    labels = [candidate_scores(r, text)[2] for r, (text, _) in zip(with_candidate, chosen)]
     threshold = threshold_for_precision(scores, labels, target_precision)
     high = max(threshold, threshold_for_precision(scores, labels, high_precision))
     bands = [{"name": "High", "min": round(high, 6), "precision": high_precision},
              {"name": "Medium", "min": round(threshold, 6), "precision": target_precision}]
     return {"threshold": round(threshold, 6), "target_precision": target_precision, "calibrator": calibrator.to_dict(),
-            "picks": picks, "thresholds_chosen_on": chosen_on, "bands": bands,
-            "weights": [[name, round(w, 4)] for name, w in calibrator.weights()]}
+            "picks": picks, "bands": bands, "weights": [[name, round(w, 4)] for name, w in calibrator.weights()]}
