@@ -186,7 +186,7 @@ def _fail(*args, **kwargs):
     raise RuntimeError("simulated failure")
 
 
-@pytest.mark.parametrize("where", ["bm25.add", "bm25.build", "bm25.save", "faiss.serialize_index"])
+@pytest.mark.parametrize("where", ["bm25.add", "bm25.build", "bm25.save", "faiss.write_index"])
 def test_failed_build_leaves_previous_index_intact(tiny_corpus, tiny_index, fake_encoder, small_chunks, monkeypatch, where):
     import bm25s
     import faiss
@@ -200,7 +200,7 @@ def test_failed_build_leaves_previous_index_intact(tiny_corpus, tiny_index, fake
     elif where == "bm25.save":
         monkeypatch.setattr(bm25s.BM25, "save", _fail)  # inside the temporary folder, after FAISS was written
     else:
-        monkeypatch.setattr(faiss, "serialize_index", _fail)
+        monkeypatch.setattr(faiss, "write_index", _fail)
     with pytest.raises(RuntimeError, match="simulated failure"):
         build_index(tiny_corpus, tiny_index, encoder=fake_encoder, chunk_config=small_chunks)
     monkeypatch.undo()

@@ -243,12 +243,8 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
         approximate = stats.passages > APPROX_THRESHOLD if approximate is None else approximate
         stats.index_type = "hnsw" if approximate else "flat"
         dimension = int(vectors[0].shape[1])
-        dense = empty_faiss_index(dimension, stats.passages, approximate)
-        for block in _taken_blocks(vectors):
-            dense.add(block)
-        # One index in memory at a time: the dense one is written and let go before BM25 is built.
-        _write_dense(version, dense)
-        del dense
+        # One index in memory at a time: the dense one is built, written and let go before BM25 is built.
+        _write_dense(version, vectors, dimension, stats.passages, approximate)
         _write_bm25(version, bm25.build())
         del bm25
         manifest = {**header, **_corpus_fields(doc_rows, skipped), "dimension": dimension,
@@ -403,16 +399,23 @@ def _document_row(doc: Document) -> dict:
             "text": doc.text, "pages": [list(p) for p in doc.pages]}
 
 
-def _write_dense(version: Path, dense) -> None:
-    """Write the dense index into the version folder, where the passages and documents are."""
+def _write_dense(version: Path, vectors: list[np.ndarray], dimension: int, passages: int, approximate: bool) -> None:
+    """Build the dense index from ``vectors`` (emptied as FAISS takes them), serialise it, let it go, and
+    write the bytes into the version folder, where the passages and documents are. At most the index
+    and its serialised bytes are in memory at once."""
     import faiss
 
-    # Serialised here and written by Python, so a full disk is an OSError like any other write; written
-    # from the serialised array itself, not a bytes copy of it.
-    data = faiss.serialize_index(dense)
+    dense = empty_faiss_index(dimension, passages, approximate)
+    for block in _taken_blocks(vectors):
+        dense.add(block)
+    writer = faiss.VectorIOWriter()
+    faiss.write_index(dense, writer)
+    del dense
+    # Written by Python from the serialised bytes themselves (no copy), so a full disk is an OSError
+    # like any other write.
     with open(version / DENSE, "wb") as f:
-        f.write(memoryview(data))
-    del data
+        f.write(memoryview(faiss.rev_swig_ptr(writer.data.data(), writer.data.size())))
+    del writer
     folder.after_step("dense")
 
 
