@@ -203,7 +203,7 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
     try:
         with (open(version / PASSAGES, "w", encoding="utf-8", newline="\n") as passages_out,
               open(version / DOCUMENTS, "w", encoding="utf-8", newline="\n") as documents_out,
-              tqdm(total=len(plan), unit="doc", desc="Indexing", disable=not show_progress) as bar):
+              tqdm(total=len(plan), unit="doc", desc="Reading and embedding", disable=not show_progress) as bar):
             for path, rel, doc_id, row in plan:
                 bar.update(1)
                 if row is not None:
@@ -231,6 +231,9 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
                 stats.passages += len(passages)
                 if show_progress:
                     show_rate(bar, stats.passages)
+            if embedder.queue:  # the last batch (an upload's only one), while the bar still shows
+                bar.set_description(f"Embedding the last {len(embedder.queue)} passages")
+            vectors = embedder.finish()
         folder.after_step("passages")
         folder.after_step("documents")
         if not doc_rows:
@@ -238,7 +241,6 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
         if not stats.passages:
             raise InvalidInput(f"The documents in {docs_dir} produced no passages: add documents with text.")
         stats.removed = sorted(set(old) - {row["id"] for row in doc_rows})
-        vectors = embedder.finish()  # the embedder lets go of them: each block is freed once FAISS holds it
         stats.documents, stats.embedded = len(doc_rows), embedder.embedded
         approximate = stats.passages > APPROX_THRESHOLD if approximate is None else approximate
         stats.index_type = "hnsw" if approximate else "flat"
