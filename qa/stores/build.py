@@ -190,9 +190,6 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
     #    encoder, which takes ``batch_size`` passages at a time, each batch checkpointed.
     from tqdm.auto import tqdm
 
-    rows_of_doc: dict[str, list[int]] = {}
-    for i, passage in enumerate(previous.passages if previous is not None else ()):
-        rows_of_doc.setdefault(passage.doc_id, []).append(i)
     stats = BuildStats()
     checkpoint = Checkpoint(out_dir / PARTIAL, encoder.name, backend_of(encoder))
     embedder = _StreamingEmbedder(encoder, checkpoint, batch_size)
@@ -207,10 +204,10 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
             for path, rel, doc_id, row in plan:
                 bar.update(1)
                 if row is not None:
-                    doc, rows = previous.documents[doc_id], rows_of_doc.get(doc_id, [])
+                    doc, rows = previous.documents[doc_id], previous._rows([doc_id])
                     passages = [previous.passages[i] for i in rows]
-                    embedder.reuse(previous.dense.reconstruct_batch(np.asarray(rows, dtype=np.int64)) if rows
-                                   else None)
+                    if len(rows):
+                        embedder.reuse(previous.dense.reconstruct_batch(rows))
                 else:
                     stamp = _stamp(path)
                     try:
@@ -326,9 +323,8 @@ class _StreamingEmbedder:
         self.queue: list[tuple[int, int, str, str]] = []  # (part, row, key, text) to embed
         self.embedded = 0
 
-    def reuse(self, vectors: np.ndarray | None) -> None:
-        if vectors is not None and len(vectors):
-            self.parts.append(np.asarray(vectors, dtype=np.float32))
+    def reuse(self, vectors: np.ndarray) -> None:
+        self.parts.append(np.asarray(vectors, dtype=np.float32))
 
     def add(self, passages: list[Passage]) -> None:
         if not passages:

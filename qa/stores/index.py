@@ -136,9 +136,6 @@ class Bm25Builder:
             self.ids.append(np.fromiter((vocab.setdefault(t, len(vocab)) for t in tokens), dtype=np.int32,
                                         count=len(tokens)))
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
     def build(self):
         bm25 = _bm25s().BM25()
         bm25.index((self.ids, self.vocab), show_progress=False)

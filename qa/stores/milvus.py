@@ -39,7 +39,7 @@ import numpy as np
 
 from qa.stores.address import TOKEN_VARIABLE, StoreAddress
 from qa.stores.base import CorruptIndexError, IndexNotFoundError, StaleIndexError, StoreUnavailableError
-from qa.stores.index import APPROX_THRESHOLD, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M
+from qa.stores.index import HNSW_EF_SEARCH
 from qa.stores.manifest import READABLE_FORMATS, backend_of, stale_reason
 from qa.types import Document, Passage
 
