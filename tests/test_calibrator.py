@@ -225,4 +225,3 @@ def test_a_picking_calibrator_chooses_among_the_readers_candidates(bundled_index
     assert len(answer.candidate_features) == len(answer.alternatives)
     assert answer.features["span_score"] == pytest.approx(lowest.score)
     assert " ".join(answer.text.split()) in " ".join(answer.evidence.split())
-
