@@ -171,3 +171,52 @@ def test_shipped_model_loads_offline_from_the_package():
     assert out.returncode == 0, out.stderr[-2000:]
     assert "1999" in out.stdout
     assert (DEFAULT_READER_DIR / "model.safetensors").stat().st_size < 50 * 1024 * 1024
+
+
+def _partitions(items):
+    """Every way to split ``items`` into groups (the oracle: all set partitions, not only sorted runs)."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for smaller in _partitions(rest):
+        for i in range(len(smaller)):
+            yield smaller[:i] + [[first] + smaller[i]] + smaller[i + 1:]
+        yield [[first]] + smaller
+
+
+@pytest.mark.parametrize("lengths", [[170, 30, 172, 35], [384, 60, 61, 200, 199, 380], [100] * 5, [7], [50, 400]])
+def test_length_runs_compute_the_fewest_tokens_of_any_split(lengths):
+    from qa.reading.windows import length_runs
+
+    cost = lambda groups: sum(len(g) * max(lengths[i] for i in g) + 40 for g in groups)  # noqa: E731
+    runs = length_runs(lengths, run_cost=40)
+    assert sorted(i for run in runs for i in run) == list(range(len(lengths)))
+    assert cost(runs) == min(cost(p) for p in _partitions(list(range(len(lengths)))))
+
+
+def test_windows_of_very_different_lengths_run_apart_and_equal_ones_together():
+    from qa.reading.windows import length_runs
+
+    assert length_runs([380, 40, 45, 375]) == [[1, 2], [3, 0]]  # 2 x 45 + 2 x 380 + 2 runs, not 4 x 380
+    assert length_runs([150, 152, 151]) == [[0, 2, 1]]  # padding 3 tokens costs less than a run
+    assert length_runs([]) == []
+
+
+@pytest.mark.integration
+def test_windows_run_by_length_get_the_logits_of_one_padded_batch():
+    """fp32 ONNX gives a window the same logits whatever its batch, so splitting changes nothing."""
+    from qa.reading.windows import pad_batch
+
+    reader = Reader(runtime="onnx")
+    texts = ["Trusts go live in April 2000.",
+             " ".join(f"Sentence {i} is about the weather in the north west." for i in range(60))
+             + " The chief executive is Mike Farrar.", "Mike Farrar runs it."]
+    windows = reader.windows("Who is the chief executive?", texts)
+    assert max(len(w.input_ids) for w in windows) > 3 * min(len(w.input_ids) for w in windows)
+    windower, model = reader._model()
+    ids, types, mask = pad_batch([(w.input_ids, w.token_type_ids) for w in windows], windower.pad_id)
+    whole = model(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    for row, (w, (starts, ends)) in enumerate(zip(windows, reader._forward(windows))):
+        np.testing.assert_allclose(starts, whole.start_logits[row, : len(w.input_ids)], atol=1e-4)
+        np.testing.assert_allclose(ends, whole.end_logits[row, : len(w.input_ids)], atol=1e-4)

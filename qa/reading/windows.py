@@ -89,6 +89,41 @@ class WindowTokenizer:
         return out
 
 
+# A run's fixed cost in padded tokens: ONNX Runtime spends about 3 ms of CPU on a run of 8 tokens and
+# 0.15 ms a token in a 5 x 172 batch, and one window alone costs about 20% more a token than in a batch
+# (the reader on two AVX-512 cores, 2026-12-02): about 40 tokens in all.
+RUN_COST_TOKENS = 40
+
+
+def length_runs(lengths: Sequence[int], run_cost: int = RUN_COST_TOKENS) -> list[list[int]]:
+    """Split rows into runs of similar length, so that few padding tokens are computed.
+
+    Rows are sorted by length and cut into contiguous runs that minimise the tokens computed (each run
+    pads to its longest row) plus ``run_cost`` per run: a question's windows of 60 to 380 tokens go
+    through the model in two or three runs instead of one padded to 380.
+
+    Returns:
+        The rows' indices, one list per run, shortest rows first.
+
+    Example:
+        >>> length_runs([170, 30, 172, 35])
+        [[1, 3], [0, 2]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    sizes = [lengths[i] for i in order]
+    cost, cut = [0.0] + [float("inf")] * len(sizes), [0] * (len(sizes) + 1)
+    for end in range(1, len(sizes) + 1):  # cost[end]: the best split of the shortest `end` rows
+        for start in range(end):
+            c = cost[start] + (end - start) * sizes[end - 1] + run_cost
+            if c < cost[end]:
+                cost[end], cut[end] = c, start
+    runs, end = [], len(sizes)
+    while end:
+        runs.append(order[cut[end]:end])
+        end = cut[end]
+    return runs[::-1]
+
+
 def pad_batch(rows: Sequence[tuple[Sequence[int], Sequence[int]]], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pad (input_ids, token_type_ids) rows to the longest one.
 
