@@ -157,3 +157,35 @@ def test_qa_ask_takes_the_history_and_says_what_it_searched(clubs):
     assert qa.to_json(followed)["searched"] == followed.searched != ""
     with pytest.raises(InvalidInput, match="history"):
         qa.ask("And when?", history="Who chairs the King's Fund?")
+
+
+def test_a_follow_ups_answer_is_scored_against_what_was_searched(clubs):
+    """The reader reads "When was it founded?" as asked; the words the calibrator finds in the answer's
+    sentence are those of what was searched ("... King's Fund"), not of the question alone."""
+    from qa import QA
+    from qa.answering.features import word_overlap
+
+    class Reader:  # answers "1897" from whichever passage holds it
+        path = "/nonexistent"
+        read_questions = []
+
+        def read(self, question, passages):
+            from qa.reading.reader import ReaderResult
+            from qa.types import Span
+
+            self.read_questions.append(question)
+            p = next(p for p in passages if "1897" in p.text)
+            at = p.text.index("1897")
+            return ReaderResult([Span("1897", 0.9, p.doc_id, p.start + at, p.start + at + 4, p.id)], 0.0)
+
+    reader = Reader()
+    qa = QA(clubs, reader, threshold=0.0)
+    followed = qa.ask("When was it founded?", history=["Who chairs the King's Fund?"])
+    assert reader.read_questions == ["When was it founded?"]
+    sentence = "The fund was founded in 1897 by the Prince of Wales."
+    assert followed.evidence == sentence
+    # The question alone finds its one content word ("founded") in the sentence: 1.0. What was searched
+    # also names the Fund and who chairs it, of which the sentence says only "fund": less than 1.
+    assert 0 < followed.features["overlap"] == word_overlap(followed.searched, sentence) < 1
+    alone = qa.ask("When was it founded?")
+    assert alone.features["overlap"] == 1.0

@@ -134,7 +134,8 @@ def candidate_features(
     """The :data:`FEATURES` of the best candidate ``best`` among ``spans`` (best first).
 
     Args:
-        question: the question as asked.
+        question: the question as asked, or for a follow-up what was searched (the question with the
+            conversation's terms).
         best: the candidate being scored.
         spans: every candidate of the question, best first (``best`` among them).
         no_answer: the reader's no-answer score.

@@ -195,16 +195,22 @@ class QA:
             doc_ids = list(doc_ids) if isinstance(doc_ids, (list, tuple)) else doc_ids  # the retriever checks it
         found = self.followups.search(question, history, top_k=top_k, mode=mode, doc_ids=doc_ids)
         retrieve_ms = (time.perf_counter() - t0) * 1000
-        answer = self.answer_from_hits(question, found.hits, threshold, relevance=found.relevance)
+        answer = self.answer_from_hits(question, found.hits, threshold, relevance=found.relevance,
+                                       searched=found.searched or None)
         answer.timings.update(retrieve_ms=retrieve_ms, total_ms=retrieve_ms + answer.timings["read_ms"])
         return dataclasses.replace(answer, searched=found.searched) if found.searched else answer
 
     def answer_from_hits(
-        self, question: str, hits: Sequence[Hit], threshold: float | None = None, relevance: float | None = None
+        self, question: str, hits: Sequence[Hit], threshold: float | None = None, relevance: float | None = None,
+        searched: str | None = None,
     ) -> Answer:
         """Read the given passages (e.g. gold passages in an evaluation) and answer or abstain.
 
         Args:
+            searched: a follow-up's question with the conversation's terms (what was searched). The reader
+                reads the question as asked; the calibrator's question features (its words found in the
+                answer's sentence) take the searched text, since "Why is it the hardest?" shares no word
+                with a sentence that answers it. ``None``: the question.
             relevance: the question's cosine similarity with its nearest passage; ``None`` treats the
                 question as on-topic. With a calibrator (in the reader's ``calibration.json``) the
                 answer's confidence is its P(right) from the candidate's features; without one, the
@@ -217,8 +223,8 @@ class QA:
         result = self.reader.read(question, reading_passages(hits, self.documents, self.context_chars))
         spans = list(result.spans)
         # Every candidate's features, the sentence around it as its evidence; citations only for the answer.
-        rows = [candidate_features(question, span, spans, result.no_answer_score, hits, relevance, self._evidence(span))
-                for span in spans]
+        rows = [candidate_features(searched or question, span, spans, result.no_answer_score, hits, relevance,
+                                   self._evidence(span)) for span in spans]
         if self.calibrator is not None:
             scores = [self.calibrator.probability(row) for row in rows]
         else:
