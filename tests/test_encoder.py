@@ -108,6 +108,24 @@ def test_backends_reproduce_sentence_transformers(torch_vectors, backend, min_co
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_passages_shared_among_sessions_get_the_vectors_of_one_session(monkeypatch, backend):
+    """Each run of passages gives the same vectors whichever session (one a core) encodes it."""
+    from qa.embedding import onnx_backend
+
+    monkeypatch.setattr(onnx_backend, "usable_cores", lambda: 3)
+    texts = [f"{s} ({i} times over{' and again' * (i % 5)})" for i, s in enumerate(SENTENCES * 12)]
+    encoder = onnx_backend.OnnxEncoder(quantize=backend == "onnx-int8", batch_size=4)
+    alone = encoder._encode(texts)  # every run on the one shared session, in turn
+    shared = encoder.encode_passages(texts)  # runs dealt out to three one-thread sessions
+    assert len(texts) > 3 * encoder.batch_size
+    np.testing.assert_allclose(shared, alone, atol=1e-5)
+    assert len(encoder._workers) == 3
+    encoder.release_workers()
+    assert encoder._workers == () and np.array_equal(encoder.encode_passages(texts), shared)
+
+
+@pytest.mark.integration
 def test_onnx_export_is_cached_and_reused():
     from qa.embedding.encoder import resolve_model
     from qa.embedding.onnx_backend import exported_model

@@ -129,11 +129,21 @@ def build_index(
     chunk_config = chunk_config or ChunkConfig()
     with folder.Writer(out_dir) as writer:
         encoder = encoder or load_encoder(model, backend=backend)
-        stats = _build(writer, docs_dir, encoder, chunk_config, incremental, approximate, show_progress, batch_size)
+        try:
+            stats = _build(writer, docs_dir, encoder, chunk_config, incremental, approximate, show_progress, batch_size)
+        finally:
+            release_workers(encoder)
     stats.seconds = round(time.perf_counter() - t0, 2)
     logger.info("index %s: %d documents, %d passages (%d embedded%s) in %.1fs", out_dir, stats.documents,
                 stats.passages, stats.embedded, "" if stats.written else ", unchanged", stats.seconds)
     return stats
+
+
+def release_workers(encoder: Encoder) -> None:
+    """Free what an encoder keeps for embedding passages only (the ONNX encoder's one-thread sessions)."""
+    release = getattr(encoder, "release_workers", None)
+    if release is not None:
+        release()
 
 
 def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config: ChunkConfig, incremental: bool,

@@ -29,7 +29,7 @@ from qa.errors import InvalidInput, MissingPath
 from qa.ingest.chunking import ChunkConfig, chunk_document
 from qa.ingest.documents import corpus_files, document_ids, load_document
 from qa.stores.address import StoreAddress
-from qa.stores.build import EMBED_BATCH, BuildStats, _package_version, show_rate
+from qa.stores.build import EMBED_BATCH, BuildStats, _package_version, release_workers, show_rate
 from qa.stores.index import APPROX_THRESHOLD, HNSW_EF_CONSTRUCTION, HNSW_M
 from qa.stores.manifest import FORMAT_VERSION, _differs, _stat, backend_of, hash_file
 from qa.stores.milvus import (MANIFEST_DOC, MAX_PASSAGE_CHARS, analyzer, connect, docs_name, published,
@@ -272,8 +272,11 @@ def build_milvus(
     header = {"format_version": FORMAT_VERSION, "model": encoder.name, "backend": backend_of(encoder),
               "chunking": asdict(chunk_config), "docs_dir": str(docs_dir.resolve())}
     with translated(address):
-        stats = _build(client, address, docs_dir, encoder, header, incremental, approximate, show_progress,
-                       batch_size)
+        try:
+            stats = _build(client, address, docs_dir, encoder, header, incremental, approximate, show_progress,
+                           batch_size)
+        finally:
+            release_workers(encoder)
     stats.seconds = round(time.perf_counter() - t0, 2)
     logger.info("index %s: %d documents, %d passages (%d embedded%s) in %.1fs", address, stats.documents,
                 stats.passages, stats.embedded, "" if stats.written else ", unchanged", stats.seconds)
