@@ -41,7 +41,7 @@ def evaluate_squad(
 ) -> tuple[dict, dict[str, str]]:
     """SQuAD EM/F1 of ``reader`` on ``examples`` (:class:`qa.training.trainer.SquadExample`), in percent.
 
-    Each context is read as one passage (the reader cuts long ones into windows, all in one batch).
+    Each context is read as one passage (the reader cuts long ones into windows, read together).
     The prediction is the best span, or ``""`` when its score is below ``threshold`` (``None``: never
     abstain). With unanswerable questions in the set the metrics split into HasAns and NoAns, and the
     best threshold on the set is reported as in SQuAD 2.0's official script.

@@ -53,7 +53,7 @@ SCORINGS = ("logit", "softmax")
 DEFAULT_SCORING = "logit"
 LOGIT_SCALE = 0.1  # sigmoid(LOGIT_SCALE * (start + end logit)): Haystack's calibration factor
 MAX_QUESTION_CHARS = 4096  # a longer question is cut before tokenizing (only 64 tokens are kept anyway)
-MAX_BATCH_WINDOWS = 32  # windows in one forward pass, from all the questions read at once
+MAX_BATCH_WINDOWS = 32  # windows read together (in runs of similar length), from all the questions read at once
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ class Reader:
         max_answer_tokens: longest answer, in tokens.
         scoring: how spans are scored and ranked across passages (see the module docstring).
         runtime: how the model runs, one of :data:`qa.reading.runtimes.RUNTIMES` (default: ``DEFAULT_RUNTIME``).
-        max_batch_windows: most windows in one forward pass when questions are read at once. Only runtimes
+        max_batch_windows: most windows read together when questions are read at once. Only runtimes
             whose logits don't depend on the batch (:data:`qa.reading.runtimes.BATCH_INVARIANT`) mix
             questions; on the others each question has its own forward passes, one at a time.
         max_wait_s: longest an idle model waits for the windows of questions being tokenized.
