@@ -196,7 +196,7 @@ class QA:
         found = self.followups.search(question, history, top_k=top_k, mode=mode, doc_ids=doc_ids)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         answer = self.answer_from_hits(question, found.hits, threshold, relevance=found.relevance,
-                                       searched=found.searched or None)
+                                       searched=found.searched)
         answer.timings.update(retrieve_ms=retrieve_ms, total_ms=retrieve_ms + answer.timings["read_ms"])
         return dataclasses.replace(answer, searched=found.searched) if found.searched else answer
 
@@ -210,7 +210,7 @@ class QA:
             searched: a follow-up's question with the conversation's terms (what was searched). The reader
                 reads the question as asked; the calibrator's question features (its words found in the
                 answer's sentence) take the searched text, since "Why is it the hardest?" shares no word
-                with a sentence that answers it. ``None``: the question.
+                with a sentence that answers it. ``None`` or ``""`` (not a follow-up): the question.
             relevance: the question's cosine similarity with its nearest passage; ``None`` treats the
                 question as on-topic. With a calibrator (in the reader's ``calibration.json``) the
                 answer's confidence is its P(right) from the candidate's features; without one, the

@@ -2,8 +2,9 @@
 
 All windows of one question (each passage, cut into overlapping windows when long) go through the
 model together, in runs of similar length so that little padding is computed (fp32 gives the logits
-of one padded batch, 15% less CPU on the question set). Spans are decoded over context tokens only, mapped back to character offsets
-in the original document, and equal answers found in several passages are merged.
+of one padded batch, 14% less CPU on the question set). Spans are decoded over context tokens only,
+mapped back to character offsets in the original document, and equal answers found in several
+passages are merged.
 
 Spans are ranked across all windows of a question by ``sigmoid(0.1 * (start logit + end logit))``
 (``scoring="logit"``, the default; Haystack's ExtractiveReader scores the same way). A per-window
