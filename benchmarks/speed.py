@@ -105,7 +105,7 @@ def runtimes(args: argparse.Namespace) -> None:
             "wall_s": wall, "cpu_s": cpu,
         }
         # Reader time alone: the retrieved passages of every question, one question at a time.
-        hits_sets = [qa.retriever.search(q.question, top_k=5) for q in questions]
+        hits_sets = [qa.retriever.search(q.question, top_k=qa.top_k) for q in questions]
         t0 = time.perf_counter()
         for q, hits in zip(questions, hits_sets):
             qa.reader.read(q.question, [h.passage for h in hits])

@@ -18,6 +18,7 @@ class StandInQA:
     """Answers "ok?", refuses "refused?" as a user error, and fails on anything else like a bug would."""
 
     threshold = 0.5
+    top_k = 5
     documents: dict = {}
 
     def ask(self, question, top_k=5, mode="hybrid", threshold=None, history=None, doc_ids=None):

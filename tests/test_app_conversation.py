@@ -165,6 +165,7 @@ class RecordingQA:
     """Records the history each question came with; answers with the number of earlier turns."""
 
     threshold = 0.5
+    top_k = 5
     documents: dict = {}
 
     def __init__(self):

@@ -136,7 +136,8 @@ def test_fit_and_measure_on_rows():
 @pytest.mark.integration
 def test_the_calibrator_travels_with_its_reader(bundled_index, tmp_path: Path):
     """A reader folder with a calibrator in its calibration.json: QA.load(reader_dir=...) scores answers
-    with that calibrator; the packaged reader's calibration is untouched."""
+    with that calibrator and reads as many passages as the file says; the packaged reader's calibration is
+    untouched."""
     from qa.answering.pipeline import QA
     from qa.reading.reader import DEFAULT_READER_DIR
 
@@ -147,10 +148,12 @@ def test_the_calibrator_travels_with_its_reader(bundled_index, tmp_path: Path):
         if f.is_file() and f.name != "calibration.json":
             (reader / f.name).symlink_to(f)
     cal = Calibrator(("span_score", "type_fit"), (0.5, 0.0), (0.2, 1.0), (2.0, 1.0), 0.0)
-    (reader / "calibration.json").write_text(json.dumps({"threshold": 0.5, "calibrator": cal.to_dict()}))
+    (reader / "calibration.json").write_text(json.dumps({"threshold": 0.5, "calibrator": cal.to_dict(), "top_k": 3}))
     qa = QA.load(bundled_index, reader_dir=reader)
     answer = qa.ask("When do primary care trusts go live?")
     assert answer.features and answer.score == pytest.approx(cal.probability(answer.features))
+    assert qa.top_k == 3 and len(answer.hits) == 3
+    assert len(qa.ask("When do primary care trusts go live?", top_k=2).hits) == 2  # the caller's number wins
     assert (DEFAULT_READER_DIR / "calibration.json").read_bytes() == packaged
 
 

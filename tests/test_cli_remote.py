@@ -21,6 +21,7 @@ class StandInQA:
     """Answers "When?" from one document, abstains on "Nothing?", refuses "Refused?"; records doc filters."""
 
     threshold = 0.5
+    top_k = 5
     documents = {"pct": DOC}
 
     def __init__(self):

@@ -91,6 +91,22 @@ def test_a_calibration_keeps_the_reading_its_runs_were_made_with(tmp_path):
         runs_context_chars([bare], None)
 
 
+def test_a_calibration_keeps_how_many_passages_its_runs_read(tmp_path):
+    from qa.cli.evaluate import runs_top_k
+    from qa.errors import InvalidInput
+
+    open_run = _run(tmp_path / "open", {"top_k": 8})
+    question_run = _run(tmp_path / "questions", {"config": {"k": 8}})
+    other = _run(tmp_path / "other", {"top_k": 5})
+    bare = _run(tmp_path / "bare", {})
+    assert runs_top_k([open_run, question_run], None) == 8
+    assert runs_top_k([bare], 4) == 4
+    with pytest.raises(InvalidInput, match="different -k"):
+        runs_top_k([open_run, other], None)
+    with pytest.raises(InvalidInput, match="give -k"):
+        runs_top_k([bare], None)
+
+
 @pytest.mark.integration
 def test_the_pipeline_reads_the_paragraph_around_a_passage_and_cites_the_words_where_they_are(
         make_corpus, tmp_path, fake_encoder, small_chunks):

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 CALIBRATION_NAME = "calibration.json"  # in the reader's folder, next to its weights
 FALLBACK_THRESHOLD = 0.3  # used only for a reader without a calibration file
+DEFAULT_TOP_K = 5  # passages read per question when the reader's calibration doesn't say how many
 # Questions whose nearest passage is less similar than this (cosine) are off-topic for the corpus:
 # their confidence is scaled down by cosine / RELEVANCE_FLOOR. Measured on all-MiniLM-L6-v2: questions
 # about the bundled corpus have 0.43-0.71, off-topic ones 0.09-0.23 (README, "Abstention").
@@ -139,6 +140,9 @@ class QA:
         self.threshold = _check_threshold(default_threshold(calibration) if threshold is None else threshold)
         self.relevance_floor = float(calibration.get("relevance_floor", RELEVANCE_FLOOR))
         self.context_chars = int(calibration.get("context_chars", 0) if context_chars is None else context_chars)
+        # How many passages a question reads by default: as many as the calibrator's features were measured on
+        # (how many passages agree, their ranks); a caller's top_k still reads more or fewer.
+        self.top_k = int(calibration.get("top_k", DEFAULT_TOP_K))
         # A learned P(right) for this reader's candidates; without one, the span score scaled by relevance.
         self.calibrator = Calibrator.from_dict(calibration["calibrator"]) if "calibrator" in calibration else None
         # A calibrator fitted on every candidate (not only the reader's best) also chooses the answer:
@@ -169,11 +173,13 @@ class QA:
     def documents(self) -> dict[str, Document]:
         return self.retriever.documents
 
-    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None,
+    def ask(self, question: str, top_k: int | None = None, mode: str = "hybrid", threshold: float | None = None,
             history: Sequence[Any] | None = None, doc_ids: Sequence[str] | None = None) -> Answer:
         """Answer ``question`` from the ``top_k`` passages retrieved with ``mode``.
 
         Args:
+            top_k: passages to read; ``None``: :attr:`top_k`, the number the reader's calibration was
+                fitted on (``calibration.json``, ``"top_k"``).
             history: the conversation so far, oldest first: earlier questions (text), or earlier
                 :class:`Answer` values or ``/ask`` objects (their citations tell which document the
                 previous answer came from). A follow-up ("And when was it founded?") is then searched
@@ -193,6 +199,7 @@ class QA:
         t0 = time.perf_counter()
         if doc_ids is not None:
             doc_ids = list(doc_ids) if isinstance(doc_ids, (list, tuple)) else doc_ids  # the retriever checks it
+        top_k = self.top_k if top_k is None else top_k
         found = self.followups.search(question, history, top_k=top_k, mode=mode, doc_ids=doc_ids)
         retrieve_ms = (time.perf_counter() - t0) * 1000
         answer = self.answer_from_hits(question, found.hits, threshold, relevance=found.relevance,

@@ -78,7 +78,7 @@ class AnswerCache:
     def __len__(self) -> int:
         return len(self._done)
 
-    def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None,
+    def ask(self, question: str, top_k: int | None = None, mode: str = "hybrid", threshold: float | None = None,
             history: Sequence[Any] | None = None, doc_ids: list[str] | None = None) -> Answer:
         """Like :meth:`qa.answering.pipeline.QA.ask` (same errors); the conversation so far, when given,
         is part of the key (its questions and the documents their answers cited), and so is ``doc_ids``.
@@ -92,8 +92,8 @@ class AnswerCache:
         if self.size == 0 or self.max_bytes == 0 or not isinstance(question, str) or not (
                 doc_ids is None or isinstance(doc_ids, (list, tuple))):
             return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **context)
-        key = (question.strip()[:MAX_QUERY_CHARS], int(top_k), mode, round(threshold, 6), turns,
-               None if doc_ids is None else tuple(sorted(map(str, doc_ids))), getattr(self.qa, "generation", 0))
+        key = (question.strip()[:MAX_QUERY_CHARS], None if top_k is None else int(top_k), mode, round(threshold, 6),
+               turns, None if doc_ids is None else tuple(sorted(map(str, doc_ids))), getattr(self.qa, "generation", 0))
         with self._lock:
             if key in self._done:
                 self._done.move_to_end(key)

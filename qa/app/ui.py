@@ -281,7 +281,7 @@ def build_app(
 
                             changes = documents_tab(library, picker, doc_filter, private, app)
                     with gr.Tab("Settings", id="settings"):
-                        top_k = gr.Slider(1, 20, value=5, step=1, label="Passages to read",
+                        top_k = gr.Slider(1, 20, value=qa.top_k, step=1, label="Passages to read",
                                           info="How many retrieved passages the reader searches for the answer.")
                         mode = gr.Radio(modes, value="hybrid", label="Retrieval",
                                         info="hybrid fuses meaning (dense) and keyword (BM25) search.")

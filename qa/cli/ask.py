@@ -59,7 +59,7 @@ def _ask_server(args: argparse.Namespace, question: str) -> int:
     from qa.cli.remote import ask_server, print_answer
     from qa.errors import InvalidInput
 
-    local = [option for option, value, default in (("-k", args.k, 5), ("--mode", args.mode, "hybrid"),
+    local = [option for option, value, default in (("-k", args.k, None), ("--mode", args.mode, "hybrid"),
                                                    ("--index", args.index, DEFAULT_INDEX),
                                                    ("--threshold", args.threshold, None), ("--reader", args.reader, None),
                                                    ("--reader-runtime", args.reader_runtime, None))

@@ -41,9 +41,10 @@ def quiet_libraries() -> None:
         hf_logging.disable_progress_bar()
 
 
-def check_at_least_one(value: int, option: str) -> None:
-    """Raise :class:`InvalidInput` unless ``value`` (given with ``option``) is at least 1."""
-    if value < 1:
+def check_at_least_one(value: int | None, option: str) -> None:
+    """Raise :class:`InvalidInput` unless ``value`` (given with ``option``) is at least 1; ``None`` (not given)
+    passes."""
+    if value is not None and value < 1:
         raise InvalidInput(f"{option} must be at least 1, got {value}.")
 
 
@@ -74,10 +75,15 @@ def read_question(arg: str) -> str:
     return check_question(arg)
 
 
+SEARCH_K = 5  # passages qa search lists by default
+
+
 def retrieval_args(p: argparse.ArgumentParser) -> None:
     """The arguments ``qa search`` and ``qa ask`` share."""
     p.add_argument("question", help=f"the question, or {STDIN} to read it from standard input")
-    p.add_argument("-k", type=int, default=5, help="passages to retrieve (default: 5)")
+    p.add_argument("-k", type=int, default=None,
+                   help=f"passages to retrieve (default: search {SEARCH_K}; ask as many as the reader's calibration "
+                        "was fitted on)")
     p.add_argument("--mode", choices=MODES, default="hybrid")
     p.add_argument("--index", default=DEFAULT_INDEX, help=INDEX_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -54,7 +54,8 @@ def register(subparsers) -> None:
                    help=f"output folder (default: {DEFAULT_OUT}; {DEFAULT_OUT}/squad for squad, "
                         f"{DEFAULT_OUT}/beir/<data set folder name> for beir, {DEFAULT_OUT}/conversations for conversations)")
     p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid; beir: all three)")
-    p.add_argument("-k", type=int, default=5, help="passages given to the reader (default: 5)")
+    p.add_argument("-k", type=int, default=None,
+                   help="passages given to the reader (default: as many as its calibration was fitted on)")
     p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
     reader_runtime_arg(p)
     p.add_argument("--calibrate", action="store_true", help="choose the best no-answer threshold and save it")
@@ -268,6 +269,7 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
         raise InvalidInput(str(err)) from err
     calibration = fit(train, target_precision=target)
     calibration["context_chars"] = runs_context_chars(args.train, args.context_chars)
+    calibration["top_k"] = runs_top_k(args.train, args.k)
     calibrator, picks = Calibrator.from_dict(calibration["calibrator"]), calibration["picks"]
     report = {"train": measure(train, calibrator, calibration["threshold"], calibration["bands"], picks),
               **{f"test {f}": measure(rows, calibrator, calibration["threshold"], calibration["bands"], picks)
@@ -304,20 +306,36 @@ def runs_context_chars(train: Sequence[str | Path], given: int | None) -> int:
     Raises:
         InvalidInput: the runs disagree, or disagree with ``given``; or nothing says it.
     """
+    return _runs_setting(train, given, ("context_chars", "context_chars"), "--context-chars")
+
+
+def runs_top_k(train: Sequence[str | Path], given: int | None) -> int:
+    """How many passages the --train runs read per question, which the calibration keeps as the reader's
+    default: the features it weighs (how many passages agree, their ranks) depend on it.
+
+    Raises:
+        InvalidInput: the runs disagree, or disagree with ``given``; or nothing says it.
+    """
+    return _runs_setting(train, given, ("top_k", "k"), "-k")
+
+
+def _runs_setting(train: Sequence[str | Path], given: int | None, keys: tuple[str, str], option: str) -> int:
+    """One setting of the --train runs: ``metrics[keys[0]]`` of an open-corpus run, ``metrics["config"][keys[1]]``
+    of a question-set run (the metrics.json beside each file)."""
     found = set() if given is None else {given}
     for f in train:
         metrics_file = Path(f).with_name("metrics.json")
         if metrics_file.is_file():
             metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
-            value = metrics.get("context_chars", (metrics.get("config") or {}).get("context_chars"))
+            value = metrics.get(keys[0], (metrics.get("config") or {}).get(keys[1]))
             if value is not None:
                 found.add(int(value))
     if len(found) > 1:
-        raise InvalidInput(f"The --train runs were read with different --context-chars ({sorted(found)}): "
+        raise InvalidInput(f"The --train runs were read with different {option} ({sorted(found)}): "
                            "fit on runs made alike.")
     if not found:
         raise InvalidInput("No metrics.json beside the --train files says how they were read: "
-                           "give --context-chars N (what the runs used).")
+                           f"give {option} N (what the runs used).")
     return found.pop()
 
 

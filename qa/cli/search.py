@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from qa.cli.common import check_at_least_one, passage_rows, read_question, retrieval_args
+from qa.cli.common import SEARCH_K, check_at_least_one, passage_rows, read_question, retrieval_args
 from qa.errors import InvalidInput
 
 
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from qa.retrieval.retriever import Retriever
 
     retriever = Retriever.load(args.index)
-    hits = retriever.search(question, top_k=args.k, mode=args.mode, doc_ids=args.doc)
+    hits = retriever.search(question, top_k=SEARCH_K if args.k is None else args.k, mode=args.mode, doc_ids=args.doc)
     rows = passage_rows(hits, retriever.documents)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))

@@ -25,6 +25,16 @@ def get_path(m: dict | None, *path: str) -> Any:
     return m
 
 
+def reading_depth(qa: Any, k: int | None) -> int:
+    """``k``, or when ``None`` how many passages ``qa`` reads by default (``qa.top_k``: what its reader's
+    calibration was fitted on)."""
+    if k is not None:
+        return k
+    from qa.answering.pipeline import DEFAULT_TOP_K
+
+    return int(getattr(qa, "top_k", DEFAULT_TOP_K))
+
+
 def mean_of(values: Iterable[float]) -> float | None:
     """The mean, or ``None`` for no values."""
     values = list(values)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from qa.errors import InvalidInput, MissingPath
-from qa.evaluation.common import Record, format_number, mean_of
+from qa.evaluation.common import Record, format_number, mean_of, reading_depth
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score
 from qa.evaluation.runner import contains_answer
 from qa.jsonl import iter_jsonl, write_jsonl
@@ -102,7 +102,7 @@ def _turn(row: Any, where: str) -> Turn:
 
 
 def evaluate_conversations(
-    qa, conversations: Sequence[Conversation], k: int = 5, mode: str = "hybrid", threshold: float | None = None,
+    qa, conversations: Sequence[Conversation], k: int | None = None, mode: str = "hybrid", threshold: float | None = None,
     show_progress: bool = False,
 ) -> ConversationsResult:
     """Ask every turn alone and in context through ``qa`` and score both.
@@ -110,7 +110,7 @@ def evaluate_conversations(
     Args:
         qa: the pipeline (``.ask(question, top_k, mode, threshold, history)``, ``.documents``, ``.threshold``).
         conversations: see :func:`load_conversations`.
-        k: passages given to the reader (hit@k is over these).
+        k: passages given to the reader (hit@k is over these); ``None``: ``qa.top_k``.
         mode: retrieval mode.
         threshold: answer threshold; ``None`` uses ``qa.threshold``.
 
@@ -121,6 +121,7 @@ def evaluate_conversations(
 
     if not conversations:
         raise InvalidInput("The conversation set is empty.")
+    k = reading_depth(qa, k)
     if k < 1:
         raise InvalidInput(f"-k must be at least 1, got {k}.")
     threshold = qa.threshold if threshold is None else threshold

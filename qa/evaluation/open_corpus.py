@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 
 from qa.errors import InvalidInput, UnsafeDestination
 from qa.evaluation import selective
-from qa.evaluation.common import RIGHT_F1, candidate_rows, mean_of
+from qa.evaluation.common import RIGHT_F1, candidate_rows, mean_of, reading_depth
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, normalize_answer, percentile
 from qa.training.data import dedupe
 
@@ -192,7 +192,7 @@ def evaluate_open_corpus(
     squad_files: Sequence[str | Path] | str | Path,
     work_dir: str | Path,
     load_qa: Callable[[Path], object] | None = None,
-    top_k: int = 5,
+    top_k: int | None = None,
     limit: int | None = None,
     gold_passage: bool = False,
     show_progress: bool = False,
@@ -204,7 +204,7 @@ def evaluate_open_corpus(
         work_dir: where the documents and the index go (rewritten by later runs, nothing else touched).
         load_qa: builds the pipeline from the index folder (default ``QA.load(index)``: the packaged
             reader and its calibration).
-        top_k: passages retrieved per question.
+        top_k: passages retrieved per question (``None``: the pipeline's own, ``qa.top_k``).
         limit: ask only the first ``limit`` questions (the corpus still holds every article).
         gold_passage: also read each answerable question's gold paragraph alone (the reader's ceiling).
 
@@ -232,6 +232,7 @@ def evaluate_open_corpus(
             return QA.load(index_dir)
 
     qa = load_qa(work_dir / "index")
+    top_k = reading_depth(qa, top_k)
     rows = []
     for q in tqdm(questions, desc="open corpus", unit="q", disable=not show_progress):
         answer = qa.ask(q.question, top_k=top_k)

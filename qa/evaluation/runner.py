@@ -28,7 +28,8 @@ from typing import Any, Mapping, Sequence
 
 from qa.errors import InvalidInput, MissingPath
 from qa.evaluation import selective
-from qa.evaluation.common import HIT_KS, RIGHT_F1, Record, candidate_right, candidate_rows, mean_of
+from qa.evaluation.common import (HIT_KS, RIGHT_F1, Record, candidate_right, candidate_rows, mean_of,
+                                  reading_depth)
 from qa.evaluation.metrics import (
     best_over_golds,
     exact_match,
@@ -194,7 +195,7 @@ class QuestionsResult:
 def evaluate_questions(
     qa,
     questions: Sequence[Question],
-    k: int = 5,
+    k: int | None = None,
     mode: str = "hybrid",
     threshold: float | None = None,
     show_progress: bool = False,
@@ -209,7 +210,7 @@ def evaluate_questions(
         qa: the pipeline: ``.ask``, ``.answer_from_hits``, ``.retriever`` (with ``.search`` and
             ``.index.passages``), ``.documents`` and ``.threshold``.
         questions: the question set (see :func:`load_questions`).
-        k: passages given to the reader.
+        k: passages given to the reader (``None``: ``qa.top_k``, what its calibration was fitted on).
         mode: retrieval mode.
         threshold: no-answer threshold; ``None`` uses ``qa.threshold``.
         show_progress: show a progress bar.
@@ -221,6 +222,7 @@ def evaluate_questions(
 
     if not questions:
         raise InvalidInput("The question set is empty.")
+    k = reading_depth(qa, k)
     if k < 1:
         raise InvalidInput(f"-k must be at least 1, got {k}.")
     threshold = qa.threshold if threshold is None else threshold
