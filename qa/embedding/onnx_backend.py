@@ -385,11 +385,12 @@ class OnnxEncoder:
                     file = str(self.onnx_file or exported_model(self.path, self.quantize))
                     self._workers = _worker_sessions(file, workers)
                 sessions = self._workers
+            def work(k: int) -> None:  # session k takes every workers-th run
+                for rows in runs[k::workers]:
+                    encode(sessions[k], rows)
+
             with ThreadPoolExecutor(workers) as pool:  # ONNX Runtime lets go of the GIL while it runs
-                done = [pool.submit(lambda k=k: [encode(sessions[k], rows) for rows in runs[k::workers]])
-                        for k in range(workers)]
-                for future in done:
-                    future.result()
+                list(pool.map(work, range(workers)))  # list(): a worker's error is raised here
         return out
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
