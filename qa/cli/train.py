@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep the model in bf16 with fp32 master weights (about 2x faster on AMX CPUs)")
     p.add_argument("--groups", default=None, help="passage groups (python -m qa.training.build_groups): train "
                    "with one softmax over each question's retrieved passages; --batch-size then counts windows")
+    p.add_argument("--teacher", default=None, help="a trained reader folder whose span scores the student also "
+                   "learns (distillation; with --groups)")
+    p.add_argument("--distill-weight", type=float, default=0.5,
+                   help="weight of the teacher's scores against the gold answers (default: 0.5)")
+    p.add_argument("--temperature", type=float, default=2.0, help="distillation temperature (default: 2)")
     p.add_argument("--seed", type=int, default=13, help="order of examples and batches (the validation split "
                    "does not depend on it); another seed when training on from a trained reader")
     p.add_argument("--quiet", action="store_true")
@@ -50,6 +55,13 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--holdout must be 0 or more and below 1, got {args.holdout}.")
     if args.groups is not None and not Path(args.groups).is_file():
         raise MissingPath(f"No passage groups at {args.groups}: build them with python -m qa.training.build_groups.")
+    if args.teacher is not None:
+        if args.groups is None:
+            raise InvalidInput("--teacher needs --groups: the student learns the teacher's scores over each question's passages.")
+        if not (Path(args.teacher) / "config.json").is_file():
+            raise MissingPath(f"No reader at {args.teacher} (no config.json): pass a folder qa train-reader wrote.")
+    if not 0.0 <= args.distill_weight <= 1.0 or args.temperature <= 0:
+        raise InvalidInput("--distill-weight must be between 0 and 1 and --temperature greater than 0.")
     if args.lr <= 0 or args.epochs <= 0 or (args.time_budget is not None and args.time_budget <= 0):
         raise InvalidInput("--lr, --epochs and --time-budget must be greater than 0.")
 
@@ -59,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         base_model=args.base_model or "", max_length=args.max_length, stride=args.stride,
         batch_size=args.batch_size, learning_rate=args.lr, epochs=args.epochs,
         time_budget_minutes=args.time_budget, holdout_fraction=args.holdout, bf16=not args.no_bf16, seed=args.seed,
-        bf16_weights=args.bf16_weights, groups=args.groups or "",
+        bf16_weights=args.bf16_weights, groups=args.groups or "", teacher=args.teacher or "",
+        distill_weight=args.distill_weight, temperature=args.temperature,
     )
     summary = train_reader(args.data, args.out, cfg, max_examples=args.max_examples, show_progress=not args.quiet)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))

@@ -44,6 +44,9 @@ def run_identity(data: Sequence[str | Path], cfg: TrainConfig, max_examples: int
     """What makes two runs the same run, so one may resume the other's checkpoint: the data files' contents
     (sha256, in order), the seed, the base model and every setting that changes what is trained."""
     settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
+    if not cfg.teacher:  # no distillation: its settings change nothing (and checkpoints older than them resume)
+        for k in ("teacher", "distill_weight", "temperature"):
+            settings.pop(k, None)
     return {
         "data": [{"file": Path(p).name, "sha256": _sha256(p)} for p in data],
         "seed": cfg.seed,

@@ -33,4 +33,9 @@ class TrainConfig:
     # Passage groups (JSON lines from qa.training.build_groups): when set, train with one softmax over each
     # question's retrieved passages (qa.training.shared_norm); batch_size then counts windows.
     groups: str = ""
+    # Distillation (qa.training.distill, groups only): a trained reader folder whose span scores the student
+    # also learns, with this weight against the gold positions' loss, at this temperature.
+    teacher: str = ""
+    distill_weight: float = 0.5
+    temperature: float = 2.0
     stop_at_step: int | None = None  # stop once this many steps are done, leaving a checkpoint to resume

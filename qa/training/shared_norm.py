@@ -28,6 +28,7 @@ from typing import Sequence
 
 from qa.reading.windows import WindowTokenizer
 from qa.training.config import TrainConfig
+from qa.training.distill import align
 from qa.training.passages import PassageGroup
 
 NEG = -1e4  # a logit no position reaches: masked positions get this
@@ -43,19 +44,24 @@ def _token_span(offsets, context, start: int, end: int) -> tuple[int, int] | Non
     return (s, e) if s <= e else None
 
 
-def featurize_groups(tokenizer, groups: Sequence[PassageGroup], cfg: TrainConfig) -> list[dict]:
+def featurize_groups(tokenizer, groups: Sequence[PassageGroup], cfg: TrainConfig,
+                     teacher_tokenizer=None) -> list[dict]:
     """Each group's windows with their allowed and gold positions.
 
     A feature is ``{"windows": [{"input_ids", "token_type_ids", "context", "starts", "ends"}], "kind"}``;
     ``context`` lists the window's passage tokens, ``starts``/``ends`` the gold positions ([0], the [CLS]
     token, for an unanswerable question). An answerable group none of whose windows holds an answer whole
-    is left out.
+    is left out. With ``teacher_tokenizer``, a feature also holds ``"teacher"``: the teacher's own windows of
+    the same passages and where each student position is in them (:func:`qa.training.distill.align`).
     """
     windower = WindowTokenizer(tokenizer, cfg.max_length, cfg.stride, cfg.max_query_length)
+    teacher = WindowTokenizer(teacher_tokenizer, cfg.max_length, cfg.stride, cfg.max_query_length) \
+        if teacher_tokenizer is not None else None
     feats = []
     for g in groups:
         windows = []
-        for w in windower.windows([g.question] * len(g.passages), list(g.passages)):
+        student = windower.windows([g.question] * len(g.passages), list(g.passages))
+        for w in student:
             starts, ends = [], []
             for s, e in g.answers[w.sample]:
                 span = _token_span(w.offsets, w.context_tokens, s, e)
@@ -68,6 +74,10 @@ def featurize_groups(tokenizer, groups: Sequence[PassageGroup], cfg: TrainConfig
                             "context": w.context_tokens, "starts": starts, "ends": ends})
         if any(w["starts"] for w in windows):
             feats.append({"windows": windows, "kind": g.kind})
+            if teacher is not None:
+                theirs = teacher.windows([g.question] * len(g.passages), list(g.passages))
+                feats[-1]["teacher"] = {"windows": [(w.input_ids, w.token_type_ids) for w in theirs],
+                                        "map": align(student, theirs)}
     return feats
 
 

@@ -29,6 +29,7 @@ from qa.training.checkpoints import (CHECKPOINT, RUN_FILE, SUMMARY_FILE, _check_
 from qa.training.config import TrainConfig
 from qa.training.data import (SquadExample, collate, dedupe, featurize, is_holdout,  # noqa: F401
                               length_grouped_batches, load_squad, split_by_article, write_validation_sets)
+from qa.training.distill import distill_loss, teacher_logits
 from qa.training.passages import read_groups
 from qa.training.precision import MasterWeights
 from qa.training.shared_norm import collate_groups, featurize_groups, group_batches, shared_loss
@@ -69,6 +70,8 @@ def train_reader(
         UnsafeDestination: ``out_dir`` holds a finished reader, or a checkpoint of another run.
     """
     cfg = cfg or TrainConfig()
+    if cfg.teacher and not cfg.groups:
+        raise InvalidInput("A teacher needs passage groups (--groups): the student learns its scores over each question's passages.")
     if not data:
         raise InvalidInput("train_reader needs at least one SQuAD-format file (--data).")
     for path in data:
@@ -114,7 +117,9 @@ def _train(
         rng.shuffle(groups)
         if max_examples is not None:
             groups = groups[:max_examples]
-        features = featurize_groups(tokenizer, groups, cfg)
+        teacher_tokenizer = AutoTokenizer.from_pretrained(cfg.teacher) if cfg.teacher else None
+        teacher_pad = teacher_tokenizer.pad_token_id if teacher_tokenizer is not None else None
+        features = featurize_groups(tokenizer, groups, cfg, teacher_tokenizer)
         epoch_batches = group_batches(features, cfg.batch_size, rng)
         n_windows = sum(len(f["windows"]) for f in features)
         n_examples = len(features)
@@ -126,6 +131,9 @@ def _train(
 
     model = AutoModelForQuestionAnswering.from_pretrained(str(ckpt_dir if resume else cfg.base_model))
     model.float().train()
+    teacher = None
+    if cfg.teacher:
+        teacher = AutoModelForQuestionAnswering.from_pretrained(cfg.teacher, dtype="float32").eval()
     names = [n for n, _ in model.named_parameters()]
     master = MasterWeights(model) if cfg.bf16_weights else None
     trained = master.params if master else list(model.parameters())
@@ -200,6 +208,11 @@ def _train(
                 out = model(input_ids=b.input_ids, token_type_ids=b.token_type_ids, attention_mask=b.attention_mask)
             loss = (shared_loss(out.start_logits, b.allowed, b.gold_start, b.group, b.groups)
                     + shared_loss(out.end_logits, b.allowed, b.gold_end, b.group, b.groups)) / 2
+            if teacher is not None:
+                t_start, t_end = teacher_logits(teacher, features, batches[step], teacher_pad, b.input_ids.shape)
+                soft = (distill_loss(out.start_logits, t_start, b.allowed, b.group, b.groups, cfg.temperature)
+                        + distill_loss(out.end_logits, t_end, b.allowed, b.group, b.groups, cfg.temperature)) / 2
+                loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * soft
             windows_seen += len(b.group)
         else:
             ids, types, mask, starts, ends = collate(features, batches[step], tokenizer.pad_token_id)
