@@ -49,6 +49,28 @@ def test_distill_loss_shares_one_softmax_across_a_groups_windows():
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 
+def test_by_default_the_teacher_is_learnt_only_on_questions_with_an_answer():
+    from qa.training.distill import answerable_groups, distill_loss
+
+    # Group 0 (windows 0-1): unanswerable, its gold is [CLS] (column 0) in each window. Group 1 (windows 2-3):
+    # the answer starts at column 2 of window 3, window 2 doesn't hold it. Group 2 (window 4): answer at column 1.
+    gold = torch.zeros(5, 3, dtype=torch.bool)
+    gold[0, 0] = gold[1, 0] = gold[3, 2] = gold[4, 1] = True
+    group = torch.tensor([0, 0, 1, 1, 2])
+    assert answerable_groups(gold, group, 3).tolist() == [False, True, True]
+
+    # The teacher disagrees with the student only in group 0: left out, nothing is learnt from it; group 1's
+    # and group 2's KL is 0, so the mean over the two groups kept is 0. With every group kept, group 0's
+    # KL (teacher all on one of 6 positions vs a uniform student: ln 6, T = 1) over 3 groups: ln 6 / 3.
+    allowed = torch.ones(5, 3, dtype=torch.bool)
+    student = torch.zeros(5, 3)
+    teacher = torch.zeros(5, 3)
+    teacher[1, 2] = 1e3
+    keep = answerable_groups(gold, group, 3)
+    assert distill_loss(student, teacher, allowed, group, 3, 1.0, keep).item() == pytest.approx(0.0, abs=1e-6)
+    assert distill_loss(student, teacher, allowed, group, 3, 1.0).item() == pytest.approx(math.log(6) / 3, rel=1e-4)
+
+
 @pytest.fixture(scope="module")
 def tokenizers():
     """The student's tokenizer, and the same vocabulary with MPNet's pair layout: ``[CLS] q [SEP] [SEP] p [SEP]``

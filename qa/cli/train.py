@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distill-weight", type=float, default=0.5,
                    help="weight of the teacher's scores against the gold answers (default: 0.5)")
     p.add_argument("--temperature", type=float, default=2.0, help="distillation temperature (default: 2)")
+    p.add_argument("--teacher-on-unanswerable", action="store_true",
+                   help="also learn the teacher's scores on unanswerable questions (by default only the gold "
+                   "'no answer' is learnt there: a teacher trained on one paragraph at a time never refuses)")
     p.add_argument("--seed", type=int, default=13, help="order of examples and batches (the validation split "
                    "does not depend on it); another seed when training on from a trained reader")
     p.add_argument("--quiet", action="store_true")
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         time_budget_minutes=args.time_budget, holdout_fraction=args.holdout, bf16=not args.no_bf16, seed=args.seed,
         bf16_weights=args.bf16_weights, groups=args.groups or "", teacher=args.teacher or "",
         distill_weight=args.distill_weight, temperature=args.temperature,
+        teacher_on_unanswerable=args.teacher_on_unanswerable,
     )
     summary = train_reader(args.data, args.out, cfg, max_examples=args.max_examples, show_progress=not args.quiet)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))

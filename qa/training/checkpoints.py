@@ -45,7 +45,7 @@ def run_identity(data: Sequence[str | Path], cfg: TrainConfig, max_examples: int
     (sha256, in order), the seed, the base model and every setting that changes what is trained."""
     settings = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
     if not cfg.teacher:  # no distillation: its settings change nothing (and checkpoints older than them resume)
-        for k in ("teacher", "distill_weight", "temperature"):
+        for k in ("teacher", "distill_weight", "temperature", "teacher_on_unanswerable"):
             settings.pop(k, None)
     return {
         "data": [{"file": Path(p).name, "sha256": _sha256(p)} for p in data],

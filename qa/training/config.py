@@ -38,4 +38,5 @@ class TrainConfig:
     teacher: str = ""
     distill_weight: float = 0.5
     temperature: float = 2.0
+    teacher_on_unanswerable: bool = False  # also learn the teacher's scores on unanswerable questions
     stop_at_step: int | None = None  # stop once this many steps are done, leaving a checkpoint to resume

@@ -15,6 +15,11 @@ student token with no teacher token at its offset (the two cut a long passage in
 left out of both distributions. The teacher runs in each step, under no_grad: nothing is cached, so a
 run resumes as any other.
 
+A teacher trained one paragraph at a time has no "no answer" side: on an unanswerable question it still
+puts its mass on spans, and learning those scores there teaches the student to answer what it should
+refuse. So by default the teacher's scores are learnt only on questions with an answer
+(:func:`answerable_groups`); unanswerable ones keep the gold loss alone, all its mass on [CLS].
+
 Example:
     >>> feats = featurize_groups(tokenizer, groups, cfg, teacher_tokenizer=teacher_tok)
     >>> teacher_start, teacher_end = teacher_logits(teacher, feats, batch_indices, pad_id, batch.input_ids.shape)
@@ -87,7 +92,15 @@ def teacher_logits(teacher, feats: Sequence[dict], indices: Sequence[int], pad_i
     return start, end
 
 
-def distill_loss(student, teacher, allowed, group, groups: int, temperature: float = 2.0):
+def answerable_groups(gold, group, groups: int):
+    """bool [groups]: whether each group's gold positions include a passage token (not only [CLS])."""
+    import torch
+
+    has_span = gold[:, 1:].any(dim=1)
+    return torch.zeros(groups, dtype=torch.bool).index_put_((group,), has_span, accumulate=True)
+
+
+def distill_loss(student, teacher, allowed, group, groups: int, temperature: float = 2.0, keep=None):
     """Mean over groups of ``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, one softmax per group
     over the positions both allow (``allowed`` and a teacher logit above :data:`NEG`).
 
@@ -95,6 +108,7 @@ def distill_loss(student, teacher, allowed, group, groups: int, temperature: flo
         student, teacher: float [windows, length] start (or end) logits.
         allowed: bool [windows, length], the student's allowed positions.
         group: long [windows], each window's group in ``0 .. groups-1``.
+        keep: optional bool [groups]; groups marked False are left out (e.g. :func:`answerable_groups`).
     """
     import torch
 
@@ -104,7 +118,7 @@ def distill_loss(student, teacher, allowed, group, groups: int, temperature: flo
     losses = []
     for g in range(groups):
         rows = group == g
-        if not both[rows].any():
+        if (keep is not None and not keep[g]) or not both[rows].any():
             continue
         log_s = torch.log_softmax(s[rows].flatten(), 0)
         log_t = torch.log_softmax(t[rows].flatten(), 0)

@@ -29,7 +29,7 @@ from qa.training.checkpoints import (CHECKPOINT, RUN_FILE, SUMMARY_FILE, _check_
 from qa.training.config import TrainConfig
 from qa.training.data import (SquadExample, collate, dedupe, featurize, is_holdout,  # noqa: F401
                               length_grouped_batches, load_squad, split_by_article, write_validation_sets)
-from qa.training.distill import distill_loss, teacher_logits
+from qa.training.distill import answerable_groups, distill_loss, teacher_logits
 from qa.training.passages import read_groups
 from qa.training.precision import MasterWeights
 from qa.training.shared_norm import collate_groups, featurize_groups, group_batches, shared_loss
@@ -210,8 +210,9 @@ def _train(
                     + shared_loss(out.end_logits, b.allowed, b.gold_end, b.group, b.groups)) / 2
             if teacher is not None:
                 t_start, t_end = teacher_logits(teacher, features, batches[step], teacher_pad, b.input_ids.shape)
-                soft = (distill_loss(out.start_logits, t_start, b.allowed, b.group, b.groups, cfg.temperature)
-                        + distill_loss(out.end_logits, t_end, b.allowed, b.group, b.groups, cfg.temperature)) / 2
+                keep = None if cfg.teacher_on_unanswerable else answerable_groups(b.gold_start, b.group, b.groups)
+                soft = (distill_loss(out.start_logits, t_start, b.allowed, b.group, b.groups, cfg.temperature, keep)
+                        + distill_loss(out.end_logits, t_end, b.allowed, b.group, b.groups, cfg.temperature, keep)) / 2
                 loss = (1 - cfg.distill_weight) * loss + cfg.distill_weight * soft
             windows_seen += len(b.group)
         else:
