@@ -18,7 +18,9 @@ run resumes as any other.
 A teacher trained one paragraph at a time has no "no answer" side: on an unanswerable question it still
 puts its mass on spans, and learning those scores there teaches the student to answer what it should
 refuse. So by default the teacher's scores are learnt only on questions with an answer
-(:func:`answerable_groups`); unanswerable ones keep the gold loss alone, all its mass on [CLS].
+(:func:`answerable_groups`); unanswerable ones keep the gold loss alone, all its mass on [CLS]. That alone
+does not keep a student refusing: a teacher sure of its spans on answerable questions still pulls the
+no-answer option down (model card, "Second distillation").
 
 Example:
     >>> feats = featurize_groups(tokenizer, groups, cfg, teacher_tokenizer=teacher_tok)
