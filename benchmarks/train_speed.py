@@ -26,7 +26,7 @@ import time
 from qa.training.config import TrainConfig
 from qa.training.data import collate, featurize, length_grouped_batches, load_squad
 from qa.training.precision import MasterWeights
-from qa.training.trainer import backward_and_step, default_base_model
+from qa.training.trainer import backward_and_step, default_base_model, freeze_lower_layers
 
 
 def _step_fn(model, optimizer, autocast: bool, master=None):
@@ -46,13 +46,14 @@ def _step_fn(model, optimizer, autocast: bool, master=None):
 
 
 def measure(name: str, features, batches, pad_id: int, base: str, autocast: bool, dtype: str = "fp32",
-            compile_model: bool = False, warmup: int = 2) -> float:
+            compile_model: bool = False, warmup: int = 2, freeze: int = 0) -> float:
     """Windows per second over ``batches`` after ``warmup`` untimed steps."""
     import torch
     from transformers import AutoModelForQuestionAnswering
 
     torch.manual_seed(0)
     model = AutoModelForQuestionAnswering.from_pretrained(base).float().train()
+    freeze_lower_layers(model, freeze)
     master = None
     if dtype == "bf16":
         model = model.to(torch.bfloat16)
@@ -78,12 +79,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="timed steps per variant (batch 16)")
     parser.add_argument("--variants", default="fp32,bf16-autocast,bf16-autocast-b32,bf16-weights,"
                         "bf16-weights+fp32-master,compile+bf16-autocast")
+    parser.add_argument("--freeze", type=int, default=0, help="also measure fp32 with the embeddings and this "
+                        "many of the lowest layers frozen (qa train-reader --freeze-layers)")
+    parser.add_argument("--base-model", default=None, help="encoder to train (default: packaged all-MiniLM-L6-v2; "
+                        "a name such as all-mpnet-base-v2 or a folder)")
     args = parser.parse_args()
     from transformers import AutoTokenizer
 
     import torch
 
-    base = default_base_model()
+    from qa.embedding.models import resolve_model
+
+    base = resolve_model(args.base_model) if args.base_model else default_base_model()
     tokenizer = AutoTokenizer.from_pretrained(base)
     rng = random.Random(0)
     examples = load_squad(args.data)
@@ -103,7 +110,11 @@ def main() -> None:
         "bf16-weights": dict(autocast=False, dtype="bf16"),
         "bf16-weights+fp32-master": dict(autocast=False, dtype="bf16+master"),
     }
-    for name in args.variants.split(","):
+    variants = args.variants.split(",")
+    if args.freeze:
+        plans[f"fp32-freeze{args.freeze}"] = dict(autocast=False, freeze=args.freeze)
+        variants.append(f"fp32-freeze{args.freeze}")
+    for name in variants:
         plan = dict(plans[name])
         batches = plan.pop("batches", b16)
         try:

@@ -27,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-bf16", action="store_true", help="train in fp32")
     p.add_argument("--bf16-weights", action="store_true",
                    help="keep the model in bf16 with fp32 master weights (about 2x faster on AMX CPUs)")
+    p.add_argument("--exclude", nargs="*", default=[], help="SQuAD-format files whose questions are never "
+                   "trained on (e.g. the calibrator's fit set)")
+    p.add_argument("--freeze-layers", type=int, default=0, help="leave the embeddings and this many of the "
+                   "lowest layers untrained (each step costs less: python -m benchmarks.train_speed --freeze N)")
     p.add_argument("--groups", default=None, help="passage groups (python -m qa.training.build_groups): train "
                    "with one softmax over each question's retrieved passages; --batch-size then counts windows")
     p.add_argument("--teacher", default=None, help="a trained reader folder whose span scores the student also "
@@ -45,11 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Check the arguments, train, and print the training summary."""
-    missing = [f for f in args.data if not Path(f).is_file()]
+    missing = [f for f in [*args.data, *args.exclude] if not Path(f).is_file()]
     if missing:
         raise MissingPath(f"No file at {missing[0]}: pass --data with SQuAD-format JSON files.")
     for value, option in ((args.max_length, "--max-length"), (args.batch_size, "--batch-size")):
         check_at_least_one(value, option)
+    if args.freeze_layers < 0:
+        raise InvalidInput(f"--freeze-layers must be 0 or more, got {args.freeze_layers}.")
     if args.max_examples is not None:
         check_at_least_one(args.max_examples, "--max-examples")
     if not 0 <= args.stride < args.max_length:
@@ -76,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         time_budget_minutes=args.time_budget, holdout_fraction=args.holdout, bf16=not args.no_bf16, seed=args.seed,
         bf16_weights=args.bf16_weights, groups=args.groups or "", teacher=args.teacher or "",
         distill_weight=args.distill_weight, temperature=args.temperature,
-        teacher_on_unanswerable=args.teacher_on_unanswerable,
+        teacher_on_unanswerable=args.teacher_on_unanswerable, frozen_layers=args.freeze_layers,
+        exclude=list(args.exclude),
     )
     summary = train_reader(args.data, args.out, cfg, max_examples=args.max_examples, show_progress=not args.quiet)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))

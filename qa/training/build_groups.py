@@ -19,15 +19,9 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from qa.training.data import dedupe, load_squad, split_by_article
+from qa.training.data import dedupe, load_squad, question_ids, split_by_article
 from qa.training.passages import retrieved_groups, write_groups
 from qa.training.synthetic import entity_swaps
-
-
-def question_ids(path: str | Path) -> set[str]:
-    """Every question id of a SQuAD-format file."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
-    return {str(q["id"]) for a in data for p in a["paragraphs"] for q in p["qas"]}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -29,7 +29,13 @@ class TrainConfig:
     bf16: bool = True  # bf16 autocast
     bf16_weights: bool = False  # the model itself in bf16, fp32 master weights (qa.training.precision)
     checkpoint_minutes: float = 10.0
+    # The embeddings and this many of the lowest transformer layers are not trained: no gradient is computed
+    # below the lowest trained layer, so a step costs less (python -m benchmarks.train_speed --freeze N).
+    frozen_layers: int = 0
     data: list[str] = field(default_factory=list)
+    # SQuAD-format files whose questions are never trained on (e.g. the calibrator's fit set, so that the
+    # calibrator sees the reader as it is on new questions).
+    exclude: list[str] = field(default_factory=list)
     # Passage groups (JSON lines from qa.training.build_groups): when set, train with one softmax over each
     # question's retrieved passages (qa.training.shared_norm); batch_size then counts windows.
     groups: str = ""

@@ -179,3 +179,9 @@ def collate(features: list[dict], indices: list[int], pad_id: int):
     starts = torch.tensor([features[k]["start"] for k in indices])
     ends = torch.tensor([features[k]["end"] for k in indices])
     return ids, types, mask, starts, ends
+
+
+def question_ids(path: str | Path) -> set[str]:
+    """Every question id of a SQuAD-format file."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    return {str(q["id"]) for a in data for p in a["paragraphs"] for q in p["qas"]}

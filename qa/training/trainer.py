@@ -28,7 +28,8 @@ from qa.training.checkpoints import (CHECKPOINT, RUN_FILE, SUMMARY_FILE, _check_
                                      _recover_checkpoint, _remove_checkpoint, identity_differences, run_identity)
 from qa.training.config import TrainConfig
 from qa.training.data import (SquadExample, collate, dedupe, featurize, is_holdout,  # noqa: F401
-                              length_grouped_batches, load_squad, split_by_article, write_validation_sets)
+                              length_grouped_batches, load_squad, question_ids, split_by_article,
+                              write_validation_sets)
 from qa.training.distill import answerable_groups, distill_loss, teacher_logits
 from qa.training.passages import read_groups
 from qa.training.precision import MasterWeights
@@ -82,7 +83,10 @@ def train_reader(
     out_dir = Path(out_dir)
     if cfg.groups and not Path(cfg.groups).is_file():
         raise MissingPath(f"No passage groups at {cfg.groups}: build them with python -m qa.training.build_groups")
-    identity = run_identity([*data, *([cfg.groups] if cfg.groups else [])], cfg, max_examples)
+    for path in cfg.exclude:
+        if not Path(path).is_file():
+            raise MissingPath(f"No SQuAD file at {path}: check the --exclude path")
+    identity = run_identity([*data, *([cfg.groups] if cfg.groups else []), *cfg.exclude], cfg, max_examples)
     out_dir.mkdir(parents=True, exist_ok=True)
     resume = _check_out_dir(out_dir, identity)
     return _train(data, out_dir, cfg, max_examples, show_progress, identity, resume)
@@ -102,6 +106,9 @@ def _train(
 
     examples = dedupe(ex for path in data for ex in load_squad(path))
     train_ex, val_ex = split_by_article(examples, cfg.holdout_fraction)
+    if cfg.exclude:
+        excluded = set().union(*(question_ids(p) for p in cfg.exclude))
+        train_ex = [ex for ex in train_ex if ex.id not in excluded]
     rng.shuffle(train_ex)
     if max_examples is not None:
         train_ex = train_ex[:max_examples]
@@ -131,6 +138,7 @@ def _train(
 
     model = AutoModelForQuestionAnswering.from_pretrained(str(ckpt_dir if resume else cfg.base_model))
     model.float().train()
+    freeze_lower_layers(model, cfg.frozen_layers)
     teacher = None
     if cfg.teacher:
         teacher = AutoModelForQuestionAnswering.from_pretrained(cfg.teacher, dtype="float32").eval()
@@ -259,6 +267,26 @@ def _train(
     if ckpt_dir.exists():
         _remove_checkpoint(ckpt_dir)  # the reader and its summary are on disk: nothing is left to resume
     return summary
+
+
+def freeze_lower_layers(model, n: int) -> int:
+    """Stop training the embeddings and the ``n`` lowest transformer layers of ``model`` (BERT, MPNet and
+    the like: parameters named ``*.embeddings.*`` and ``*.encoder.layer.<i>.*``); ``n`` = 0 freezes nothing.
+
+    Returns:
+        How many parameters are frozen.
+    """
+    import re
+
+    if n <= 0:
+        return 0
+    frozen = 0
+    for name, param in model.named_parameters():
+        layer = re.search(r"\.encoder\.layer\.(\d+)\.", name)
+        if ".embeddings." in name or (layer and int(layer.group(1)) < n):
+            param.requires_grad_(False)
+            frozen += param.numel()
+    return frozen
 
 
 def backward_and_step(loss, optimizer, trained, master: MasterWeights | None = None, clip: float = 1.0) -> None:
