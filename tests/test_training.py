@@ -222,3 +222,30 @@ def test_training_features_are_the_readers_windows():
     assert len(question_ids) > reader.max_query_length
     assert feats[0]["input_ids"][1 : 1 + reader.max_query_length] == question_ids[: reader.max_query_length]
     assert feats[0]["input_ids"][1 + reader.max_query_length] == tokenizer.sep_token_id
+
+
+def test_freezing_the_lower_layers_leaves_only_the_upper_ones_to_train():
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from qa.training.trainer import freeze_lower_layers
+
+    model = BertForQuestionAnswering(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3,
+                                                num_attention_heads=2, intermediate_size=32))
+    expected = sum(p.numel() for p in model.bert.embeddings.parameters()) + \
+        sum(p.numel() for layer in model.bert.encoder.layer[:2] for p in layer.parameters())
+    assert freeze_lower_layers(model, 0) == 0 and all(p.requires_grad for p in model.parameters())
+    assert freeze_lower_layers(model, 2) == expected
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and all(n.startswith(("bert.encoder.layer.2.", "qa_outputs.")) for n in trained)
+
+
+@pytest.mark.integration
+def test_excluded_questions_are_never_trained_on(tmp_path):
+    data, cfg = tiny_run(tmp_path)
+    excluded = squad_file(tmp_path / "fit.json", [article("T0", CONTEXT, [dict(q, id=f"{q['id']}-{i}") for q in QAS])
+                                                  for i in range(3)])
+    summary = train_reader([data], tmp_path / "reader", replace(cfg, exclude=[str(excluded)]), show_progress=False)
+    assert summary["examples_available"] == 12 - 3 * len(QAS)  # copies 0-2 of the article's questions left out
+    with pytest.raises(MissingPath, match="exclude"):
+        train_reader([data], tmp_path / "other", replace(cfg, exclude=[str(tmp_path / "none.json")]),
+                     show_progress=False)

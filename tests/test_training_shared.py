@@ -186,3 +186,26 @@ def test_master_weights_keep_updates_too_small_for_bf16():
     assert plain.item() == 1.0, "without a master copy the updates vanish"
     master.restore_fp32(model)
     assert model.weight.dtype == torch.float32 and model.weight.item() == pytest.approx(1.01, abs=1e-5)
+
+
+def test_single_groups_keep_each_answer_at_its_offsets_in_a_cut_paragraph():
+    from qa.training.data import SquadExample
+    from qa.training.passages import single_groups
+
+    filler = " ".join(f"word{i}" for i in range(400))  # about 3,500 characters
+    context = f"{filler} The trusts go live in April 2000 across England. {filler}"
+    at = context.index("April 2000")
+    long = SquadExample("a", "T", context, "When?", (("April 2000", at), ("April 2000", at)), "s.json")
+    short = SquadExample("b", "T", "It opened in 1932.", "When?", (("1932", 13),), "s.json")
+    none = SquadExample("c", "T", "It opened in 1932.", "Who?", (), "s.json")
+    # Two answers far apart: the cut is around the first, and the second, outside it, is dropped.
+    far = SquadExample("d", "T", context, "Which?", (("April 2000", at), ("word0", 0)), "s.json")
+
+    groups = {g.id: g for g in single_groups([long, short, none, far], max_chars=600)}
+    assert set(groups) == {"a", "b", "d"}  # the unanswerable one has nothing to read
+    for g in (groups["a"], groups["d"]):
+        (passage,), (spans,) = g.passages, g.answers
+        assert g.kind == "single" and len(passage) <= 600 and passage in context
+        assert spans == ((passage.index("April 2000"), passage.index("April 2000") + 10),)  # once, not twice
+        assert passage[0] != " " and passage[-1] != " " and not passage.startswith("ord")  # cut at whitespace
+    assert groups["b"].passages == ("It opened in 1932.",) and groups["b"].answers == (((13, 17),),)

@@ -152,6 +152,37 @@ def retrieved_groups(
     return groups
 
 
+def single_groups(examples: Sequence[SquadExample], max_chars: int = 1200) -> list[PassageGroup]:
+    """Answerable examples as one-passage groups of their own paragraph (kind ``single``).
+
+    One softmax over one window is the usual single-paragraph loss, so these teach reading spans at a
+    window's cost while the multi-passage groups teach choosing among passages. A paragraph longer than
+    ``max_chars`` (COVID-QA's whole papers) is cut to about ``max_chars`` around its first answer, at
+    whitespace, so that a group stays one window; answers that fall outside the cut are dropped.
+    """
+    groups = []
+    for ex in examples:
+        if not ex.answers:
+            continue
+        start, end = 0, len(ex.context)
+        if end > max_chars:
+            first, length = ex.answers[0][1], len(ex.answers[0][0])
+            start = max(0, first + length // 2 - max_chars // 2)
+            end = min(len(ex.context), start + max_chars)
+            start = max(0, end - max_chars)
+            if start > 0:  # begin at a word
+                space = ex.context.find(" ", start)
+                start = space + 1 if 0 <= space < first else start
+            if end < len(ex.context):  # end after a word
+                space = ex.context.rfind(" ", start, end)
+                end = space if space > first + length else end
+        passage = ex.context[start:end]
+        spans = tuple(sorted({(s - start, s - start + len(t)) for t, s in ex.answers if start <= s and s + len(t) <= end}))
+        if spans:
+            groups.append(PassageGroup(ex.id, ex.question, "single", ex.source, (passage,), (spans,)))
+    return groups
+
+
 def write_groups(groups: Iterable[PassageGroup], path: str | Path) -> None:
     from qa.jsonl import write_jsonl
 
