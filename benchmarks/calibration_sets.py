@@ -13,7 +13,8 @@ The split follows the reader's training split (``qa.training.data.is_holdout``, 
   calF_reddit): SQuADShifts Amazon reviews' and Reddit's held-out articles, in file order until 500
   questions each, and calG_swaps: 450 entity-swap rewrites of their questions, so that these
   answerable-only sets don't tilt the fit towards answering;
-- test: SQuAD 2.0 dev's held-out articles (all questions), COVID-QA's held-out papers (test_covid: 16 of
+- test: SQuAD 2.0 dev's held-out articles (all questions) and the same articles' SQuAD v1.1 questions
+  (test_v1held: answerable only, several gold answers each), COVID-QA's held-out papers (test_covid: 16 of
   98, 240 questions; the reader trained on the others), and SleepQA dev as it is (``qa eval squad --open``
   reads its DPR-style file).
 
@@ -97,6 +98,8 @@ def write_sets(data: Path, out: Path) -> dict[str, Path]:
         "calE_amazon": _first([a for a in load("squadshifts/amazon_reviews_v1.0.json") if is_holdout(a["title"], 0.2)], 500),
         "calF_reddit": _first(_by_context(load("squadshifts/reddit_v1.0.json")), 500),
         "test_v2held": [a for a in v2 if is_holdout(a["title"], 0.2)],
+        # The same 2 articles as SQuAD v1.1 has them (all answerable, several gold answers a question).
+        "test_v1held": [a for a in v1 if is_holdout(a["title"], 0.2) and a["title"] in v2_titles],
         "test_covid": _covid_held_out(data / "covid_qa" / "covid-qa-draft-200423.json"),
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -54,19 +54,17 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _pipeline(index: str, runtime: str | None = None):
+def _pipeline(index: str, runtime: str | None = None, reader: str | None = None, cascade: int | None = None):
     from qa.answering.pipeline import QA
-    from qa.reading.reader import Reader
-    from qa.retrieval.retriever import Retriever
 
-    return QA(Retriever.load(index), Reader(runtime=runtime))
+    return QA.load(index, reader=reader, reader_runtime=runtime, cascade=cascade)
 
 
 def warm(args: argparse.Namespace) -> None:
     """Per-question latency of one loaded pipeline, one question at a time."""
     from qa.evaluation.runner import load_questions
 
-    qa = _pipeline(args.index, args.runtime)
+    qa = _pipeline(args.index, args.runtime, args.reader, args.cascade)
     questions = [q.question for q in load_questions(args.questions)][: args.limit]
     qa.ask(questions[0])  # load the models
     times, reads, cpu0 = [], [], _cpu_s()
@@ -77,7 +75,8 @@ def warm(args: argparse.Namespace) -> None:
             times.append(time.perf_counter() - t0)
             reads.append(answer.timings["read_ms"] / 1000)
     cpu = _cpu_s() - cpu0
-    print(f"warm, reader {qa.reader.runtime}: {_latency(times)}; reading alone {_latency(reads)}; "
+    cascade = f", cascade {qa.cascade}" if qa.cascade else ""
+    print(f"warm, reader {qa.reader_name} on {qa.reader.runtime}{cascade}: {_latency(times)}; reading alone {_latency(reads)}; "
           f"CPU {cpu / len(times) * 1000:.1f} ms per question")
 
 
@@ -123,6 +122,38 @@ def runtimes(args: argparse.Namespace) -> None:
         print(f"{name:20s} {r['em']:6.3f} {r['f1']:6.3f} {r['answerable_f1'] or 0:6.3f} {r['gold_passage_f1'] or 0:6.3f} "
               f"{r['f1'] - base['f1']:+7.4f} {dscore:11.4f} {changed:15d} {flips:13d} {r['refused']:13.3f} "
               f"{r['wrongly_refused']:11.3f} {r['read_ms']:9.1f} {r['wall_s']:11.1f} {r['cpu_s']:10.1f}")
+
+
+def frontier(args: argparse.Namespace) -> None:
+    """Speed against reading quality for each reader configuration, over one open corpus.
+
+    Each configuration (``reader:runtime:cascade``) answers every answerable question of ``--open`` (a
+    SQuAD-format file indexed as a folder once) with no threshold; quality is the F1 of the answer it
+    would give (the calibrator's pick, or the best span without one), speed the warm time per question.
+    """
+    from qa.evaluation.metrics import best_over_golds, f1_score
+    from qa.evaluation.open_corpus import write_corpus
+    from qa.stores.local import build_index
+
+    work = Path(args.work)
+    questions = [q for q in write_corpus([args.open], work / "docs") if q.answers][: args.limit]
+    build_index(work / "docs", work / "index", show_progress=False)  # incremental: nothing to do the second time
+    print(f"{len(questions)} answerable questions of {args.open}; warm time per question (after one)")
+    print(f"{'reader':10s} {'runtime':10s} {'cascade':>7s} {'F1':>6s} {'p50 ms':>8s} {'p95 ms':>8s} {'CPU ms/q':>8s}")
+    for config in args.configs.split(","):
+        reader, runtime, cascade = config.split(":")
+        qa = _pipeline(str(work / "index"), runtime, reader, int(cascade))
+        qa.ask(questions[0].question)
+        f1, times, cpu0 = [], [], _cpu_s()
+        for q in questions:
+            t0 = time.perf_counter()
+            answer = qa.ask(q.question, threshold=0.0)
+            times.append(time.perf_counter() - t0)
+            f1.append(best_over_golds(f1_score, answer.text or "", list(q.answers)))
+        cpu = (_cpu_s() - cpu0) / len(questions) * 1000
+        ms = [t * 1000 for t in times]
+        print(f"{reader:10s} {runtime:10s} {cascade:>7s} {100 * np.mean(f1):6.1f} {percentile(ms, 50):8.1f} "
+              f"{percentile(ms, 95):8.1f} {cpu:8.1f}", flush=True)
 
 
 def process_cpu_s(pid: int) -> float:
@@ -275,7 +306,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runtime", default=None, help="reader runtime (default: the reader's default)")
     p.add_argument("--passes", type=int, default=2)
     p.add_argument("--limit", type=int, default=None, help="first N questions only")
+    p.add_argument("--reader", default=None, help="accurate, fast or a reader folder (default: the default reader)")
+    p.add_argument("--cascade", type=int, default=None, help="passages the fast reader lets through (default: as "
+                   "the reader's calibration says; 0: none)")
     p.set_defaults(func=warm)
+    p = sub.add_parser("frontier", help="speed against reading quality of reader configurations, on an open corpus")
+    p.add_argument("--open", required=True, help="a SQuAD-format file, indexed as a folder of documents")
+    p.add_argument("--work", default="runs/frontier", help="where its documents and index go")
+    p.add_argument("--configs", default="fast:onnx:0,accurate:onnx:0,accurate:onnx-int8:0,accurate:onnx:2,"
+                   "accurate:onnx-int8:2,accurate:onnx:1", help="reader:runtime:cascade, comma-separated")
+    p.add_argument("--limit", type=int, default=200, help="answerable questions (default: 200)")
+    p.set_defaults(func=frontier)
     p = sub.add_parser("runtimes", help="each reader runtime: EM/F1, score changes, reader time")
     p.add_argument("--runtimes", default="torch-bf16,torch,torch-bf16-weights,onnx,onnx-int8")
     p.set_defaults(func=runtimes)

@@ -8,7 +8,7 @@ by the calibration it shipped with. Runs are grouped by data set, one row of plo
 Usage:
     python -m benchmarks.trust_curves --out report.html \\
         --run "SQuAD 2.0 held-out|before|runs/old/predictions.jsonl|old/calibration.json" \\
-        --run "SQuAD 2.0 held-out|after|runs/new/predictions.jsonl|qa/models/reader/calibration.json"
+        --run "SQuAD 2.0 held-out|after|runs/new/predictions.jsonl|qa/models/fast-reader/calibration.json"
 """
 
 from __future__ import annotations

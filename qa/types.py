@@ -129,3 +129,4 @@ class Answer:
     # The features of every candidate in ``alternatives``, in the same order (the first: ``features``).
     candidate_features: tuple[dict, ...] = field(default=(), compare=False)
     searched: str = ""  # the query retrieval used when it was not the question alone (a follow-up); else ""
+    reader: str = ""  # which reader read it: "accurate", "fast" or a reader folder's name

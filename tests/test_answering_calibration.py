@@ -40,7 +40,7 @@ def packaged_bytes():
 
 def test_a_custom_reader_reads_its_own_calibration(custom_reader, tiny_index, fake_encoder):
     (custom_reader / "calibration.json").write_text(json.dumps({"threshold": 0.77, "relevance_floor": 0.2}))
-    qa = QA.load(tiny_index, reader_dir=custom_reader, encoder=fake_encoder)
+    qa = QA.load(tiny_index, reader=custom_reader, encoder=fake_encoder)
     assert qa.reader.path == custom_reader
     assert qa.threshold == 0.77
     assert qa.relevance_floor == 0.2
@@ -55,14 +55,14 @@ def test_the_packaged_reader_reads_the_packaged_calibration(tiny_index, fake_enc
 
 def test_an_uncalibrated_reader_uses_the_fallback_and_says_so(custom_reader, tiny_index, fake_encoder, caplog):
     with caplog.at_level(logging.INFO, logger="qa.answering.pipeline"):
-        qa = QA.load(tiny_index, reader_dir=custom_reader, encoder=fake_encoder)
+        qa = QA.load(tiny_index, reader=custom_reader, encoder=fake_encoder)
     assert qa.threshold == FALLBACK_THRESHOLD
     assert any("uncalibrated" in r.getMessage() and str(custom_reader) in r.getMessage() for r in caplog.records)
 
 
 def test_an_explicit_threshold_wins(custom_reader, tiny_index, fake_encoder):
     (custom_reader / "calibration.json").write_text(json.dumps({"threshold": 0.77}))
-    assert QA.load(tiny_index, reader_dir=custom_reader, threshold=0.5, encoder=fake_encoder).threshold == 0.5
+    assert QA.load(tiny_index, reader=custom_reader, threshold=0.5, encoder=fake_encoder).threshold == 0.5
 
 
 def test_saving_for_a_custom_reader_writes_there_and_never_the_packaged_file(custom_reader, packaged_bytes):

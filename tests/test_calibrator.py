@@ -135,7 +135,7 @@ def test_fit_and_measure_on_rows():
 
 @pytest.mark.integration
 def test_the_calibrator_travels_with_its_reader(bundled_index, tmp_path: Path):
-    """A reader folder with a calibrator in its calibration.json: QA.load(reader_dir=...) scores answers
+    """A reader folder with a calibrator in its calibration.json: QA.load(reader=...) scores answers
     with that calibrator and reads as many passages as the file says; the packaged reader's calibration is
     untouched."""
     from qa.answering.pipeline import QA
@@ -149,7 +149,7 @@ def test_the_calibrator_travels_with_its_reader(bundled_index, tmp_path: Path):
             (reader / f.name).symlink_to(f)
     cal = Calibrator(("span_score", "type_fit"), (0.5, 0.0), (0.2, 1.0), (2.0, 1.0), 0.0)
     (reader / "calibration.json").write_text(json.dumps({"threshold": 0.5, "calibrator": cal.to_dict(), "top_k": 3}))
-    qa = QA.load(bundled_index, reader_dir=reader)
+    qa = QA.load(bundled_index, reader=reader)
     answer = qa.ask("When do primary care trusts go live?")
     assert answer.features and answer.score == pytest.approx(cal.probability(answer.features))
     assert qa.top_k == 3 and len(answer.hits) == 3
@@ -216,7 +216,7 @@ def test_a_picking_calibrator_chooses_among_the_readers_candidates(bundled_index
             (reader / f.name).symlink_to(f)
     cal = Calibrator(("span_score",), (0.5,), (0.1,), (-3.0,), 0.0)
     (reader / "calibration.json").write_text(json.dumps({"threshold": 0.0, "calibrator": cal.to_dict(), "picks": True}))
-    qa = QA.load(bundled_index, reader_dir=reader)
+    qa = QA.load(bundled_index, reader=reader)
     question = "When do primary care trusts go live?"
     answer = qa.ask(question)
     read = qa.reader.read(question, [h.passage for h in answer.hits])

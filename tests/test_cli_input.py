@@ -29,8 +29,8 @@ class FakeQA:
         self.asked: list[str] = []
 
     @classmethod
-    def load(cls, index_dir="embeddings", reader_dir=None, threshold=None, encoder=None):
-        qa = cls(index_dir=str(index_dir), reader_dir=None if reader_dir is None else str(reader_dir))
+    def load(cls, index_dir="embeddings", reader=None, threshold=None, encoder=None):
+        qa = cls(index_dir=str(index_dir), reader=None if reader is None else str(reader))
         cls.loads.append(qa.how)
         return qa
 
@@ -98,7 +98,7 @@ def test_ask_reader_loads_that_reader(capsys, fake_qa, tmp_path):
     reader = tmp_path / "my-reader"
     reader.mkdir()
     assert main(["ask", "When?", "--reader", str(reader), "--index", str(tmp_path / "idx")]) == 0
-    assert fake_qa.loads == [{"index_dir": str(tmp_path / "idx"), "reader_dir": str(reader)}]
+    assert fake_qa.loads == [{"index_dir": str(tmp_path / "idx"), "reader": str(reader)}]
 
 
 def test_ask_reader_that_does_not_exist_is_refused_before_loading(capsys, fake_qa, tmp_path):

@@ -31,12 +31,23 @@ class Calibrator:
     coef: tuple[float, ...]
     intercept: float
 
-    def probability(self, row: Mapping[str, float]) -> float:
-        """P(right) of one candidate; a feature missing from ``row`` counts as its mean."""
+    def logit(self, row: Mapping[str, float]) -> float:
+        """The log-odds that one candidate is right; a feature missing from ``row`` counts as its mean."""
         z = self.intercept
         for name, mean, scale, coef in zip(self.features, self.mean, self.scale, self.coef):
             z += coef * (float(row.get(name, mean)) - mean) / scale
+        return z
+
+    def probability(self, row: Mapping[str, float]) -> float:
+        """P(right) of one candidate; a feature missing from ``row`` counts as its mean."""
+        z = self.logit(row)
         return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+
+    def rescaled(self, slope: float, shift: float) -> "Calibrator":
+        """The calibrator whose log-odds are ``slope * logit + shift`` (Platt scaling of this one): the same
+        order of candidates when ``slope`` > 0, probabilities fitted elsewhere."""
+        return Calibrator(self.features, self.mean, self.scale, tuple(slope * c for c in self.coef),
+                          slope * self.intercept + shift)
 
     def weights(self) -> list[tuple[str, float]]:
         """Standardised weights, largest effect first (positive: more likely right)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+from dataclasses import dataclass
 import json
 import logging
 import threading
@@ -26,10 +27,10 @@ from qa.answering.features import candidate_features
 from qa.embedding.encoder import Encoder
 from qa.errors import InvalidInput, UnsafeDestination
 from qa.ingest.chunking import sentence_spans
-from qa.reading.reader import DEFAULT_READER_DIR, Reader, check_question
+from qa.reading.reader import READER_DIRS, Reader, ReaderResult, check_question, is_packaged, reader_dir
 from qa.retrieval.followup import FollowUpSearch
 from qa.retrieval.retriever import MAX_QUERY_CHARS, Retriever
-from qa.types import Answer, Citation, Document, Hit, Span
+from qa.types import Answer, Citation, Document, Hit, Passage, Span
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +44,12 @@ RELEVANCE_FLOOR = 0.35
 SENTENCE_CACHE_DOCUMENTS = 256  # documents whose sentence offsets are kept for citations
 
 
-def calibration_file(reader_dir: str | Path | None = None) -> Path:
-    """The calibration file of a reader: ``reader_dir/calibration.json``, or ``reader_dir`` itself when it
-    names a ``.json`` file; the packaged reader's when ``None``."""
-    path = Path(reader_dir) if reader_dir is not None else DEFAULT_READER_DIR
+def calibration_file(reader: str | Path | None = None) -> Path:
+    """The calibration file of a reader: ``<folder>/calibration.json`` for a shipped reader's name, a folder,
+    or ``None`` (the default reader), or ``reader`` itself when it names a ``.json`` file."""
+    if reader is None or str(reader) in READER_DIRS:
+        return reader_dir(reader) / CALIBRATION_NAME
+    path = Path(reader)
     return path if path.suffix == ".json" else path / CALIBRATION_NAME
 
 
@@ -94,7 +97,7 @@ def save_calibration(
     """
     threshold = _check_threshold(threshold)
     path = calibration_file(reader_dir)
-    if path.parent.resolve() == Path(DEFAULT_READER_DIR).resolve() and not allow_packaged:
+    if is_packaged(path.parent) and not allow_packaged:
         raise UnsafeDestination(
             f"refusing to overwrite the packaged reader's calibration ({path}): calibrate your own reader "
             "(--reader DIR), or pass allow_packaged=True to change the shipped default"
@@ -116,70 +119,199 @@ def _check_threshold(threshold: object) -> float:
     return float(threshold)
 
 
-class QA:
-    """Retriever and reader together; one instance serves many questions (and threads).
+def narrowed(result: ReaderResult, passages: Sequence[Passage], keep: int) -> list[Passage]:
+    """The ``keep`` passages holding a first reader's best candidates (``result``), in their reading order;
+    when its candidates lie in fewer passages, the best-ranked others fill the rest."""
+    by_id = {p.id: i for i, p in enumerate(passages)}
+    chosen: list[int] = []
+    for span in result.spans:  # best first
+        i = by_id.get(span.passage_id)
+        if i is not None and i not in chosen:
+            chosen.append(i)
+        if len(chosen) == keep:
+            break
+    chosen += [i for i in range(len(passages)) if i not in chosen][: keep - len(chosen)]
+    return [passages[i] for i in sorted(chosen)]
+
+
+@dataclass(frozen=True)
+class ReaderSetup:
+    """A reader with what its calibration says about using it: threshold, calibrator, bands, passages read.
 
     Args:
-        retriever: a loaded :class:`~qa.retrieval.retriever.Retriever`.
-        reader: a :class:`~qa.reading.reader.Reader`.
-        threshold: answer only when the best span's probability is at least this; ``None`` reads
-            the reader's calibrated default (``calibration.json`` in its folder).
-        context_chars: each retrieved passage is read within its paragraph, widened to this many
-            characters (:mod:`qa.answering.context`; 0 reads passages as retrieved); ``None``: the value
-            the reader's calibrator was fitted with.
+        reader: the span reader.
+        threshold: answer only when the answer's confidence reaches this.
+        calibrator: P(right) of a candidate from its features; ``None``: the span score scaled by relevance.
+        picks: the calibrator also chooses the answer among the candidates (fitted on every candidate).
+        bands: ``[{"name", "min", "precision", ...}]``, most confident first.
+        top_k: passages a question reads by default (what the calibrator's features were measured on).
+        context_chars: passages widened to this many characters before reading (0: read as retrieved).
+        relevance_floor: below this cosine to its nearest passage a question's confidence is scaled down
+            (used only without a calibrator).
+        narrow_to: with ``narrower``, that reader reads the ``top_k`` passages first and this one reads
+            only the ``narrow_to`` passages holding its best candidates (a cascade); 0 reads all.
+        narrower: the reader that narrows (the fast reader), or ``None``.
     """
 
-    def __init__(self, retriever: Retriever, reader: Reader, threshold: float | None = None,
-                 context_chars: int | None = None):
-        self.retriever = retriever
-        self.reader = reader
+    reader: Reader
+    threshold: float
+    calibrator: Calibrator | None = None
+    picks: bool = False
+    bands: tuple[dict, ...] = ()
+    top_k: int = DEFAULT_TOP_K
+    context_chars: int = 0
+    relevance_floor: float = RELEVANCE_FLOOR
+    narrow_to: int = 0
+    narrower: Reader | None = None
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.reader, "name", ""))  # a stand-in reader in a test may have none
+
+    @classmethod
+    def of(cls, reader: Reader, threshold: float | None = None, context_chars: int | None = None,
+           narrower: Reader | None = None, narrow_to: int | None = None) -> "ReaderSetup":
+        """``reader`` with the settings of its ``calibration.json``; ``threshold``, ``context_chars`` and
+        ``narrow_to`` override them. ``narrower``: the reader a cascade narrows with (when the calibration
+        names a cascade, or ``narrow_to`` > 0)."""
         calibration = load_calibration(reader.path)
         if not calibration:
             logger.info("reader at %s is uncalibrated (no %s): abstaining below %.2f",
                         reader.path, CALIBRATION_NAME, FALLBACK_THRESHOLD)
-        self.threshold = _check_threshold(default_threshold(calibration) if threshold is None else threshold)
-        self.relevance_floor = float(calibration.get("relevance_floor", RELEVANCE_FLOOR))
-        self.context_chars = int(calibration.get("context_chars", 0) if context_chars is None else context_chars)
-        # How many passages a question reads by default: as many as the calibrator's features were measured on
-        # (how many passages agree, their ranks); a caller's top_k still reads more or fewer.
-        self.top_k = int(calibration.get("top_k", DEFAULT_TOP_K))
-        # A learned P(right) for this reader's candidates; without one, the span score scaled by relevance.
-        self.calibrator = Calibrator.from_dict(calibration["calibrator"]) if "calibrator" in calibration else None
-        # A calibrator fitted on every candidate (not only the reader's best) also chooses the answer:
-        # the candidate most likely right, rather than the reader's highest-scoring span.
-        self.picks = bool(calibration.get("picks")) and self.calibrator is not None
-        self.bands = tuple(calibration.get("bands", ()))  # [{"name", "min", "precision"}], most confident first
+        calibrator = Calibrator.from_dict(calibration["calibrator"]) if "calibrator" in calibration else None
+        cascade = calibration.get("cascade") or {}
+        return cls(
+            reader=reader,
+            threshold=_check_threshold(default_threshold(calibration) if threshold is None else threshold),
+            calibrator=calibrator,
+            # A calibrator fitted on every candidate (not only the reader's best) also chooses the answer.
+            picks=bool(calibration.get("picks")) and calibrator is not None,
+            bands=tuple(calibration.get("bands", ())),
+            top_k=int(calibration.get("top_k", DEFAULT_TOP_K)),
+            context_chars=int(calibration.get("context_chars", 0) if context_chars is None else context_chars),
+            relevance_floor=float(calibration.get("relevance_floor", RELEVANCE_FLOOR)),
+            narrow_to=narrow_to if narrow_to is not None else int(cascade.get("passages", 0)),
+            narrower=narrower,
+        )
+
+
+class QA:
+    """Retriever and readers together; one instance serves many questions (and threads).
+
+    Args:
+        retriever: a loaded :class:`~qa.retrieval.retriever.Retriever`.
+        reader: a :class:`~qa.reading.reader.Reader`: the one that reads every question unless told otherwise.
+        threshold: answer only when the answer's confidence is at least this; ``None`` reads each reader's
+            calibrated default (``calibration.json`` in its folder).
+        context_chars: each retrieved passage is read within its paragraph, widened to this many
+            characters (:mod:`qa.answering.context`; 0 reads passages as retrieved); ``None``: the value
+            the reader's calibrator was fitted with.
+        others: more readers a question may ask for by name (``ask(..., reader="fast")``); the first of them
+            also narrows the passages when the main reader's calibration names a cascade.
+        busy: when more than this many questions are being answered at once, a question that names no
+            reader is read by the first of ``others`` (the answer says which reader read it); 0: never.
+        cascade: the first of ``others`` reads the retrieved passages first and the reader only the
+            ``cascade`` passages holding its best candidates; 0: the reader reads them all; ``None``: as
+            the reader's calibration says (``"cascade"``), which is what its calibrator was fitted on.
+    """
+
+    def __init__(self, retriever: Retriever, reader: Reader, threshold: float | None = None,
+                 context_chars: int | None = None, others: Sequence[Reader] = (), busy: int = 0,
+                 cascade: int | None = None):
+        self.retriever = retriever
+        narrower = others[0] if others else None
+        main = ReaderSetup.of(reader, threshold, context_chars, narrower, cascade)
+        self.setups = {main.name: main, **{r.name: ReaderSetup.of(r, threshold, context_chars) for r in others}}
+        self.default = main.name
+        self.busy = busy
+        self._fallback = others[0].name if others and busy > 0 else None
+        self._in_flight = 0
+        self._given = (threshold, context_chars, cascade)
         # Sentence offsets of recently cited documents (least recently used dropped first); the lock
-        # guards only this dict, never the splitting.
+        # guards only this dict and the count of questions in flight, never the splitting.
         self._sentences: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
         self._lock = threading.Lock()
         self.followups = FollowUpSearch(retriever)
+
+    # The default reader's settings, as the app and the CLI read them.
+    reader = property(lambda self: self.setups[self.default].reader)
+    reader_name = property(lambda self: self.default)
+    threshold = property(lambda self: self.setups[self.default].threshold)
+    calibrator = property(lambda self: self.setups[self.default].calibrator)
+    picks = property(lambda self: self.setups[self.default].picks)
+    bands = property(lambda self: self.setups[self.default].bands)
+    top_k = property(lambda self: self.setups[self.default].top_k)
+    context_chars = property(lambda self: self.setups[self.default].context_chars)
+    relevance_floor = property(lambda self: self.setups[self.default].relevance_floor)
+
+    @property
+    def cascade(self) -> dict:
+        """The default reader's cascade, ``{"reader": name, "passages": n}``, or ``{}`` when it reads every passage."""
+        setup = self.setups[self.default]
+        if setup.narrower is None or not setup.narrow_to:
+            return {}
+        return {"reader": str(getattr(setup.narrower, "name", "")), "passages": setup.narrow_to}
+
+    @property
+    def reader_names(self) -> tuple[str, ...]:
+        """The readers a question may name, the default first."""
+        return tuple(self.setups)
 
     @classmethod
     def load(
         cls,
         index_dir: str | Path = "embeddings",
-        reader_dir: str | Path | None = None,
+        reader: str | Path | None = None,
         threshold: float | None = None,
         encoder: Encoder | None = None,
         reader_runtime: str | None = None,
         context_chars: int | None = None,
+        fallback: str | Path | None = None,
+        busy: int = 0,
+        cascade: int | None = None,
     ) -> "QA":
-        """Load the index at ``index_dir`` and the reader (default: the packaged one, on its default runtime)."""
-        return cls(Retriever.load(index_dir, encoder=encoder), Reader.load(reader_dir, runtime=reader_runtime), threshold,
-                   context_chars)
+        """Load the index at ``index_dir`` and a reader: ``"accurate"`` or ``"fast"`` (the readers shipped in
+        the package), a folder that ``qa train-reader`` wrote, or ``None`` for the default
+        (:data:`qa.reading.names.DEFAULT_READER`), on its default runtime.
+
+        Args:
+            fallback: a second reader (name or folder) that questions may ask for, that reads when more than
+                ``busy`` questions are being answered at once, and that narrows the passages when the
+                reader's calibration names a cascade. ``None``: the ``fast`` reader when there is a cascade,
+                else none.
+            cascade: passages the reader reads after the fallback narrowed them (see :class:`QA`); ``None``:
+                as the reader's calibration says.
+        """
+        main = Reader.load(reader, runtime=reader_runtime)  # first: a wrong name fails before the index loads
+        narrows = cascade if cascade is not None else int((load_calibration(main.path).get("cascade") or {})
+                                                          .get("passages", 0))
+        if fallback is None and narrows:
+            fallback = (load_calibration(main.path).get("cascade") or {}).get("reader", "fast")
+        others = [Reader.load(fallback, runtime=reader_runtime)] if fallback is not None else []
+        others = [r for r in others if r.path.resolve() != main.path.resolve()]
+        if narrows and not others:
+            raise InvalidInput("A cascade needs a second reader to narrow the passages: the reader can't narrow for itself.")
+        return cls(Retriever.load(index_dir, encoder=encoder), main, threshold, context_chars, others, busy, cascade)
+
+    def with_retriever(self, retriever: Retriever) -> "QA":
+        """The same readers and settings over another retriever (a rebuilt index)."""
+        main, others = self.setups[self.default].reader, [s.reader for n, s in self.setups.items() if n != self.default]
+        threshold, context_chars, cascade = self._given
+        return QA(retriever, main, threshold, context_chars, others, self.busy, cascade)
 
     @property
     def documents(self) -> dict[str, Document]:
         return self.retriever.documents
 
     def ask(self, question: str, top_k: int | None = None, mode: str = "hybrid", threshold: float | None = None,
-            history: Sequence[Any] | None = None, doc_ids: Sequence[str] | None = None) -> Answer:
+            history: Sequence[Any] | None = None, doc_ids: Sequence[str] | None = None,
+            reader: str | None = None) -> Answer:
         """Answer ``question`` from the ``top_k`` passages retrieved with ``mode``.
 
         Args:
-            top_k: passages to read; ``None``: :attr:`top_k`, the number the reader's calibration was
-                fitted on (``calibration.json``, ``"top_k"``).
+            top_k: passages to read; ``None``: the number the reader's calibration was fitted on
+                (``calibration.json``, ``"top_k"``).
+            threshold: answer only at this confidence or more; ``None``: the reader's calibrated threshold.
             history: the conversation so far, oldest first: earlier questions (text), or earlier
                 :class:`Answer` values or ``/ask`` objects (their citations tell which document the
                 previous answer came from). A follow-up ("And when was it founded?") is then searched
@@ -188,28 +320,46 @@ class QA:
                 ``Answer.searched`` says what was searched. ``None`` or ``[]``: the question alone.
             doc_ids: search only these documents (ids); ``None`` searches them all. The question's
                 relevance is then its cosine to the nearest passage of these documents.
+            reader: which reader reads (one of :attr:`reader_names`); ``None``: the default, or the
+                fallback while the server is busy (``Answer.reader`` says which read).
 
         Raises:
             InvalidInput: the question is not text, is empty or holds characters that are not text;
-                bad ``top_k``, ``mode``, ``threshold`` or ``history``; an unknown or empty ``doc_ids``.
+                bad ``top_k``, ``mode``, ``threshold``, ``history`` or ``reader``; an unknown or empty ``doc_ids``.
         """
         question = check_question(question).strip()[:MAX_QUERY_CHARS]
         if threshold is not None:
             _check_threshold(threshold)
-        t0 = time.perf_counter()
-        if doc_ids is not None:
-            doc_ids = list(doc_ids) if isinstance(doc_ids, (list, tuple)) else doc_ids  # the retriever checks it
-        top_k = self.top_k if top_k is None else top_k
-        found = self.followups.search(question, history, top_k=top_k, mode=mode, doc_ids=doc_ids)
-        retrieve_ms = (time.perf_counter() - t0) * 1000
-        answer = self.answer_from_hits(question, found.hits, threshold, relevance=found.relevance,
-                                       searched=found.searched)
+        setup = self._setup(reader)
+        with self._lock:
+            self._in_flight += 1
+            busy = self._fallback is not None and reader is None and self._in_flight > self.busy
+        try:
+            if busy:
+                setup = self.setups[self._fallback]
+            t0 = time.perf_counter()
+            if doc_ids is not None:
+                doc_ids = list(doc_ids) if isinstance(doc_ids, (list, tuple)) else doc_ids  # the retriever checks it
+            top_k = setup.top_k if top_k is None else top_k
+            found = self.followups.search(question, history, top_k=top_k, mode=mode, doc_ids=doc_ids)
+            retrieve_ms = (time.perf_counter() - t0) * 1000
+            answer = self._answer(setup, question, found.hits, threshold, found.relevance, found.searched)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         answer.timings.update(retrieve_ms=retrieve_ms, total_ms=retrieve_ms + answer.timings["read_ms"])
         return dataclasses.replace(answer, searched=found.searched) if found.searched else answer
 
+    def _setup(self, reader: str | None) -> ReaderSetup:
+        if reader is None:
+            return self.setups[self.default]
+        if reader not in self.setups:
+            raise InvalidInput(f"Unknown reader {reader!r}: use one of {', '.join(self.setups)}.")
+        return self.setups[reader]
+
     def answer_from_hits(
         self, question: str, hits: Sequence[Hit], threshold: float | None = None, relevance: float | None = None,
-        searched: str | None = None,
+        searched: str | None = None, reader: str | None = None,
     ) -> Answer:
         """Read the given passages (e.g. gold passages in an evaluation) and answer or abstain.
 
@@ -224,20 +374,28 @@ class QA:
                 span score times ``min(1, relevance / RELEVANCE_FLOOR)``. A calibrator fitted on every
                 candidate (``"picks": true`` in the file) also chooses the answer: the candidate with
                 the highest P(right), which ``alternatives`` then lists first.
+            reader: which reader reads (one of :attr:`reader_names`); ``None``: the default.
         """
-        threshold = self.threshold if threshold is None else _check_threshold(threshold)
+        return self._answer(self._setup(reader), question, hits, threshold, relevance, searched)
+
+    def _answer(self, setup: ReaderSetup, question: str, hits: Sequence[Hit], threshold: float | None,
+                relevance: float | None, searched: str | None) -> Answer:
+        threshold = setup.threshold if threshold is None else _check_threshold(threshold)
         t0 = time.perf_counter()
-        result = self.reader.read(question, reading_passages(hits, self.documents, self.context_chars))
+        passages = reading_passages(hits, self.documents, setup.context_chars)
+        if setup.narrower is not None and setup.narrow_to and len(passages) > setup.narrow_to:
+            passages = narrowed(setup.narrower.read(question, passages), passages, setup.narrow_to)
+        result = setup.reader.read(question, passages)
         spans = list(result.spans)
         # Every candidate's features, the sentence around it as its evidence; citations only for the answer.
         rows = [candidate_features(searched or question, span, spans, result.no_answer_score, hits, relevance,
                                    self._evidence(span)) for span in spans]
-        if self.calibrator is not None:
-            scores = [self.calibrator.probability(row) for row in rows]
+        if setup.calibrator is not None:
+            scores = [setup.calibrator.probability(row) for row in rows]
         else:
-            scale = 1.0 if relevance is None else min(1.0, max(0.0, relevance) / self.relevance_floor)
+            scale = 1.0 if relevance is None else min(1.0, max(0.0, relevance) / setup.relevance_floor)
             scores = [span.score * scale for span in spans]
-        if self.picks and spans:  # most likely right first (a stable sort: ties keep the reader's order)
+        if setup.picks and spans:  # most likely right first (a stable sort: ties keep the reader's order)
             order = sorted(range(len(spans)), key=lambda i: -scores[i])
             spans, rows, scores = ([xs[i] for i in order] for xs in (spans, rows, scores))
         score = scores[0] if spans else 0.0
@@ -245,7 +403,7 @@ class QA:
         read_ms = (time.perf_counter() - t0) * 1000
         common = dict(question=question, score=score, hits=tuple(hits), no_answer_score=result.no_answer_score,
                       alternatives=tuple(spans), timings={"read_ms": read_ms, "total_ms": read_ms},
-                      features=rows[0] if rows else {}, candidate_features=tuple(rows))
+                      features=rows[0] if rows else {}, candidate_features=tuple(rows), reader=setup.name)
         if not spans or score < threshold:
             return Answer(text=None, abstained=True, evidence="", **common)
         return Answer(text=spans[0].text, abstained=False, evidence=citations[0].quote,
@@ -305,6 +463,7 @@ class QA:
             "answer": answer.text,
             "score": round(answer.score, 6),
             "abstained": answer.abstained,
+            "reader": answer.reader,
             "evidence": answer.evidence,
             **({"searched": answer.searched} if answer.searched else {}),
             "citations": [c.to_dict() for c in answer.citations],

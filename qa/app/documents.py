@@ -326,7 +326,6 @@ class DocumentLibrary:
     def _rebuild(self, progress: Progress) -> tuple["BuildStats", float]:
         """Update the index of the folder (only new and changed files are embedded) and, if it changed,
         serve the new one. The caller holds the build lock."""
-        from qa.answering.pipeline import QA
         from qa.ingest.chunking import ChunkConfig
         from qa.retrieval.retriever import Retriever
         from qa.stores.build import build_index
@@ -340,7 +339,7 @@ class DocumentLibrary:
                             chunk_config=ChunkConfig(**chunking) if chunking else None, show_progress=True)
         if stats.written:
             progress(0.9, "Loading the new index")
-            self.live.swap(QA(Retriever.load(self.index_dir, encoder=encoder), current.reader, current.threshold))
+            self.live.swap(current.with_retriever(Retriever.load(self.index_dir, encoder=encoder)))
             self._stamp(stats.added + stats.changed)
         progress(1.0, "Done")
         return stats, time.perf_counter() - t0

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from qa.cli.common import (DEFAULT_INDEX, check_at_least_one, check_probability, existing_dir, passage_rows,
+from qa.cli.common import (DEFAULT_INDEX, check_at_least_one, check_probability, check_reader, passage_rows,
                            read_question, reader_runtime_arg, retrieval_args, runtime_kwargs)
+from qa.reading.names import DEFAULT_READER, READER_HELP
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,8 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ask", help="answer a question with a verbatim quote and its citation")
     retrieval_args(p)
     p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
-    p.add_argument("--reader", default=None, metavar="DIR",
-                   help="reader model folder, e.g. from qa train-reader (default: the packaged reader)")
+    p.add_argument("--reader", default=None, metavar="NAME|DIR", help=f"{READER_HELP} (default: {DEFAULT_READER})")
     p.add_argument("--doc", action="append", metavar="ID",
                    help="answer from this document only (its id, as `qa search --json` shows it); repeat for several")
     reader_runtime_arg(p)
@@ -30,13 +30,13 @@ def run(args: argparse.Namespace) -> int:
     question = read_question(args.question)
     check_at_least_one(args.k, "top_k (-k)")
     check_probability(args.threshold, "--threshold")
-    existing_dir(args.reader, "--reader")
+    check_reader(args.reader)
     if args.server:
         return _ask_server(args, question)
 
     from qa.answering.pipeline import QA
 
-    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, **runtime_kwargs(args))
+    qa = QA.load(args.index, reader=args.reader, threshold=args.threshold, **runtime_kwargs(args))
     limit = {"doc_ids": args.doc} if args.doc else {}
     answer = qa.ask(question, top_k=args.k, mode=args.mode, **limit)
     if args.json:

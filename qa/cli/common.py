@@ -60,6 +60,15 @@ def existing_dir(path: str | Path | None, option: str) -> None:
         raise MissingPath(f"No folder at {path}: pass {option} with an existing folder.")
 
 
+def check_reader(reader: str | None, option: str = "--reader") -> None:
+    """Raise :class:`MissingPath` unless ``reader`` is a shipped reader's name or an existing folder; ``None`` passes."""
+    from qa.reading.names import READER_NAMES
+
+    if reader is not None and reader not in READER_NAMES and not Path(reader).is_dir():
+        raise MissingPath(f"No reader {reader!r}: pass {option} {' or '.join(READER_NAMES)}, or a folder that "
+                          "qa train-reader wrote.")
+
+
 def read_question(arg: str) -> str:
     """The question given on the command line, or read from standard input when it is ``-``.
 

@@ -22,6 +22,7 @@ from qa.cli.common import INDEX_HELP, check_at_least_one, check_probability, rea
 from qa.errors import InvalidInput, MissingPath
 from qa.evaluation.benchmarks import evaluate_squad, run_beir
 from qa.evaluation.common import format_number
+from qa.reading.names import DEFAULT_READER, READER_HELP
 from qa.retrieval.retriever import MODES
 
 if TYPE_CHECKING:  # the runner, report and thresholds load when a command runs, not when `qa` parses
@@ -65,10 +66,13 @@ def register(subparsers) -> None:
                    help="squad: turn these SQuAD-format (or DPR-style) files into a folder of documents, index it and "
                         "ask every question through the whole pipeline, unanswerable ones included")
     p.add_argument("--limit", type=int, default=None, help="squad/beir: only the first N questions")
-    p.add_argument("--reader", default=None, help="reader model folder (default: the packaged one)")
+    p.add_argument("--reader", default=None, metavar="NAME|DIR", help=f"{READER_HELP} (default: {DEFAULT_READER})")
     p.add_argument("--context-chars", type=int, default=None,
                    help="read each retrieved passage widened within its paragraph to this many characters "
                         "(0: as retrieved; default: what the reader's calibrator was fitted with)")
+    p.add_argument("--cascade", type=int, default=None, metavar="N",
+                   help="the fast reader reads the retrieved passages first and the reader only the N holding the "
+                        "fast reader's best answers (0: none; default: as the reader's calibration says)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--train", nargs="+", default=None, metavar="FILE",
                    help="fit-calibrator: predictions.jsonl of open-corpus runs (or records.jsonl of qa eval) to fit on")
@@ -84,6 +88,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check_probability(args.threshold, "--threshold")
     if args.limit is not None:
         check_at_least_one(args.limit, "--limit")
+    if args.cascade is not None and args.cascade < 0:
+        raise InvalidInput(f"--cascade must be 0 or more, got {args.cascade}.")
     if args.context_chars is not None and args.context_chars < 0:
         raise InvalidInput(f"--context-chars must be 0 or more, got {args.context_chars}.")
     if args.benchmark == "fit-calibrator":
@@ -125,8 +131,8 @@ def _cmd_questions(args: argparse.Namespace) -> int:
     from qa.answering.pipeline import QA
 
     questions = load_questions(args.questions)
-    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, context_chars=args.context_chars,
-                 **runtime_kwargs(args))
+    qa = QA.load(args.index, reader=args.reader, threshold=args.threshold, context_chars=args.context_chars,
+                 cascade=args.cascade, **runtime_kwargs(args))
     mode = args.mode or "hybrid"
     result = evaluate_questions(qa, questions, k=args.k, mode=mode, show_progress=not args.quiet)
     result.metrics["config"].update(questions=str(args.questions), index=str(args.index), reader=str(qa.reader.path))
@@ -147,7 +153,8 @@ def _cmd_conversations(args: argparse.Namespace) -> int:
                                              write_conversation_outputs)
 
     conversations = load_conversations(args.conversations)
-    qa = QA.load(args.index, reader_dir=args.reader, threshold=args.threshold, **runtime_kwargs(args))
+    qa = QA.load(args.index, reader=args.reader, threshold=args.threshold, cascade=args.cascade,
+                 **runtime_kwargs(args))
     result = evaluate_conversations(qa, conversations, k=args.k, mode=args.mode or "hybrid",
                                     show_progress=not args.quiet)
     result.metrics["config"].update(conversations_file=str(args.conversations), index=str(args.index),
@@ -159,17 +166,12 @@ def _cmd_conversations(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_packaged(reader_dir: str | Path) -> bool:
-    from qa.reading.reader import DEFAULT_READER_DIR
-
-    return Path(reader_dir).resolve() == DEFAULT_READER_DIR.resolve()
-
-
 def _calibrate(result: QuestionsResult, args: argparse.Namespace, qa) -> dict:
     """Choose the threshold on this run and save it with the reader the run used (``qa.reader.path``)."""
     from qa.answering.pipeline import save_calibration
     from qa.evaluation.runner import rethreshold, summarize
     from qa.evaluation.thresholds import calibration_threshold, candidates_of
+    from qa.reading.reader import is_packaged
 
     reader_dir = Path(qa.reader.path)
     threshold, best = calibration_threshold(candidates_of(result.records))
@@ -182,7 +184,7 @@ def _calibrate(result: QuestionsResult, args: argparse.Namespace, qa) -> dict:
         "before": _headline(result.metrics), "after": _headline(after), "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     # The packaged reader's calibration.json is written only when the run used the packaged reader.
-    path = save_calibration(threshold, details, reader_dir, allow_packaged=_is_packaged(reader_dir))
+    path = save_calibration(threshold, details, reader_dir, allow_packaged=is_packaged(reader_dir))
     logger.info("saved threshold %.4f to %s", threshold, path)
     return {"threshold": threshold, "overall_f1": best, "file": str(path), **details}
 
@@ -236,8 +238,9 @@ def _cmd_open(args: argparse.Namespace) -> int:
             raise MissingPath(f"No such file: {f} (qa eval squad --open takes SQuAD-format JSON files).")
     out = Path(args.out or f"{DEFAULT_OUT}/open/{Path(args.open[0]).stem}")
     metrics, rows = evaluate_open_corpus(
-        args.open, out, load_qa=lambda index: QA.load(index, reader_dir=args.reader, threshold=args.threshold,
-                                          context_chars=args.context_chars, **runtime_kwargs(args)),
+        args.open, out, load_qa=lambda index: QA.load(index, reader=args.reader, threshold=args.threshold,
+                                          context_chars=args.context_chars, cascade=args.cascade,
+                                          **runtime_kwargs(args)),
         top_k=args.k, limit=args.limit, gold_passage=True, show_progress=not args.quiet)
     write_jsonl(out / "predictions.jsonl", rows)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -254,7 +257,7 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
     from qa.answering.calibrator import Calibrator
     from qa.answering.pipeline import save_calibration
     from qa.evaluation.calibration_fit import TARGET_PRECISION, fit, load_rows, measure
-    from qa.reading.reader import DEFAULT_READER_DIR
+    from qa.reading.reader import is_packaged, reader_dir as resolve_reader
 
     target = TARGET_PRECISION if args.target_precision is None else args.target_precision
     if not 0.0 < target < 1.0:
@@ -262,7 +265,7 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
     for f in [*args.train, *args.test]:
         if not Path(f).is_file():
             raise MissingPath(f"No such file: {f} (give the predictions.jsonl of earlier runs).")
-    reader_dir = Path(args.reader) if args.reader else DEFAULT_READER_DIR
+    reader_dir = resolve_reader(args.reader)
     try:
         train, test = load_rows(args.train), {f: load_rows([f]) for f in args.test}
     except ValueError as err:
@@ -270,6 +273,9 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
     calibration = fit(train, target_precision=target)
     calibration["context_chars"] = runs_context_chars(args.train, args.context_chars)
     calibration["top_k"] = runs_top_k(args.train, args.k)
+    cascade = runs_cascade(args.train)
+    if cascade:
+        calibration["cascade"] = cascade
     calibrator, picks = Calibrator.from_dict(calibration["calibrator"]), calibration["picks"]
     report = {"train": measure(train, calibrator, calibration["threshold"], calibration["bands"], picks),
               **{f"test {f}": measure(rows, calibrator, calibration["threshold"], calibration["bands"], picks)
@@ -283,7 +289,7 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
             band.update(held_out_precision=stats["right"], held_out_answers=stats["answers"])
     details = {k: v for k, v in calibration.items() if k != "threshold"}
     details.update(trained_on=[str(f) for f in args.train], measured_on=report)
-    path = save_calibration(calibration["threshold"], details, reader_dir, allow_packaged=_is_packaged(reader_dir),
+    path = save_calibration(calibration["threshold"], details, reader_dir, allow_packaged=is_packaged(reader_dir),
                             replace=True)
     lines = [f"calibrator saved to {path}: threshold {calibration['threshold']:.3f} "
              f"(precision {target:.0%} on the training rows)", "largest weights (standardised):"]
@@ -317,6 +323,25 @@ def runs_top_k(train: Sequence[str | Path], given: int | None) -> int:
         InvalidInput: the runs disagree, or disagree with ``given``; or nothing says it.
     """
     return _runs_setting(train, given, ("top_k", "k"), "-k")
+
+
+def runs_cascade(train: Sequence[str | Path]) -> dict:
+    """The cascade the --train runs read with (``{"reader", "passages"}``, or ``{}``), which the calibration
+    keeps: its features were measured on the passages the cascade let through.
+
+    Raises:
+        InvalidInput: the runs disagree.
+    """
+    found = set()
+    for f in train:
+        metrics_file = Path(f).with_name("metrics.json")
+        if metrics_file.is_file():
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            found.add(json.dumps(metrics.get("cascade") or {}, sort_keys=True))
+    if len(found) > 1:
+        raise InvalidInput(f"The --train runs were read with different cascades ({', '.join(sorted(found))}): "
+                           "fit on runs read the same way.")
+    return json.loads(found.pop()) if found else {}
 
 
 def _runs_setting(train: Sequence[str | Path], given: int | None, keys: tuple[str, str], option: str) -> int:

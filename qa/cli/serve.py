@@ -17,8 +17,9 @@ from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE
 from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
 from qa.app.feedback import DEFAULT_FEEDBACK
 from qa.app.uploads import MAX_UPLOAD_BYTES
-from qa.cli.common import (DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, existing_dir,
+from qa.cli.common import (DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, check_reader,
                            reader_runtime_arg, run_command)
+from qa.reading.names import DEFAULT_READER, READER_HELP
 
 if TYPE_CHECKING:
     from qa.answering.pipeline import QA
@@ -69,7 +70,7 @@ def load_qa(
     runtime = {"reader_runtime": reader_runtime} if reader_runtime else {}
 
     try:
-        qa = QA.load(index, reader_dir=reader, threshold=threshold, **runtime)
+        qa = QA.load(index, reader=reader, threshold=threshold, **runtime)
     except (IndexNotFoundError, StaleIndexError) as err:
         logger.info("%s", err)
         state = "missing" if isinstance(err, IndexNotFoundError) else "out of date"
@@ -78,7 +79,7 @@ def load_qa(
             raise MissingPath(f"No documents folder at {docs}: pass --docs DIR.") from err
         stats = build_store(docs, index, show_progress=True, **_settings_of(index))
         logger.warning("Indexed %d documents (%d passages) in %.1fs.", stats.documents, stats.passages, stats.seconds)
-        return QA.load(index, reader_dir=reader, threshold=threshold, **runtime)
+        return QA.load(index, reader=reader, threshold=threshold, **runtime)
     manifest = qa.retriever.index.manifest
     built_from = docs_dir_of_store(index, manifest)
     if manifest.get("docs_dir") and Path(docs).is_dir() and built_from != Path(docs).resolve():
@@ -95,7 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="index folder, milvus:PATH.db or http://HOST:PORT, built or updated on start when missing or "
                         "stale (default: embeddings for seeds, else .qa-index/<docs folder name> under the current "
                         "directory)")
-    p.add_argument("--reader", default=None, help="reader model folder (default: the packaged reader)")
+    p.add_argument("--reader", default=None, metavar="NAME|DIR", help=f"{READER_HELP} (default: {DEFAULT_READER})")
     p.add_argument("--threshold", type=float, default=None,
                    help="default answer threshold, 0-1 (default: calibrated); users can change it in Settings")
     reader_runtime_arg(p)
@@ -148,13 +149,13 @@ def check_arguments(args: argparse.Namespace) -> None:
 
     Raises:
         InvalidInput: a number out of range, a host that does not resolve, a port in use.
-        MissingPath: a ``--reader`` folder that does not exist.
+        MissingPath: a ``--reader`` that is neither a shipped reader's name nor a folder.
     """
     from qa.errors import InvalidInput
 
     check_at_least_one(args.concurrency, "--concurrency")
     check_probability(args.threshold, "--threshold")
-    existing_dir(args.reader, "--reader")
+    check_reader(args.reader)
     if getattr(args, "max_upload_mb", 1) <= 0:
         raise InvalidInput(f"--max-upload-mb must be more than 0, got {args.max_upload_mb}.")
     if args.cache_size < 0 or args.cache_mb < 0:

@@ -244,5 +244,6 @@ def evaluate_open_corpus(
     metrics = summarize(rows)
     metrics.update(files=[str(f) for f in squad_files], documents=stats.documents, passages=stats.passages,
                    index_seconds=round(build_s, 1), top_k=top_k, threshold=getattr(qa, "threshold", None),
-                   context_chars=getattr(qa, "context_chars", None))
+                   context_chars=getattr(qa, "context_chars", None), reader=getattr(qa, "reader_name", None),
+                   cascade=getattr(qa, "cascade", {}))
     return metrics, rows

@@ -41,13 +41,16 @@ import numpy as np
 
 from qa.errors import InvalidInput, MissingPath
 from qa.batching import DEFAULT_MAX_WAIT_S, BatchQueue
+from qa.reading.names import DEFAULT_READER, READER_NAMES
 from qa.reading.runtimes import BATCH_INVARIANT, DEFAULT_RUNTIME, check_runtime, load_span_model, load_tokenizer
 from qa.reading.windows import Window, WindowTokenizer, length_runs, pad_batch
 from qa.types import Passage, Span
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+READER_DIRS = {name: MODELS_DIR / f"{name}-reader" for name in READER_NAMES}
+DEFAULT_READER_DIR = READER_DIRS[DEFAULT_READER]
 MAX_ANSWER_TOKENS = 30
 TOP_CANDIDATES = 20  # best start and end positions considered per window
 SCORINGS = ("logit", "softmax")
@@ -74,6 +77,38 @@ class WindowSpan:
     score: float
     logit: float = 0.0  # start logit + end logit
     window_prob: float = 0.0  # p_start * p_end under the window's softmax
+
+
+def reader_dir(reader: str | Path | None = None) -> Path:
+    """The folder of a reader given by name (``fast``, ``accurate``), by folder, or ``None`` for the default.
+
+    Raises:
+        MissingPath: neither a shipped reader's name nor a folder holding a model.
+    """
+    if reader is None:
+        return READER_DIRS[DEFAULT_READER]
+    if str(reader) in READER_DIRS:
+        path = READER_DIRS[str(reader)]
+        if not (path / "config.json").is_file():
+            raise MissingPath(f"The {reader} reader is not in this installation ({path} has no model): "
+                              f"use --reader {'fast' if reader != 'fast' else 'accurate'} or a reader folder.")
+        return path
+    path = Path(reader).expanduser()
+    if not (path / "config.json").is_file():
+        raise MissingPath(f"No reader model at {path}: pass --reader {' or '.join(READER_DIRS)}, or a folder "
+                          "that qa train-reader wrote.")
+    return path
+
+
+def reader_name(path: str | Path) -> str:
+    """``fast`` or ``accurate`` for a shipped reader's folder, else the folder's name."""
+    resolved = Path(path).resolve()
+    return next((name for name, d in READER_DIRS.items() if d.resolve() == resolved), Path(path).name)
+
+
+def is_packaged(path: str | Path) -> bool:
+    """Whether ``path`` is the folder of a reader shipped in the package."""
+    return Path(path).resolve() in {d.resolve() for d in READER_DIRS.values()}
 
 
 def _sigmoid(x: float) -> float:
@@ -181,7 +216,8 @@ class Reader:
     """The span reader. The model loads on first use, once per process and path.
 
     Args:
-        path: a folder with a model saved by :mod:`qa.training.trainer` (default: the one shipped in the package).
+        path: a shipped reader's name (``fast``, ``accurate``) or a folder with a model saved by
+            :mod:`qa.training.trainer` (default: :data:`DEFAULT_READER`).
         bf16: the old switch, kept for callers: ``True`` means runtime ``torch-bf16``, ``False`` ``torch`` (fp32);
             ignored when ``runtime`` is given.
         max_answer_tokens: longest answer, in tokens.
@@ -203,11 +239,8 @@ class Reader:
         if scoring not in SCORINGS:
             raise InvalidInput(f"Unknown scoring {scoring!r}: use one of {', '.join(SCORINGS)}.")
         self.scoring = scoring
-        self.path = Path(path) if path else DEFAULT_READER_DIR
-        if not (self.path / "config.json").is_file():
-            raise MissingPath(
-                f"No reader model at {self.path}. Train one with: qa train-reader --data FILE... --out {self.path}"
-            )
+        self.path = reader_dir(path)
+        self.name = reader_name(self.path)
         settings_file = self.path / "reader_config.json"
         settings = json.loads(settings_file.read_text(encoding="utf-8")) if settings_file.is_file() else {}
         self.max_length = int(settings.get("max_length", 384))

@@ -12,7 +12,7 @@ output channel, activations scaled per run, so a window's logits depend slightly
 with it (the other runtimes give a window the same logits whatever its batch).
 
 Example:
-    >>> model = load_span_model("qa/models/reader", "onnx")
+    >>> model = load_span_model("qa/models/fast-reader", "onnx")
     >>> model(input_ids=ids, attention_mask=mask, token_type_ids=types).start_logits.shape
     (5, 221)
 """
