@@ -101,6 +101,12 @@ def test_a_busy_server_reads_with_the_fallback_and_says_so(tiny_retriever, two_r
     worker.join(10)
     assert first[0].reader == "accurate" and second.reader == "fast" and named.reader == "fast"
     assert qa.ask("What is FAISS?").reader == "accurate"  # alone again: the default reads
+    queued = [0]
+    qa.waiting = lambda: queued[0]  # questions waiting in a server's queue count too
+    queued[0] = 1
+    assert qa.ask("What is FAISS?").reader == "fast"
+    queued[0] = 0
+    assert qa.ask("What is FAISS?").reader == "accurate"
 
 
 def test_a_rebuilt_index_keeps_both_readers(tiny_retriever, two_readers):

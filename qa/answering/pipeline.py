@@ -19,7 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from qa.answering.calibrator import Calibrator
 from qa.answering.context import reading_passages
@@ -208,8 +208,11 @@ class QA:
             the reader's calibrator was fitted with.
         others: more readers a question may ask for by name (``ask(..., reader="fast")``); the first of them
             also narrows the passages when the main reader's calibration names a cascade.
-        busy: when more than this many questions are being answered at once, a question that names no
-            reader is read by the first of ``others`` (the answer says which reader read it); 0: never.
+        busy: when more than this many questions are being answered at once or wait for their turn, a
+            question that names no reader is read by the first of ``others`` (the answer says which reader
+            read it); 0: never.
+        waiting: how many questions wait for their turn outside this pipeline (e.g. in a server's queue);
+            ``None``: none do.
         cascade: the first of ``others`` reads the retrieved passages first and the reader only the
             ``cascade`` passages holding its best candidates; 0: the reader reads them all; ``None``: as
             the reader's calibration says (``"cascade"``), which is what its calibrator was fitted on.
@@ -217,13 +220,14 @@ class QA:
 
     def __init__(self, retriever: Retriever, reader: Reader, threshold: float | None = None,
                  context_chars: int | None = None, others: Sequence[Reader] = (), busy: int = 0,
-                 cascade: int | None = None):
+                 cascade: int | None = None, waiting: Callable[[], int] | None = None):
         self.retriever = retriever
         narrower = others[0] if others else None
         main = ReaderSetup.of(reader, threshold, context_chars, narrower, cascade)
         self.setups = {main.name: main, **{r.name: ReaderSetup.of(r, threshold, context_chars) for r in others}}
         self.default = main.name
         self.busy = busy
+        self.waiting = waiting
         self._fallback = others[0].name if others and busy > 0 else None
         self._in_flight = 0
         self._given = (threshold, context_chars, cascade)
@@ -297,7 +301,7 @@ class QA:
         """The same readers and settings over another retriever (a rebuilt index)."""
         main, others = self.setups[self.default].reader, [s.reader for n, s in self.setups.items() if n != self.default]
         threshold, context_chars, cascade = self._given
-        return QA(retriever, main, threshold, context_chars, others, self.busy, cascade)
+        return QA(retriever, main, threshold, context_chars, others, self.busy, cascade, self.waiting)
 
     @property
     def documents(self) -> dict[str, Document]:
@@ -333,7 +337,8 @@ class QA:
         setup = self._setup(reader)
         with self._lock:
             self._in_flight += 1
-            busy = self._fallback is not None and reader is None and self._in_flight > self.busy
+            busy = self._fallback is not None and reader is None and \
+                self._in_flight + (self.waiting() if self.waiting else 0) > self.busy
         try:
             if busy:
                 setup = self.setups[self._fallback]
