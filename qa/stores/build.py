@@ -154,6 +154,7 @@ def build_index(
     approximate: bool | None = None,
     show_progress: bool = False,
     batch_size: int = EMBED_BATCH,
+    reader: Reader | None = None,
 ) -> BuildStats:
     """Build (or update) the index of ``docs_dir`` in ``out_dir``.
 
@@ -174,6 +175,8 @@ def build_index(
         approximate: force HNSW (True) or exact (False); ``None`` chooses by size.
         show_progress: show a progress bar of the passages embedded.
         batch_size: passages embedded, and saved to the checkpoint, at a time.
+        reader: reads the new and changed documents (default :func:`read_here`, in this process; a
+            cluster's reader embeds them on its workers, and ``encoder`` need only name the model).
 
     Returns:
         :class:`BuildStats` saying what was embedded, added, changed and removed.
@@ -194,7 +197,7 @@ def build_index(
         encoder = encoder or load_encoder(model, backend=backend)
         try:
             stats = _build(writer, docs_dir, encoder, chunk_config, incremental, approximate, show_progress, batch_size,
-                           read_here(docs_dir, chunk_config))
+                           reader or read_here(docs_dir, chunk_config))
         finally:
             release_workers(encoder)
     stats.seconds = round(time.perf_counter() - t0, 2)

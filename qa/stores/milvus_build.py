@@ -29,7 +29,7 @@ from qa.errors import InvalidInput, MissingPath
 from qa.ingest.chunking import ChunkConfig
 from qa.ingest.documents import corpus_files, document_ids
 from qa.stores.address import StoreAddress
-from qa.stores.build import (EMBED_BATCH, BuildStats, Job, _package_version, read_document, release_workers,
+from qa.stores.build import (EMBED_BATCH, BuildStats, Job, Reader, _package_version, read_here, release_workers,
                              show_rate)
 from qa.stores.index import APPROX_THRESHOLD, HNSW_EF_CONSTRUCTION, HNSW_M
 from qa.stores.manifest import FORMAT_VERSION, _differs, _stat, backend_of
@@ -249,6 +249,7 @@ def build_milvus(
     approximate: bool | None = None,
     show_progress: bool = False,
     batch_size: int = EMBED_BATCH,
+    reader: Reader | None = None,
 ) -> BuildStats:
     """Build (or update) the Milvus store at ``address`` from ``docs_dir``, streaming.
 
@@ -262,23 +263,15 @@ def build_milvus(
             was written is kept, and the next run resumes from it.
     """
     t0 = time.perf_counter()
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InvalidInput(f"batch_size must be a whole number of at least 1, got {batch_size!r}.")
-    docs_dir = Path(docs_dir)
-    if not docs_dir.is_dir():
-        raise MissingPath(f"Document folder not found: {docs_dir} (pass --docs DIR with your documents).")
-    chunk_config = chunk_config or ChunkConfig()
-    if chunk_config.chunk_size > MAX_PASSAGE_CHARS:
-        raise InvalidInput(f"--chunk-size {chunk_config.chunk_size} is more than a Milvus text field holds "
-                           f"({MAX_PASSAGE_CHARS} characters): pass a smaller --chunk-size.")
+    docs_dir, chunk_config = Path(docs_dir), chunk_config or ChunkConfig()
+    check_arguments(docs_dir, chunk_config, batch_size)
     client = connect(address, create=True)
     encoder = encoder or load_encoder(model, backend=backend)
-    header = {"format_version": FORMAT_VERSION, "model": encoder.name, "backend": backend_of(encoder),
-              "chunking": asdict(chunk_config), "docs_dir": str(docs_dir.resolve())}
+    header = header_of(encoder, chunk_config, docs_dir)
     with translated(address):
         try:
             stats = _build(client, address, docs_dir, encoder, header, incremental, approximate, show_progress,
-                           batch_size)
+                           batch_size, reader or read_here(docs_dir, chunk_config))
         finally:
             release_workers(encoder)
     stats.seconds = round(time.perf_counter() - t0, 2)
@@ -344,8 +337,32 @@ def plan(docs_dir: Path, target: Target) -> tuple[list[dict], list[Job]]:
     return kept, jobs
 
 
+def check_arguments(docs_dir: Path, chunk_config: ChunkConfig, batch_size: int) -> None:
+    """Refuse, before anything is connected or loaded, what a Milvus build can't do.
+
+    Raises:
+        InvalidInput: a batch size below 1; a chunk size a Milvus text field can't hold.
+        MissingPath: no folder at ``docs_dir``.
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InvalidInput(f"batch_size must be a whole number of at least 1, got {batch_size!r}.")
+    if not docs_dir.is_dir():
+        raise MissingPath(f"Document folder not found: {docs_dir} (pass --docs DIR with your documents).")
+    if chunk_config.chunk_size > MAX_PASSAGE_CHARS:
+        raise InvalidInput(f"--chunk-size {chunk_config.chunk_size} is more than a Milvus text field holds "
+                           f"({MAX_PASSAGE_CHARS} characters): pass a smaller --chunk-size.")
+
+
+def header_of(encoder, chunk_config: ChunkConfig, docs_dir: Path) -> dict:
+    """What a version is built with (its ``BUILD_PROPERTY``, and the manifest's first fields)."""
+    return {"format_version": FORMAT_VERSION, "model": encoder.name, "backend": backend_of(encoder),
+            "chunking": asdict(chunk_config), "docs_dir": str(docs_dir.resolve())}
+
+
 def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, header: dict, incremental: bool,
-           approximate: bool | None, show_progress: bool, batch_size: int) -> BuildStats:
+           approximate: bool | None, show_progress: bool, batch_size: int, reader: Reader) -> BuildStats:
+    """Write the new and changed documents, ``batch_size`` passages at a time, as ``reader`` reads
+    them (:func:`qa.stores.build.read_here`, or a cluster's workers, which bring their vectors)."""
     from tqdm.auto import tqdm
 
     target = prepare(client, address, header, incremental)
@@ -355,31 +372,38 @@ def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, head
     stats = BuildStats()
     skipped: list[dict] = []
     batch: list[tuple[Document, dict, list[Passage]]] = []
-    pending = written = 0
+    vectors: list[np.ndarray] = []  # the batch's, when the reader brings them
+    pending = written = embedded = 0
+    read = reader(jobs, lambda doc_id: frozenset())
     with tqdm(total=len(rows) + len(jobs), initial=len(rows), unit="doc", desc="Indexing",
               disable=not show_progress) as bar:
-        for job in jobs:
-            bar.update(1)
-            result = read_document(job, docs_dir, header_chunking(header))
-            if result.doc is None:
-                skipped.append(result.row)
-                continue
-            rows.append(result.row)
-            (stats.changed if job.doc_id in target.old else stats.added).append(job.doc_id)
-            batch.append((result.doc, result.row, list(result.passages)))
-            pending += len(result.passages)
-            if pending >= batch_size:
-                writer.write(batch)
+        try:
+            for job, result in zip(jobs, read):
+                bar.update(1)
+                if result.doc is None:
+                    skipped.append(result.row)
+                    continue
+                rows.append(result.row)
+                (stats.changed if job.doc_id in target.old else stats.added).append(job.doc_id)
+                batch.append((result.doc, result.row, list(result.passages)))
+                if result.vectors is not None:
+                    vectors.append(result.vectors)
+                    embedded += len(result.vectors)
+                pending += len(result.passages)
+                if pending >= batch_size:
+                    writer.write(batch, np.vstack(vectors) if vectors else None)
+                    written += pending
+                    batch, vectors, pending = [], [], 0
+                    after_batch(written)
+                    show_rate(bar, written)
+            if batch:
+                writer.write(batch, np.vstack(vectors) if vectors else None)
                 written += pending
-                batch, pending = [], 0
                 after_batch(written)
                 show_rate(bar, written)
-        if batch:
-            writer.write(batch)
-            written += pending
-            after_batch(written)
-            show_rate(bar, written)
-    stats.embedded = writer.embedded
+        finally:
+            read.close()  # a cluster's reader cancels the work still queued
+    stats.embedded = writer.embedded + embedded
     return finish(client, address, target, writer, docs_dir, header, rows, skipped, stats, approximate, scanned_ns)
 
 
