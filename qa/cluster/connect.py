@@ -1,7 +1,7 @@
 """The Dask cluster a ``--cluster`` value names, and the errors of reaching it.
 
 ``local`` starts a :class:`distributed.LocalCluster` on 127.0.0.1 (one single-threaded worker process
-per core, no dashboard) for the length of the build; ``tcp://HOST:PORT`` (or ``tls://``) connects to
+per core, its HTTP servers on 127.0.0.1 too) for the length of the build; ``tcp://HOST:PORT`` (or ``tls://``) connects to
 a running scheduler (``dask scheduler``, dask-kubernetes, dask-jobqueue: see docs/scaling.md).
 
 Example:
@@ -22,6 +22,9 @@ from qa.errors import InvalidInput, UserError
 logger = logging.getLogger(__name__)
 
 LOCAL = "local"
+# The local scheduler's and workers' HTTP servers (the dashboard, when bokeh is installed): this machine
+# only, any free port (None would still bind Dask's default 8787, and a second cluster would collide).
+LOCAL_HTTP = "127.0.0.1:0"
 CONNECT_TIMEOUT_S = 10  # a scheduler that doesn't answer in this long is taken as unreachable
 WORKERS_TIMEOUT_S = 60  # how long a reachable scheduler may take to have its first worker
 _SCHEDULER = re.compile(r"^(tcp|tls)://[^\s/:]+(:\d+)?$")
@@ -72,7 +75,8 @@ def cluster_client(value: str, workers: int | None = None) -> Iterator:
         raise ClusterError("--cluster needs Dask: install it with pip install 'qa[cluster]'.") from None
     if value == LOCAL:
         with LocalCluster(host="127.0.0.1", n_workers=workers or usable_cores(), threads_per_worker=1,
-                          processes=True, dashboard_address=None) as cluster, Client(cluster) as client:
+                          processes=True, dashboard_address=LOCAL_HTTP,
+                          worker_dashboard_address=LOCAL_HTTP) as cluster, Client(cluster) as client:
             yield client
         return
     try:
