@@ -133,7 +133,10 @@ class _Tasks:
 
     def wait(self, future):
         """The task's result; its own error if it raised one (a :class:`ClusterError` names the worker)."""
+        from concurrent.futures import CancelledError
+
         from distributed import KilledWorker
+        from distributed.comm.core import CommClosedError
 
         workerless_since = None
         while True:
@@ -152,9 +155,7 @@ class _Tasks:
                 raise ClusterError(f"Workers of the Dask cluster at {self.where} died running the same task again "
                                    f"and again ({first_line(err)}): the build stopped and published nothing; check "
                                    "the workers' memory and logs, then run it again (it resumes).") from None
-            except (OSError, ConnectionError) as err:  # CommClosedError is an OSError: the scheduler went away
-                if isinstance(err, ClusterError):
-                    raise
+            except (CommClosedError, CancelledError) as err:  # the scheduler went away, and its tasks with it
                 raise ClusterError(f"Lost the Dask scheduler at {self.where} ({first_line(err)}): the build stopped "
                                    "and published nothing; run it again when the scheduler is back (it resumes)."
                                    ) from None
