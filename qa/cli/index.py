@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-size", type=int, default=800, help="passage size in characters (default: 800)")
     p.add_argument("--chunk-overlap", type=int, default=200, help="overlap in characters (default: 200)")
     p.add_argument("--full", action="store_true", help="re-embed everything instead of updating")
+    p.add_argument("--cluster", default=None,
+                   help="read and embed the documents on a Dask cluster: local (one worker per core on this "
+                        "machine) or tcp://HOST:PORT of a running scheduler; needs pip install 'qa[cluster]'")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -42,10 +45,14 @@ def run(args: argparse.Namespace) -> int:
     from qa.stores.address import build_store, parse_address
 
     parse_address(args.out)  # a malformed address fails before the model loads
-    stats = build_store(
-        args.docs, args.out, model=args.model, backend=args.backend, chunk_config=chunk_config,
-        incremental=not args.full, show_progress=not args.quiet,
-    )
+    options = dict(model=args.model, backend=args.backend, chunk_config=chunk_config, incremental=not args.full,
+                   show_progress=not args.quiet)
+    if args.cluster:
+        from qa.cluster.build import build_on_cluster
+
+        stats = build_on_cluster(args.docs, args.out, args.cluster, **options)
+    else:
+        stats = build_store(args.docs, args.out, **options)
     if not stats.written:
         print(f"Index at {args.out} is up to date: {stats.documents} documents, {stats.passages} passages; "
               f"nothing to embed ({stats.seconds:.1f}s).")

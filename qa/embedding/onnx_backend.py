@@ -347,20 +347,22 @@ class OnnxEncoder:
             threads at once are encoded together: see :class:`qa.batching.BatchQueue`).
         batch_size: passages per run.
         onnx_file: run this ONNX file (inputs as exported here) instead of the cached export.
+        threads: cores passages are embedded on (one single-threaded session each); default every core
+            this process may run on. A cluster's worker gives 1: it runs one task a thread.
 
     Raises:
         InvalidInput: the model is not a local transformer + mean pooling sentence-transformers folder.
     """
 
     def __init__(self, model: str | None = None, quantize: bool = True, batch_size: int = PASSAGE_BATCH,
-                 onnx_file: str | Path | None = None):
+                 onnx_file: str | Path | None = None, threads: int | None = None):
         self.name = model or DEFAULT_MODEL
         self.backend = "onnx-int8" if quantize else "onnx"
         self.path = Path(resolve_model(model))
         if not self.path.is_dir():
             self.path = _cached_snapshot(str(self.path))
         self.max_seq_length, self.dimension = pipeline_config(self.path)
-        self.quantize, self.batch_size, self.onnx_file = quantize, batch_size, onnx_file
+        self.quantize, self.batch_size, self.onnx_file, self.threads = quantize, batch_size, onnx_file, threads
         self._loaded = None  # (session, tokenizer, input names), shared per ONNX file
         self._workers: tuple = ()  # one-thread sessions for passages, made on first use (see release_workers)
         # Concurrent callers' queries share runs, where that leaves each vector as it is alone: fp32 only
@@ -395,9 +397,11 @@ class OnnxEncoder:
             out[rows] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
             progress.update()
 
-        workers = min(usable_cores(), MAX_PASSAGE_WORKERS, len(runs)) if parallel else 1
+        workers = min(self.threads or usable_cores(), MAX_PASSAGE_WORKERS, len(runs)) if parallel else 1
+        if not runs:
+            return out
         with progress:
-            if workers < 2:
+            if workers < 2 and not (parallel and self.threads):  # the shared session uses every core
                 for rows in runs:
                     encode(session, rows)
                 return out
@@ -412,6 +416,9 @@ class OnnxEncoder:
                 for rows in runs[k::workers]:
                     encode(sessions[k], rows)
 
+            if workers < 2:
+                work(0)
+                return out
             with ThreadPoolExecutor(workers) as pool:  # ONNX Runtime lets go of the GIL while it runs
                 list(pool.map(work, range(workers)))  # list(): a worker's error is raised here
         return out

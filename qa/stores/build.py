@@ -21,6 +21,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -59,6 +60,68 @@ class BuildStats:
     written: bool = True  # False when nothing had changed and the index was left as it was
 
 
+@dataclass(frozen=True)
+class Job:
+    """A document file to read: its path, its path relative to the corpus folder, and its id."""
+
+    path: str
+    file: str
+    doc_id: str
+
+
+@dataclass(frozen=True)
+class ReadDocument:
+    """What reading one :class:`Job` gave.
+
+    Attributes:
+        row: the document's manifest row (id, file, hash, size, mtime); for a file that could not be
+            read, its row among the manifest's ``skipped``.
+        doc: the document, or ``None`` when it could not be read (skipped, as a warning said).
+        passages: its passages.
+        vectors: when it was embedded where it was read, the vectors of its passages in order, less
+            those at ``reused`` (an interrupted build had saved them); ``None`` when not embedded yet.
+        reused: the rows of ``passages`` whose vectors the reader was told are saved already.
+    """
+
+    row: dict
+    doc: Document | None = None
+    passages: tuple[Passage, ...] = ()
+    vectors: np.ndarray | None = None
+    reused: tuple[int, ...] = ()
+
+
+# Reads jobs in order; the second argument gives, per document id, the passage keys an interrupted
+# build saved vectors for (a reader that embeds need not embed those).
+Reader = Callable[[list[Job], Callable[[str], frozenset[str]]], Iterator[ReadDocument]]
+
+
+def read_document(job: Job, docs_dir: Path, chunk_config: ChunkConfig) -> ReadDocument:
+    """Read and chunk one document file; a file that can't be read or isn't a document (binary,
+    empty, undecodable) is skipped with a warning and recorded as skipped, as every build does.
+
+    Its size and mtime are taken before it is read: a write in between reads as a change next time.
+    """
+    path = Path(job.path)
+    stamp = _stamp(path)
+    try:
+        doc = load_document(path, job.doc_id, docs_dir)
+    except (OSError, ValueError) as err:  # ValueError: DocumentError, UnicodeError
+        logger.warning("skipping %s: %s", path, err)
+        return ReadDocument({"file": job.file, "hash": hash_file(path), **stamp})
+    row = {"id": job.doc_id, "file": _doc_file(doc, docs_dir), "hash": doc.source_hash or hash_file(path), **stamp}
+    return ReadDocument(row, doc, tuple(chunk_document(doc, chunk_config)))
+
+
+def read_here(docs_dir: Path, chunk_config: ChunkConfig) -> Reader:
+    """The reader of a single-process build: each document read in turn, in this process, not embedded."""
+
+    def read(jobs: list[Job], known: Callable[[str], frozenset[str]]) -> Iterator[ReadDocument]:
+        for job in jobs:
+            yield read_document(job, docs_dir, chunk_config)
+
+    return read
+
+
 def _doc_file(doc: Document, root: Path) -> str:
     """The document's path relative to the corpus folder, symlinks not followed."""
     if doc.file:
@@ -91,6 +154,7 @@ def build_index(
     approximate: bool | None = None,
     show_progress: bool = False,
     batch_size: int = EMBED_BATCH,
+    reader: Reader | None = None,
 ) -> BuildStats:
     """Build (or update) the index of ``docs_dir`` in ``out_dir``.
 
@@ -111,6 +175,8 @@ def build_index(
         approximate: force HNSW (True) or exact (False); ``None`` chooses by size.
         show_progress: show a progress bar of the passages embedded.
         batch_size: passages embedded, and saved to the checkpoint, at a time.
+        reader: reads the new and changed documents (default :func:`read_here`, in this process; a
+            cluster's reader embeds them on its workers, and ``encoder`` need only name the model).
 
     Returns:
         :class:`BuildStats` saying what was embedded, added, changed and removed.
@@ -130,7 +196,8 @@ def build_index(
     with folder.Writer(out_dir) as writer:
         encoder = encoder or load_encoder(model, backend=backend)
         try:
-            stats = _build(writer, docs_dir, encoder, chunk_config, incremental, approximate, show_progress, batch_size)
+            stats = _build(writer, docs_dir, encoder, chunk_config, incremental, approximate, show_progress, batch_size,
+                           reader or read_here(docs_dir, chunk_config))
         finally:
             release_workers(encoder)
     stats.seconds = round(time.perf_counter() - t0, 2)
@@ -147,10 +214,14 @@ def release_workers(encoder: Encoder) -> None:
 
 
 def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config: ChunkConfig, incremental: bool,
-           approximate: bool | None, show_progress: bool, batch_size: int) -> BuildStats:
+           approximate: bool | None, show_progress: bool, batch_size: int, reader: Reader) -> BuildStats:
     """Stream the documents through: decide from file stamps and hashes what changed (reading only
     files that may have), then read, chunk, write and embed one document at a time. Memory holds
-    each passage's vector and BM25 token ids, never the corpus's text."""
+    each passage's vector and BM25 token ids, never the corpus's text.
+
+    ``reader`` reads (and may embed) the new and changed documents, in order: :func:`read_here` in
+    this process, or workers of a cluster (:mod:`qa.cluster.build`). Vectors it does not bring are
+    embedded here with ``encoder``; only its ``name`` and ``backend`` are used when it brings them all."""
     out_dir = writer.out_dir
     # Size and mtime are taken before the files are read: a write in between then reads as a change.
     scanned_ns = time.time_ns()
@@ -207,6 +278,7 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
     doc_rows: list[dict] = []
     skipped = list(kept_skips)
     version = writer.new_version()
+    read = reader([Job(str(path), rel, doc_id) for path, rel, doc_id, row in plan if row is None], embedder.known)
     try:
         with (open(version / PASSAGES, "w", encoding="utf-8", newline="\n") as passages_out,
               open(version / DOCUMENTS, "w", encoding="utf-8", newline="\n") as documents_out,
@@ -219,18 +291,16 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
                     if len(rows):
                         embedder.reuse(previous.dense.reconstruct_batch(rows))
                 else:
-                    stamp = _stamp(path)
-                    try:
-                        doc = load_document(path, doc_id, docs_dir)
-                    except (OSError, ValueError) as err:  # ValueError: DocumentError, UnicodeError
-                        logger.warning("skipping %s: %s", path, err)
-                        skipped.append({"file": rel, "hash": hash_file(path), **stamp})
+                    result = next(read)
+                    if result.doc is None:
+                        skipped.append(result.row)
                         continue
-                    row = {"id": doc_id, "file": _doc_file(doc, docs_dir),
-                           "hash": doc.source_hash or hash_file(path), **stamp}
+                    doc, row, passages = result.doc, result.row, list(result.passages)
                     (stats.changed if doc_id in old else stats.added).append(doc_id)
-                    passages = chunk_document(doc, chunk_config)
-                    embedder.add(passages)
+                    if result.vectors is None:
+                        embedder.add(passages)
+                    else:
+                        embedder.add_embedded(doc_id, passages, result.vectors, result.reused)
                 doc_rows.append(row)
                 write_rows(passages_out, (p.to_dict() for p in passages))
                 write_rows(documents_out, [_document_row(doc)])
@@ -271,6 +341,8 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
     except BaseException:
         writer.discard(version)
         raise
+    finally:
+        read.close()  # a cluster's reader cancels the work still queued
     checkpoint.clear()
     return stats
 
@@ -323,18 +395,53 @@ def _taken_blocks(parts: list[np.ndarray], rows: int = 65_536):
 class _StreamingEmbedder:
     """The vectors of a stream of passages, in order: reused ones are given, those an interrupted
     build saved come from its checkpoint, the rest are embedded ``batch_size`` at a time, each batch
-    saved before the next."""
+    saved before the next. Vectors embedded elsewhere (a cluster's workers) are saved likewise, with
+    the keys of each document they complete, so a resumed cluster build embeds none of it again."""
 
     def __init__(self, encoder: Encoder, checkpoint: Checkpoint, batch_size: int):
         self.encoder, self.checkpoint, self.batch_size = encoder, checkpoint, batch_size
         self.saved = checkpoint.load()
+        self.saved_documents = checkpoint.load_documents() if self.saved else {}
         self.parts: list[np.ndarray | None] = []  # one per document; None while some of it waits
         self.waiting: dict[int, list] = {}  # part -> [its rows (None until embedded), how many are None]
         self.queue: list[tuple[int, int, str, str]] = []  # (part, row, key, text) to embed
+        self.unsaved: list[tuple[str, list[str], list[str], np.ndarray]] = []  # embedded elsewhere, not saved yet
         self.embedded = 0
+
+    def known(self, doc_id: str) -> frozenset[str]:
+        """The keys of ``doc_id``'s passages whose vectors an interrupted build saved."""
+        return frozenset(key for key in self.saved_documents.get(doc_id, ()) if key in self.saved)
 
     def reuse(self, vectors: np.ndarray) -> None:
         self.parts.append(np.asarray(vectors, dtype=np.float32))
+
+    def add_embedded(self, doc_id: str, passages: list[Passage], fresh: np.ndarray, reused: Iterable[int]) -> None:
+        """A document's passages embedded where they were read: ``fresh`` holds the vectors of all but
+        the rows ``reused``, whose vectors come from the checkpoint (see :meth:`known`)."""
+        if not passages:
+            return
+        keys, reused = [text_key(p.text) for p in passages], set(reused)
+        fresh = np.asarray(fresh, dtype=np.float32)
+        new = [i for i in range(len(passages)) if i not in reused]
+        if len(fresh) != len(new):
+            raise ValueError(f"{len(fresh)} vectors came for the {len(new)} passages of {doc_id!r} left to embed")
+        rows: list[np.ndarray] = [np.empty(0)] * len(passages)
+        for i in reused:
+            rows[i] = self.saved[keys[i]]
+        for i, vector in zip(new, fresh):
+            rows[i] = vector
+        self.parts.append(np.stack(rows))
+        if new:
+            self.unsaved.append((doc_id, keys, [keys[i] for i in new], fresh))
+            self.embedded += len(new)
+            if sum(len(block) for *_, block in self.unsaved) >= self.batch_size:
+                self._save_unsaved()
+
+    def _save_unsaved(self) -> None:
+        unsaved, self.unsaved = self.unsaved, []
+        self.checkpoint.save([key for *_, new_keys, _ in unsaved for key in new_keys],
+                             np.vstack([block for *_, block in unsaved]),
+                             documents={doc_id: keys for doc_id, keys, _, _ in unsaved})
 
     def add(self, passages: list[Passage]) -> None:
         if not passages:
@@ -371,6 +478,9 @@ class _StreamingEmbedder:
         if self.queue:
             batch, self.queue = self.queue, []
             self._embed(batch)
+        if self.unsaved:
+            self._save_unsaved()
+        self.saved, self.saved_documents = {}, {}
         parts, self.parts = [part for part in self.parts if part is not None], []
         return parts
 

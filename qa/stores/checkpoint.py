@@ -3,7 +3,9 @@
 ``INDEX/.partial/`` holds ``meta.json`` (model and backend) and, per batch, ``batch-N.npy`` (the
 vectors) and ``batch-N.keys.json`` (a hash of each passage's text), the keys written last. Vectors
 depend only on the model, the backend and the text, so a re-run reuses every vector whose text it
-still has to embed, whatever the chunking or the order.
+still has to embed, whatever the chunking or the order. A batch embedded on a cluster's workers also
+has ``batch-N.docs.json``: the keys of every passage of each document the batch completed, so a
+re-run tells the workers which passages need no embedding before they read the documents.
 """
 
 from __future__ import annotations
@@ -65,8 +67,21 @@ class Checkpoint:
             logger.info("resuming: %d passages were embedded by an interrupted build", len(vectors))
         return vectors
 
-    def save(self, keys: Sequence[str], block: np.ndarray) -> None:
-        """Add one batch of vectors (``block[i]`` is the vector of ``keys[i]``)."""
+    def load_documents(self) -> dict[str, list[str]]:
+        """The passage keys of each document a saved batch completed (see the module docstring), by id."""
+        documents: dict[str, list[str]] = {}
+        for docs_file in sorted(self.folder.glob("batch-*.docs.json")):
+            if not docs_file.with_name(docs_file.name.replace(".docs.json", ".keys.json")).is_file():
+                continue  # the batch was not saved whole
+            try:
+                documents.update(json.loads(docs_file.read_text(encoding="utf-8")))
+            except (OSError, ValueError) as err:
+                logger.warning("ignoring %s of an interrupted build: %s", docs_file.name, err)
+        return documents
+
+    def save(self, keys: Sequence[str], block: np.ndarray, documents: dict[str, list[str]] | None = None) -> None:
+        """Add one batch of vectors (``block[i]`` is the vector of ``keys[i]``); ``documents``: the
+        passage keys of each document whose vectors this batch completes."""
         self.folder.mkdir(exist_ok=True)
         meta_file = self.folder / "meta.json"
         if not meta_file.is_file():
@@ -77,6 +92,8 @@ class Checkpoint:
         with tmp.open("wb") as f:
             np.save(f, np.ascontiguousarray(block, dtype=np.float32))
         os.replace(tmp, stem.with_name(stem.name + ".npy"))
+        if documents:
+            _replace_with(stem.with_name(stem.name + ".docs.json"), json.dumps(documents).encode())
         _replace_with(stem.with_name(stem.name + ".keys.json"), json.dumps(list(keys)).encode())
 
     def clear(self) -> None:

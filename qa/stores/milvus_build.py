@@ -19,19 +19,20 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from qa.embedding.encoder import DEFAULT_BACKEND, Encoder, load_encoder
 from qa.errors import InvalidInput, MissingPath
-from qa.ingest.chunking import ChunkConfig, chunk_document
-from qa.ingest.documents import corpus_files, document_ids, load_document
+from qa.ingest.chunking import ChunkConfig
+from qa.ingest.documents import corpus_files, document_ids
 from qa.stores.address import StoreAddress
-from qa.stores.build import EMBED_BATCH, BuildStats, _package_version, release_workers, show_rate
+from qa.stores.build import (EMBED_BATCH, BuildStats, Job, Reader, _package_version, read_here, release_workers,
+                             show_rate)
 from qa.stores.index import APPROX_THRESHOLD, HNSW_EF_CONSTRUCTION, HNSW_M
-from qa.stores.manifest import FORMAT_VERSION, _differs, _stat, backend_of, hash_file
+from qa.stores.manifest import FORMAT_VERSION, _differs, _stat, backend_of
 from qa.stores.milvus import (MANIFEST_DOC, MAX_PASSAGE_CHARS, analyzer, connect, docs_name, published,
                               quoted, read_manifest_rows, row_id, text_parts, translated, version_name, versions)
 from qa.types import Document, Passage
@@ -131,11 +132,14 @@ class _Writer:
         self.replace = replace  # the version may hold older rows of these documents: remove them
         self.embedded = 0
 
-    def write(self, batch: list[tuple[Document, dict, list[Passage]]]) -> None:
+    def write(self, batch: list[tuple[Document, dict, list[Passage]]], vectors: np.ndarray | None = None) -> None:
+        """Write ``batch``'s documents and passages, embedding the passages unless ``vectors`` (theirs,
+        in order) are given."""
         passages = [p for _, _, ps in batch for p in ps]
-        vectors = np.asarray(self.encoder.encode_passages([p.text for p in passages], show_progress=False),
-                             dtype=np.float32) if passages else np.zeros((0, 1), np.float32)
-        self.embedded += len(passages)
+        if vectors is None:
+            vectors = np.asarray(self.encoder.encode_passages([p.text for p in passages], show_progress=False),
+                                 dtype=np.float32) if passages else np.zeros((0, 1), np.float32)
+            self.embedded += len(passages)
         if not self.exists:
             if not passages:
                 return  # the collection is made when the first vectors tell their dimension
@@ -245,6 +249,7 @@ def build_milvus(
     approximate: bool | None = None,
     show_progress: bool = False,
     batch_size: int = EMBED_BATCH,
+    reader: Reader | None = None,
 ) -> BuildStats:
     """Build (or update) the Milvus store at ``address`` from ``docs_dir``, streaming.
 
@@ -258,23 +263,15 @@ def build_milvus(
             was written is kept, and the next run resumes from it.
     """
     t0 = time.perf_counter()
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InvalidInput(f"batch_size must be a whole number of at least 1, got {batch_size!r}.")
-    docs_dir = Path(docs_dir)
-    if not docs_dir.is_dir():
-        raise MissingPath(f"Document folder not found: {docs_dir} (pass --docs DIR with your documents).")
-    chunk_config = chunk_config or ChunkConfig()
-    if chunk_config.chunk_size > MAX_PASSAGE_CHARS:
-        raise InvalidInput(f"--chunk-size {chunk_config.chunk_size} is more than a Milvus text field holds "
-                           f"({MAX_PASSAGE_CHARS} characters): pass a smaller --chunk-size.")
+    docs_dir, chunk_config = Path(docs_dir), chunk_config or ChunkConfig()
+    check_arguments(docs_dir, chunk_config, batch_size)
     client = connect(address, create=True)
     encoder = encoder or load_encoder(model, backend=backend)
-    header = {"format_version": FORMAT_VERSION, "model": encoder.name, "backend": backend_of(encoder),
-              "chunking": asdict(chunk_config), "docs_dir": str(docs_dir.resolve())}
+    header = header_of(encoder, chunk_config, docs_dir)
     with translated(address):
         try:
             stats = _build(client, address, docs_dir, encoder, header, incremental, approximate, show_progress,
-                           batch_size)
+                           batch_size, reader or read_here(docs_dir, chunk_config))
         finally:
             release_workers(encoder)
     stats.seconds = round(time.perf_counter() - t0, 2)
@@ -283,10 +280,29 @@ def build_milvus(
     return stats
 
 
-def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, header: dict, incremental: bool,
-           approximate: bool | None, show_progress: bool, batch_size: int) -> BuildStats:
-    from tqdm.auto import tqdm
+@dataclass(frozen=True)
+class Target:
+    """Which collection a build writes, decided before anything is read.
 
+    Attributes:
+        current: the published version, or ``None``.
+        previous: its manifest, or ``None``.
+        in_place: an update of the published version (same model, backend and chunking).
+        name: the version written to: ``current`` in place, else an unpublished one.
+        exists: whether ``name`` exists already (in place, or a resumed build).
+        old: manifest rows of the documents ``name`` holds, by id.
+    """
+
+    current: str | None
+    previous: dict | None
+    in_place: bool
+    name: str
+    exists: bool
+    old: dict[str, dict]
+
+
+def prepare(client, address: StoreAddress, header: dict, incremental: bool) -> Target:
+    """Decide where the build of ``header``'s settings goes (see :class:`Target`)."""
     current = published(client, address.collection)
     previous = None
     if current is not None:
@@ -295,64 +311,114 @@ def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, head
     same = previous is not None and all(previous.get(k) == v for k, v in header.items() if k != "docs_dir")
     in_place = incremental and same
     if in_place:
-        name, exists = current, True
-        old = {row["id"]: row for row in previous["documents"]}
-    else:
-        name, exists = _target(client, address, current, header)
-        old = _held(client, name) if exists else {}
-        if previous is not None:
-            reason = "a full rebuild was asked for" if same else "the model, backend or chunking changed"
-            logger.info("building %s as %s: %s", address, name, reason)
-    writer = _Writer(client, name, exists, header, encoder, replace=exists)
-    scanned_ns = time.time_ns()
+        return Target(current, previous, True, current, True, {row["id"]: row for row in previous["documents"]})
+    name, exists = _target(client, address, current, header)
+    if previous is not None:
+        reason = "a full rebuild was asked for" if same else "the model, backend or chunking changed"
+        logger.info("building %s as %s: %s", address, name, reason)
+    return Target(current, previous, False, name, exists, _held(client, name) if exists else {})
+
+
+def plan(docs_dir: Path, target: Target) -> tuple[list[dict], list[Job]]:
+    """The manifest rows of the documents ``target`` holds unchanged (their bytes read only when
+    their size or mtime moved), and the files to read: the new and changed ones."""
     paths = corpus_files(docs_dir)
     ids = document_ids(docs_dir, paths)
-    stats = BuildStats()
-    rows, skipped, seen = [], [], set()
-    batch: list[tuple[Document, dict, list[Passage]]] = []
-    pending = written = 0
-    trusted_ns = previous.get("scanned_ns") if in_place else None
-    with tqdm(total=len(paths), unit="doc", desc="Indexing", disable=not show_progress) as bar:
-        for path in paths:
-            bar.update(1)
-            rel, doc_id = path.relative_to(docs_dir).as_posix(), ids[path]
-            seen.add(doc_id)
-            before = old.get(doc_id)
-            if before is not None and before.get("file") == rel and not _differs(path, before, trusted_ns):
-                st = _stat(path)
-                rows.append({**before, **({"size": st.st_size, "mtime_ns": st.st_mtime_ns} if st else {})})
-                continue
+    trusted_ns = target.previous.get("scanned_ns") if target.in_place else None
+    kept, jobs = [], []
+    for path in paths:
+        rel, doc_id = path.relative_to(docs_dir).as_posix(), ids[path]
+        before = target.old.get(doc_id)
+        if before is not None and before.get("file") == rel and not _differs(path, before, trusted_ns):
             st = _stat(path)
-            stamp = {"size": st.st_size, "mtime_ns": st.st_mtime_ns} if st else {}
-            try:
-                doc = load_document(path, doc_id, docs_dir)
-            except (OSError, ValueError) as err:
-                logger.warning("skipping %s: %s", path, err)
-                skipped.append({"file": rel, "hash": hash_file(path), **stamp})
-                continue
-            entry = {"id": doc.id, "file": rel, "hash": doc.source_hash, **stamp}
-            rows.append(entry)
-            (stats.changed if doc_id in old else stats.added).append(doc_id)
-            passages = chunk_document(doc, header_chunking(header))
-            batch.append((doc, entry, passages))
-            pending += len(passages)
-            if pending >= batch_size:
-                writer.write(batch)
+            kept.append({**before, **({"size": st.st_size, "mtime_ns": st.st_mtime_ns} if st else {})})
+        else:
+            jobs.append(Job(str(path), rel, doc_id))
+    return kept, jobs
+
+
+def check_arguments(docs_dir: Path, chunk_config: ChunkConfig, batch_size: int) -> None:
+    """Refuse, before anything is connected or loaded, what a Milvus build can't do.
+
+    Raises:
+        InvalidInput: a batch size below 1; a chunk size a Milvus text field can't hold.
+        MissingPath: no folder at ``docs_dir``.
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InvalidInput(f"batch_size must be a whole number of at least 1, got {batch_size!r}.")
+    if not docs_dir.is_dir():
+        raise MissingPath(f"Document folder not found: {docs_dir} (pass --docs DIR with your documents).")
+    if chunk_config.chunk_size > MAX_PASSAGE_CHARS:
+        raise InvalidInput(f"--chunk-size {chunk_config.chunk_size} is more than a Milvus text field holds "
+                           f"({MAX_PASSAGE_CHARS} characters): pass a smaller --chunk-size.")
+
+
+def header_of(encoder, chunk_config: ChunkConfig, docs_dir: Path) -> dict:
+    """What a version is built with (its ``BUILD_PROPERTY``, and the manifest's first fields)."""
+    return {"format_version": FORMAT_VERSION, "model": encoder.name, "backend": backend_of(encoder),
+            "chunking": asdict(chunk_config), "docs_dir": str(docs_dir.resolve())}
+
+
+def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, header: dict, incremental: bool,
+           approximate: bool | None, show_progress: bool, batch_size: int, reader: Reader) -> BuildStats:
+    """Write the new and changed documents, ``batch_size`` passages at a time, as ``reader`` reads
+    them (:func:`qa.stores.build.read_here`, or a cluster's workers, which bring their vectors)."""
+    from tqdm.auto import tqdm
+
+    target = prepare(client, address, header, incremental)
+    writer = _Writer(client, target.name, target.exists, header, encoder, replace=target.exists)
+    scanned_ns = time.time_ns()
+    rows, jobs = plan(docs_dir, target)
+    stats = BuildStats()
+    skipped: list[dict] = []
+    batch: list[tuple[Document, dict, list[Passage]]] = []
+    vectors: list[np.ndarray] = []  # the batch's, when the reader brings them
+    pending = written = embedded = 0
+    read = reader(jobs, lambda doc_id: frozenset())
+    with tqdm(total=len(rows) + len(jobs), initial=len(rows), unit="doc", desc="Indexing",
+              disable=not show_progress) as bar:
+        try:
+            for job, result in zip(jobs, read):
+                bar.update(1)
+                if result.doc is None:
+                    skipped.append(result.row)
+                    continue
+                rows.append(result.row)
+                (stats.changed if job.doc_id in target.old else stats.added).append(job.doc_id)
+                batch.append((result.doc, result.row, list(result.passages)))
+                if result.vectors is not None:
+                    vectors.append(result.vectors)
+                    embedded += len(result.vectors)
+                pending += len(result.passages)
+                if pending >= batch_size:
+                    writer.write(batch, np.vstack(vectors) if vectors else None)
+                    written += pending
+                    batch, vectors, pending = [], [], 0
+                    after_batch(written)
+                    show_rate(bar, written)
+            if batch:
+                writer.write(batch, np.vstack(vectors) if vectors else None)
                 written += pending
-                batch, pending = [], 0
                 after_batch(written)
                 show_rate(bar, written)
-        if batch:
-            writer.write(batch)
-            written += pending
-            after_batch(written)
-            show_rate(bar, written)
+        finally:
+            read.close()  # a cluster's reader cancels the work still queued
+    stats.embedded = writer.embedded + embedded
+    return finish(client, address, target, writer, docs_dir, header, rows, skipped, stats, approximate, scanned_ns)
+
+
+def finish(client, address: StoreAddress, target: Target, writer: "_Writer", docs_dir: Path, header: dict,
+           rows: list[dict], skipped: list[dict], stats: BuildStats, approximate: bool | None,
+           scanned_ns: int) -> BuildStats:
+    """After every new and changed document is written: remove the documents no longer in the
+    folder, write the manifest (``rows``: every document's), and publish a new version."""
+    previous, in_place, name = target.previous, target.in_place, target.name
     kept = {r["id"] for r in rows}
-    leftover = sorted(set(old) - kept)  # held by the version written to, no longer in the folder
+    leftover = sorted(set(target.old) - kept)  # held by the version written to, no longer in the folder
     if leftover:
         writer.remove(leftover)
     stats.removed = leftover if in_place else sorted({r["id"] for r in (previous or {}).get("documents", [])} - kept)
-    stats.documents, stats.embedded = len(rows), writer.embedded
+    stats.documents = len(rows)
     if not writer.exists:
         raise InvalidInput(f"The documents in {docs_dir} produced no passages: add documents with text.")
     stats.passages = writer.count()
@@ -366,7 +432,8 @@ def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, head
         stats.index_type = "hnsw" if approximate else "flat"
     manifest = {
         **header, "dimension": None, "normalized": True, "metric": "inner_product", "index_type": stats.index_type,
-        "documents": rows, "skipped": skipped, "passages": stats.passages, "collection": name,
+        "documents": rows, "skipped": skipped, "passages": stats.passages,
+        "collection": name,
         "corpus_hash": hashlib.sha256("".join(sorted(r["hash"] for r in rows + skipped)).encode()).hexdigest()[:16],
         "scanned_ns": scanned_ns, "package_version": _package_version(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "analyzer": analyzer(),
@@ -383,7 +450,7 @@ def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, head
         return stats
     writer.index(stats.index_type == "hnsw")
     writer.save_manifest(manifest)
-    _publish(client, address, name, current)
+    _publish(client, address, name, target.current)
     return stats
 
 
