@@ -78,7 +78,7 @@ def test_an_answer_shows_bold_answer_marked_evidence_citation_and_confidence():
     assert "<strong>April 2000</strong>" in out
     assert "go live in <mark>April 2000</mark> &lt;b&gt;now&lt;/b&gt;." in out
     assert "[1]</span> PCTs &amp; &lt;you&gt;" in out and "paragraph 2" in out
-    assert "High confidence · 0.90" in out
+    assert "High confidence · 90% likely right" in out
     href = out.split('href="')[1].split('"')[0]
     s, a = doc.text.index(sentence), doc.text.index("April 2000")
     assert render.parse_ref(href) == (doc.id, s, s + len(sentence), (a, a + 10))
@@ -91,7 +91,7 @@ def test_an_abstention_says_so_and_lists_the_closest_passages():
     answer = Answer(question="q?", text=None, score=0.05, abstained=True, evidence="", hits=(hit,),
                     alternatives=(Span("Memo", 0.05, "memo", 0, 4, "memo:0"),))
     out = render.render_answer(answer, 0.3, {"memo": doc})
-    assert render.ABSTAIN_TEXT in out and "below the answer threshold of 0.30" in out
+    assert render.ABSTAIN_TEXT in out and "5% likely right, below the answer threshold of 30%" in out
     assert "Budget memo" in out and "<script" not in out
 
 

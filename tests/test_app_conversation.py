@@ -59,7 +59,7 @@ def test_the_export_is_plain_text_with_each_quote_and_its_citation():
     text = answer_markdown(_answer(searched="When does the clinic open? Budget"), {"memo": DOC}, 0.5)
     assert text.splitlines()[0] == "**Q:** When does the clinic open?"
     assert "Searched for: When does the clinic open? Budget" in text
-    assert "**A:** May (High confidence, 0.90)" in text
+    assert "**A:** May (High confidence, 90% likely right)" in text
     # Quotes are the document's own characters, "<b>" included: plain text is never escaped.
     assert "> The clinic opens in May.\n— [1] Budget memo, paragraph 2" in text
     assert "> Staff training starts in May as well.\n— [2] Budget memo, paragraph 3" in text

@@ -79,21 +79,29 @@ class AnswerCache:
         return len(self._done)
 
     def ask(self, question: str, top_k: int | None = None, mode: str = "hybrid", threshold: float | None = None,
-            history: Sequence[Any] | None = None, doc_ids: list[str] | None = None) -> Answer:
+            history: Sequence[Any] | None = None, doc_ids: list[str] | None = None, reader: str | None = None) -> Answer:
         """Like :meth:`qa.answering.pipeline.QA.ask` (same errors); the conversation so far, when given,
-        is part of the key (its questions and the documents their answers cited), and so is ``doc_ids``.
-        A pipeline with a ``generation`` (:class:`qa.app.documents.LiveQA`, whose index changes) keys its
-        answers by it too."""
-        threshold = self.qa.threshold if threshold is None else float(threshold)
+        is part of the key (its questions and the documents their answers cited), and so are ``doc_ids``
+        and ``reader``. A pipeline with a ``generation`` (:class:`qa.app.documents.LiveQA`, whose index
+        changes) keys its answers by it too. An answer read by a busy server's fallback reader is not
+        kept: the same question asked later, in a quiet moment, is read by the reader it asked for."""
+        if threshold is None and reader is None:
+            threshold = self.qa.threshold
+        threshold = None if threshold is None else float(threshold)
         turns = as_turns(history)
         context = {"history": list(history)} if turns else {}
         if doc_ids is not None:
             context["doc_ids"] = doc_ids
+        if reader is not None:
+            context["reader"] = reader
         if self.size == 0 or self.max_bytes == 0 or not isinstance(question, str) or not (
                 doc_ids is None or isinstance(doc_ids, (list, tuple))):
             return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **context)
-        key = (question.strip()[:MAX_QUERY_CHARS], None if top_k is None else int(top_k), mode, round(threshold, 6),
-               turns, None if doc_ids is None else tuple(sorted(map(str, doc_ids))), getattr(self.qa, "generation", 0))
+        key = (question.strip()[:MAX_QUERY_CHARS], None if top_k is None else int(top_k), mode,
+               None if threshold is None else round(threshold, 6), turns,
+               None if doc_ids is None else tuple(sorted(map(str, doc_ids))), getattr(self.qa, "generation", 0),
+               reader)
+        wanted = reader or getattr(self.qa, "reader_name", "")
         with self._lock:
             if key in self._done:
                 self._done.move_to_end(key)
@@ -114,7 +122,7 @@ class AnswerCache:
             return answer
         finally:
             with self._lock:
-                if answer is not None:
+                if answer is not None and (not answer.reader or answer.reader == wanted):
                     self._keep(key, answer)
                 self._pending.pop(key).set()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Sequence
 
-from qa.app.render import ABSTAIN_TEXT, confidence_label, distinct_paragraphs
+from qa.app.render import ABSTAIN_TEXT, confidence_label, distinct_paragraphs, likely_right
 
 if TYPE_CHECKING:
     from qa.types import Answer, Document
@@ -49,7 +49,8 @@ def answer_markdown(answer: "Answer", documents: dict[str, "Document"], threshol
     if answer.abstained:
         lines.append(f"**A:** {ABSTAIN_TEXT}")
         if threshold is not None and answer.alternatives:
-            lines[-1] += f" (The best candidate scored {answer.score:.2f}, below the answer threshold of {threshold:.2f}.)"
+            lines[-1] += (f" (The best candidate is {likely_right(answer.score)}, below the answer threshold of "
+                          f"{round(100 * threshold)}%.)")
         closest = []
         for n, hit in enumerate(answer.hits[:3], start=1):
             p = hit.passage
@@ -65,7 +66,7 @@ def answer_markdown(answer: "Answer", documents: dict[str, "Document"], threshol
         return "\n".join(lines)
     confidence = ""
     if threshold is not None:
-        confidence = f" ({confidence_label(answer.score, threshold, bands)} confidence, {answer.score:.2f})"
+        confidence = f" ({confidence_label(answer.score, threshold, bands)} confidence, {likely_right(answer.score)})"
     lines.append(f"**A:** {answer.text}{confidence}")
     for n, c in enumerate(distinct_paragraphs(answer.citations, documents), start=1):
         lines += ["", _quoted(c.quote), f"— [{n}] {_place(c.title, c.location)}"]

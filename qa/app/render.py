@@ -110,6 +110,20 @@ def confidence_label(score: float, threshold: float, bands: Sequence[dict] = ())
     return "High" if margin >= 0.4 else "Medium" if margin >= 0.1 else "Low"
 
 
+SCORE_MEANING = ("The percentage is the chance that the answer is right, as the calibrator measured it on "
+                 "documents neither it nor the reader had seen.")
+
+
+def likely_right(score: float) -> str:
+    """The answer's score in words: the calibrated probability that it is right, e.g. ``"87% likely right"``."""
+    return f"{round(100 * score)}% likely right"
+
+
+def read_by(answer: "Answer") -> str:
+    """``"; the fast reader read it"``: which reader read the answer, when the pipeline says ("" if not)."""
+    return f"; the {answer.reader} reader read it" if getattr(answer, "reader", "") else ""
+
+
 def answer_places(answer: "Answer") -> list[tuple[str, int, int]]:
     """Every (doc_id, start, end) where the given answer's text was found."""
     if answer.abstained or not answer.alternatives:
@@ -188,8 +202,9 @@ def render_answer(answer: "Answer", threshold: float, documents: dict[str, "Docu
         f'<p class="qa-short"><strong>{html.escape(answer.text or "")}</strong></p>'
         f'<blockquote class="qa-evidence">{evidence_html}</blockquote>'
         f'<p class="qa-cites">{" ".join(cites)}</p>'
-        f'<details class="qa-conf qa-conf-{label.lower()}"><summary>{label} confidence · {answer.score:.2f}</summary>'
-        f'{html.escape(band_meaning(label, bands))} The app answers from {threshold:.2f}.</details>'
+        f'<details class="qa-conf qa-conf-{label.lower()}"><summary>{label} confidence · {likely_right(answer.score)}'
+        f'</summary>{html.escape(band_meaning(label, bands))} {html.escape(SCORE_MEANING)} The app answers from '
+        f'{round(100 * threshold)}%{html.escape(read_by(answer))}.</details>'
         f"{_plain(plain)}</div>"
     )
     return _one_line(markup)
@@ -209,7 +224,7 @@ def render_abstention(answer: "Answer", threshold: float, documents: dict[str, "
             f'{html.escape(doc.title)} <span class="qa-cite-loc">· {html.escape(doc.location_at(p.start))}</span></a>'
             f'<span class="qa-snippet">{html.escape(snippet)}</span></li>'
         )
-    why = (f"The best candidate scored {answer.score:.2f}, below the answer threshold of {threshold:.2f}."
+    why = (f"The best candidate is {likely_right(answer.score)}, below the answer threshold of {round(100 * threshold)}%."
            if answer.alternatives else "The reader found no candidate answer.")
     listing = f'<p class="qa-muted">Closest passages:</p><ol class="qa-closest">{"".join(items)}</ol>' if items else ""
     return _one_line(

@@ -128,6 +128,8 @@ def build_app(
     answers = AnswerCache(qa, cache_size, cache_bytes)
     documents = qa.documents
     doc_choices = sorted(((d.title, d.id) for d in documents.values()), key=lambda c: c[0].lower())
+    # The readers a question may name, the default first (a stand-in pipeline in a test may name none).
+    readers = tuple(getattr(qa, "reader_names", ()) or (getattr(qa, "reader_name", "") or "default",))
 
     def add_question(question: str, history: list[dict]) -> tuple[str, list[dict], str]:
         question = (question or "").strip()
@@ -136,12 +138,13 @@ def build_app(
         return "", [*history, {"role": "user", "content": html.escape(question)}], question
 
     def answer(question: str, history: list[dict], turns: dict, shown: str, top_k: float, mode: str,
-               threshold: float, doc_ids: list[str] | None = None):
+               threshold: float, doc_ids: list[str] | None = None, reader: str | None = None):
         if not question:
             return history, turns, gr.skip(), gr.skip(), gr.skip()
         try:
             result = answers.ask(check_question(question), top_k=int(top_k), mode=mode, threshold=float(threshold),
-                                 history=conversation.history_of(turns), doc_ids=list(doc_ids) if doc_ids else None)
+                                 history=conversation.history_of(turns), doc_ids=list(doc_ids) if doc_ids else None,
+                                 reader=reader if reader and reader != readers[0] else None)
         except Exception as err:  # noqa: BLE001 - a refusal is said in the chat, a fault only in the log
             message = _public_message(err, question)
             plain = refusal_markdown(question, message)
@@ -208,16 +211,25 @@ def build_app(
         return ([], {}, "", empty_sources, EMPTY_VIEWER, gr.Tabs(selected="sources"), gr.Dropdown(value=None),
                 conversation.saved([], {}), None, gr.Column(visible=False))
 
-    def ask_api(question: str, history: list | None = None, doc_ids: list | None = None) -> dict:
+    def ask_api(question: str, history: list | None = None, doc_ids: list | None = None,
+                reader: str | None = None) -> dict:
         """Answer a question from the documents; returns the same JSON object as `qa ask --json`.
 
         `history`: the conversation so far, oldest first (earlier questions, or the objects earlier
         calls returned), so a follow-up such as "And when was it founded?" is searched in context.
-        `doc_ids`: search only these documents (their ids, as `/upload` lists them); none: all."""
+        `doc_ids`: search only these documents (their ids, as `/upload` lists them); none: all.
+        `reader`: "accurate" or "fast" where the server has both; none: the server's default (which
+        reads with the fast one while many questions wait). The answer's "reader" says which read it."""
         try:
-            return qa.to_json(answers.ask(check_question(question), history=history, doc_ids=doc_ids or None))
+            return qa.to_json(answers.ask(check_question(question), history=history, doc_ids=doc_ids or None,
+                                          reader=reader or None))
         except Exception as err:  # noqa: BLE001 - the client hears a refusal, or that the server failed
             raise gr.Error(_public_message(err, question), print_exception=False) from None
+
+    def reader_threshold(name: str) -> float:
+        """The calibrated threshold of the reader named ``name`` (the default reader's for any other name)."""
+        setups = getattr(qa, "setups", {})
+        return setups[name].threshold if name in setups else qa.threshold
 
     def corpus_texts() -> tuple[str, str, str]:
         """The header, the empty chat and the question box's hint, for the documents indexed now."""
@@ -285,15 +297,22 @@ def build_app(
                                           info="How many retrieved passages the reader searches for the answer.")
                         mode = gr.Radio(modes, value="hybrid", label="Retrieval",
                                         info="hybrid fuses meaning (dense) and keyword (BM25) search.")
+                        reader_choice = gr.Radio(
+                            list(readers), value=readers[0], label="Reader", visible=len(readers) > 1,
+                            elem_id="qa-reader",
+                            info="accurate reads with the larger model; fast answers in a fraction of the time, "
+                                 "less often right. Each has its own calibrated threshold.")
                         threshold = gr.Slider(
                             0.0, 1.0, value=round(qa.threshold, 2), step=0.01, label="Answer threshold",
-                            info=f"Answer only when the reader's confidence reaches this, else say the documents "
-                                 f"don't say (calibrated default: {qa.threshold:.2f}).")
+                            info=f"Answer only when the chance that the answer is right reaches this, else say the "
+                                 f"documents don't say (calibrated default: {qa.threshold:.2f}).")
                         gr.HTML(f'<p class="qa-muted" id="qa-feedback-file">Thumbs up/down and corrections are saved '
                                 f"to <code>{html.escape(str(feedback.path.resolve()))}</code> (one JSON line each; "
                                 "<code>qa eval</code> reads corrections as labels).</p>")
 
-        chain = dict(inputs=[pending, chatbot, turns, sources, top_k, mode, threshold, doc_filter],
+        reader_choice.change(lambda name: gr.Slider(value=round(reader_threshold(name), 2)), [reader_choice],
+                             [threshold], queue=False, **private)
+        chain = dict(inputs=[pending, chatbot, turns, sources, top_k, mode, threshold, doc_filter, reader_choice],
                      outputs=[chatbot, turns, sources, saved_chat, export], concurrency_id="answer", **private)
         for trigger in (question.submit, ask.click):
             trigger(add_question, [question, chatbot], [question, chatbot, pending], queue=False, **private).then(
