@@ -40,6 +40,10 @@ class ArchiveError(ValueError):
     """The archive is refused: its message says why, in words for the person who sent it."""
 
 
+class NotAnArchive(ArchiveError):
+    """The bytes are not a zip archive at all."""
+
+
 @dataclass(frozen=True)
 class ArchiveLimits:
     """How much a zip archive may hold (see the module docstring)."""
@@ -74,7 +78,7 @@ def check_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> list[
     """
     end = _end_record(data)
     if end is None:
-        raise ArchiveError("it is not a zip archive")
+        raise NotAnArchive("it is not a zip archive")
     count, directory = end
     # 0xFFFF means "see the zip64 record": far more parts than any Word document has. The directory's
     # size is checked too, as zipfile reads every entry it holds, whatever the count says.
@@ -88,7 +92,7 @@ def check_archive(data: bytes, limits: ArchiveLimits = ArchiveLimits()) -> list[
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as err:
-        raise ArchiveError(f"it is not a readable zip archive ({err})") from None
+        raise NotAnArchive(f"it is not a readable zip archive ({err})") from None
     if len(members) > limits.max_members:
         raise ArchiveError(f"it holds {len(members):,} parts, more than the {limits.max_members:,} a document "
                            "may have")
