@@ -65,7 +65,7 @@ def load_qa(
     """
     from qa.answering.pipeline import QA
     from qa.errors import InvalidInput, MissingPath
-    from qa.stores.address import build_store, docs_dir_of_store
+    from qa.stores.address import build_store, built_from, docs_dir_of_store
     from qa.stores.local import IndexNotFoundError, StaleIndexError
 
     runtime = {"reader_runtime": reader_runtime} if reader_runtime else {}
@@ -74,10 +74,14 @@ def load_qa(
         qa = QA.load(index, reader_dir=reader, threshold=threshold, **runtime)
     except (IndexNotFoundError, StaleIndexError) as err:
         logger.info("%s", err)
-        state = "missing" if isinstance(err, IndexNotFoundError) else "out of date"
-        logger.warning("The index at %s is %s: building it from %s ...", index, state, docs)
         if not Path(docs).is_dir():
             raise MissingPath(f"No documents folder at {docs}: pass --docs DIR.") from err
+        before = built_from(index)  # an out-of-date index of another folder is not rebuilt from this one
+        if before is not None and before != Path(docs).resolve():
+            raise InvalidInput(f"The index at {index} holds the documents of {before}, not {docs}: pass --index "
+                               f"with another folder (or leave it out) to serve {docs}.") from None
+        state = "missing" if isinstance(err, IndexNotFoundError) else "out of date"
+        logger.warning("The index at %s is %s: building it from %s ...", index, state, docs)
         stats = build_store(docs, index, show_progress=True, **_settings_of(index))
         logger.warning("Indexed %d documents (%d passages) in %.1fs.", stats.documents, stats.passages, stats.seconds)
         return QA.load(index, reader_dir=reader, threshold=threshold, **runtime)
