@@ -306,7 +306,7 @@ def build_app(
                             info=f"Answer only when the reader's confidence reaches this, else say the documents "
                                  f"don't say (calibrated default: {qa.threshold:.2f}).")
                         gr.HTML(f'<p class="qa-muted" id="qa-feedback-file">Thumbs up/down and corrections are saved '
-                                f"to <code>{html.escape(str(feedback.path))}</code> (one JSON line each; "
+                                f"to <code>{html.escape(str(feedback.path.resolve()))}</code> (one JSON line each; "
                                 "<code>qa eval</code> reads corrections as labels).</p>")
 
         chain = dict(inputs=[pending, chatbot, turns, sources, top_k, mode, threshold, doc_filter],

@@ -126,10 +126,10 @@ def check_upload(name: object, data: bytes, limits: Limits = Limits(), chunking:
     Raises:
         InvalidUpload: the first check it fails.
     """
-    from qa.app.reading import read_checked
-
     name = check_name(name)
     check_content(name, data, limits.upload_bytes, limits.archive)
+    from qa.app.reading import read_checked  # only for a file worth reading (it starts the reading processes)
+
     with tempfile.TemporaryDirectory(prefix="qa-upload-") as tmp:
         path = Path(tmp) / name
         path.write_bytes(data)

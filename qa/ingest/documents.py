@@ -295,18 +295,19 @@ def read_docx(raw: bytes) -> tuple[str, str]:
     """
     import zipfile
 
-    import docx
-    from docx.opc.constants import RELATIONSHIP_TYPE
-    from docx.opc.exceptions import PackageNotFoundError
-    from docx.table import Table
-    from lxml.etree import XMLSyntaxError
-
     from qa.ingest.archive import ArchiveError, check_archive
 
     try:
         check_archive(raw)
     except ArchiveError as err:
         raise DocumentError(f"not a .docx that can be read safely: {err}") from None
+
+    import docx
+    from docx.opc.constants import RELATIONSHIP_TYPE
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+    from lxml.etree import XMLSyntaxError
+
     try:
         document = docx.Document(io.BytesIO(raw))
         blocks, heading = [], ""
