@@ -7,7 +7,10 @@
 - ``viewer``: the viewer's worst known Markdown inputs at the format limit (CPU and wall seconds to render
   each: on a shared machine the CPU seconds are the figure to compare);
 - ``post --url URL``: a 200 MB body streamed to a running app's upload route: the status, the bytes the
-  server let in before answering, the seconds, and the files left in ``--uploads DIR`` (its GRADIO_TEMP_DIR).
+  server let in before answering, the seconds, and the files left in ``--uploads DIR`` (its GRADIO_TEMP_DIR);
+- ``bodies``: 24 questions of 18 MB (12 with a Content-Length, 12 chunked) to ``/ask`` of an app started
+  here without models (a stand-in pipeline that abstains): the answers, and this process's resident memory
+  (server and client together) before and after.
 
 Example:
     $ nice -n 19 python -m benchmarks.hardening zip-bomb
@@ -92,9 +95,63 @@ def post(url: str, uploads: str | None) -> dict:
             "new_files": left}
 
 
+class _StandIn:
+    """A pipeline without models: every question abstains (the app's limits are what is measured)."""
+
+    threshold, top_k, documents = 0.5, 5, {}
+
+    def ask(self, question, **kwargs):
+        from qa.types import Answer
+
+        return Answer(question=question, text=None, score=0.0, abstained=True, evidence="")
+
+    def to_json(self, answer) -> dict:
+        return {"question": answer.question, "answer": None, "abstained": True}
+
+
+def bodies(count: int = 24, size: int = 18 * 2**20) -> dict:
+    import os
+    import resource
+    import tempfile
+    from pathlib import Path
+
+    from benchmarks.hostile import post_streamed
+    from benchmarks.loadtest import free_port
+    from qa.app import ui
+    from qa.app.feedback import FeedbackLog
+
+    def resident_mib() -> float:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * resource.getpagesize() / 2**20
+
+    work = tempfile.mkdtemp(prefix="qa-bodies-")
+    os.environ["GRADIO_TEMP_DIR"] = work
+    app = ui.build_app(_StandIn(), FeedbackLog(Path(work) / "feedback.jsonl"))
+    url = ui.launch(app, port=free_port(), block=False)
+
+    def body():
+        yield b'{"data": ["'
+        for _ in range(size // 2**16):
+            yield b"q" * 2**16
+        yield b'"]}'
+
+    try:
+        before, answers, t0 = resident_mib(), [], time.perf_counter()
+        for i in range(count):
+            status, _, _ = post_streamed(url, "/gradio_api/call/ask", "application/json", body(),
+                                         declared_length=size // 2**16 * 2**16 + 14 if i % 2 == 0 else None)
+            answers.append(status)
+        seconds = time.perf_counter() - t0
+        time.sleep(2)
+        return {"requests": count, "body_mib": size / 2**20, "statuses": sorted(set(answers), key=str),
+                "seconds": round(seconds, 2), "resident_before_mib": round(before, 1),
+                "resident_after_mib": round(resident_mib(), 1)}
+    finally:
+        app.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.hardening", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["zip-bomb", "viewer", "post"])
+    parser.add_argument("what", choices=["zip-bomb", "viewer", "post", "bodies"])
     parser.add_argument("--url", help="post: the running app")
     parser.add_argument("--uploads", help="post: the app's GRADIO_TEMP_DIR, to list what it kept")
     args = parser.parse_args(argv)
@@ -102,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = zip_bomb()
     elif args.what == "viewer":
         rows = _child(VIEWER)
+    elif args.what == "bodies":
+        rows = [bodies()]
     else:
         if not args.url:
             parser.error("post needs --url")
