@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -147,6 +148,7 @@ def bodies(count: int = 24, size: int = 18 * 2**20) -> dict:
                 "resident_after_mib": round(resident_mib(), 1)}
     finally:
         app.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
