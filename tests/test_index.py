@@ -433,3 +433,14 @@ def test_bm25_built_in_batches_scores_as_bm25s_does():
         got = built.get_scores([t for t in tokens if t in built.vocab_dict])
         assert expected.max() > 0
         np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_a_passage_count_the_manifest_disagrees_with_is_said_so(tiny_index):
+    """Not "29 vectors, 29 passages": the numbers that disagree are named."""
+    manifest = json.loads((tiny_index / "manifest.json").read_text())
+    manifest["passages"] += 1
+    (tiny_index / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(StaleIndexError) as refused:
+        Index.load(tiny_index, check_documents=False)
+    said = str(refused.value)
+    assert f"holds {manifest['passages'] - 1:,} passages where manifest.json says {manifest['passages']:,}" in said

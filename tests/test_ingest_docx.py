@@ -62,3 +62,33 @@ def test_a_broken_docx_is_skipped_with_a_warning_naming_it(make_corpus, caplog, 
     assert any("bad.docx" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     with pytest.raises(DocumentError):
         load_document(folder / "bad.docx")
+
+
+def without_core_properties(data: bytes) -> bytes:
+    """``data`` (a .docx) without its core properties part (docProps/core.xml and its relationship), as
+    some writers other than Word leave it."""
+    import re
+    import zipfile
+
+    source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            if info.filename == "docProps/core.xml":
+                continue
+            part = source.read(info)
+            if info.filename == "_rels/.rels":
+                part = re.sub(rb"<Relationship [^>]*core-properties[^>]*/>", b"", part)
+            archive.writestr(info.filename, part)
+    return out.getvalue()
+
+
+def test_a_docx_without_a_title_property_is_titled_by_its_file_name(tmp_path):
+    """python-docx makes up core properties titled "Word Document" when a file has none."""
+    path = tmp_path / "board_minutes-2024.docx"
+    data = without_core_properties(make_docx(["the board met. it approved the budget."]))
+    import zipfile
+
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    assert "docProps/core.xml" not in archive.namelist() and b"core-properties" not in archive.read("_rels/.rels")
+    path.write_bytes(data)
+    assert load_document(path).title == "Board minutes 2024"

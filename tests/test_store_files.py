@@ -184,6 +184,32 @@ def test_an_interrupted_build_resumes_where_it_stopped(tiny_corpus, tmp_path, sm
     assert not any(p.name.startswith(".partial") for p in out.iterdir())  # the checkpoint is gone
 
 
+def test_a_killed_builds_vectors_are_cleared_by_a_build_with_nothing_left_to_embed(tiny_corpus, tmp_path,
+                                                                                     small_chunks):
+    """The probe: .partial/ stayed after a killed build when the next one found nothing to embed."""
+    out = tmp_path / "index"
+    build_index(tiny_corpus, out, encoder=FakeEncoder(), chunk_config=small_chunks)
+    (tiny_corpus / "extra.txt").write_text("Extra notes.\n\nOne more file to embed. " * 20, encoding="utf-8")
+    with pytest.raises(KeyboardInterrupt):
+        build_index(tiny_corpus, out, encoder=CrashingEncoder(fail_on=2), chunk_config=small_chunks, batch_size=2)
+    assert (out / ".partial").is_dir()
+    (tiny_corpus / "extra.txt").unlink()  # what the killed build was embedding is gone: nothing left to do
+    stats = build_index(tiny_corpus, out, encoder=FakeEncoder(), chunk_config=small_chunks)
+    assert not stats.written and not (out / ".partial").exists()
+
+
+def test_clearing_the_vectors_leaves_what_a_build_did_not_make(tiny_corpus, tmp_path, small_chunks):
+    out = tmp_path / "index"
+    build_index(tiny_corpus, out, encoder=FakeEncoder(), chunk_config=small_chunks)
+    partial = out / ".partial"
+    partial.mkdir()
+    (partial / "meta.json").write_text("{}", encoding="utf-8")
+    (partial / "batch-000001.npy").write_bytes(b"")
+    (partial / "notes.txt").write_text("someone's own file", encoding="utf-8")
+    build_index(tiny_corpus, out, encoder=FakeEncoder(), chunk_config=small_chunks)
+    assert sorted(p.name for p in partial.iterdir()) == ["notes.txt"]
+
+
 def test_embedding_goes_in_batches(tiny_corpus, tmp_path, small_chunks):
     sizes: list[int] = []
 

@@ -394,3 +394,48 @@ def test_disk_full_leaves_the_previous_index_and_says_so(where, tiny_corpus, tin
     files_after = _snapshot(tiny_index)
     assert {k: v for k, v in files_after.items() if not k.startswith(".")} == \
         {k: v for k, v in files_before.items() if not k.startswith(".")}
+
+
+# 6. An index of another folder is replaced only when asked -------------------------------------------
+
+
+def test_qa_index_refuses_to_replace_the_index_of_another_folder(make_corpus, tmp_path, monkeypatch, capsys):
+    """The probe: qa index --docs B --out I, I built from A, silently replaced A's index with B's."""
+    from qa.cli import main
+
+    a = make_corpus(name="a")
+    b = make_corpus({"ferry.txt": "The ferry leaves at nine."}, name="b")
+    index = tmp_path / "index"
+    build_index(a, index, encoder=FakeEncoder())
+    before = _snapshot(index)
+    monkeypatch.setattr(build_module, "load_encoder", _no_model)
+    assert main(["index", "--docs", str(b), "--out", str(index), "--quiet"]) == 2
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1 and "--replace" in said and str(a.resolve()) in said
+    assert _snapshot(index) == before
+    # Asked for, it is replaced.
+    monkeypatch.setattr(build_module, "load_encoder", lambda *args, **kwargs: FakeEncoder())
+    assert main(["index", "--docs", str(b), "--out", str(index), "--quiet", "--replace"]) == 0
+    assert [row["file"] for row in read_manifest(index)["documents"]] == ["ferry.txt"]
+    # The same folder again needs no --replace.
+    assert main(["index", "--docs", str(b), "--out", str(index), "--quiet"]) == 0
+
+
+def test_qa_serve_does_not_rebuild_a_stale_index_of_another_folder(make_corpus, tmp_path, monkeypatch):
+    import qa.answering.pipeline as pipeline
+    import qa.stores.address as address
+    from qa.cli.serve import load_qa
+    from qa.stores.local import StaleIndexError
+
+    a = make_corpus(name="a")
+    b = make_corpus({"ferry.txt": "The ferry leaves at nine."}, name="b")
+    index = tmp_path / "index"
+    build_index(a, index, encoder=FakeEncoder())
+
+    def stale(*args, **kwargs):
+        raise StaleIndexError("The index is out of date.")
+
+    monkeypatch.setattr(pipeline.QA, "load", stale)
+    monkeypatch.setattr(address, "build_store", _no_model)
+    with pytest.raises(UserError, match="holds the documents of"):
+        load_qa(b, index)

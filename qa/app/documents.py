@@ -11,6 +11,10 @@ file removes it; a file the user put there is moved to ``.qa-trash/`` in the fol
 the user confirms (:class:`NeedsConfirmation` says what will happen). No file is ever overwritten:
 an upload whose name is taken is saved under a free name ("notes (2).txt") and the reply says so.
 
+One change is indexed at a time; ``limits.waiting_changes`` more may wait behind it (each told so on
+its progress bar), and any beyond are refused at once (:class:`Busy`), so visitors cannot pile up
+work. What a visitor is told never names the server's folders or processes.
+
 Example:
     >>> library = DocumentLibrary(QA.load(".qa-index/docs"), "docs", ".qa-index/docs")
     >>> library.upload("minutes.docx", Path("minutes.docx").read_bytes()).message
@@ -19,6 +23,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -31,12 +37,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from qa.app.uploads import MAX_UPLOAD_BYTES, InvalidUpload, check_upload
+from qa.app.limits import Limits, shown
+from qa.app.uploads import InvalidUpload, check_upload
 from qa.errors import InvalidInput, UserError
 from qa.ingest.documents import corpus_files, document_ids
 
 if TYPE_CHECKING:
     from qa.answering.pipeline import QA
+    from qa.ingest.chunking import ChunkConfig
     from qa.stores.build import BuildStats
     from qa.types import Answer, Document
 
@@ -49,6 +57,14 @@ Progress = Callable[[float, str], None]  # (fraction done, what is happening), l
 
 class NeedsConfirmation(UserError):
     """Deleting this document would move a file the user put in the folder: ask first."""
+
+
+class Busy(UserError):
+    """As many changes as may wait are waiting already: try again later."""
+
+
+class IndexUnavailable(UserError):
+    """The index could not be updated; the visitor is told so without the server's paths."""
 
 
 def _no_progress(fraction: float, desc: str) -> None:
@@ -150,16 +166,52 @@ class DocumentLibrary:
         qa: the pipeline loaded from ``index_dir`` (its encoder and reader are reused by every rebuild).
         docs_dir: the served documents folder.
         index_dir: its index.
-        max_upload_bytes: the largest file accepted.
+        max_upload_bytes: the largest file accepted (default: ``limits.upload_bytes``).
+        limits: what an upload may be, and how many changes may wait (:class:`qa.app.limits.Limits`).
     """
 
     def __init__(self, qa: "QA", docs_dir: str | Path, index_dir: str | Path,
-                 max_upload_bytes: int = MAX_UPLOAD_BYTES):
+                 max_upload_bytes: int | None = None, limits: Limits | None = None):
         self.live = qa if isinstance(qa, LiveQA) else LiveQA(qa)
         self.docs_dir = Path(docs_dir)
         self.index_dir = Path(index_dir)
-        self.max_upload_bytes = max_upload_bytes
+        limits = limits or Limits()
+        if max_upload_bytes is not None:
+            limits = dataclasses.replace(limits, upload_bytes=max_upload_bytes)
+        self.limits = limits
         self._build_lock = threading.Lock()  # one change (save, build, swap) at a time
+        self._tickets = threading.BoundedSemaphore(1 + limits.waiting_changes)  # the change indexed, and those waiting
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The largest file accepted."""
+        return self.limits.upload_bytes
+
+    @contextlib.contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold a place among the changes in progress (the one indexed and those waiting).
+
+        Raises:
+            Busy: every place is taken.
+        """
+        if not self._tickets.acquire(blocking=False):
+            raise Busy(f"Another change to the documents is being indexed and {self.limits.waiting_changes} more "
+                       f"{'is' if self.limits.waiting_changes == 1 else 'are'} waiting: try again when they are done.")
+        try:
+            yield
+        finally:
+            self._tickets.release()
+
+    @contextlib.contextmanager
+    def _building(self, progress: Progress) -> Iterator[None]:
+        """The build lock, saying on the progress bar when the change waits for another."""
+        if not self._build_lock.acquire(blocking=False):
+            progress(0.05, "Waiting for the change before this one to be indexed")
+            self._build_lock.acquire()
+        try:
+            yield
+        finally:
+            self._build_lock.release()
 
     # The record of what the app did -------------------------------------------------------------------
 
@@ -214,26 +266,32 @@ class DocumentLibrary:
 
         Raises:
             InvalidUpload: the file fails a check (:mod:`qa.app.uploads`); nothing is written.
-            UserError: the index could not be updated (e.g. another build holds it); the file is removed again.
+            Busy: as many changes as may wait are waiting; nothing is written.
+            IndexUnavailable: the index could not be updated (e.g. another build holds it); the file is removed again.
         """
-        progress(0.02, f"Checking {name}")
-        doc = check_upload(name, data, self.max_upload_bytes)
-        with self._build_lock:
-            same = next((d for d in self.live.current.documents.values() if d.source_hash == doc.source_hash), None)
-            if same is not None:
-                return Change(f'{name} is already indexed, with the same content, as "{same.title}" ({same.file}): '
-                              "nothing to do.", same.id, same.file)
-            path = self._save(name, data)
-            registry = self._registry()
-            registry[path.name] = {"uploaded": True, "hash": doc.source_hash}
+        with self._turn():
+            progress(0.02, f"Checking {name}")
+            doc = check_upload(name, data, self.limits, self._chunking())
+            with self._building(progress):
+                return self._add(name, data, doc, progress)
+
+    def _add(self, name: str, data: bytes, doc: "Document", progress: Progress) -> Change:
+        """Save a checked upload and index it (the caller holds the build lock)."""
+        same = next((d for d in self.live.current.documents.values() if d.source_hash == doc.source_hash), None)
+        if same is not None:
+            return Change(f'{name} is already indexed, with the same content, as "{same.title}" ({same.file}): '
+                          "nothing to do.", same.id, same.file)
+        path = self._save(name, data)
+        registry = self._registry()
+        registry[path.name] = {"uploaded": True, "hash": doc.source_hash}
+        self._save_registry(registry)
+        try:
+            stats, seconds = self._rebuild(progress)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            registry.pop(path.name, None)
             self._save_registry(registry)
-            try:
-                stats, seconds = self._rebuild(progress)
-            except BaseException:
-                path.unlink(missing_ok=True)
-                registry.pop(path.name, None)
-                self._save_registry(registry)
-                raise
+            raise
         new = next((d for d in self.live.current.documents.values() if d.file == path.name), None)
         if new is None:  # indexing skipped it after all (it changed on disk in between)
             raise InvalidUpload(f"{path.name} was saved but not indexed: see the server's log.")
@@ -252,13 +310,20 @@ class DocumentLibrary:
 
         Raises:
             InvalidInput: no indexed document has that id, or it is the last one.
-            NeedsConfirmation: the file is the user's and ``confirm`` is false; nothing was changed.
+            NeedsConfirmation: the file is the user's and ``confirm`` is not ``True``; nothing was changed.
+            Busy: as many changes as may wait are waiting; nothing was changed.
         """
-        with self._build_lock:
+        if not isinstance(confirm, bool):  # "false" is a true value: only a real boolean confirms
+            raise InvalidInput(f"confirm is true or false, got {shown(str(confirm))}.")
+        if isinstance(doc_id, str) and len(doc_id) > self.limits.id_chars:
+            raise InvalidInput(f"A document id is at most {self.limits.id_chars:,} characters, got {len(doc_id):,}: "
+                               "pick one from the documents list.")
+        with self._turn(), self._building(progress):
             documents = self.live.current.documents
             doc = documents.get(doc_id) if isinstance(doc_id, str) else None
             if doc is None:
-                raise InvalidInput(f"No indexed document has the id {doc_id!r}: pick one from the documents list.")
+                what = shown(doc_id) if isinstance(doc_id, str) else f"of type {type(doc_id).__name__}"
+                raise InvalidInput(f"No indexed document has the id {what}: pick one from the documents list.")
             if len(documents) == 1:
                 raise InvalidInput(f'"{doc.title}" is the only document: upload another before deleting it.')
             path = self.docs_dir / doc.file
@@ -285,12 +350,16 @@ class DocumentLibrary:
                 moved.unlink()
                 said = f'Deleted "{doc.title}" ({doc.file}).'
             else:
-                said = f'Removed "{doc.title}" from the index; the file is in {moved}.'
+                said = f'Removed "{doc.title}" from the index; the file is in {TRASH}/{moved.name} in the documents folder.'
         return Change(said, doc.id, doc.file, stats.embedded, seconds)
 
     def rescan(self, progress: Progress = _no_progress) -> Change:
-        """Index what changed in the folder since the app loaded it (files added or edited outside the app)."""
-        with self._build_lock:
+        """Index what changed in the folder since the app loaded it (files added or edited outside the app).
+
+        Raises:
+            Busy: as many changes as may wait are waiting.
+        """
+        with self._turn(), self._building(progress):
             stats, seconds = self._rebuild(progress)
         if not stats.written:
             return Change("The index is up to date with the folder.")
@@ -323,20 +392,40 @@ class DocumentLibrary:
         finally:
             tmp.unlink(missing_ok=True)
 
+    def _chunking(self) -> "ChunkConfig | None":
+        """The passage settings of the index served now (``None``: the defaults)."""
+        from qa.ingest.chunking import ChunkConfig
+
+        chunking = self.live.current.retriever.index.manifest.get("chunking")
+        return ChunkConfig(**chunking) if chunking else None
+
     def _rebuild(self, progress: Progress) -> tuple["BuildStats", float]:
         """Update the index of the folder (only new and changed files are embedded) and, if it changed,
-        serve the new one. The caller holds the build lock."""
-        from qa.ingest.chunking import ChunkConfig
+        serve the new one. The caller holds the build lock.
+
+        Raises:
+            IndexUnavailable: the build refused or failed (another program writing the index, a full
+                disk, the folder gone); the visitor hears what to do, the log has the details.
+        """
         from qa.retrieval.retriever import Retriever
+        from qa.stores.base import IndexLockedError
         from qa.stores.build import build_index
 
         t0 = time.perf_counter()
         current = self.live.current
         encoder = current.retriever.encoder
-        chunking = current.retriever.index.manifest.get("chunking")
         progress(0.1, "Reading the folder and embedding new passages")
-        stats = build_index(self.docs_dir, self.index_dir, encoder=encoder,
-                            chunk_config=ChunkConfig(**chunking) if chunking else None, show_progress=True)
+        try:
+            stats = build_index(self.docs_dir, self.index_dir, encoder=encoder, chunk_config=self._chunking(),
+                                show_progress=True)
+        except IndexLockedError as err:  # its message names the other process and host: for the log only
+            logger.warning("%s", err)
+            raise IndexUnavailable("Another program (such as qa index) is updating the index: try again when it "
+                                   "has finished.") from None
+        except UserError as err:
+            logger.error("updating the index failed: %s", err)
+            raise IndexUnavailable("The server could not update the index (see its log); the documents are as "
+                                   "they were.") from None
         if stats.written:
             progress(0.9, "Loading the new index")
             self.live.swap(current.with_retriever(Retriever.load(self.index_dir, encoder=encoder)))

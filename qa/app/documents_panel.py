@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from qa.app.documents import DocumentLibrary, NeedsConfirmation
+from qa.app.limits import shown
 from qa.app.uploads import UPLOAD_SUFFIXES, read_upload
-from qa.errors import UserError
+from qa.errors import InvalidInput, UserError
 
 # No `from __future__ import annotations`: Gradio reads the event handlers' annotations (gr.EventData) as
 # real objects. gradio itself loads when the tab is built, never at import.
@@ -71,6 +72,39 @@ def parse_delete(ref: object) -> tuple[str, str] | None:
     return (kinds[action], unquote(doc_id)) if action in kinds else None
 
 
+def parse_confirm(value: object) -> bool:
+    """``/delete``'s ``confirm``: true only for ``True`` or the text ``"true"`` (any case); false for
+    ``False``, ``None`` (not given) or ``"false"``.
+
+    Raises:
+        InvalidInput: anything else ("yes", 1, "0"): a request that may mean either is refused, not guessed.
+    """
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InvalidInput(f"confirm is true or false, got {shown(str(value), 20)}: pass confirm=True to move the "
+                       "user's own file to the trash.")
+
+
+def discard_upload(path: str | Path, folder: Path) -> None:
+    """Delete the copy Gradio saved of an uploaded file, once handled: only inside Gradio's upload
+    ``folder``, the file and its own folder (named by the content's hash) when that is left empty."""
+    folder = folder.resolve()
+    file = Path(path).resolve()
+    if folder not in file.parents:
+        logger.info("not deleting %s: outside Gradio's upload folder %s", file, folder)
+        return
+    file.unlink(missing_ok=True)
+    if file.parent != folder:
+        try:
+            file.parent.rmdir()  # Gradio's folder for this content (named by its hash), when now empty
+        except OSError:
+            pass
+
+
 def status_html(lines: list[tuple[bool, str]]) -> str:
     """What the last change did: one line each, refusals marked."""
     items = "".join(f'<li class="{"qa-status-ok" if ok else "qa-status-error"}">{html.escape(text)}</li>'
@@ -101,7 +135,10 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
     """
     import gradio as gr
 
-    docs_dir = str(library.docs_dir.resolve())
+    from gradio.utils import get_upload_folder
+
+    docs_dir = library.docs_dir.resolve().name  # the folder's name: a visitor is not shown the server's paths
+    uploads = Path(get_upload_folder())  # where Gradio saves what is uploaded (GRADIO_TEMP_DIR)
     gr.HTML(f'<p class="qa-lib-help">Drop .txt, .md, .html, .pdf or .docx files here (up to '
             f'{library.max_upload_bytes // 2**20} MB each). They are saved in the served folder, so '
             "<code>qa index</code> and <code>qa ask</code> see them too, and only they are embedded; the chat "
@@ -132,6 +169,8 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
             except Exception:  # noqa: BLE001 - the person hears it failed; the log has the fault
                 logger.exception("upload of %s failed", name)
                 lines.append((False, f"{name}: {FAILED}"))
+            finally:
+                discard_upload(path, uploads)
         return (*refreshed(lines, selected), None)
 
     def on_delete(selected: list[str] | None, data: gr.EventData, progress=gr.Progress(track_tqdm=True)):
@@ -161,7 +200,9 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
 
     outputs = [status, listing, doc_filter, picker]
     app.load(on_load, None, [listing, doc_filter, picker], queue=False, **private)
-    events = dict(concurrency_id="documents", concurrency_limit=1, **private)
+    # No queue limit of Gradio's: the library lets one change be indexed and a few wait (each told so),
+    # and refuses the rest at once, where Gradio's queue would hold any number of them.
+    events = dict(concurrency_limit=None, **private)
     # One progress bar per change, where the person acted (not one over each output, the chat's filter among them).
     changes = [uploader.upload(on_upload, [uploader, doc_filter], [*outputs, uploader], show_progress_on=[uploader],
                                **events),
@@ -182,19 +223,20 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
             library.upload(name, read_upload(file, name, library.max_upload_bytes))
         except UserError as err:
             raise gr.Error(str(err), print_exception=False) from None
+        finally:
+            discard_upload(file, uploads)
         return library.rows()
 
     def delete_api(doc_id: str, confirm: bool = False) -> list[dict]:
         """Delete a document by id (an upload is removed; the user's own file, moved to .qa-trash/ in the
         folder, needs confirm=True); returns the documents."""
         try:
-            library.delete(doc_id, confirm=bool(confirm))
+            library.delete(doc_id, confirm=parse_confirm(confirm))
         except UserError as err:
             message = str(err) + (" Pass confirm=True." if isinstance(err, NeedsConfirmation) else "")
             raise gr.Error(message, print_exception=False) from None
         return library.rows()
 
-    api_go.click(upload_api, [api_file], [api_rows], api_name="upload", concurrency_id="documents",
-                 concurrency_limit=1)
-    gr.api(delete_api, api_name="delete", concurrency_id="documents", concurrency_limit=1)
+    api_go.click(upload_api, [api_file], [api_rows], api_name="upload", concurrency_limit=None)
+    gr.api(delete_api, api_name="delete", concurrency_limit=None)
     return changes

@@ -26,7 +26,8 @@ from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE, AnswerCache
 from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
 from qa.app.export import answer_markdown, conversation_markdown, refusal_markdown
 from qa.app.feedback import FeedbackLog, confirmation
-from qa.app.inputs import check_question
+from qa.app.inputs import check_doc_ids, check_question
+from qa.app.limits import DELETE_CACHE, Limits
 from qa.app.render import (EMPTY_VIEWER, answer_places, parse_ref, question_placeholder, render_answer,
                            render_header, render_placeholder, render_refusal, render_sources)
 from qa.app.viewer import Viewer
@@ -82,6 +83,8 @@ def _blocks_class() -> type:
     import gradio as gr
 
     class Blocks(gr.Blocks):
+        limits = Limits()  # what launch() enforces at the HTTP layer; build_app sets the app's own
+
         def validate_inputs(self, block_fn, inputs: list) -> None:
             missing = len(block_fn.inputs) - len(inputs)
             if missing > 0 and block_fn.fn is not None:
@@ -102,6 +105,7 @@ def build_app(
     cache_size: int = DEFAULT_SIZE,
     cache_bytes: int = DEFAULT_MAX_BYTES,
     library: "DocumentLibrary | None" = None,
+    limits: Limits | None = None,
 ) -> "gr.Blocks":
     """The Gradio Blocks app around one shared, read-only ``qa`` (safe across the queue's workers).
 
@@ -115,15 +119,18 @@ def build_app(
         cache_bytes: bytes of questions and answers remembered, at most.
         library: the served folder, managed from the page (Documents tab, ``/upload``, ``/delete``);
             the app then answers from ``library.live``, which follows each new index, instead of ``qa``.
+        limits: what a request may be (:class:`qa.app.limits.Limits`; default: the library's, else the
+            defaults); :func:`launch` enforces those of the HTTP layer.
     """
     import gradio as gr
 
     from qa.retrieval.retriever import MODES
 
     modes = sorted(MODES, key=lambda m: m != "hybrid")  # hybrid, the default, first
+    limits = limits or (library.limits if library is not None else Limits())
     if library is not None:
         qa = library.live
-    view = Viewer(library.docs_dir if library is not None else None)
+    view = Viewer(library.docs_dir if library is not None else None, format_chars=limits.viewer_format_chars)
     feedback = feedback or FeedbackLog()
     answers = AnswerCache(qa, cache_size, cache_bytes)
     documents = qa.documents
@@ -132,17 +139,19 @@ def build_app(
     readers = tuple(getattr(qa, "reader_names", ()) or (getattr(qa, "reader_name", "") or "default",))
 
     def add_question(question: str, history: list[dict]) -> tuple[str, list[dict], str]:
-        question = (question or "").strip()
+        question = (question or "").strip() if isinstance(question, str) else ""
         if not question:
             return "", history, ""
-        return "", [*history, {"role": "user", "content": html.escape(question)}], question
+        said = question if len(question) <= limits.question_chars else question[:200] + "…"  # refused next
+        return "", [*history, {"role": "user", "content": html.escape(said)}], question
 
     def answer(question: str, history: list[dict], turns: dict, shown: str, top_k: float, mode: str,
                threshold: float, doc_ids: list[str] | None = None, reader: str | None = None):
         if not question:
             return history, turns, gr.skip(), gr.skip(), gr.skip()
         try:
-            result = answers.ask(check_question(question), top_k=int(top_k), mode=mode, threshold=float(threshold),
+            result = answers.ask(check_question(question, limits.question_chars), top_k=int(top_k), mode=mode,
+                                 threshold=float(threshold),
                                  history=conversation.history_of(turns), doc_ids=list(doc_ids) if doc_ids else None,
                                  reader=reader if reader and reader != readers[0] else None)
         except Exception as err:  # noqa: BLE001 - a refusal is said in the chat, a fault only in the log
@@ -176,12 +185,16 @@ def build_app(
         shown = conversation.sources_of(value) if chat else ""
         return chat, kept, export_file(kept), shown or render_sources([], documents)
 
-    def on_like(turns: dict, data: gr.LikeData):
-        index = data.index if isinstance(data.index, int) else data.index[0]
-        payload = turns.get(index)
-        if payload is None or "error" in payload or data.liked not in (True, False):
+    def on_like(turns: dict, data: gr.EventData):
+        # The event's own data, read here: gr.LikeData subscripts it inside Gradio, and fails there on an
+        # event sent without any.
+        event = data._data if isinstance(data._data, dict) else {}
+        index, liked = event.get("index"), event.get("liked", True)
+        index = index[0] if isinstance(index, (list, tuple)) and index else index
+        payload = turns.get(index) if isinstance(index, int) and isinstance(turns, dict) else None
+        if payload is None or "error" in payload or liked not in (True, False):
             return gr.skip(), gr.skip(), gr.skip()  # a user message, a refusal, or feedback taken back
-        row = FeedbackLog.record(payload, "up" if data.liked else "down")
+        row = FeedbackLog.record(payload, "up" if liked else "down")
         feedback.append(row)
         return confirmation(row, feedback.path), gr.Column(visible=True), {"index": index, "rating": row["rating"]}
 
@@ -221,8 +234,8 @@ def build_app(
         `reader`: "accurate" or "fast" where the server has both; none: the server's default (which
         reads with the fast one while many questions wait). The answer's "reader" says which read it."""
         try:
-            return qa.to_json(answers.ask(check_question(question), history=history, doc_ids=doc_ids or None,
-                                          reader=reader or None))
+            return qa.to_json(answers.ask(check_question(question, limits.question_chars), history=history,
+                                          doc_ids=check_doc_ids(doc_ids, limits.id_chars), reader=reader or None))
         except Exception as err:  # noqa: BLE001 - the client hears a refusal, or that the server failed
             raise gr.Error(_public_message(err, question), print_exception=False) from None
 
@@ -247,7 +260,9 @@ def build_app(
                 gr.Textbox(placeholder=hint) if fresh[2] else gr.skip())
 
     private = {"api_visibility": "private"}
-    with _blocks_class()(title=title, analytics_enabled=False) as app:
+    # Gradio's cache of uploads and downloads is swept too (handled uploads are deleted at once).
+    with _blocks_class()(title=title, analytics_enabled=False, delete_cache=DELETE_CACHE) as app:
+        app.limits = limits
         header = gr.HTML(built[0], elem_id="qa-header",
                          js_on_load=static_text("open.js"))
         turns = gr.State({})
@@ -269,7 +284,7 @@ def build_app(
                         send_correction = gr.Button("Send correction", scale=2, min_width=80,
                                                     elem_id="qa-send-correction")
                 with gr.Row():
-                    question = gr.Textbox(placeholder=built[2], show_label=False,
+                    question = gr.Textbox(placeholder=built[2], show_label=False, max_length=limits.question_chars,
                                           scale=8, container=False, autofocus=True, elem_id="qa-question", max_lines=4)
                     ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")
                     clear_btn = gr.Button("Clear", variant="secondary", scale=1, min_width=80, elem_id="qa-clear")
@@ -347,14 +362,22 @@ def launch(
 ) -> str:
     """Start the server (queue with ``concurrency`` answers at once); returns the local URL.
 
-    With ``block=False`` the server runs in a background thread; stop it with ``app.close()``.
+    The app's limits (``app.limits``, set by :func:`build_app`) are kept at the HTTP layer: each
+    uploaded file by Gradio's ``max_file_size``, every request body by :class:`qa.app.http_limits.BodyLimit`,
+    before it is read. With ``block=False`` the server runs in a background thread; stop it with ``app.close()``.
     """
     import gradio as gr
+    from starlette.middleware import Middleware
 
+    from qa.app.http_limits import BodyLimit
+
+    limits = getattr(app, "limits", None) or Limits()
     app.queue(default_concurrency_limit=concurrency, max_size=1000)
     _, url, _ = app.launch(
         server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=not block,
-        show_error=True, footer_links=["api"],
+        show_error=True, footer_links=["api"], max_file_size=limits.upload_bytes,
+        app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=limits.request_bytes,
+                                              max_form_bytes=limits.upload_request_bytes)]},
         css=static_text("app.css") + static_text("documents.css") + static_text("conversation.css"),
         theme=gr.themes.Soft(primary_hue="indigo", neutral_hue="slate", font=FONTS),
     )

@@ -1,7 +1,10 @@
 """The document viewer: the original, with the cited sentence and the answer highlighted.
 
 - Markdown is shown formatted (headings, lists, emphasis, links, tables of CommonMark, rendered by
-  markdown-it-py with raw HTML escaped and images shown as their alt text, so nothing is fetched);
+  markdown-it-py with raw HTML escaped and images shown as their alt text, so nothing is fetched) up
+  to ``format_chars`` characters, and as its plain text beyond (markdown-it takes superlinear time on
+  some inputs: seconds for a pathological megabyte); each rendering is kept, a few at a time, so a
+  second click on a citation is not rendered again;
 - a PDF shows its real page, rendered by pypdfium2 (:mod:`qa.ingest.pdf_pages`) with the cited
   sentence and the answer boxed where pdfium finds their characters, beside the extracted text;
 - anything else is its extracted text (:func:`qa.app.render.render_document`).
@@ -26,6 +29,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qa.app.limits import VIEWER_FORMAT_CHARS as FORMAT_CHARS
 from qa.app.render import render_document
 
 if TYPE_CHECKING:
@@ -36,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 PAGES_KEPT = 16  # rendered PDF pages remembered (a few MB)
+RENDERINGS_KEPT = 32  # formatted Markdown views remembered (at most 32 x the largest formatted document)
 
 # Private-use characters marking where highlights open and close in Markdown source.
 _FOCUS_ON, _FOCUS_OFF, _HIT_ON, _HIT_OFF = "\ue000", "\ue001", "\ue002", "\ue003"
@@ -128,16 +133,20 @@ def _box_spans(boxes, kind: str) -> str:
 
 
 class Viewer:
-    """Renders documents for the viewer panel, remembering the last :data:`PAGES_KEPT` PDF pages.
+    """Renders documents for the viewer panel, remembering the last :data:`PAGES_KEPT` PDF pages and
+    :data:`RENDERINGS_KEPT` formatted Markdown views.
 
     Args:
         docs_dir: the served folder, where a document's file is found by its ``file``; ``None`` uses
             the ``path`` recorded at indexing.
+        format_chars: Markdown up to this many characters is formatted; longer, shown as plain text.
     """
 
-    def __init__(self, docs_dir: str | Path | None = None):
+    def __init__(self, docs_dir: str | Path | None = None, format_chars: int = FORMAT_CHARS):
         self.docs_dir = Path(docs_dir) if docs_dir is not None else None
+        self.format_chars = format_chars
         self._pages: OrderedDict[tuple, "PageView"] = OrderedDict()
+        self._renderings: OrderedDict[tuple, str] = OrderedDict()
         self._lock = threading.Lock()
 
     def source_of(self, doc: "Document") -> Path:
@@ -149,7 +158,7 @@ class Viewer:
         suffix = Path(doc.file or doc.path).suffix.lower()
         if doc.pages and suffix == ".pdf":
             return self._pdf(doc, focus, answer)
-        if suffix in MARKDOWN_SUFFIXES:
+        if suffix in MARKDOWN_SUFFIXES and len(doc.text) <= self.format_chars:
             return self._markdown(doc, focus, answer)
         return render_document(doc, focus, answer)
 
@@ -161,8 +170,18 @@ class Viewer:
                 f'{html.escape(doc.file or doc.id)} · {len(doc.text):,} characters{extra}{where}</div></div>')
 
     def _markdown(self, doc: "Document", focus, answer) -> str:
-        return (f'<div class="qa-doc qa-doc-md">{self._head(doc, focus, " · Markdown, formatted")}'
+        key = (doc.id, doc.source_hash, len(doc.text), focus, answer)
+        with self._lock:
+            if key in self._renderings:
+                self._renderings.move_to_end(key)
+                return self._renderings[key]
+        view = (f'<div class="qa-doc qa-doc-md">{self._head(doc, focus, " · Markdown, formatted")}'
                 f'<div class="qa-doc-text qa-doc-formatted">{markdown_html(doc.text, focus, answer)}</div></div>')
+        with self._lock:
+            self._renderings[key] = view
+            while len(self._renderings) > RENDERINGS_KEPT:
+                self._renderings.popitem(last=False)
+        return view
 
     def _pdf(self, doc: "Document", focus, answer) -> str:
         text_view = render_document(doc, focus, answer)

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from qa.cli.common import (DEFAULT_INDEX, check_at_least_one, check_probability, check_reader, passage_rows,
-                           read_question, reader_runtime_arg, retrieval_args, runtime_kwargs)
+                           printable, read_question, reader_runtime_arg, retrieval_args, runtime_kwargs)
 from qa.reading.names import DEFAULT_READER, READER_HELP
 
 
@@ -45,12 +45,12 @@ def run(args: argparse.Namespace) -> int:
     if answer.abstained:
         print("The documents don't say. Closest passages:")
         for row in passage_rows(answer.hits[:3], qa.documents):
-            print(f"  - {row['title']}: {' '.join(row['text'].split())[:200]}…")
+            print(f"  - {printable(row['title'])}: {printable(' '.join(row['text'].split())[:200])}…")
         return 0
-    print(f"{answer.text}    (confidence {answer.score:.2f})")
-    print(f"  “{' '.join(answer.evidence.split())}”")
+    print(f"{printable(answer.text)}    (confidence {answer.score:.2f})")
+    print(f"  “{printable(' '.join(answer.evidence.split()))}”")
     for n, c in enumerate(answer.citations, start=1):
-        print(f"  [{n}] {c.title} ({c.doc_id}, {c.location or f'chars {c.start}-{c.end}'})")
+        print(f"  [{n}] {printable(c.title)} ({printable(c.doc_id)}, {c.location or f'chars {c.start}-{c.end}'})")
     return 0
 
 

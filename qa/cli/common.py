@@ -25,7 +25,8 @@ MODES = ("hybrid", "dense", "bm25")
 
 def quiet_libraries() -> None:
     """Keep the model libraries' own chatter (transformers' "Loading weights" bar and load report, the
-    Hugging Face hub's bars) off the terminal; a user's own setting of these variables wins.
+    Hugging Face hub's bars, Milvus Lite's traceback) off the terminal; a user's own setting of these
+    variables wins.
 
     Called by the entry points at default verbosity, before the libraries are imported (they read
     the variables then), never by the library. The product's own progress bars are not affected.
@@ -34,6 +35,9 @@ def quiet_libraries() -> None:
 
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    # Milvus Lite logs a traceback when it can't open a .db (held by another process, not writable);
+    # qa.stores.milvus turns that failure into one line of its own.
+    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
     if "transformers" in sys.modules:  # already imported (e.g. main() called in-process): switch it directly
         from transformers.utils import logging as hf_logging
 
@@ -123,24 +127,81 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+def printable(text: object) -> str:
+    """``text`` as a terminal may show it: each character that is not printable (an escape, a
+    right-to-left override, a newline, a lone surrogate from an undecodable file name) written as its
+    Python escape (``\\x1b``, ``\\u202e``), so a file's name or text can't drive the terminal.
+
+    Example:
+        >>> printable("red\\x1b[31m.txt")
+        'red\\\\x1b[31m.txt'
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+PIPE_CLOSED = 128 + 13  # the status of a command killed by SIGPIPE, which shells and `set -o pipefail` know
+
+
+def _stdout_is_pipe() -> bool:
+    """Whether standard output is a pipe (a BrokenPipeError elsewhere, e.g. a socket, is a fault to report)."""
+    import os
+    import stat
+
+    try:
+        return stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so that flushing it again at exit does not fail (Python's advice)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout (tests capture it)
+        pass
+
+
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str,
                 verbose: bool = False) -> int:
     """Run a subcommand's handler and report what went wrong.
 
-    A :class:`qa.errors.UserError` prints ``<prog>: error: <message>`` and returns 2. Any other exception is a
+    A :class:`qa.errors.UserError` prints ``<prog>: error: <message>`` and returns 2, and so does a
+    ``PermissionError`` (the machine's permissions, not a fault of this code). Any other exception is a
     fault in this code: it prints ``<prog>: internal error: <type>: <message>`` (with the traceback when
-    ``verbose``) and returns 1.
+    ``verbose``) and returns 1. When whatever reads the output goes away (``qa ask ... | head -1``), the
+    command stops quietly with status 141, as one killed by SIGPIPE does.
     """
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # a closed pipe is found here, not at exit where Python would print about it
+        return code
+    except BrokenPipeError as err:
+        if not _stdout_is_pipe():
+            return _report(err, prog, verbose)
+        _silence_stdout()
+        return PIPE_CLOSED
     except UserError as err:
         print(f"{prog}: error: {one_line(err)}", file=sys.stderr)
         return 2
+    except PermissionError as err:  # the machine's permissions, which the user can fix, wherever they were met
+        where = printable(err.filename) if err.filename else one_line(err)
+        print(f"{prog}: error: permission denied: {where}: give this user access to it, or choose another path.",
+              file=sys.stderr)
+        return 2
     except Exception as err:  # noqa: BLE001 - the entry point's last word on a fault: say it, don't hide it
-        if verbose:
-            traceback.print_exc()
-            hint = ""
-        else:
-            hint = " (run with -v for the traceback)"
-        print(f"{prog}: internal error: {type(err).__name__}: {one_line(err)}{hint}", file=sys.stderr)
-        return 1
+        return _report(err, prog, verbose)
+
+
+def _report(err: BaseException, prog: str, verbose: bool) -> int:
+    """Print an internal error (the traceback when ``verbose``); returns 1."""
+    if verbose:
+        traceback.print_exception(err)
+        hint = ""
+    else:
+        hint = " (run with -v for the traceback)"
+    print(f"{prog}: internal error: {type(err).__name__}: {one_line(err)}{hint}", file=sys.stderr)
+    return 1

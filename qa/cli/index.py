@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from qa.cli.common import DEFAULT_DOCS, DEFAULT_INDEX
-from qa.errors import InvalidInput, MissingPath
+from qa.errors import InvalidInput, MissingPath, UnsafeDestination
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cluster", default=None,
                    help="read and embed the documents on a Dask cluster: local (one worker per core on this "
                         "machine) or tcp://HOST:PORT of a running scheduler; needs pip install 'qa[cluster]'")
+    p.add_argument("--replace", action="store_true",
+                   help="replace an index that --out holds of another documents folder (refused without it)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -42,9 +44,14 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as err:  # the settings came straight from the command line
         raise InvalidInput(f"{err} Pass other --chunk-size/--chunk-overlap values.") from err
 
-    from qa.stores.address import build_store, parse_address
+    from qa.stores.address import build_store, built_from, parse_address
 
     parse_address(args.out)  # a malformed address fails before the model loads
+    before = None if args.replace else built_from(args.out)
+    if before is not None and before != Path(args.docs).resolve():
+        gone = "" if before.is_dir() else " (a folder that is no longer there)"
+        raise UnsafeDestination(f"--out {args.out} is the index of {before}{gone}, not of {args.docs}: pass "
+                                f"--replace to replace it with an index of {args.docs}, or choose another --out.")
     options = dict(model=args.model, backend=args.backend, chunk_config=chunk_config, incremental=not args.full,
                    show_progress=not args.quiet)
     if args.cluster:

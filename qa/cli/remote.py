@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from typing import Sequence
 
+from qa.cli.common import printable
 from qa.errors import InvalidInput, UserError
 
 logger = logging.getLogger(__name__)
@@ -81,9 +82,9 @@ def print_answer(data: dict) -> None:
     if data["abstained"]:
         print("The documents don't say. Closest passages:")
         for row in data["passages"][:3]:
-            print(f"  - {row['title']}: {' '.join(row['text'].split())[:200]}…")
+            print(f"  - {printable(row['title'])}: {printable(' '.join(row['text'].split())[:200])}…")
         return
-    print(f"{data['answer']}    (confidence {data['score']:.2f})")
-    print(f"  “{' '.join(data['evidence'].split())}”")
+    print(f"{printable(data['answer'])}    (confidence {data['score']:.2f})")
+    print(f"  “{printable(' '.join(data['evidence'].split()))}”")
     for n, c in enumerate(data["citations"], start=1):
-        print(f"  [{n}] {c['title']} ({c['doc_id']}, chars {c['start']}-{c['end']})")
+        print(f"  [{n}] {printable(c['title'])} ({printable(c['doc_id'])}, chars {c['start']}-{c['end']})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from qa.cli.common import SEARCH_K, check_at_least_one, passage_rows, read_question, retrieval_args
+from qa.cli.common import SEARCH_K, check_at_least_one, passage_rows, printable, read_question, retrieval_args
 from qa.errors import InvalidInput
 
 
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         snippet = " ".join(row["text"].split())
-        print(f"{row['rank']}. [{row['score']:.4f}] {row['title']} ({row['doc_id']}, chars {row['start']}-{row['end']})")
-        print(f"   {snippet[:300]}{'…' if len(snippet) > 300 else ''}")
+        print(f"{row['rank']}. [{row['score']:.4f}] {printable(row['title'])} ({printable(row['doc_id'])}, "
+              f"chars {row['start']}-{row['end']})")
+        print(f"   {printable(snippet[:300])}{'…' if len(snippet) > 300 else ''}")
     return 0

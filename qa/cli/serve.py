@@ -10,13 +10,15 @@ import errno
 import logging
 import socket
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE
 from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
 from qa.app.feedback import DEFAULT_FEEDBACK
-from qa.app.uploads import MAX_UPLOAD_BYTES
+from qa.app.limits import (MAX_DOCUMENT_CHARS, MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES, READ_SECONDS, WAITING_CHANGES,
+                           Limits, limits_help)
 from qa.cli.common import (DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, check_reader,
                            reader_runtime_arg, run_command)
 from qa.reading.names import DEFAULT_READER, READER_HELP
@@ -64,7 +66,7 @@ def load_qa(
     """
     from qa.answering.pipeline import QA
     from qa.errors import InvalidInput, MissingPath
-    from qa.stores.address import build_store, docs_dir_of_store
+    from qa.stores.address import build_store, built_from, docs_dir_of_store
     from qa.stores.local import IndexNotFoundError, StaleIndexError
 
     runtime = {"reader_runtime": reader_runtime} if reader_runtime else {}
@@ -73,10 +75,14 @@ def load_qa(
         qa = QA.load(index, reader=reader, threshold=threshold, **runtime)
     except (IndexNotFoundError, StaleIndexError) as err:
         logger.info("%s", err)
-        state = "missing" if isinstance(err, IndexNotFoundError) else "out of date"
-        logger.warning("The index at %s is %s: building it from %s ...", index, state, docs)
         if not Path(docs).is_dir():
             raise MissingPath(f"No documents folder at {docs}: pass --docs DIR.") from err
+        before = built_from(index)  # an out-of-date index of another folder is not rebuilt from this one
+        if before is not None and before != Path(docs).resolve():
+            raise InvalidInput(f"The index at {index} holds the documents of {before}, not {docs}: pass --index "
+                               f"with another folder (or leave it out) to serve {docs}.") from None
+        state = "missing" if isinstance(err, IndexNotFoundError) else "out of date"
+        logger.warning("The index at %s is %s: building it from %s ...", index, state, docs)
         stats = build_store(docs, index, show_progress=True, **_settings_of(index))
         logger.warning("Indexed %d documents (%d passages) in %.1fs.", stats.documents, stats.passages, stats.seconds)
         return QA.load(index, reader=reader, threshold=threshold, **runtime)
@@ -117,6 +123,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_BYTES / 2**20,
                    help="largest document the page accepts for upload, in MiB "
                         f"(default: {MAX_UPLOAD_BYTES // 2**20}); uploads are saved in --docs and indexed")
+    p.add_argument("--max-request-mb", type=float, default=MAX_REQUEST_BYTES / 2**20,
+                   help="largest request body other than an upload, in MiB, refused before it is read "
+                        f"(default: {MAX_REQUEST_BYTES // 2**20})")
+    p.add_argument("--max-document-chars", type=int, default=MAX_DOCUMENT_CHARS,
+                   help=f"most characters of text an uploaded document may have (default: {MAX_DOCUMENT_CHARS:,})")
+    p.add_argument("--upload-read-seconds", type=float, default=READ_SECONDS,
+                   help=f"longest an uploaded document may take to read, in seconds (default: {READ_SECONDS:.0f})")
+    p.add_argument("--upload-queue", type=int, default=WAITING_CHANGES,
+                   help="uploads and deletes that may wait while one is indexed; more are refused "
+                        f"(default: {WAITING_CHANGES})")
 
 
 def check_address(host: str, port: int) -> None:
@@ -156,8 +172,11 @@ def check_arguments(args: argparse.Namespace) -> None:
     check_at_least_one(args.concurrency, "--concurrency")
     check_probability(args.threshold, "--threshold")
     check_reader(args.reader)
-    if getattr(args, "max_upload_mb", 1) <= 0:
-        raise InvalidInput(f"--max-upload-mb must be more than 0, got {args.max_upload_mb}.")
+    for option in ("max_upload_mb", "max_request_mb", "max_document_chars", "upload_read_seconds"):
+        if getattr(args, option, 1) <= 0:
+            raise InvalidInput(f"--{option.replace('_', '-')} must be more than 0, got {getattr(args, option)}.")
+    if getattr(args, "upload_queue", 0) < 0:
+        raise InvalidInput(f"--upload-queue must be 0 or more, got {args.upload_queue}.")
     if args.cache_size < 0 or args.cache_mb < 0:
         raise InvalidInput("--cache-size and --cache-mb must be 0 or more.")
     if not 0 <= args.port <= 65535:
@@ -165,6 +184,13 @@ def check_arguments(args: argparse.Namespace) -> None:
     if Path(args.feedback).is_dir():
         raise InvalidInput(f"--feedback names a folder ({args.feedback}): pass a file, e.g. {DEFAULT_FEEDBACK}.")
     check_address(args.host, args.port)
+
+
+def limits_of(args: argparse.Namespace) -> Limits:
+    """The server's limits: the options given, the defaults for the rest."""
+    return Limits(upload_bytes=int(args.max_upload_mb * 2**20), request_bytes=int(args.max_request_mb * 2**20),
+                  document_chars=args.max_document_chars, read_seconds=args.upload_read_seconds,
+                  waiting_changes=args.upload_queue)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     app = build_app(qa, FeedbackLog(args.feedback), BUNDLED_EXAMPLES if bundled else (), args.title,
                     corpus_name=Path(args.docs).resolve().name, cache_size=args.cache_size,
                     cache_bytes=int(args.cache_mb * 2**20),
-                    library=DocumentLibrary(qa, args.docs, index, int(args.max_upload_mb * 2**20)))
+                    library=DocumentLibrary(qa, args.docs, index, limits=limits_of(args)))
     launch(app, args.host, args.port, args.share, args.concurrency, block=True)
     return 0
 
@@ -191,9 +217,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``qa serve`` to the ``qa`` command."""
     p = sub.add_parser(
         "serve", help="start the browser chat app (and its /ask API)",
-        description="Start the chat app on http://HOST:PORT/. The index is loaded, or built when missing or "
-                    "stale. Thumbs up/down are appended to --feedback. API: "
-                    "Client(url).predict(question, api_name='/ask').",
+        description=textwrap.fill("Start the chat app on http://HOST:PORT/. The index is loaded, or built when "
+                                  "missing or stale. Thumbs up/down are appended to --feedback. API: "
+                                  "Client(url).predict(question, api_name='/ask').", 100),
+        epilog=limits_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(p)
     p.set_defaults(func=run)
@@ -204,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     from qa.errors import offline_mode
 
     offline_mode()
-    parser = argparse.ArgumentParser(prog="app.py", description="The document question-answering chat app.")
+    parser = argparse.ArgumentParser(prog="app.py", description="The document question-answering chat app.",
+                                     epilog=limits_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log each question and answer; show the traceback of an internal error")
     add_arguments(parser)

@@ -286,12 +286,24 @@ def read_docx(raw: bytes) -> tuple[str, str]:
     " | "), separated by blank lines; empty paragraphs are left out. The title is the file's Title
     property, else its first paragraph styled Title or Heading 1, else "".
 
+    The archive's directory is checked first (:func:`qa.ingest.archive.check_archive`): one that
+    would unpack to too much (a zip bomb) is refused before anything is unpacked.
+
     Raises:
-        DocumentError: not a .docx (not a zip, or no Word document inside) or a damaged one.
+        DocumentError: not a .docx (not a zip, or no Word document inside), a damaged one, or one
+            that would unpack to too much.
     """
     import zipfile
 
+    from qa.ingest.archive import ArchiveError, check_archive
+
+    try:
+        check_archive(raw)
+    except ArchiveError as err:
+        raise DocumentError(f"not a .docx that can be read safely: {err}") from None
+
     import docx
+    from docx.opc.constants import RELATIONSHIP_TYPE
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
     from lxml.etree import XMLSyntaxError
@@ -308,7 +320,12 @@ def read_docx(raw: bytes) -> tuple[str, str]:
             if text and not heading and style in ("Title", "Heading 1"):
                 heading = text
             blocks.append(text)
-        title = (document.core_properties.title or "").strip() or heading
+        try:  # without a core properties part, python-docx makes one up, titled "Word Document"
+            document.part.package.part_related_by(RELATIONSHIP_TYPE.CORE_PROPERTIES)
+            declared = document.core_properties.title or ""
+        except KeyError:
+            declared = ""
+        title = declared.strip() or heading
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, XMLSyntaxError) as err:
         raise DocumentError(f"not a readable .docx file ({err or type(err).__name__}); save it again from "
                             "Word, or as PDF") from err

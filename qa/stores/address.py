@@ -90,12 +90,34 @@ def parse_address(address: str | os.PathLike) -> StoreAddress:
         return StoreAddress("local", text, None, text)
     location, _, collection = location.partition("#")
     collection = collection or DEFAULT_COLLECTION
+    if location.lower().startswith(("http://", "https://")):
+        _check_port(location, text)
+    elif not location.endswith(".db"):
+        raise InvalidInput(f"The store address {text!r} names a Milvus Lite file that does not end in .db, which "
+                           f"Milvus Lite requires: write it as {scheme}:{location.rstrip('/')}.db.")
     if not _COLLECTION.match(collection):
         raise InvalidInput(f"{collection!r} (after # in {text!r}) is not a collection name: use letters, digits "
                            "and underscores, starting with a letter, e.g. #papers.")
     if location.lower().startswith(("http://", "https://")):
         location = location.rstrip("/")
     return StoreAddress(kind, location, collection, text)
+
+
+def _check_port(url: str, text: str) -> None:
+    """Refuse a server URL whose port is not a number from 1 to 65535.
+
+    Raises:
+        InvalidInput: e.g. ``http://127.0.0.1:99999``.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise InvalidInput(f"The store address {text!r} has no valid port: a port is a number from 1 to 65535, "
+                           "e.g. http://127.0.0.1:19530.")
 
 
 def _backend(address: StoreAddress):
@@ -141,3 +163,19 @@ def docs_dir_of_store(address: str | os.PathLike, manifest: dict) -> Path:
 
     parsed = parse_address(address)
     return docs_dir_of(parsed.location if parsed.kind == "local" else ".", manifest)
+
+
+def built_from(address: str | os.PathLike) -> Path | None:
+    """The documents folder the store at ``address`` was built from (resolved); ``None`` when there is no
+    store there, it records no folder, or it is unreadable (a build replaces it whole anyway).
+
+    Raises:
+        StoreUnavailableError: a Milvus store that can't be reached.
+    """
+    from qa.stores.base import IndexNotFoundError, StaleIndexError
+
+    try:
+        manifest = read_store_manifest(address)
+    except (IndexNotFoundError, StaleIndexError):
+        return None
+    return docs_dir_of_store(address, manifest) if manifest.get("docs_dir") else None

@@ -257,6 +257,8 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
                     "passages": previous.manifest["passages"], "scanned_ns": scanned_ns}
         stats = BuildStats(documents=len(plan), passages=len(previous.passages), index_type=manifest["index_type"],
                            written=False)
+        # Vectors a killed build saved: nothing is left to embed, so they are of no more use.
+        Checkpoint(out_dir / PARTIAL, encoder.name, backend_of(encoder)).clear()
         if _same(manifest, previous.manifest):
             logger.info("index %s: nothing changed, left as it is", out_dir)
         else:

@@ -14,13 +14,16 @@ import hashlib
 import json
 import logging
 import os
-import shutil
+import re
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+# What a build writes in the folder: meta.json, batch-N.npy, batch-N.keys.json, and their drafts (.tmp).
+_OURS = re.compile(r"^(meta\.json|batch-\d{6,}\.(npy|keys\.json))(\.tmp)?$")
 
 
 def text_key(text: str) -> str:
@@ -97,7 +100,26 @@ class Checkpoint:
         _replace_with(stem.with_name(stem.name + ".keys.json"), json.dumps(list(keys)).encode())
 
     def clear(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Remove the saved vectors: the files a build writes here, then the folder. Anything else found in
+        it is left where it is (with the folder), with a warning: only what the product made is deleted."""
+        if self.folder.is_symlink() or not self.folder.is_dir():
+            if self.folder.is_symlink():
+                logger.warning("left %s in place: a link, not the folder a build makes", self.folder)
+            return
+        foreign = []
+        for entry in self.folder.iterdir():
+            if _OURS.match(entry.name) and entry.is_file() and not entry.is_symlink():
+                entry.unlink(missing_ok=True)
+            else:
+                foreign.append(entry.name)
+        if foreign:
+            logger.warning("left %s in place: it holds files a build did not make (%s)", self.folder,
+                           ", ".join(sorted(foreign)[:3]))
+            return
+        try:
+            self.folder.rmdir()
+        except OSError as err:
+            logger.warning("could not remove %s: %s", self.folder, err)
 
 
 def _replace_with(path: Path, data: bytes) -> None:

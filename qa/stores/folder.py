@@ -88,7 +88,12 @@ def check_destination(docs_dir: Path, out_dir: Path) -> None:
     if out_dir.exists() or out_dir.is_symlink():
         if not out_dir.is_dir():
             raise UnsafeDestination(f"--out {out_dir} is a file, not a folder: choose a new or empty folder for the index.")
-        foreign = sorted(p.name for p in out_dir.iterdir() if not is_our_name(p.name))
+        try:
+            names = [p.name for p in out_dir.iterdir()]
+        except OSError as err:
+            raise IndexWriteError(f"Cannot read --out {out_dir} ({err.strerror or err}): give this user access to "
+                                  "it, or choose another --out.") from None
+        foreign = sorted(name for name in names if not is_our_name(name))
         if foreign and not manifest_is_ours(out_dir):
             shown = ", ".join(foreign[:3]) + (", …" if len(foreign) > 3 else "")
             raise UnsafeDestination(f"--out {out_dir} holds files that are not an index ({shown}): refusing to "

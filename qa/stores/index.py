@@ -22,7 +22,7 @@ import numpy as np
 from qa.jsonl import read_jsonl
 from qa.stores import folder
 from qa.stores.base import CorruptIndexError, StaleIndexError
-from qa.stores.folder import BM25_DIR, DENSE, DOCUMENTS, PASSAGES
+from qa.stores.folder import BM25_DIR, DENSE, DOCUMENTS, MANIFEST, PASSAGES
 from qa.stores.manifest import _current_data, _first_line, _rebuild_command, backend_of, read_manifest, stale_reason
 from qa.types import Document, Passage
 
@@ -244,9 +244,12 @@ class Index:
             raise damaged(BM25_DIR, "is missing") from None
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise damaged(BM25_DIR, f"is malformed ({_first_line(err)})") from None
-        if dense.ntotal != len(passages) or len(passages) != manifest.get("passages", len(passages)):
-            raise damaged(f"{DENSE} and {PASSAGES}", f"are inconsistent ({dense.ntotal} vectors, "
-                          f"{len(passages)} passages)")
+        if dense.ntotal != len(passages):
+            raise damaged(f"{DENSE} and {PASSAGES}", f"are inconsistent ({dense.ntotal:,} vectors, "
+                          f"{len(passages):,} passages)")
+        if len(passages) != manifest.get("passages", len(passages)):
+            raise damaged(PASSAGES, f"holds {len(passages):,} passages where {MANIFEST} says "
+                          f"{manifest['passages']:,}")
         return cls(path, manifest, passages, documents, dense, bm25)
 
     def _rows(self, doc_ids: Sequence[str] | None) -> np.ndarray | None:

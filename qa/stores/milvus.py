@@ -38,7 +38,8 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from qa.stores.address import TOKEN_VARIABLE, StoreAddress
-from qa.stores.base import CorruptIndexError, IndexNotFoundError, StaleIndexError, StoreUnavailableError
+from qa.stores.base import (CorruptIndexError, IndexNotFoundError, IndexWriteError, StaleIndexError,
+                            StoreUnavailableError)
 from qa.stores.index import HNSW_EF_SEARCH
 from qa.stores.manifest import READABLE_FORMATS, backend_of, stale_reason
 from qa.types import Document, Passage
@@ -142,11 +143,37 @@ def translated(address: StoreAddress) -> Iterator[None]:
             raise StoreUnavailableError(
                 f"Cannot reach the Milvus server at {address.location} ({_first_line(err)}): start it, or check "
                 "the address.") from None
-        if not address.is_server and "lock" in _first_line(err).lower():
+        if not address.is_server and ("lock" in _first_line(err).lower() or _locked_elsewhere(address)):
             raise StoreUnavailableError(
-                f"{address.location} is open in another process ({_first_line(err)}): Milvus Lite embedded serves "
-                f"one process; stop it, or run `milvus-lite server` and use its http:// address.") from None
+                f"{address.location} is open in another process: Milvus Lite embedded serves one process; stop "
+                f"it, or run `milvus-lite server` and use its http:// address.") from None
+        if not address.is_server and "open local milvus failed" in _first_line(err).lower():
+            raise StoreUnavailableError(
+                f"Milvus Lite could not open {address.location} ({_first_line(err)}): check that this user can "
+                "read and write it and the folder it is in, or choose another path.") from None
         raise
+
+
+def _locked_elsewhere(address: StoreAddress) -> bool:
+    """Whether another process holds Milvus Lite's lock on an embedded ``.db`` (its ``LOCK`` file). Asked
+    only after this process failed to open it, so a lock held here already is not mistaken for another's."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: Milvus Lite's own message is all there is
+        return False
+    lock = Path(address.location).expanduser() / "LOCK"
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def connect(address: StoreAddress, create: bool = False):
@@ -169,7 +196,11 @@ def connect(address: StoreAddress, create: bool = False):
             raise IndexNotFoundError(f"No index at {address} ({path} does not exist). Build one with: "
                                      f"qa index --docs DOCS --out {address}")
         if create:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise IndexWriteError(f"Cannot create the folder of {address} ({err.strerror or err}): choose "
+                                      "another path.") from None
         uri, token = str(path.resolve()), ""
     with translated(address):
         # A server gets a connection of its own (a shared one outlives a restart of the server, broken);
