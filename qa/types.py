@@ -92,7 +92,8 @@ class Citation:
     location: str = ""  # human-readable place in the document, e.g. "paragraph 4" or "page 2"
 
     def to_dict(self) -> dict:
-        return {"doc_id": self.doc_id, "title": self.title, "start": self.start, "end": self.end, "quote": self.quote}
+        return {"doc_id": self.doc_id, "title": self.title, "start": self.start, "end": self.end, "quote": self.quote,
+                "location": self.location}
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def test_the_answer_is_printed_as_qa_ask_prints_it(server, capsys):
     url, _ = server
     assert main(["ask", "When?", "--server", url]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "April 2000    (confidence 0.87)"
+    assert out[0] == "April 2000    (87% likely right)"
     assert out[1] == f"  “{TEXT}”"
     assert out[2] == f"  [1] Primary care trusts (pct, chars 0-{len(TEXT)})"
 

@@ -131,7 +131,7 @@ def test_json_shape_matches_the_cli_contract(qa):
     obj = qa.to_json(qa.ask("When do primary care trusts go live?", top_k=3))
     assert set(obj) == {"question", "answer", "score", "abstained", "reader", "evidence", "citations", "passages"}
     assert obj["reader"] == qa.reader_name == qa.reader.name in ("accurate", "fast")
-    assert set(obj["citations"][0]) == {"doc_id", "title", "start", "end", "quote"}
+    assert set(obj["citations"][0]) == {"doc_id", "title", "start", "end", "quote", "location"}
     assert set(obj["passages"][0]) == {"rank", "score", "doc_id", "title", "start", "end", "text"}
     assert [p["rank"] for p in obj["passages"]] == [1, 2, 3]
     json.dumps(obj)  # serialisable

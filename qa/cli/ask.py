@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from qa.cli.common import (DEFAULT_INDEX, check_at_least_one, check_probability, check_reader, passage_rows,
-                           printable, read_question, reader_runtime_arg, retrieval_args, runtime_kwargs)
+from qa.cli.common import (DEFAULT_INDEX, check_at_least_one, check_probability, check_reader, print_answer,
+                           read_question, reader_runtime_arg, retrieval_args, runtime_kwargs)
 from qa.reading.names import DEFAULT_READER, READER_HELP
 
 
@@ -39,24 +39,17 @@ def run(args: argparse.Namespace) -> int:
     qa = QA.load(args.index, reader=args.reader, threshold=args.threshold, **runtime_kwargs(args))
     limit = {"doc_ids": args.doc} if args.doc else {}
     answer = qa.ask(question, top_k=args.k, mode=args.mode, **limit)
+    data = qa.to_json(answer)
     if args.json:
-        print(json.dumps(qa.to_json(answer), ensure_ascii=False, indent=2))
-        return 0
-    if answer.abstained:
-        print("The documents don't say. Closest passages:")
-        for row in passage_rows(answer.hits[:3], qa.documents):
-            print(f"  - {printable(row['title'])}: {printable(' '.join(row['text'].split())[:200])}…")
-        return 0
-    print(f"{printable(answer.text)}    (confidence {answer.score:.2f})")
-    print(f"  “{printable(' '.join(answer.evidence.split()))}”")
-    for n, c in enumerate(answer.citations, start=1):
-        print(f"  [{n}] {printable(c.title)} ({printable(c.doc_id)}, {c.location or f'chars {c.start}-{c.end}'})")
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        print_answer(data)
     return 0
 
 
 def _ask_server(args: argparse.Namespace, question: str) -> int:
     """``qa ask --server URL``: the running app answers (its own -k, mode, threshold and reader)."""
-    from qa.cli.remote import ask_server, print_answer
+    from qa.cli.remote import ask_server
     from qa.errors import InvalidInput
 
     local = [option for option, value, default in (("-k", args.k, None), ("--mode", args.mode, "hybrid"),

@@ -205,3 +205,19 @@ def _report(err: BaseException, prog: str, verbose: bool) -> int:
         hint = " (run with -v for the traceback)"
     print(f"{prog}: internal error: {type(err).__name__}: {one_line(err)}{hint}", file=sys.stderr)
     return 1
+
+
+def print_answer(data: dict) -> None:
+    """Print an answer (the ``qa ask --json`` object, which a server's ``/ask`` returns too) for a person:
+    the answer and the chance that it is right, the quoted sentence, one line per citation; or, when the
+    pipeline abstained, the closest passages."""
+    if data["abstained"]:
+        print("The documents don't say. Closest passages:")
+        for row in data["passages"][:3]:
+            print(f"  - {printable(row['title'])}: {printable(' '.join(row['text'].split())[:200])}…")
+        return
+    print(f"{printable(data['answer'])}    ({round(100 * data['score'])}% likely right)")
+    print(f"  “{printable(' '.join(data['evidence'].split()))}”")
+    for n, c in enumerate(data["citations"], start=1):
+        where = c.get("location") or f"chars {c['start']}-{c['end']}"
+        print(f"  [{n}] {printable(c['title'])} ({printable(c['doc_id'])}, {printable(where)})")

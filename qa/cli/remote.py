@@ -18,7 +18,6 @@ import urllib.parse
 import urllib.request
 from typing import Sequence
 
-from qa.cli.common import printable
 from qa.errors import InvalidInput, UserError
 
 logger = logging.getLogger(__name__)
@@ -75,16 +74,3 @@ def final_event(stream: str) -> tuple[str | None, object]:
         elif line.startswith("data:") and event in ("complete", "error"):
             return event, json.loads(line[5:])
     return None, None
-
-
-def print_answer(data: dict) -> None:
-    """Print an ``/ask`` answer as ``qa ask`` prints its own."""
-    if data["abstained"]:
-        print("The documents don't say. Closest passages:")
-        for row in data["passages"][:3]:
-            print(f"  - {printable(row['title'])}: {printable(' '.join(row['text'].split())[:200])}…")
-        return
-    print(f"{printable(data['answer'])}    (confidence {data['score']:.2f})")
-    print(f"  “{printable(' '.join(data['evidence'].split()))}”")
-    for n, c in enumerate(data["citations"], start=1):
-        print(f"  [{n}] {printable(c['title'])} ({printable(c['doc_id'])}, chars {c['start']}-{c['end']})")

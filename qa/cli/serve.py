@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE
-from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
+from qa.app.defaults import DEFAULT_BUSY, DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
 from qa.app.feedback import DEFAULT_FEEDBACK
 from qa.app.limits import (MAX_DOCUMENT_CHARS, MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES, READ_SECONDS, WAITING_CHANGES,
                            Limits, limits_help)
@@ -57,9 +57,11 @@ def _settings_of(index: str | Path) -> dict:
 
 def load_qa(
     docs: str | Path, index: str | Path, reader: str | Path | None = None, threshold: float | None = None,
-    reader_runtime: str | None = None,
+    reader_runtime: str | None = None, busy: int = 0,
 ) -> "QA":
-    """Load the index (building or updating it first when it is missing or stale) and the reader.
+    """Load the index (building or updating it first when it is missing or stale) and the readers: ``reader``
+    and, unless it is the fast one, the fast reader beside it (a visitor may choose it, and it reads while
+    more than ``busy`` questions are being answered or wait; 0: only when chosen).
 
     A stale index is rebuilt with the model, backend and chunking its manifest records; a missing one
     is built with the defaults.
@@ -69,7 +71,12 @@ def load_qa(
     from qa.stores.address import build_store, built_from, docs_dir_of_store
     from qa.stores.local import IndexNotFoundError, StaleIndexError
 
+    from qa.reading.reader import READER_DIRS, reader_dir
+
     runtime = {"reader_runtime": reader_runtime} if reader_runtime else {}
+    fast = READER_DIRS["fast"]
+    if (fast / "config.json").is_file() and reader_dir(reader).resolve() != fast.resolve():
+        runtime.update(fallback="fast", busy=busy)
 
     try:
         qa = QA.load(index, reader=reader, threshold=threshold, **runtime)
@@ -105,6 +112,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reader", default=None, metavar="NAME|DIR", help=f"{READER_HELP} (default: {DEFAULT_READER})")
     p.add_argument("--threshold", type=float, default=None,
                    help="default answer threshold, 0-1 (default: calibrated); users can change it in Settings")
+    p.add_argument("--busy", type=int, default=DEFAULT_BUSY,
+                   help="when more questions than this are being answered or wait their turn, a question that "
+                        "names no reader is read by the fast reader, and its answer says so; 0: only when chosen "
+                        f"(default: {DEFAULT_BUSY})")
     reader_runtime_arg(p)
     p.add_argument("--host", default=DEFAULT_HOST,
                    help=f"address to bind (default: {DEFAULT_HOST}, this machine only; 0.0.0.0 for the network)")
@@ -170,6 +181,8 @@ def check_arguments(args: argparse.Namespace) -> None:
     from qa.errors import InvalidInput
 
     check_at_least_one(args.concurrency, "--concurrency")
+    if getattr(args, "busy", 0) < 0:
+        raise InvalidInput(f"--busy must be 0 or more, got {args.busy}.")
     check_probability(args.threshold, "--threshold")
     check_reader(args.reader)
     for option in ("max_upload_mb", "max_request_mb", "max_document_chars", "upload_read_seconds"):
@@ -201,14 +214,20 @@ def run(args: argparse.Namespace) -> int:
     from qa.app.ui import BUNDLED_EXAMPLES, build_app, launch  # gradio loads here
 
     index = args.index or default_index(args.docs)  # a folder, or a Milvus address (kept as text)
-    qa = load_qa(args.docs, index, args.reader, args.threshold, getattr(args, "reader_runtime", None))
+    qa = load_qa(args.docs, index, args.reader, args.threshold, getattr(args, "reader_runtime", None),
+                 getattr(args, "busy", 0))
+    server: dict = {}
+    # Questions waiting in the server's queue count towards --busy (Gradio's queue exists once launched).
+    qa.waiting = lambda: len(getattr(server.get("app"), "_queue", None) or ())
     print("Loading the models ...", file=sys.stderr)
-    qa.ask("warm up", top_k=1)  # load the encoder and reader now, not on the first user's question
+    for name in qa.reader_names:  # load the encoder and readers now, not on the first user's question
+        qa.ask("warm up", top_k=1, reader=name)
     bundled = Path(args.docs).resolve() == Path(DEFAULT_DOCS).resolve()
     app = build_app(qa, FeedbackLog(args.feedback), BUNDLED_EXAMPLES if bundled else (), args.title,
                     corpus_name=Path(args.docs).resolve().name, cache_size=args.cache_size,
                     cache_bytes=int(args.cache_mb * 2**20),
                     library=DocumentLibrary(qa, args.docs, index, limits=limits_of(args)))
+    server["app"] = app
     launch(app, args.host, args.port, args.share, args.concurrency, block=True)
     return 0
 
