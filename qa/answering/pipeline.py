@@ -163,6 +163,7 @@ class ReaderSetup:
     relevance_floor: float = RELEVANCE_FLOOR
     narrow_to: int = 0
     narrower: Reader | None = None
+    reliability: tuple[dict, ...] = ()  # held-out answers by score tenth: [{"low", "high", "answers", "right"}]
 
     @property
     def name(self) -> str:
@@ -192,6 +193,7 @@ class ReaderSetup:
             relevance_floor=float(calibration.get("relevance_floor", RELEVANCE_FLOOR)),
             narrow_to=narrow_to if narrow_to is not None else int(cascade.get("passages", 0)),
             narrower=narrower,
+            reliability=tuple(calibration.get("reliability", ())),
         )
 
 

@@ -114,6 +114,17 @@ SCORE_MEANING = ("The percentage is the chance that the answer is right, as the 
                  "documents neither it nor the reader had seen.")
 
 
+def worth(score: float, reliability: Sequence[dict] = ()) -> str:
+    """What a score was worth where the calibrator was measured: the held-out answers of its score range and how
+    many were right, when the reader's calibration has them; else what the number means."""
+    row = next((r for r in reliability if r["low"] <= score < r["high"] or (r["high"] >= 1.0 and score >= r["low"])),
+               None)
+    if row is None or not row.get("answers"):
+        return SCORE_MEANING + " "
+    return (f"Of {row['answers']} answers scored {round(100 * row['low'])}-{round(100 * row['high'])}% on documents "
+            f"the model had not seen, {round(100 * row['right'])}% were right. ")
+
+
 def likely_right(score: float) -> str:
     """The answer's score in words: the calibrated probability that it is right, e.g. ``"87% likely right"``."""
     return f"{round(100 * score)}% likely right"
@@ -175,9 +186,10 @@ def render_searched(answer: "Answer") -> str:
 
 
 def render_answer(answer: "Answer", threshold: float, documents: dict[str, "Document"],
-                  bands: Sequence[dict] = (), plain: str = "") -> str:
+                  bands: Sequence[dict] = (), plain: str = "", reliability: Sequence[dict] = ()) -> str:
     """The chat reply: bold short answer, confidence, highlighted evidence and numbered citations, one
-    per paragraph; ``plain`` is what the copy button copies (see :mod:`qa.app.export`)."""
+    per paragraph; ``plain`` is what the copy button copies (see :mod:`qa.app.export`); ``reliability``:
+    the reader's held-out answers by score range (:func:`worth`)."""
     if answer.abstained:
         return render_abstention(answer, threshold, documents, plain=plain)
     places = answer_places(answer)
@@ -203,7 +215,8 @@ def render_answer(answer: "Answer", threshold: float, documents: dict[str, "Docu
         f'<blockquote class="qa-evidence">{evidence_html}</blockquote>'
         f'<p class="qa-cites">{" ".join(cites)}</p>'
         f'<details class="qa-conf qa-conf-{label.lower()}"><summary>{label} confidence · {likely_right(answer.score)}'
-        f'</summary>{html.escape(band_meaning(label, bands))} {html.escape(SCORE_MEANING)} The app answers from '
+        f'</summary>{html.escape(band_meaning(label, bands))} {html.escape(worth(answer.score, reliability))}'
+        f'The app answers from '
         f'{round(100 * threshold)}%{html.escape(read_by(answer))}.</details>'
         f"{_plain(plain)}</div>"
     )

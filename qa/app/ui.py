@@ -162,10 +162,12 @@ def build_app(
             return history, turns, gr.skip(), conversation.saved(history, turns, shown), export_file(turns)
         logger.info("answered %r -> %r (%.2f) in %.0f ms", question, result.text, result.score,
                     result.timings.get("total_ms", 0.0))
-        bands = getattr(qa, "bands", ())
+        setup = getattr(qa, "setups", {}).get(result.reader)  # the calibration of the reader that read it
+        bands = setup.bands if setup is not None else getattr(qa, "bands", ())
         plain = answer_markdown(result, documents, float(threshold), bands)
-        history = [*history, {"role": "assistant",
-                              "content": render_answer(result, float(threshold), documents, bands, plain=plain)}]
+        history = [*history, {"role": "assistant", "content": render_answer(
+            result, float(threshold), documents, bands, plain=plain,
+            reliability=setup.reliability if setup is not None else ())}]
         turns = {**turns, len(history) - 1: {**qa.to_json(result), "markdown": plain}}
         shown = render_sources(result.hits, documents, answer_places(result))
         return history, turns, shown, conversation.saved(history, turns, shown), export_file(turns)

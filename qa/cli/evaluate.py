@@ -256,7 +256,7 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
     """Fit on --train rows, save into the reader's calibration.json, print the figures on --test rows."""
     from qa.answering.calibrator import Calibrator
     from qa.answering.pipeline import save_calibration
-    from qa.evaluation.calibration_fit import TARGET_PRECISION, fit, load_rows, measure
+    from qa.evaluation.calibration_fit import TARGET_PRECISION, fit, load_rows, measure, reliability_table
     from qa.reading.reader import is_packaged, reader_dir as resolve_reader
 
     target = TARGET_PRECISION if args.target_precision is None else args.target_precision
@@ -287,6 +287,7 @@ def _cmd_fit_calibrator(args: argparse.Namespace) -> int:
         for band in calibration["bands"]:
             stats = held_out[f"band_{band['name']}"]
             band.update(held_out_precision=stats["right"], held_out_answers=stats["answers"])
+        calibration["reliability"] = reliability_table([r for rows in test.values() for r in rows], calibrator, picks)
     details = {k: v for k, v in calibration.items() if k != "threshold"}
     details.update(trained_on=[str(f) for f in args.train], measured_on=report)
     path = save_calibration(calibration["threshold"], details, reader_dir, allow_packaged=is_packaged(reader_dir),

@@ -185,7 +185,8 @@ def out_of_fold_scaling(rows: Sequence[dict], picks: bool, features: Sequence[st
 
 
 def fit(train: Sequence[dict], target_precision: float = TARGET_PRECISION,
-        high_precision: float = HIGH_PRECISION, features: Sequence[str] = CALIBRATOR_FEATURES) -> dict:
+        high_precision: float = HIGH_PRECISION, features: Sequence[str] = CALIBRATOR_FEATURES,
+        rescale: bool = True) -> dict:
     """Fit the calibrator, rescale its probabilities out of fold, then choose the threshold and bands on the
     training rows.
 
@@ -202,7 +203,7 @@ def fit(train: Sequence[dict], target_precision: float = TARGET_PRECISION,
     with_candidate = [r for r in train if r["candidate"]]
     picks = bool(with_candidate) and all(r.get("candidates") for r in with_candidate)
     calibrator = _fit_rows(with_candidate, picks, features)
-    scaling = out_of_fold_scaling(with_candidate, picks, features)
+    scaling = out_of_fold_scaling(with_candidate, picks, features) if rescale else None
     if scaling is not None:
         calibrator = calibrator.rescaled(*scaling)
     chosen = [choose(r, calibrator, picks) for r in with_candidate]
@@ -216,3 +217,15 @@ def fit(train: Sequence[dict], target_precision: float = TARGET_PRECISION,
             "picks": picks, "bands": bands, "weights": [[name, round(w, 4)] for name, w in calibrator.weights()],
             **({"rescaled_out_of_fold": {"slope": round(scaling[0], 6), "shift": round(scaling[1], 6)}}
                if scaling is not None else {})}
+
+
+def reliability_table(rows: Sequence[dict], calibrator: Calibrator | None, picks: bool = False,
+                      bins: int = 10) -> list[dict]:
+    """How often the answers in each tenth of the score range were right on ``rows`` (runs the calibrator
+    was not fitted on): ``[{"low", "high", "answers", "right"}]``, empty tenths left out. The app quotes the
+    row of an answer's score beside it, so the number shown and what it was worth elsewhere sit together."""
+    chosen = [(r, choose(r, calibrator, picks)) for r in rows if r["candidate"]]
+    scores = [score for _, (_, score) in chosen]
+    right = [candidate_scores(r, text)[2] for r, (text, _) in chosen]
+    return [{"low": round(b.low, 3), "high": round(b.high, 3), "answers": b.count, "right": round(b.accuracy, 4)}
+            for b in selective.reliability(scores, right, bins)]
