@@ -127,7 +127,7 @@ def runtimes(args: argparse.Namespace) -> None:
 def frontier(args: argparse.Namespace) -> None:
     """Speed against reading quality for each reader configuration, over one open corpus.
 
-    Each configuration (``reader:runtime:cascade``) answers every answerable question of ``--open`` (a
+    Each configuration (``reader:runtime:cascade[:passages read]``) answers every answerable question of ``--open`` (a
     SQuAD-format file indexed as a folder once) with no threshold; quality is the F1 of the answer it
     would give (the calibrator's pick, or the best span without one), speed the warm time per question.
     """
@@ -139,20 +139,22 @@ def frontier(args: argparse.Namespace) -> None:
     questions = [q for q in write_corpus([args.open], work / "docs") if q.answers][: args.limit]
     build_index(work / "docs", work / "index", show_progress=False)  # incremental: nothing to do the second time
     print(f"{len(questions)} answerable questions of {args.open}; warm time per question (after one)")
-    print(f"{'reader':10s} {'runtime':10s} {'cascade':>7s} {'F1':>6s} {'p50 ms':>8s} {'p95 ms':>8s} {'CPU ms/q':>8s}")
+    print(f"{'reader':10s} {'runtime':10s} {'cascade':>7s} {'k':>3s} {'F1':>6s} {'p50 ms':>8s} {'p95 ms':>8s} "
+          f"{'CPU ms/q':>8s}")
     for config in args.configs.split(","):
-        reader, runtime, cascade = config.split(":")
+        reader, runtime, cascade, *rest = config.split(":")
         qa = _pipeline(str(work / "index"), runtime, reader, int(cascade))
-        qa.ask(questions[0].question)
+        k = int(rest[0]) if rest else qa.top_k
+        qa.ask(questions[0].question, top_k=k)
         f1, times, cpu0 = [], [], _cpu_s()
         for q in questions:
             t0 = time.perf_counter()
-            answer = qa.ask(q.question, threshold=0.0)
+            answer = qa.ask(q.question, threshold=0.0, top_k=k)
             times.append(time.perf_counter() - t0)
             f1.append(best_over_golds(f1_score, answer.text or "", list(q.answers)))
         cpu = (_cpu_s() - cpu0) / len(questions) * 1000
         ms = [t * 1000 for t in times]
-        print(f"{reader:10s} {runtime:10s} {cascade:>7s} {100 * np.mean(f1):6.1f} {percentile(ms, 50):8.1f} "
+        print(f"{reader:10s} {runtime:10s} {cascade:>7s} {k:3d} {100 * np.mean(f1):6.1f} {percentile(ms, 50):8.1f} "
               f"{percentile(ms, 95):8.1f} {cpu:8.1f}", flush=True)
 
 
@@ -314,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--open", required=True, help="a SQuAD-format file, indexed as a folder of documents")
     p.add_argument("--work", default="runs/frontier", help="where its documents and index go")
     p.add_argument("--configs", default="fast:onnx:0,accurate:onnx:0,accurate:onnx-int8:0,accurate:onnx:2,"
-                   "accurate:onnx-int8:2,accurate:onnx:1", help="reader:runtime:cascade, comma-separated")
+                   "accurate:onnx-int8:2,accurate:onnx:1", help="reader:runtime:cascade[:k], comma-separated (k: passages retrieved; default the reader's)")
     p.add_argument("--limit", type=int, default=200, help="answerable questions (default: 200)")
     p.set_defaults(func=frontier)
     p = sub.add_parser("runtimes", help="each reader runtime: EM/F1, score changes, reader time")

@@ -85,11 +85,11 @@ def test_saving_into_the_packaged_reader_needs_explicit_permission(packaged_byte
 
 def test_allow_packaged_writes_the_packaged_file(tmp_path, monkeypatch):
     # A stand-in for the package's reader folder, so the real file is never rewritten by a test.
-    import qa.answering.pipeline as pipeline
+    import qa.reading.reader as reader
 
     fake_package = tmp_path / "package-reader"
     fake_package.mkdir()
-    monkeypatch.setattr(pipeline, "DEFAULT_READER_DIR", fake_package)
+    monkeypatch.setitem(reader.READER_DIRS, reader.DEFAULT_READER, fake_package)
     with pytest.raises(UnsafeDestination):
         save_calibration(0.3, {}, fake_package)
     path = save_calibration(0.3, {"method": "calibrate"}, allow_packaged=True)

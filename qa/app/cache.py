@@ -122,9 +122,12 @@ class AnswerCache:
             return answer
         finally:
             with self._lock:
-                if answer is not None and (not answer.reader or answer.reader == wanted):
-                    self._keep(key, answer)
-                self._pending.pop(key).set()
+                try:
+                    read_by = getattr(answer, "reader", None)
+                    if answer is not None and (not read_by or read_by == wanted):
+                        self._keep(key, answer)
+                finally:  # whatever happened, the questions waiting on this one go on
+                    self._pending.pop(key).set()
 
     def _keep(self, key: tuple, answer: Answer) -> None:
         """Store one answer and evict down to the bounds (the caller holds the lock)."""
