@@ -20,16 +20,18 @@ Example:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import io
 import logging
 import os
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 from qa.errors import MissingPath, UserError
 from qa.ingest.html_text import html_to_text
+from qa.ingest.notices import gathered, summary
 from qa.types import Document
 
 logger = logging.getLogger(__name__)
@@ -215,8 +217,9 @@ def load_document(path: str | Path, doc_id: str | None = None, root: str | Path 
     pages: tuple[tuple[int, int], ...] = ()
     declared = None  # the title the file states: PDF metadata, HTML <title>/<h1>
     if suffix in PDF_SUFFIXES:
-        text, pages = _read_pdf(raw)
-        declared = _pdf_declared_title(raw)
+        with _one_line_of_notes(path, "PDF"):
+            text, pages = _read_pdf(raw)
+            declared = _pdf_declared_title(raw)
     elif suffix in DOCX_SUFFIXES:
         text, declared = read_docx(raw)
     else:
@@ -232,6 +235,23 @@ def load_document(path: str | Path, doc_id: str | None = None, root: str | Path 
         file=path.relative_to(root).as_posix() if root is not None else path.name,
         source_hash=hashlib.sha256(raw).hexdigest()[:16],
     )
+
+
+@contextlib.contextmanager
+def _one_line_of_notes(path: Path, kind: str) -> Iterator[None]:
+    """Fold what the format library logs while ``path`` is read into one warning that names the file
+    (:mod:`qa.ingest.notices`); when the file can't be read after all, the error that says so is the
+    line to show, and the notes go to the info log."""
+    with gathered() as notes:
+        try:
+            yield
+        except BaseException:
+            if notes:
+                logger.info("%s: the %s reader reported: %s", path, kind, summary(notes, limit=5))
+            raise
+    if notes:
+        logger.warning("%s: the %s reader worked around problems in the file (%s); some text may be missing",
+                       path, kind, summary(notes))
 
 
 def decode_text(raw: bytes) -> str:
