@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -189,25 +191,56 @@ def tiny_retriever(tiny_index: Path, fake_encoder: FakeEncoder):
     return Retriever.load(tiny_index, encoder=fake_encoder)
 
 
-@pytest.fixture
-def seeds_dir() -> Path:
-    """The bundled corpus (read-only; copy it to tmp_path before changing anything)."""
-    if not SEEDS_DIR.is_dir():
-        pytest.skip("bundled corpus seeds/ not found")
-    return SEEDS_DIR
+def tracked_files(folder: Path) -> list[Path]:
+    """The files under ``folder`` (of this repository) that git tracks, sorted: what the project ships,
+    never what a user added, uploaded or left there. Outside a git checkout (a source archive), the
+    folder's files that are not hidden."""
+    try:
+        listed = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z", "--",
+                                 folder.relative_to(REPO_ROOT).as_posix()], capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        listed = b""
+    files = sorted(REPO_ROOT / name for name in listed.decode("utf-8").split("\0") if name)
+    return files or sorted(p for p in folder.rglob("*") if p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 @pytest.fixture(scope="session")
-def bundled_index(tmp_path_factory) -> Path:
-    """The index of the bundled corpus: embeddings/ when it is current (documents, default model,
-    backend and chunking), else one fresh build shared by every test that needs it."""
+def bundled_copy(tmp_path_factory) -> Path:
+    """A folder holding ``seeds/`` and ``embeddings/`` as the repository ships them (tracked files only,
+    side by side, so the index still finds its documents at ``../seeds``): what the tests read of the
+    bundled corpus, whatever else is in the working tree."""
+    root = tmp_path_factory.mktemp("bundled")
+    for name in ("seeds", "embeddings"):
+        for path in tracked_files(REPO_ROOT / name):
+            if not path.is_file():
+                pytest.fail(f"{path} is tracked by git but missing: restore it with git checkout -- {path}")
+            target = root / path.relative_to(REPO_ROOT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+    return root
+
+
+@pytest.fixture(scope="session")
+def seeds_dir(bundled_copy: Path) -> Path:
+    """The bundled corpus, its tracked files only (a copy: change it freely)."""
+    if not SEEDS_DIR.is_dir():
+        pytest.skip("bundled corpus seeds/ not found")
+    return bundled_copy / "seeds"
+
+
+@pytest.fixture(scope="session")
+def bundled_index(tmp_path_factory, bundled_copy: Path) -> Path:
+    """The index of the bundled corpus: the shipped embeddings/ when it is current (documents, default
+    model, backend and chunking), else one fresh build shared by every test that needs it; both over
+    the tracked files of seeds/ only."""
     from dataclasses import asdict
 
     from qa import StaleIndexError, build_index
     from qa.embedding.encoder import DEFAULT_BACKEND, DEFAULT_MODEL
     from qa.stores.local import Index, IndexNotFoundError
 
-    index = REPO_ROOT / "embeddings"
+    index = bundled_copy / "embeddings"
     try:
         manifest = Index.load(index, model=DEFAULT_MODEL, backend=DEFAULT_BACKEND).manifest
         if manifest["chunking"] == asdict(ChunkConfig()):
@@ -215,7 +248,7 @@ def bundled_index(tmp_path_factory) -> Path:
     except (IndexNotFoundError, StaleIndexError):
         pass
     out = tmp_path_factory.mktemp("seeds-index")
-    build_index(SEEDS_DIR, out)
+    build_index(bundled_copy / "seeds", out)
     return out
 
 

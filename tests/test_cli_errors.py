@@ -71,9 +71,11 @@ def _serve_raising(monkeypatch, err: Exception) -> None:
     monkeypatch.setattr(serve, "load_qa", load_qa)
 
 
-def test_app_py_reports_like_qa(capsys, monkeypatch):
+def test_app_py_reports_like_qa(capsys, monkeypatch, tmp_path):
     from benchmarks.loadtest import free_port
     from qa.cli.serve import main as app_main
+
+    monkeypatch.chdir(tmp_path)  # no bundled corpus here: the app makes no demo copy of it
 
     _serve_raising(monkeypatch, StaleIndexError("The index is out of date: rebuild it."))
     assert app_main(["--port", str(free_port())]) == 2

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, tracked_files
 from qa.errors import InvalidInput
 from qa.evaluation.conversations import (evaluate_conversations, format_conversation_table, load_conversations,
                                          render_conversation_report)
@@ -88,7 +88,7 @@ def test_a_malformed_conversation_is_refused_with_its_line(tmp_path, row, messag
 def test_the_bundled_conversations_quote_their_documents():
     """At least 40 dialogues of 2-4 turns, some turns unanswerable; every gold answer verbatim in its document."""
     conversations = load_conversations(REPO_ROOT / "eval" / "conversations.jsonl")
-    texts = {p.stem: p.read_text(encoding="utf-8") for p in (REPO_ROOT / "seeds").iterdir()}
+    texts = {p.stem: p.read_text(encoding="utf-8") for p in tracked_files(REPO_ROOT / "seeds")}
     assert len(conversations) >= 40 and all(2 <= len(c.turns) <= 4 for c in conversations)
     turns = [t for c in conversations for t in c.turns]
     assert sum(not t.answers for t in turns) >= 10

@@ -6,7 +6,7 @@ import json
 from typing import Sequence
 
 import pytest
-from conftest import REPO_ROOT, SEEDS_DIR
+from conftest import REPO_ROOT, SEEDS_DIR, tracked_files
 
 from qa.answering.pipeline import load_calibration, save_calibration
 
@@ -46,7 +46,7 @@ def qa(bundled_qa):
 def seed_text(doc) -> str:
     """The original file of a bundled document (its id is its path without extension), read and decoded
     here, not by the loader."""
-    (path,) = [p for p in SEEDS_DIR.rglob("*") if p.is_file() and p.relative_to(SEEDS_DIR).with_suffix("").as_posix() == doc.id]
+    (path,) = [p for p in tracked_files(SEEDS_DIR) if p.relative_to(SEEDS_DIR).with_suffix("").as_posix() == doc.id]
     return path.read_bytes().decode("utf-8")
 
 

@@ -6,6 +6,7 @@ import collections
 from pathlib import Path
 
 import pytest
+from conftest import tracked_files
 
 from qa.evaluation.runner import KINDS, load_questions
 from qa.jsonl import read_jsonl
@@ -23,7 +24,8 @@ def rows() -> list[dict]:
 @pytest.fixture(scope="module")
 def documents() -> dict[str, str]:
     # Exactly as qa.ingest.documents.load_documents reads a .txt file: bytes decoded as UTF-8 (BOM dropped).
-    return {p.stem: p.read_bytes().decode("utf-8-sig") for p in sorted(SEEDS.glob("*.txt"))}
+    # Only the corpus the repository ships: not what a user added to seeds/.
+    return {p.stem: p.read_bytes().decode("utf-8-sig") for p in tracked_files(SEEDS) if p.suffix == ".txt"}
 
 
 def test_schema(rows):

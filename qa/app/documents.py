@@ -259,6 +259,13 @@ class DocumentLibrary:
                          "uploaded": bool(entry.get("uploaded")) and same})
         return sorted(rows, key=lambda r: (r["title"].lower(), r["id"]))
 
+    def skipped(self) -> list[dict]:
+        """The files of the folder that indexing could not read, by file: file and reason (an index built
+        before reasons were recorded gives none: the server's log has it)."""
+        rows = self.live.current.retriever.index.manifest.get("skipped") or []
+        return [{"file": r["file"], "reason": r.get("reason") or "it could not be read (the server's log says why)"}
+                for r in sorted(rows, key=lambda r: r["file"])]
+
     # Changes --------------------------------------------------------------------------------------------
 
     def upload(self, name: str, data: bytes, progress: Progress = _no_progress) -> Change:

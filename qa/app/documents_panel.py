@@ -12,9 +12,10 @@ import html
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 from urllib.parse import quote, unquote
 
+from qa.app.demo import is_demo_copy
 from qa.app.documents import DocumentLibrary, NeedsConfirmation
 from qa.app.limits import shown
 from qa.app.uploads import UPLOAD_SUFFIXES, read_upload
@@ -40,9 +41,11 @@ def _when(stamp: str) -> str:
     return f"{t.tm_mday} {time.strftime('%b %Y, %H:%M', t)}"
 
 
-def render_library(rows: list[dict], pending: tuple[str, str] | None = None, docs_dir: str = "") -> str:
+def render_library(rows: list[dict], pending: tuple[str, str] | None = None, docs_dir: str = "",
+                   skipped: Sequence[dict] = ()) -> str:
     """The documents list: one card per document, its delete link, and for ``pending`` (id, message)
-    the question whether to go on."""
+    the question whether to go on; then the files of the folder that were not indexed (``skipped``:
+    file and reason each)."""
     cards = []
     for row in rows:
         ref = quote(row["id"], safe="")
@@ -62,7 +65,19 @@ def render_library(rows: list[dict], pending: tuple[str, str] | None = None, doc
             f' aria-label="Delete {html.escape(row["title"], quote=True)}">Delete</a>{confirm}</li>')
     where = f' in <code>{html.escape(docs_dir)}</code>' if docs_dir else ""
     return (f'<div class="qa-library"><p class="qa-lib-count">{len(rows):,} document{"s" if len(rows) != 1 else ""}'
-            f'{where}</p><ul class="qa-lib-list">{"".join(cards)}</ul></div>')
+            f'{where}</p><ul class="qa-lib-list">{"".join(cards)}</ul>{_render_skipped(skipped)}</div>')
+
+
+def _render_skipped(skipped: Sequence[dict]) -> str:
+    """The files that indexing skipped, each with its reason, and what to do about them."""
+    if not skipped:
+        return ""
+    items = "".join(f'<li><span class="qa-lib-file">{html.escape(row["file"])}</span>: '
+                    f'{html.escape(row["reason"])}</li>' for row in skipped)
+    n = len(skipped)
+    return (f'<div class="qa-lib-skipped" role="note"><p class="qa-lib-count">{n:,} file{"s" if n != 1 else ""} in '
+            f'the folder {"is" if n == 1 else "are"} not indexed:</p><ul>{items}</ul><p class="qa-lib-help">Replace '
+            "or fix them in the folder, then re-scan it; or delete them there.</p></div>")
 
 
 def parse_delete(ref: object) -> tuple[str, str] | None:
@@ -139,14 +154,18 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
 
     docs_dir = library.docs_dir.resolve().name  # the folder's name: a visitor is not shown the server's paths
     uploads = Path(get_upload_folder())  # where Gradio saves what is uploaded (GRADIO_TEMP_DIR)
+    saved = ("They are saved in a copy of the bundled demo documents that this server keeps aside, so the "
+             "project's own files stay as they are, and only they are embedded"
+             if is_demo_copy(library.docs_dir) else
+             "They are saved in the served folder, so <code>qa index</code> and <code>qa ask</code> see them too, "
+             "and only they are embedded")
     gr.HTML(f'<p class="qa-lib-help">Drop .txt, .md, .html, .pdf or .docx files here (up to '
-            f'{library.max_upload_bytes // 2**20} MB each). They are saved in the served folder, so '
-            "<code>qa index</code> and <code>qa ask</code> see them too, and only they are embedded; the chat "
-            "keeps answering from the current index meanwhile.</p>", elem_id="qa-lib-help")
+            f'{library.max_upload_bytes // 2**20} MB each). {saved}; the chat keeps answering from the current '
+            "index meanwhile.</p>", elem_id="qa-lib-help")
     uploader = gr.File(file_count="multiple", file_types=list(UPLOAD_SUFFIXES), label="Upload documents",
                        show_label=False, elem_id="qa-upload", height=120)  # the help above names it
     status = gr.HTML("", elem_id="qa-lib-status")
-    listing = gr.HTML(render_library(library.rows(), docs_dir=docs_dir), elem_id="qa-library",
+    listing = gr.HTML(render_library(library.rows(), None, docs_dir, library.skipped()), elem_id="qa-library",
                       js_on_load=(STATIC / "library.js").read_text(encoding="utf-8"))
     rescan = gr.Button("Re-scan the folder", size="sm", variant="secondary", elem_id="qa-rescan")
 
@@ -154,7 +173,7 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
         listed = choices(library)
         ids = {doc_id for _, doc_id in listed}
         kept = [d for d in (selected or []) if d in ids]
-        return (status_html(lines), render_library(library.rows(), pending, docs_dir),
+        return (status_html(lines), render_library(library.rows(), pending, docs_dir, library.skipped()),
                 gr.Dropdown(choices=listed, value=kept), gr.Dropdown(choices=listed))
 
     def on_upload(files: list[str] | None, selected: list[str] | None, progress=gr.Progress(track_tqdm=True)):
@@ -196,7 +215,8 @@ def documents_tab(library: DocumentLibrary, picker: "gr.Dropdown", doc_filter: "
 
     def on_load():
         listed = choices(library)
-        return render_library(library.rows(), None, docs_dir), gr.Dropdown(choices=listed), gr.Dropdown(choices=listed)
+        listing_html = render_library(library.rows(), None, docs_dir, library.skipped())
+        return listing_html, gr.Dropdown(choices=listed), gr.Dropdown(choices=listed)
 
     outputs = [status, listing, doc_filter, picker]
     app.load(on_load, None, [listing, doc_filter, picker], queue=False, **private)

@@ -386,7 +386,7 @@ def question_placeholder(examples: Sequence[str], documents: dict[str, "Document
 
 def _titles(documents: dict[str, "Document"], distinct: bool = True) -> list[str]:
     """The documents' titles by name, those the documents state before those made from a file name
-    ("003 209851d2c1bf9842" says less than "Primary care trusts")."""
+    ("Board minutes 2024" says less than "Primary care trusts")."""
     from qa.ingest.documents import readable_file_name
 
     named = [(d.title == readable_file_name(d.file or d.path or d.id), d.title.lower(), d.title)

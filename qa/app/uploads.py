@@ -15,7 +15,7 @@ A file is accepted only when all of these hold; each refusal is one line that sa
 Example:
     >>> doc = check_upload("notes.txt", b"The ferry leaves at nine.")
     >>> doc.title
-    'The ferry leaves at nine.'
+    'Notes'
 """
 
 from __future__ import annotations

@@ -37,6 +37,21 @@ def default_index(docs: str | Path) -> Path:
     return Path(".qa-index") / docs.resolve().name
 
 
+def served(docs: str | Path, index: str | Path | None) -> tuple[Path, str | Path]:
+    """The documents folder and index the app serves for ``--docs`` and ``--index``: for the bundled
+    corpus, its working copy (:mod:`qa.app.demo`: uploads and deletes must not change tracked files),
+    with the copy of the shipped index unless another index was named; else the folder given, and
+    ``--index`` or the folder's default index (a folder, or a Milvus address kept as text)."""
+    if Path(docs).resolve() != Path(DEFAULT_DOCS).resolve() or not Path(docs).is_dir():
+        return Path(docs), index or default_index(docs)
+    from qa.app.demo import demo_copy
+
+    shipped = default_index(docs)
+    copy_docs, copy_index = demo_copy(docs, shipped)
+    named = index is not None and Path(index).resolve() != shipped.resolve()
+    return copy_docs, index if named else copy_index
+
+
 def _settings_of(index: str | Path) -> dict:
     """The ``build_index`` arguments an existing index was built with (model, backend, chunking); ``{}``
     when there is no index, so a first build takes the defaults."""
@@ -89,9 +104,11 @@ def load_qa(
             raise InvalidInput(f"The index at {index} holds the documents of {before}, not {docs}: pass --index "
                                f"with another folder (or leave it out) to serve {docs}.") from None
         state = "missing" if isinstance(err, IndexNotFoundError) else "out of date"
-        logger.warning("The index at %s is %s: building it from %s ...", index, state, docs)
+        # Progress of the command, printed like its progress bar: the log's default level shows problems only.
+        print(f"The index at {index} is {state}: building it from {docs} ...", file=sys.stderr)
         stats = build_store(docs, index, show_progress=True, **_settings_of(index))
-        logger.warning("Indexed %d documents (%d passages) in %.1fs.", stats.documents, stats.passages, stats.seconds)
+        print(f"Indexed {stats.documents:,} document{'' if stats.documents == 1 else 's'} ({stats.passages:,} "
+              f"passage{'' if stats.passages == 1 else 's'}) in {stats.seconds:.1f} s.", file=sys.stderr)
         return QA.load(index, reader=reader, threshold=threshold, **runtime)
     manifest = qa.retriever.index.manifest
     built_from = docs_dir_of_store(index, manifest)
@@ -104,7 +121,8 @@ def load_qa(
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``qa serve`` and ``python app.py``."""
     p.add_argument("--docs", default=DEFAULT_DOCS,
-                   help="folder of .txt/.md/.html/.pdf documents to serve (default: seeds, the bundled corpus)")
+                   help="folder of .txt/.md/.html/.pdf documents to serve (default: seeds, the bundled corpus, served "
+                        "as a copy in .qa-demo/ so that uploads and deletes leave it as it is)")
     p.add_argument("--index", default=None,
                    help="index folder, milvus:PATH.db or http://HOST:PORT, built or updated on start when missing or "
                         "stale (default: embeddings for seeds, else .qa-index/<docs folder name> under the current "
@@ -209,16 +227,20 @@ def limits_of(args: argparse.Namespace) -> Limits:
 def run(args: argparse.Namespace) -> int:
     """``qa serve``: check, load, warm up, then serve until stopped."""
     check_arguments(args)
+    from qa.app.demo import is_demo_copy
     from qa.app.documents import DocumentLibrary
     from qa.app.feedback import FeedbackLog
     from qa.app.ui import BUNDLED_EXAMPLES, build_app, launch  # gradio loads here
 
-    index = args.index or default_index(args.docs)  # a folder, or a Milvus address (kept as text)
-    qa = load_qa(args.docs, index, args.reader, args.threshold, getattr(args, "reader_runtime", None),
+    docs, index = served(args.docs, args.index)
+    qa = load_qa(docs, index, args.reader, args.threshold, getattr(args, "reader_runtime", None),
                  getattr(args, "busy", 0))
     server: dict = {}
     # Questions waiting in the server's queue count towards --busy (Gradio's queue exists once launched).
     qa.waiting = lambda: len(getattr(server.get("app"), "_queue", None) or ())
+    if is_demo_copy(docs):
+        print(f"Serving a copy of the bundled documents, in {docs}: uploads and deletes change the copy, not "
+              f"{args.docs} (delete {docs.parent} to start again from {args.docs}).", file=sys.stderr)
     print("Loading the models ...", file=sys.stderr)
     for name in qa.reader_names:  # load the encoder and readers now, not on the first user's question
         qa.ask("warm up", top_k=1, reader=name)
@@ -226,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
     app = build_app(qa, FeedbackLog(args.feedback), BUNDLED_EXAMPLES if bundled else (), args.title,
                     corpus_name=Path(args.docs).resolve().name, cache_size=args.cache_size,
                     cache_bytes=int(args.cache_mb * 2**20),
-                    library=DocumentLibrary(qa, args.docs, index, limits=limits_of(args)))
+                    library=DocumentLibrary(qa, docs, index, limits=limits_of(args)))
     server["app"] = app
     launch(app, args.host, args.port, args.share, args.concurrency, block=True)
     return 0

@@ -92,14 +92,19 @@ def render_report(metrics: dict, records: Sequence[dict], sweep: Sequence[tuple[
                   title: str = "qa evaluation") -> str:
     """The report as one HTML string (no external files, scripts or styles)."""
     esc = html.escape
-    figures = {
-        "F1 and hit@k by question kind": _plot_by_kind(metrics),
-        "Best-span scores: right vs wrong": _plot_scores(records, metrics),
-        "Threshold sweep": _plot_sweep(sweep, metrics),
-        "Risk-coverage: precision of the answered questions, most confident first": _plot_risk_coverage(records, metrics),
-        "Reliability: stated confidence against the share right": _plot_reliability(records, metrics),
-        "Latency": _plot_latency(records),
+    plots = {
+        "F1 and hit@k by question kind": lambda: _plot_by_kind(metrics),
+        "Best-span scores: right vs wrong": lambda: _plot_scores(records, metrics),
+        "Threshold sweep": lambda: _plot_sweep(sweep, metrics),
+        "Risk-coverage: precision of the answered questions, most confident first":
+            lambda: _plot_risk_coverage(records, metrics),
+        "Reliability: stated confidence against the share right": lambda: _plot_reliability(records, metrics),
+        "Latency": lambda: _plot_latency(records),
     }
+    can_plot = has_matplotlib()
+    if not can_plot:
+        logger.warning("the report has no plots: they need matplotlib (pip install 'qa[eval]')")
+    figures = {caption: plot() if can_plot else None for caption, plot in plots.items()}
     threshold = metrics.get("threshold") or {}
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -114,7 +119,10 @@ def render_report(metrics: dict, records: Sequence[dict], sweep: Sequence[tuple[
                      f"Best threshold on this set {threshold['best']:.3f}: "
                      f"overall F1 {threshold['best_overall_f1']:.3f}.</p>")
     parts.append('<h2>Plots</h2><div class="plots">')
-    for caption, png in figures.items():
+    if not can_plot:
+        parts.append('<p class="muted">No plots: they need matplotlib, which is not installed '
+                     "(<code>pip install 'qa[eval]'</code>).</p>")
+    for caption, png in figures.items() if can_plot else ():
         parts.append(f"<h3>{esc(caption)}</h3>" + (f'<img alt="{esc(caption)}" src="data:image/png;base64,{png}">'
                                                   if png else '<p class="muted">nothing to plot</p>'))
     parts.append("</div>")
@@ -186,6 +194,16 @@ def _records_table(records: Sequence[dict]) -> str:
 
 
 # ---------------------------------------------------------------------------------------- plots
+
+
+def has_matplotlib() -> bool:
+    """Whether matplotlib, which draws the plots, can be imported (it is the ``eval`` extra, not a
+    dependency of the package)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _png(fig) -> str:

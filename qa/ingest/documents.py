@@ -20,16 +20,18 @@ Example:
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import io
 import logging
 import os
 import re
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 
 from qa.errors import MissingPath, UserError
 from qa.ingest.html_text import html_to_text
+from qa.ingest.notices import gathered, summary
 from qa.types import Document
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ _BOILERPLATE = re.compile(
 )
 _DATE_ONLY = re.compile(r"^[\d\s/.,:-]*(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)?[a-z]*[\d\s/.,:-]*$", re.I)
 _MAX_TITLE = 120
+# A run of hex digits with a digit in it (a hash, a UUID's part), or a number: not a word of a name.
+_HASHLIKE = re.compile(r"\d+|(?=[0-9a-f]*\d)[0-9a-f]{6,}", re.IGNORECASE)
 # Byte order marks and their encodings, longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
@@ -213,8 +217,9 @@ def load_document(path: str | Path, doc_id: str | None = None, root: str | Path 
     pages: tuple[tuple[int, int], ...] = ()
     declared = None  # the title the file states: PDF metadata, HTML <title>/<h1>
     if suffix in PDF_SUFFIXES:
-        text, pages = _read_pdf(raw)
-        declared = _pdf_declared_title(raw)
+        with _one_line_of_notes(path, "PDF"):
+            text, pages = _read_pdf(raw)
+            declared = _pdf_declared_title(raw)
     elif suffix in DOCX_SUFFIXES:
         text, declared = read_docx(raw)
     else:
@@ -230,6 +235,23 @@ def load_document(path: str | Path, doc_id: str | None = None, root: str | Path 
         file=path.relative_to(root).as_posix() if root is not None else path.name,
         source_hash=hashlib.sha256(raw).hexdigest()[:16],
     )
+
+
+@contextlib.contextmanager
+def _one_line_of_notes(path: Path, kind: str) -> Iterator[None]:
+    """Fold what the format library logs while ``path`` is read into one warning that names the file
+    (:mod:`qa.ingest.notices`); when the file can't be read after all, the error that says so is the
+    line to show, and the notes go to the info log."""
+    with gathered() as notes:
+        try:
+            yield
+        except BaseException:
+            if notes:
+                logger.info("%s: the %s reader reported: %s", path, kind, summary(notes, limit=5))
+            raise
+    if notes:
+        logger.warning("%s: the %s reader worked around problems in the file (%s); some text may be missing",
+                       path, kind, summary(notes))
 
 
 def decode_text(raw: bytes) -> str:
@@ -333,13 +355,17 @@ def read_docx(raw: bytes) -> tuple[str, str]:
 
 
 def document_title(text: str, file_name: str, declared: str | None = None) -> str:
-    """A document's title, never a piece of a sentence: the one the file declares (PDF metadata, HTML
-    ``<title>``/``<h1>``), else a Markdown heading near the top, else a line near the top that reads
-    as a title (see :func:`_reads_as_title`), else the file name made readable.
+    """A document's title: the one the file declares (PDF metadata, HTML ``<title>``/``<h1>``), else a
+    Markdown heading near the top, else a whole line near the top that reads as a title (see
+    :func:`_reads_as_title`), else the file name made readable; but when the file's name is only
+    numbers and hashes (``003_209851d2c1bf9842.txt``), which tell a reader nothing and would show as
+    an id, the text's first sentence (see :func:`_first_sentence`).
 
     Example:
         >>> document_title("FEEDBACK\n\nSince their creation, doubts have lingered.", "gm_report-2005.txt")
         'Gm report 2005'
+        >>> document_title("FEEDBACK\n\nSince their creation, doubts have lingered.", "004_474e51ade5268c1c.txt")
+        'Since their creation, doubts have lingered'
     """
     declared = " ".join((declared or "").split())
     declared = re.sub(r"^Microsoft (Word|PowerPoint) - ", "", declared)
@@ -355,8 +381,40 @@ def document_title(text: str, file_name: str, declared: str | None = None) -> st
         if len(plain) > 2 * _MAX_TITLE:
             break  # the body has begun
         if _reads_as_title(plain):
-            return plain[0].upper() + plain[1:] if plain[0].islower() else plain
+            return _capitalised(plain)
+    if opaque_name(file_name):
+        sentence = _first_sentence(lines[:12])
+        if sentence:
+            return _capitalised(sentence)
     return readable_file_name(file_name)
+
+
+def _capitalised(line: str) -> str:
+    return line[0].upper() + line[1:] if line[0].islower() else line
+
+
+def opaque_name(file_name: str) -> bool:
+    """Whether a file's name holds no word, only numbers and hex hashes (``003_209851d2c1bf9842.txt``,
+    a UUID): such a name says nothing of the document, and a title made of it reads as an id."""
+    tokens = re.split(r"[\W_]+", Path(file_name).stem if Path(file_name).suffix.lower() in SUPPORTED_SUFFIXES
+                      else Path(file_name).name)
+    return not any(re.search(r"[^\W\d_]{2}", t) and not _HASHLIKE.fullmatch(t) for t in tokens)
+
+
+def _first_sentence(lines: list[str]) -> str:
+    """The first sentence of the first line (of ``lines``) that is neither boilerplate nor a date and
+    has three words or more, without its full stop; "" when there is none. A sentence longer than
+    ``2 * _MAX_TITLE`` characters is cut at a word before ``_MAX_TITLE`` and ends in "…", which
+    says that it goes on."""
+    for line in lines:
+        plain = line.strip("*_# ").strip()
+        if len(re.findall(r"[^\W\d_]{2,}", plain)) < 3 or _BOILERPLATE.match(plain) or _DATE_ONLY.match(plain):
+            continue
+        sentence = re.split(r"(?<=[.!?])\s+(?=\W*[A-Z0-9])", plain, maxsplit=1)[0].rstrip(".").strip()
+        if len(sentence) > 2 * _MAX_TITLE:
+            sentence = sentence[:_MAX_TITLE].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+        return sentence
+    return ""
 
 
 def _reads_as_title(line: str) -> bool:

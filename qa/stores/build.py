@@ -75,7 +75,7 @@ class ReadDocument:
 
     Attributes:
         row: the document's manifest row (id, file, hash, size, mtime); for a file that could not be
-            read, its row among the manifest's ``skipped``.
+            read, its row among the manifest's ``skipped`` (file, hash, reason, size, mtime).
         doc: the document, or ``None`` when it could not be read (skipped, as a warning said).
         passages: its passages.
         vectors: when it was embedded where it was read, the vectors of its passages in order, less
@@ -107,7 +107,10 @@ def read_document(job: Job, docs_dir: Path, chunk_config: ChunkConfig) -> ReadDo
         doc = load_document(path, job.doc_id, docs_dir)
     except (OSError, ValueError) as err:  # ValueError: DocumentError, UnicodeError
         logger.warning("skipping %s: %s", path, err)
-        return ReadDocument({"file": job.file, "hash": hash_file(path), **stamp})
+        # The reason is shown to whoever manages the documents (the app's Documents tab): an OSError's
+        # own words, without the server's path.
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        return ReadDocument({"file": job.file, "hash": hash_file(path), "reason": reason, **stamp})
     row = {"id": job.doc_id, "file": _doc_file(doc, docs_dir), "hash": doc.source_hash or hash_file(path), **stamp}
     return ReadDocument(row, doc, tuple(chunk_document(doc, chunk_config)))
 

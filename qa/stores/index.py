@@ -221,10 +221,14 @@ class Index:
             raise damaged(PASSAGES, f"is malformed ({_first_line(err)})") from None
         try:
             documents = {}
+            # Indexes written before documents carried their file and hash have them in the manifest only.
+            recorded = {r.get("id"): r for r in manifest["documents"]}
             for row in read_jsonl(data / DOCUMENTS):
+                entry = recorded.get(row["id"], {})
                 doc = Document(id=row["id"], title=row["title"], path=row["path"], text=row["text"],
                                pages=tuple(tuple(p) for p in row.get("pages", ())),
-                               file=row.get("file", ""), source_hash=row.get("source_hash", ""))
+                               file=row.get("file") or entry.get("file", ""),
+                               source_hash=row.get("source_hash") or entry.get("hash", ""))
                 documents[doc.id] = doc
         except FileNotFoundError:
             raise damaged(DOCUMENTS, "is missing") from None
