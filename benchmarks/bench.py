@@ -394,7 +394,7 @@ def squad_vectors(files: Sequence[str], limit: int, work: Path, queries: int = 2
     ``files`` and ``queries`` of their questions, encoded with the default encoder (cached in ``work``)."""
     from qa.ingest.chunking import sentence_spans
     from qa.embedding.encoder import load_encoder
-    from qa.training.trainer import load_squad
+    from qa.squad import load_squad
 
     key = hashlib.sha256(json.dumps([sorted(map(str, files)), limit, queries]).encode()).hexdigest()[:12]
     cache = work / f"squad-{limit}-{key}.npz"

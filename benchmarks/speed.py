@@ -132,7 +132,7 @@ def frontier(args: argparse.Namespace) -> None:
     would give (the calibrator's pick, or the best span without one), speed the warm time per question.
     """
     from qa.evaluation.metrics import best_over_golds, f1_score
-    from qa.evaluation.open_corpus import write_corpus
+    from qa.squad import write_corpus
     from qa.stores.local import build_index
 
     work = Path(args.work)
