@@ -133,7 +133,7 @@ def frontier(args: argparse.Namespace) -> None:
     """
     from qa.evaluation.metrics import best_over_golds, f1_score
     from qa.squad import write_corpus
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
 
     work = Path(args.work)
     questions = [q for q in write_corpus([args.open], work / "docs") if q.answers][: args.limit]
@@ -287,7 +287,7 @@ def cold(args: argparse.Namespace) -> None:
 def build(args: argparse.Namespace) -> None:
     """A fresh index build of ``--docs``: passages per second, model loading excluded."""
     from qa.embedding.encoder import load_encoder
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
 
     encoder = load_encoder()
     encoder.encode_queries(["warm up"])  # load the model outside the timing

@@ -117,7 +117,7 @@ def evaluate_open_corpus(
     """
     from tqdm.auto import tqdm
 
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
     from qa.types import Hit, Passage
 
     if isinstance(squad_files, (str, Path)):

@@ -131,7 +131,7 @@ def retrieved_groups(
             in the corpus, so distractors come from whole articles.
     """
     from qa.retrieval.retriever import Retriever
-    from qa.stores.build import build_index
+    from qa.stores.local.build import build_index
 
     workdir = Path(workdir)
     files = write_training_squad(examples, workdir / "squad")
