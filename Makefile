@@ -35,9 +35,11 @@ browser:
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium chromium-driver >/dev/null; fi; \
 	fi
 
-# The Milvus tests run against a `milvus-lite server` on 127.0.0.1 (a free port, a temporary data folder),
-# started before pytest and stopped whatever happens (tests/milvus_server.py sets QA_MILVUS_URL).
+# The import layers first (pyproject.toml, [tool.importlinter]), then the suite. The Milvus tests run against a
+# `milvus-lite server` on 127.0.0.1 (a free port, a temporary data folder), started before pytest and stopped
+# whatever happens (tests/milvus_server.py sets QA_MILVUS_URL).
 test: install browser
+	$(VENV)/bin/lint-imports
 	$(PY) tests/milvus_server.py $(PY) -m pytest
 
 bench: install

@@ -64,7 +64,7 @@ def _latency(times_ms: Sequence[float]) -> dict:
 def _child_build(spec: dict) -> dict:
     t0 = time.perf_counter()
     from qa.ingest.chunking import ChunkConfig
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
 
     t_import = time.perf_counter()
     encoder = make_encoder(spec["encoder"], spec["work"])  # loads the model
@@ -281,7 +281,7 @@ def unit_vectors(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
 def compare_exact_approximate(base: np.ndarray, queries: np.ndarray, k: int = 10,
                               ef_searches: Sequence[int] = (64, 128, 256)) -> dict:
     """Build time, single-query latency (ms) and recall@k against exact search, flat vs HNSW."""
-    from qa.stores.local import HNSW_EF_SEARCH, make_faiss_index
+    from qa.stores.local.index import HNSW_EF_SEARCH, make_faiss_index
 
     def one_by_one(index) -> tuple[np.ndarray, list[float]]:
         ids, times = [], []
@@ -394,7 +394,7 @@ def squad_vectors(files: Sequence[str], limit: int, work: Path, queries: int = 2
     ``files`` and ``queries`` of their questions, encoded with the default encoder (cached in ``work``)."""
     from qa.ingest.chunking import sentence_spans
     from qa.embedding.encoder import load_encoder
-    from qa.training.trainer import load_squad
+    from qa.squad import load_squad
 
     key = hashlib.sha256(json.dumps([sorted(map(str, files)), limit, queries]).encode()).hexdigest()[:12]
     cache = work / f"squad-{limit}-{key}.npz"

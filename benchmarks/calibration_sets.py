@@ -1,6 +1,6 @@
 """Write the SQuAD-format files the shipped calibrator was fitted and measured on, from ../shared/data.
 
-The split follows the reader's training split (``qa.training.data.is_holdout``, 20% of articles held out):
+The split follows the reader's training split (``qa.squad.is_holdout``, 20% of articles held out):
 
 - fit: SQuAD 2.0 dev's articles the reader trained on (every 3rd question, by a hash of its id: the only
   unanswerable questions to be had), SQuAD v1.1 dev's held-out articles that are not in SQuAD 2.0 dev, and
@@ -32,7 +32,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from qa.training.data import is_holdout
+from qa.squad import is_holdout
 
 
 def _every(articles: list[dict], keep: int) -> list[dict]:
@@ -45,7 +45,7 @@ def _every(articles: list[dict], keep: int) -> list[dict]:
 
 def _by_context(articles: list[dict]) -> list[dict]:
     """The held-out contexts of a file that is one "article" of many (SQuADShifts Reddit), each an article
-    titled as the reader's split names it (``title#index``: :func:`qa.training.data.load_squad`)."""
+    titled as the reader's split names it (``title#index``: :func:`qa.squad.load_squad`)."""
     (article,) = articles
     units = [{"title": f"{article['title']}#{i}", "paragraphs": [p]} for i, p in enumerate(article["paragraphs"])]
     return [u for u in units if is_holdout(u["title"], 0.2)]
@@ -64,7 +64,7 @@ def _first(articles: list[dict], questions: int) -> list[dict]:
 
 def _covid_held_out(path: Path) -> list[dict]:
     """COVID-QA's held-out papers, titled as the reader's split names them (the file has no titles:
-    ``covid-qa-draft-200423#index``, :func:`qa.training.data.load_squad`)."""
+    ``covid-qa-draft-200423#index``, :func:`qa.squad.load_squad`)."""
     articles = json.loads(path.read_text(encoding="utf-8"))["data"]
     named = [{**a, "title": f"{path.stem}#{i}"} for i, a in enumerate(articles)]
     return [a for a in named if is_holdout(a["title"], 0.2)]
@@ -72,7 +72,7 @@ def _covid_held_out(path: Path) -> list[dict]:
 
 def swap_set(files: list[Path], n: int = 450, seed: int = 21) -> list[dict]:
     """The articles of ``files`` holding only unanswerable rewrites of their questions (ids end in ``_swap``)."""
-    from qa.training.data import load_squad
+    from qa.squad import load_squad
     from qa.training.synthetic import entity_swaps
 
     swaps = entity_swaps([ex for f in files for ex in load_squad(f)], n=n, seed=seed)

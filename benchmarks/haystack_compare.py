@@ -139,8 +139,8 @@ def question_set(path: Path) -> list[tuple[str, str, tuple[str, ...], str]]:
 
 def squad_corpus(files: Sequence[Path], work: Path, show_progress: bool) -> tuple[list, Path]:
     """Turn SQuAD files into ``work/docs`` (one document per article), index it in ``work/index``."""
-    from qa.evaluation.open_corpus import write_corpus
-    from qa.stores.local import build_index
+    from qa.squad import write_corpus
+    from qa.stores.local.build import build_index
 
     questions = write_corpus(files, work / "docs")
     build_index(work / "docs", work / "index", show_progress=show_progress)

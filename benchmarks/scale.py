@@ -359,7 +359,7 @@ def _import_libraries() -> None:
     import pymilvus  # noqa: F401
 
     import qa.retrieval.retriever  # noqa: F401
-    import qa.stores.milvus  # noqa: F401
+    import qa.stores.milvus.store  # noqa: F401
     from milvus_lite.adapter.grpc import server  # noqa: F401
 
 
@@ -505,7 +505,7 @@ class CachedEncoder:
 
 def _unstemmed_tokenize(texts: Sequence[str]) -> list[list[str]]:
     """bm25s's tokenizer as the local store calls it, without the stemmer (what Milvus Lite does)."""
-    from qa.stores.index import _bm25s
+    from qa.stores.local.index import _bm25s
 
     return _bm25s().tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
 
@@ -522,16 +522,16 @@ def _child_scifact(spec: dict) -> dict:
     from qa.ingest.chunking import ChunkConfig
     from qa.retrieval.retriever import Retriever
     from qa.stores.address import build_store
-    from qa.stores.milvus import MAX_PASSAGE_CHARS
+    from qa.stores.milvus.store import MAX_PASSAGE_CHARS
 
     variant = spec["variant"]
     if variant == "unstemmed":
-        import qa.stores.index as local
+        import qa.stores.local.index as local
 
         local.bm25_tokenize = _unstemmed_tokenize
     if spec["address"].startswith("milvus:") and ANALYZERS.get(variant):
-        import qa.stores.milvus as milvus
-        import qa.stores.milvus_build as milvus_build
+        import qa.stores.milvus.build as milvus_build
+        import qa.stores.milvus.store as milvus
 
         params = ANALYZERS[variant]
         milvus.analyzer = milvus_build.analyzer = lambda: params

@@ -132,8 +132,8 @@ def frontier(args: argparse.Namespace) -> None:
     would give (the calibrator's pick, or the best span without one), speed the warm time per question.
     """
     from qa.evaluation.metrics import best_over_golds, f1_score
-    from qa.evaluation.open_corpus import write_corpus
-    from qa.stores.local import build_index
+    from qa.squad import write_corpus
+    from qa.stores.local.build import build_index
 
     work = Path(args.work)
     questions = [q for q in write_corpus([args.open], work / "docs") if q.answers][: args.limit]
@@ -289,7 +289,7 @@ def cold(args: argparse.Namespace) -> None:
 def build(args: argparse.Namespace) -> None:
     """A fresh index build of ``--docs``: passages per second, model loading excluded."""
     from qa.embedding.encoder import load_encoder
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
 
     encoder = load_encoder()
     encoder.encode_queries(["warm up"])  # load the model outside the timing

@@ -24,7 +24,8 @@ import random
 import time
 
 from qa.training.config import TrainConfig
-from qa.training.data import collate, featurize, length_grouped_batches, load_squad
+from qa.squad import load_squad
+from qa.training.data import collate, featurize, length_grouped_batches
 from qa.training.precision import MasterWeights
 from qa.training.trainer import backward_and_step, default_base_model, freeze_lower_layers
 

@@ -19,16 +19,16 @@ import importlib
 _SOURCES = {
     "QA": "qa.answering.pipeline",
     "Answer": "qa.types",
-    "BuildStats": "qa.stores.local",
+    "BuildStats": "qa.stores.jobs",
     "Citation": "qa.types",
     "Document": "qa.types",
     "Hit": "qa.types",
-    "Index": "qa.stores.local",
-    "IndexNotFoundError": "qa.stores.local",
+    "Index": "qa.stores.local.index",
+    "IndexNotFoundError": "qa.stores.base",
     "Passage": "qa.types",
     "Retriever": "qa.retrieval.retriever",
-    "StaleIndexError": "qa.stores.local",
-    "build_index": "qa.stores.local",
+    "StaleIndexError": "qa.stores.base",
+    "build_index": "qa.stores.local.build",
 }
 
 __all__ = sorted(_SOURCES)

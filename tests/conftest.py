@@ -177,7 +177,7 @@ def small_chunks() -> ChunkConfig:
 @pytest.fixture
 def tiny_index(tiny_corpus: Path, tmp_path: Path, fake_encoder: FakeEncoder, small_chunks: ChunkConfig) -> Path:
     """The tiny corpus indexed with the fake encoder, in tmp_path/index."""
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
 
     out = tmp_path / "index"
     build_index(tiny_corpus, out, encoder=fake_encoder, chunk_config=small_chunks)
@@ -238,7 +238,8 @@ def bundled_index(tmp_path_factory, bundled_copy: Path) -> Path:
 
     from qa import StaleIndexError, build_index
     from qa.embedding.encoder import DEFAULT_BACKEND, DEFAULT_MODEL
-    from qa.stores.local import Index, IndexNotFoundError
+    from qa.stores.base import IndexNotFoundError
+    from qa.stores.local.index import Index
 
     index = bundled_copy / "embeddings"
     try:

@@ -20,7 +20,7 @@ from qa.app.uploads import InvalidUpload, check_upload
 from qa.errors import InvalidInput, UserError
 from qa.reading.reader import ReaderResult
 from qa.retrieval.retriever import Retriever
-from qa.stores.local import build_index
+from qa.stores.local.build import build_index
 from qa.types import Span
 
 FERRY = "Ferry timetable\n\nThe ferry to Mull leaves Oban at nine every morning.\n"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from benchmarks.calibration_sets import _by_context, _covid_held_out, _first
-from qa.training.data import is_holdout, load_squad
+from qa.squad import is_holdout, load_squad
 
 
 def _article(title: str, contexts: int, questions_each: int = 1) -> dict:

@@ -6,7 +6,7 @@ import pytest
 
 from qa.cli import main
 from qa.errors import InvalidInput, MissingPath
-from qa.stores.local import IndexNotFoundError, StaleIndexError
+from qa.stores.base import IndexNotFoundError, StaleIndexError
 
 
 @pytest.fixture
@@ -18,12 +18,12 @@ def docs(tmp_path):
 
 
 def _index_raising(monkeypatch, err: Exception) -> None:
-    import qa.stores.local as local
+    import qa.stores.local.build as local_build
 
     def build_index(*args, **kwargs):
         raise err
 
-    monkeypatch.setattr(local, "build_index", build_index)
+    monkeypatch.setattr(local_build, "build_index", build_index)
 
 
 @pytest.mark.parametrize("err", [

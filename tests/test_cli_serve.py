@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from qa.cli import main
-from qa.stores.local import build_index  # the real one, imported before any test replaces it
+from qa.stores.local.build import build_index  # the real one, imported before any test replaces it
 
 
 class Loaded(Exception):
@@ -69,7 +69,7 @@ class Rebuilt(Exception):
 
 @pytest.fixture
 def captured_build(monkeypatch):
-    import qa.stores.local as local
+    import qa.stores.local.build as local_build
 
     calls: list[dict] = []
 
@@ -77,7 +77,7 @@ def captured_build(monkeypatch):
         calls.append({"docs_dir": docs_dir, "out_dir": out_dir, **kwargs})
         raise Rebuilt()
 
-    monkeypatch.setattr(local, "build_index", build_index)
+    monkeypatch.setattr(local_build, "build_index", build_index)
     return calls
 
 
@@ -85,7 +85,7 @@ def test_a_stale_index_is_rebuilt_with_its_own_settings(tiny_corpus, tmp_path, f
     """Built with model 'fake-bow' on torch at 400/50 characters; a changed document makes it stale."""
     from qa.cli.serve import load_qa
     from qa.ingest.chunking import ChunkConfig
-    from qa.stores.local import read_manifest
+    from qa.stores.local.folder import read_manifest
 
     index = tmp_path / "index"
     build_index(tiny_corpus, index, encoder=fake_encoder, chunk_config=ChunkConfig(400, 50))  # the real one

@@ -32,7 +32,7 @@ from qa.cluster.build import build_on_cluster  # noqa: E402
 from qa.cluster.connect import ClusterError  # noqa: E402
 from qa.ingest.chunking import ChunkConfig, chunk_document  # noqa: E402
 from qa.ingest.documents import load_document  # noqa: E402
-from qa.stores import build as build_module  # noqa: E402
+from qa.stores.local import build as build_module  # noqa: E402
 from qa.stores.address import build_store, open_store, read_store_manifest  # noqa: E402
 from qa.stores.base import IndexNotFoundError, IndexWriteError  # noqa: E402
 

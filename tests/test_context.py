@@ -117,7 +117,7 @@ def test_the_pipeline_reads_the_paragraph_around_a_passage_and_cites_the_words_w
     from qa.answering.pipeline import QA
     from qa.reading.reader import Reader
     from qa.retrieval.retriever import Retriever
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
 
     pytest.importorskip("onnxruntime")
     text = ("The Harbour Trust was founded in 1921 by Ada Lowe, a shipwright from Leith. "

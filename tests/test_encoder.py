@@ -162,12 +162,13 @@ def _tiny_onnx(path: Path) -> None:
 def test_a_corrupt_cached_export_is_exported_again_with_a_warning(tmp_path, monkeypatch, caplog):
     import logging
 
+    from qa import onnx_runtime
     from qa.embedding import onnx_backend
     from qa.embedding.encoder import resolve_model
 
     monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
     model_dir = Path(resolve_model(None))  # the packaged model: only its tokenizer is read here
-    cached = onnx_backend.cache_root() / onnx_backend._cache_key(model_dir) / onnx_backend.INT8_FILE
+    cached = onnx_runtime.cache_root() / onnx_runtime.cache_key(model_dir) / onnx_backend.INT8_FILE
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"\x08\x07\x12\x0bonnx-truncated")  # an export cut short
     exports = []

@@ -56,9 +56,10 @@ def test_the_onnx_encoder_does_not_import_transformers_to_encode(tmp_path):
         "enc.encode_queries(['When do primary care trusts go live?'])\n"
         "print('transformers' in sys.modules, 'torch' in sys.modules)\n"
     )
-    from qa.embedding.onnx_backend import cache_root, _cache_key, INT8_FILE
+    from qa.embedding.onnx_backend import INT8_FILE
+    from qa.onnx_runtime import cache_key, cache_root
 
-    if not (cache_root() / _cache_key(Path(resolve_model(None))) / INT8_FILE).is_file():
+    if not (cache_root() / cache_key(Path(resolve_model(None))) / INT8_FILE).is_file():
         pytest.skip("no cached ONNX export of the default embedder yet (the integration tests make one)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          cwd=Path(__file__).resolve().parents[1])

@@ -389,7 +389,7 @@ class FakeReader:
 
 
 def _squad_examples():
-    from qa.training.trainer import SquadExample
+    from qa.squad import SquadExample
 
     ctx = "The Normans were in Normandy in the 10th and 11th centuries."
     return [

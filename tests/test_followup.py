@@ -33,7 +33,7 @@ CLUBS = {
 @pytest.fixture
 def clubs(make_corpus, tmp_path, fake_encoder, small_chunks):
     from qa.retrieval.retriever import Retriever
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
 
     build_index(make_corpus(CLUBS), tmp_path / "index", encoder=fake_encoder, chunk_config=small_chunks)
     return Retriever.load(tmp_path / "index", encoder=fake_encoder)
@@ -85,7 +85,7 @@ def test_a_follow_up_carries_the_earlier_questions_terms(clubs):
 
 def test_a_term_in_most_passages_is_not_added(make_corpus, tmp_path, fake_encoder, small_chunks):
     from qa.retrieval.retriever import Retriever
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
 
     # "trust" is in every passage: it says nothing about which one a follow-up means.
     places = ("a clinic in Leeds", "a school in York", "a depot in Hull", "a library in Bath")

@@ -11,13 +11,16 @@ import numpy as np
 import pytest
 from conftest import TINY_CORPUS, FakeEncoder
 
-import qa.stores.build as build_module
-import qa.stores.index as store_index_module
-import qa.stores.local as index_module
-from qa import IndexNotFoundError, StaleIndexError
+import qa.stores.jobs as jobs_module
+import qa.stores.local.build as build_module
+import qa.stores.local.index as index_module
 from qa.ingest.chunking import ChunkConfig, chunk_documents
 from qa.ingest.documents import load_documents
-from qa.stores.local import Index, build_index, make_bm25, make_faiss_index
+from qa.stores.base import IndexNotFoundError, StaleIndexError
+from qa.stores.local.build import build_index
+from qa.stores.local.folder import read_manifest
+from qa.stores.local.index import Index, make_bm25, make_faiss_index
+from qa.stores.manifest import FORMAT_VERSION, docs_dir_of
 
 
 def _random_unit_vectors(n: int, dim: int, seed: int) -> np.ndarray:
@@ -62,7 +65,7 @@ def test_hnsw_index_has_high_recall_against_brute_force():
 
 
 def test_exact_or_approximate_is_chosen_by_size(monkeypatch):
-    monkeypatch.setattr(store_index_module, "APPROX_THRESHOLD", 100)
+    monkeypatch.setattr(index_module, "APPROX_THRESHOLD", 100)
     assert type(make_faiss_index(_random_unit_vectors(100, 8, seed=4))).__name__ == "IndexFlatIP"
     assert "HNSW" in type(make_faiss_index(_random_unit_vectors(101, 8, seed=5))).__name__
 
@@ -120,7 +123,7 @@ def test_unicode_text_round_trips(make_corpus, tmp_path, fake_encoder):
 
 def test_manifest_contents(tiny_corpus, tiny_index, fake_encoder, small_chunks):
     manifest = json.loads((tiny_index / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["format_version"] == index_module.FORMAT_VERSION
+    assert manifest["format_version"] == FORMAT_VERSION
     assert manifest["model"] == fake_encoder.name
     assert manifest["dimension"] == fake_encoder.dimension
     assert manifest["normalized"] is True and manifest["metric"] == "inner_product"
@@ -131,7 +134,7 @@ def test_manifest_contents(tiny_corpus, tiny_index, fake_encoder, small_chunks):
     assert manifest["package_version"] and manifest["built_at"]
     # The documents' folder is recorded relative to the index, so a moved project still checks it.
     assert not Path(manifest["docs_dir"]).is_absolute()
-    assert index_module.docs_dir_of(tiny_index, manifest) == tiny_corpus.resolve()
+    assert docs_dir_of(tiny_index, manifest) == tiny_corpus.resolve()
     files = {row["file"]: row for row in manifest["documents"]}
     assert sorted(files) == sorted(TINY_CORPUS)
     for rel, row in files.items():
@@ -166,8 +169,8 @@ def test_approximate_index_round_trip(tiny_corpus, tmp_path, fake_encoder):
 @pytest.mark.parametrize("passages, expected", [(3, 128), (100_000, 128), (128_999, 128), (512_000, 512),
                                                 (1_000_000, 1000), (50_000_000, 1024)])
 def test_hnsw_search_breadth_grows_with_the_corpus(passages, expected):
-    # One per 1,000 passages, never below the 128 measured at 100k nor above 1,024 (qa/stores/index.py).
-    from qa.stores.index import ef_search
+    # One per 1,000 passages, never below the 128 measured at 100k nor above 1,024 (qa/stores/local/index.py).
+    from qa.stores.local.index import ef_search
 
     assert ef_search(passages) == expected
 
@@ -282,7 +285,7 @@ def test_check_documents_false_skips_the_comparison(tiny_corpus, tiny_index):
 
 
 def test_inconsistent_index_is_refused(tiny_index):
-    passages = tiny_index / index_module.read_manifest(tiny_index)["data"] / "passages.jsonl"
+    passages = tiny_index / read_manifest(tiny_index)["data"] / "passages.jsonl"
     lines = passages.read_text(encoding="utf-8").split("\n")
     passages.write_text("\n".join(lines[:-2]) + "\n", encoding="utf-8")
     with pytest.raises(StaleIndexError, match="inconsistent"):
@@ -383,8 +386,8 @@ def test_changed_settings_or_model_rebuild_everything(tiny_corpus, tmp_path, sma
 def test_build_resolves_each_document_path_a_bounded_number_of_times(tiny_corpus, tmp_path, small_chunks, monkeypatch):
     # A per-file scan over all documents once made a 5,183-document build take minutes before embedding.
     calls = []
-    real = build_module._doc_file
-    monkeypatch.setattr(build_module, "_doc_file", lambda doc, root: calls.append(doc.id) or real(doc, root))
+    real = jobs_module._doc_file
+    monkeypatch.setattr(jobs_module, "_doc_file", lambda doc, root: calls.append(doc.id) or real(doc, root))
     build_index(tiny_corpus, tmp_path / "index", encoder=FakeEncoder(), chunk_config=small_chunks)
     assert len(calls) <= 2 * len(TINY_CORPUS)
 
@@ -395,7 +398,7 @@ def test_bm25s_logs_follow_the_logging_configuration(level, shown):
     import subprocess
     import sys
 
-    code = (f"import logging; logging.basicConfig(level=logging.{level}); from qa.stores.local import make_bm25; "
+    code = (f"import logging; logging.basicConfig(level=logging.{level}); from qa.stores.local.index import make_bm25; "
             "from qa.types import Passage; make_bm25([Passage('d:0-5', 'd', 0, 5, 'hello')])")
     err = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stderr
     assert ("DEBUG:bm25s" in err) is shown, err
@@ -413,7 +416,7 @@ def test_bm25_built_in_batches_scores_as_bm25s_does():
     import bm25s
     import Stemmer
 
-    from qa.stores.index import Bm25Builder, bm25_tokenize
+    from qa.stores.local.index import Bm25Builder, bm25_tokenize
 
     texts = [f"The {w} of {v} rose in {1990 + i}; runners running, ran {w}s." for i, (w, v) in
              enumerate(zip(["tide", "price", "river", "count"] * 5, ["London", "wheat", "Thames", "votes"] * 5))]

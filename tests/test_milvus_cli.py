@@ -39,7 +39,7 @@ def milvus_address(request, tmp_path):
 
 def test_qa_index_refuses_to_replace_the_milvus_index_of_another_folder(make_corpus, milvus_address, monkeypatch,
                                                                         capsys):
-    import qa.stores.milvus_build as milvus_build
+    import qa.stores.milvus.build as milvus_build
     from conftest import FakeEncoder
 
     from qa.stores.address import build_store, read_store_manifest

@@ -16,7 +16,7 @@ from conftest import FakeEncoder
 from milvus_server import MilvusServer
 from qa.ingest.chunking import ChunkConfig, chunk_document
 from qa.ingest.documents import load_documents
-from qa.stores import milvus_build
+from qa.stores.milvus import build as milvus_build
 from qa.stores.address import build_store, open_store
 from qa.stores.base import StoreUnavailableError
 

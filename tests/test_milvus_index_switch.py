@@ -12,7 +12,7 @@ import pytest
 
 pymilvus = pytest.importorskip("pymilvus")
 
-from qa.stores import milvus_build  # noqa: E402
+from qa.stores.milvus import build as milvus_build  # noqa: E402
 
 
 class StandIn:

@@ -6,7 +6,8 @@ import pytest
 
 from conftest import FakeEncoder, write_corpus
 from qa.ingest.chunking import ChunkConfig
-from qa.stores import build as build_module, milvus_build
+from qa.stores import jobs as jobs_module
+from qa.stores.milvus import build as milvus_build
 from qa.stores.address import build_store, open_store
 
 CHUNKS = ChunkConfig(chunk_size=60, chunk_overlap=0)
@@ -22,7 +23,7 @@ def corpus(tmp_path):
 
 def test_documents_are_read_embedded_and_written_a_batch_at_a_time(corpus, tmp_path, monkeypatch):
     events: list[tuple[str, int]] = []
-    real_load = build_module.load_document
+    real_load = jobs_module.load_document
 
     def load(path, *args, **kwargs):
         events.append(("read", 1))
@@ -33,7 +34,7 @@ def test_documents_are_read_embedded_and_written_a_batch_at_a_time(corpus, tmp_p
             events.append(("embed", len(texts)))
             return super().encode_passages(texts)
 
-    monkeypatch.setattr(build_module, "load_document", load)
+    monkeypatch.setattr(jobs_module, "load_document", load)
     monkeypatch.setattr(milvus_build, "after_batch", lambda written: events.append(("written", written)))
     stats = build_store(corpus, f"milvus:{tmp_path / 'qa.db'}", encoder=Recording(), chunk_config=CHUNKS,
                         batch_size=8)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from qa.errors import UnsafeDestination
-from qa.evaluation.open_corpus import evaluate_open_corpus, summarize, write_corpus
+from qa.evaluation.open_corpus import evaluate_open_corpus, summarize
+from qa.squad import write_corpus
 
 ARTICLES = [
     {"title": "Harbour_Bridge", "paragraphs": [

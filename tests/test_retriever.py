@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.stores.local import build_index
+from qa.stores.local.build import build_index
 from qa.retrieval.retriever import CANDIDATES, MODES, Retriever, reciprocal_rank_fusion
 
 # Reciprocal rank fusion ---------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def test_recall_and_fusion_match_hand_worked_values():
 
 def test_the_product_builds_and_searches_with_composed_vectors(tmp_path):
     from qa.retrieval.retriever import Retriever
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
 
     pool = _pool(dim=32)
     write_corpus(pool, 40, tmp_path / "corpus")

@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from conftest import TINY_CORPUS, FakeEncoder
 
-import qa.stores.build as build_module
-import qa.stores.local as index_module
+import qa.stores.jobs as jobs_module
 import qa.stores.manifest as manifest_module
-from qa.stores.local import Index, build_index
+from qa.ingest.chunking import ChunkConfig
+from qa.stores.base import StaleIndexError
+from qa.stores.local.build import build_index
+from qa.stores.local.index import Index
 
 # Every character str.splitlines splits on besides "\n" (Python's docs, "str.splitlines").
 SEPARATORS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
@@ -68,7 +70,7 @@ def test_a_document_symlinked_from_outside_the_folder_is_indexed(make_corpus, tm
     rows = {row["file"]: row for row in index.manifest["documents"]}
     assert rows["guide.txt"]["hash"] == hashlib.sha256(outside.read_bytes()).hexdigest()[:16]
     outside.write_text("Guide\n\nNow about driving licences.", encoding="utf-8")
-    with pytest.raises(index_module.StaleIndexError, match="guide.txt"):
+    with pytest.raises(StaleIndexError, match="guide.txt"):
         Index.load(tmp_path / "index")
 
 
@@ -89,7 +91,7 @@ def _count_hashing(monkeypatch) -> list[str]:
     counting = lambda path: hashed.append(Path(path).name) or real(path)  # noqa: E731
     # Hashed where staleness is checked (loading) and where a build records the files.
     monkeypatch.setattr(manifest_module, "hash_file", counting)
-    monkeypatch.setattr(build_module, "hash_file", counting)
+    monkeypatch.setattr(jobs_module, "hash_file", counting)
     return hashed
 
 
@@ -110,7 +112,7 @@ def test_loading_hashes_only_files_whose_size_or_mtime_changed(tiny_corpus, tmp_
     # Same size, other bytes, new mtime: hashed and found changed.
     hashed.clear()
     weather.write_text(weather.read_text(encoding="utf-8").replace("storm", "STORM"), encoding="utf-8")
-    with pytest.raises(index_module.StaleIndexError, match="weather.txt"):
+    with pytest.raises(StaleIndexError, match="weather.txt"):
         Index.load(out)
     assert hashed == ["weather.txt"]
 
@@ -126,7 +128,7 @@ def test_a_file_written_just_before_the_build_is_always_hashed(tiny_corpus, tmp_
 
 
 def test_the_recorded_hash_and_file_are_those_the_loader_gives(tiny_corpus, tmp_path, fake_encoder, monkeypatch):
-    real = build_module.load_document
+    real = jobs_module.load_document
     loaded = {}
 
     def loaded_with_hashes(path, doc_id=None, root=None):
@@ -135,7 +137,7 @@ def test_the_recorded_hash_and_file_are_those_the_loader_gives(tiny_corpus, tmp_
         loaded[doc.id] = doc
         return doc
 
-    monkeypatch.setattr(build_module, "load_document", loaded_with_hashes)
+    monkeypatch.setattr(jobs_module, "load_document", loaded_with_hashes)
     hashed = _count_hashing(monkeypatch)
     build_index(tiny_corpus, tmp_path / "index", encoder=fake_encoder)
     assert hashed == []  # the loader's hashes of the bytes it read are used
@@ -239,7 +241,6 @@ def test_a_file_that_cannot_be_read_is_skipped_and_the_build_goes_on(make_corpus
     abort the build either, and the index then loads as up to date."""
     import builtins
 
-    from qa.stores.local import Index, build_index
 
     docs = make_corpus({"good.txt": "The bridge opened in 1932 after eight years of work.",
                         "private.md": "Secret minutes of the board."})
@@ -298,7 +299,7 @@ def test_the_build_streams_documents_through_memory(make_corpus, tmp_path, monke
                                                              for j in range(12)) for i in range(20)}
     docs = make_corpus(texts)
     alive: list[weakref.ref] = []
-    real = build_module.load_document
+    real = jobs_module.load_document
 
     def tracked(path, doc_id=None, root=None):
         doc = real(path, doc_id, root)
@@ -313,8 +314,8 @@ def test_the_build_streams_documents_through_memory(make_corpus, tmp_path, monke
             most.append(sum(ref() is not None for ref in alive))
             return super().encode_passages(texts, show_progress)
 
-    monkeypatch.setattr(build_module, "load_document", tracked)
-    stats = build_index(docs, tmp_path / "index", encoder=Watching(), chunk_config=build_module.ChunkConfig(200, 0),
+    monkeypatch.setattr(jobs_module, "load_document", tracked)
+    stats = build_index(docs, tmp_path / "index", encoder=Watching(), chunk_config=ChunkConfig(200, 0),
                         batch_size=8)
     assert stats.documents == 20 and len(alive) == 20 and len(most) == -(-stats.passages // 8) >= 5
     assert max(most) <= 2, most  # the document being read, and at most the one before it
@@ -338,8 +339,8 @@ def test_an_unchanged_skipped_file_is_not_read_again(make_corpus, tmp_path, fake
     build_index(docs, out, encoder=fake_encoder)
     assert [row["file"] for row in json.loads((out / "manifest.json").read_text())["skipped"]] == ["empty.txt"]
     read = []
-    real = build_module.load_document
-    monkeypatch.setattr(build_module, "load_document", lambda path, *a: read.append(Path(path).name) or real(path, *a))
+    real = jobs_module.load_document
+    monkeypatch.setattr(jobs_module, "load_document", lambda path, *a: read.append(Path(path).name) or real(path, *a))
     (docs / "new.txt").write_text("The tunnel opened in 1950.", encoding="utf-8")
     stats = build_index(docs, out, encoder=fake_encoder)
     assert read == ["new.txt"] and stats.added == ["new"]
@@ -352,7 +353,7 @@ def test_vectors_line_up_with_passages_across_batches_and_repeated_texts(make_co
     long = " ".join(f"Clause {i} sets the fee at {i * 7} pounds." for i in range(60))
     docs = make_corpus({"a.txt": "Short note on fees.", "b.txt": long, "c.txt": long, "d.txt": "Another short note."})
     encoder = FakeEncoder()
-    stats = build_index(docs, tmp_path / "index", encoder=encoder, chunk_config=build_module.ChunkConfig(120, 0),
+    stats = build_index(docs, tmp_path / "index", encoder=encoder, chunk_config=ChunkConfig(120, 0),
                         batch_size=5)
     index = Index.load(tmp_path / "index")
     assert stats.passages == len(index.passages) > 20

@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT, FakeEncoder
 
-import qa.stores.build as build_module
-import qa.stores.local as index_module
+import qa.stores.local.build as build_module
 from qa.errors import UnsafeDestination, UserError
-from qa.stores.local import Index, build_index, read_manifest
+from qa.stores.base import IndexNotFoundError
+from qa.stores.local.build import build_index
+from qa.stores.local.folder import read_manifest
+from qa.stores.local.index import Index
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -127,7 +129,7 @@ def test_an_empty_folder_or_an_index_of_ours_may_be_replaced(tiny_corpus, tmp_pa
 
 
 def test_loading_a_documents_folder_says_it_holds_documents(tiny_corpus):
-    with pytest.raises(index_module.IndexNotFoundError) as err:
+    with pytest.raises(IndexNotFoundError) as err:
         Index.load(tiny_corpus)
     message = _one_line(err.value)
     assert "documents" in message and f"--out {tiny_corpus}" not in message
@@ -212,7 +214,7 @@ STEPS = ("version_folder", "passages", "documents", "dense", "bm25", "synced", "
 
 
 def test_the_publish_steps_are_those_tested():
-    from qa.stores import folder
+    from qa.stores.local import folder
 
     assert folder.STEPS == STEPS
 
@@ -229,7 +231,7 @@ def test_a_crash_at_any_step_leaves_a_whole_index(step, tiny_corpus, tiny_index,
         if name == step:
             raise KeyboardInterrupt(f"killed after {name}")
 
-    from qa.stores import folder
+    from qa.stores.local import folder
 
     monkeypatch.setattr(folder, "after_step", crash)
     with pytest.raises(KeyboardInterrupt):
@@ -249,8 +251,8 @@ import sys, time
 sys.path.insert(0, {tests!r})
 from conftest import FakeEncoder
 from qa.ingest.chunking import ChunkConfig
-import qa.stores.local as local
-from qa.stores import folder
+from qa.stores.local import folder
+from qa.stores.local.build import build_index
 
 def stop(name):
     if name == {step!r}:
@@ -258,7 +260,7 @@ def stop(name):
         time.sleep(60)
 
 folder.after_step = stop
-local.build_index({docs!r}, {out!r}, encoder=FakeEncoder(), chunk_config=ChunkConfig(100, 0))
+build_index({docs!r}, {out!r}, encoder=FakeEncoder(), chunk_config=ChunkConfig(100, 0))
 """
 
 
@@ -425,7 +427,7 @@ def test_qa_serve_does_not_rebuild_a_stale_index_of_another_folder(make_corpus, 
     import qa.answering.pipeline as pipeline
     import qa.stores.address as address
     from qa.cli.serve import load_qa
-    from qa.stores.local import StaleIndexError
+    from qa.stores.base import StaleIndexError
 
     a = make_corpus(name="a")
     b = make_corpus({"ferry.txt": "The ferry leaves at nine."}, name="b")

@@ -12,7 +12,10 @@ import pytest
 
 from qa.errors import InvalidInput, MissingPath, UnsafeDestination
 from qa.reading.reader import DEFAULT_READER_DIR
-from qa.training.trainer import SquadExample, TrainConfig, dedupe, featurize, load_squad, split_by_article, train_reader
+from qa.squad import SquadExample, dedupe, load_squad, split_by_article
+from qa.training.config import TrainConfig
+from qa.training.data import featurize
+from qa.training.trainer import train_reader
 
 torch = pytest.importorskip("torch")
 

@@ -189,7 +189,7 @@ def test_master_weights_keep_updates_too_small_for_bf16():
 
 
 def test_single_groups_keep_each_answer_at_its_offsets_in_a_cut_paragraph():
-    from qa.training.data import SquadExample
+    from qa.squad import SquadExample
     from qa.training.passages import single_groups
 
     filler = " ".join(f"word{i}" for i in range(400))  # about 3,500 characters

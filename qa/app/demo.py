@@ -27,7 +27,7 @@ from pathlib import Path
 
 from qa.errors import UserError
 from qa.ingest.documents import corpus_files
-from qa.stores.folder import LOCK, MANIFEST, PARTIAL
+from qa.stores.local.folder import LOCK, MANIFEST, PARTIAL
 from qa.stores.manifest import file_hashes
 
 logger = logging.getLogger(__name__)

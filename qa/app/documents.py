@@ -1,7 +1,7 @@
 """The documents the app serves, managed from the browser: upload, delete, re-index, list.
 
 Uploads land in the served folder itself, so ``qa index``/``qa ask`` and the app see one corpus.
-Every change re-runs :func:`qa.stores.build.build_index` on the folder, which embeds only new and
+Every change re-runs :func:`qa.stores.local.build.build_index` on the folder, which embeds only new and
 changed files and publishes the new index atomically; the chat answers from the previous index (a
 :class:`LiveQA` holds it) until the new one is loaded, then switches in one step.
 
@@ -45,7 +45,7 @@ from qa.ingest.documents import corpus_files, document_ids
 if TYPE_CHECKING:
     from qa.answering.pipeline import QA
     from qa.ingest.chunking import ChunkConfig
-    from qa.stores.build import BuildStats
+    from qa.stores.jobs import BuildStats
     from qa.types import Answer, Document
 
 logger = logging.getLogger(__name__)
@@ -416,7 +416,7 @@ class DocumentLibrary:
         """
         from qa.retrieval.retriever import Retriever
         from qa.stores.base import IndexLockedError
-        from qa.stores.build import build_index
+        from qa.stores.local.build import build_index
 
         t0 = time.perf_counter()
         current = self.live.current

@@ -36,7 +36,7 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     # Milvus Lite logs a traceback when it can't open a .db (held by another process, not writable);
-    # qa.stores.milvus turns that failure into one line of its own.
+    # qa.stores.milvus.store turns that failure into one line of its own.
     logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
     if "transformers" in sys.modules:  # already imported (e.g. main() called in-process): switch it directly
         from transformers.utils import logging as hf_logging

@@ -208,7 +208,7 @@ def _calibration_table(cal: dict) -> str:
 
 def _cmd_squad(args: argparse.Namespace) -> int:
     from qa.reading.reader import Reader
-    from qa.training.trainer import dedupe, load_squad
+    from qa.squad import dedupe, load_squad
 
     examples = dedupe(load_squad(args.data))[: args.limit]
     reader = Reader.load(args.reader, runtime=getattr(args, "reader_runtime", None))

@@ -57,7 +57,8 @@ def _settings_of(index: str | Path) -> dict:
     when there is no index, so a first build takes the defaults."""
     from qa.ingest.chunking import ChunkConfig
     from qa.stores.address import read_store_manifest
-    from qa.stores.local import IndexNotFoundError, backend_of
+    from qa.stores.base import IndexNotFoundError
+    from qa.stores.manifest import backend_of
 
     try:
         manifest = read_store_manifest(index)
@@ -84,7 +85,7 @@ def load_qa(
     from qa.answering.pipeline import QA
     from qa.errors import InvalidInput, MissingPath
     from qa.stores.address import build_store, built_from, docs_dir_of_store
-    from qa.stores.local import IndexNotFoundError, StaleIndexError
+    from qa.stores.base import IndexNotFoundError, StaleIndexError
 
     from qa.reading.reader import READER_DIRS, reader_dir
 

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if args.lr <= 0 or args.epochs <= 0 or (args.time_budget is not None and args.time_budget <= 0):
         raise InvalidInput("--lr, --epochs and --time-budget must be greater than 0.")
 
-    from qa.training.trainer import TrainConfig, train_reader
+    from qa.training.config import TrainConfig
+    from qa.training.trainer import train_reader
 
     cfg = TrainConfig(
         base_model=args.base_model or "", max_length=args.max_length, stride=args.stride,

@@ -1,7 +1,7 @@
 """Building any store with a Dask cluster's workers reading, chunking and embedding the documents.
 
 The client lists the documents and decides, as a single-process build does, which are new or
-changed (:mod:`qa.stores.build`, :mod:`qa.stores.milvus_build`); only those are sent to the workers,
+changed (:mod:`qa.stores.local.build`, :mod:`qa.stores.milvus.build`); only those are sent to the workers,
 in tasks of about ``TASK_BYTES`` of files, at most a few tasks per worker thread at a time. Then:
 
 - **the local store and Milvus Lite's embedded file** (one process may write them): the workers send
@@ -10,7 +10,7 @@ in tasks of about ``TASK_BYTES`` of files, at most a few tasks per worker thread
   checkpoint (vectors saved batch by batch, with the documents each batch completes, so a resumed
   build sends the workers nothing to embed again), published atomically;
 - **a Milvus server**: each worker writes its documents into the version being built, and the
-  client writes the manifest and publishes, as :func:`qa.stores.milvus_build.build_milvus` does.
+  client writes the manifest and publishes, as :func:`qa.stores.milvus.build.build_milvus` does.
 
 A worker that dies has its tasks run again elsewhere (Dask retries a task whose worker died up to
 ``distributed.scheduler.allowed-failures`` times); past that, or on any other failure, the build stops
@@ -36,7 +36,8 @@ from qa.cluster.tasks import EncoderSpec, WrittenDocument, describe_encoder, rea
 from qa.embedding.encoder import DEFAULT_BACKEND, Encoder
 from qa.ingest.chunking import ChunkConfig
 from qa.stores.address import StoreAddress, parse_address
-from qa.stores.build import EMBED_BATCH, BuildStats, Job, Reader, ReadDocument, build_index, show_rate
+from qa.stores.jobs import EMBED_BATCH, BuildStats, Job, Reader, ReadDocument, show_rate
+from qa.stores.local.build import build_index
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def build_on_cluster(
         model, backend: the embedding model each worker loads (once per process).
         encoder: an encoder object sent to the workers instead (tests pass a fake one).
         chunk_config, incremental, approximate, show_progress, batch_size: as for
-            :func:`qa.stores.build.build_index`.
+            :func:`qa.stores.local.build.build_index`.
 
     Returns:
         :class:`BuildStats`; ``embedded`` counts the passages the workers embedded.
@@ -83,7 +84,7 @@ def build_on_cluster(
     Raises:
         ClusterError: the cluster can't be reached, a worker can't read a file or write to the store,
             or a task's workers kept dying; nothing is published.
-        and what :func:`qa.stores.build.build_index` and :func:`qa.stores.milvus_build.build_milvus` raise.
+        and what :func:`qa.stores.local.build.build_index` and :func:`qa.stores.milvus.build.build_milvus` raise.
     """
     parsed = parse_address(address)
     docs_dir, chunk_config = Path(docs_dir), chunk_config or ChunkConfig()
@@ -100,7 +101,7 @@ def _build(client, where: str, docs_dir: Path, address: StoreAddress, model, chu
     source = encoder if encoder is not None else EncoderSpec(model, backend)
     tasks = _Tasks(client, where)
     if address.kind == "local":
-        from qa.stores import folder
+        from qa.stores.local import folder
 
         folder.check_destination(docs_dir, Path(address.location))
         info = tasks.wait(client.submit(describe_encoder, source, pure=False))
@@ -108,7 +109,7 @@ def _build(client, where: str, docs_dir: Path, address: StoreAddress, model, chu
         return build_index(docs_dir, address.location, encoder=info, chunk_config=chunk_config,
                            incremental=incremental, approximate=approximate, show_progress=show_progress,
                            batch_size=batch_size, reader=reader)
-    from qa.stores import milvus_build
+    from qa.stores.milvus import build as milvus_build
 
     milvus_build.check_arguments(docs_dir, chunk_config, batch_size)
     info = tasks.wait(client.submit(describe_encoder, source, pure=False))
@@ -202,7 +203,7 @@ def _groups(jobs: list[Job], threads: int) -> list[list[Job]]:
 
 
 def _reader(tasks: _Tasks, docs_dir: Path, chunk_config: ChunkConfig, source) -> Reader:
-    """A :data:`qa.stores.build.Reader` whose documents are read and embedded on the cluster."""
+    """A :data:`qa.stores.jobs.Reader` whose documents are read and embedded on the cluster."""
     chunking = {"chunk_size": chunk_config.chunk_size, "chunk_overlap": chunk_config.chunk_overlap}
 
     def read(jobs: list[Job], known: Callable[[str], frozenset[str]]) -> Iterator[ReadDocument]:
@@ -220,8 +221,8 @@ def _build_milvus_server(tasks: _Tasks, docs_dir: Path, address: StoreAddress, i
     """The workers write into the server; the client plans, writes the manifest and publishes."""
     from tqdm.auto import tqdm
 
-    from qa.stores import milvus_build
-    from qa.stores.milvus import connect, translated
+    from qa.stores.milvus import build as milvus_build
+    from qa.stores.milvus.store import connect, translated
 
     t0 = time.perf_counter()
     client = connect(address, create=True)

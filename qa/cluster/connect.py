@@ -18,6 +18,7 @@ import re
 from typing import Iterator
 
 from qa.errors import InvalidInput, UserError
+from qa.onnx_runtime import usable_cores
 
 logger = logging.getLogger(__name__)
 
@@ -48,13 +49,6 @@ def check_cluster(value: str) -> str:
 
 def first_line(err: BaseException) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (one worker each on a local cluster)."""
-    from qa.embedding.onnx_backend import usable_cores as cores
-
-    return cores()
 
 
 @contextlib.contextmanager

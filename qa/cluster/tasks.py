@@ -26,8 +26,8 @@ import numpy as np
 from qa.cluster.connect import ClusterError, first_line
 from qa.errors import UserError
 from qa.ingest.chunking import ChunkConfig
-from qa.stores.build import Job, ReadDocument, read_document
-from qa.stores.checkpoint import text_key
+from qa.stores.jobs import Job, ReadDocument, read_document
+from qa.stores.local.checkpoint import text_key
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def read_and_embed(jobs: Sequence[Job], known: Sequence[frozenset[str]], docs_di
 
 @functools.lru_cache(maxsize=4)
 def _milvus(address):
-    from qa.stores.milvus import connect
+    from qa.stores.milvus.store import connect
 
     return connect(address)
 
@@ -142,7 +142,7 @@ def _milvus(address):
 def read_embed_write(jobs: Sequence[Job], docs_dir: str, chunking: dict, source, address, collection: str,
                      header: dict, replace: bool) -> list[WrittenDocument]:
     """Read, chunk and embed ``jobs``, and write them into ``collection`` of the Milvus server at
-    ``address`` (a version :func:`qa.stores.milvus_build.prepare` chose; it exists already).
+    ``address`` (a version :func:`qa.stores.milvus.build.prepare` chose; it exists already).
 
     Raises:
         ClusterError: a file can't be opened here, or the server can't be reached from here or refuses
@@ -150,8 +150,8 @@ def read_embed_write(jobs: Sequence[Job], docs_dir: str, chunking: dict, source,
     """
     from pymilvus.exceptions import MilvusException
 
-    from qa.stores.milvus import translated
-    from qa.stores.milvus_build import _Writer
+    from qa.stores.milvus.build import _Writer
+    from qa.stores.milvus.store import translated
 
     read = read_and_embed(jobs, [frozenset()] * len(jobs), docs_dir, chunking, source)
     batch = [(r.doc, r.row, list(r.passages)) for r in read if r.doc is not None]

@@ -12,23 +12,18 @@ Example:
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import zipfile
 from importlib import metadata
 from pathlib import Path
 
 from qa.errors import MissingPath
+from qa.onnx_runtime import cache_dir
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MPNET_MODEL = "all-mpnet-base-v2"
-
-
-def cache_dir() -> Path:
-    """Where this package keeps what it derives from installed models: ``$QA_CACHE``, else ``~/.cache/qa``."""
-    return Path(os.environ.get("QA_CACHE", Path.home() / ".cache" / "qa"))
 
 
 def resolve_model(name_or_path: str | None) -> str:

@@ -235,7 +235,7 @@ def build_beir_index(data: BeirData, out_dir: str | Path, encoder=None, show_pro
     Returns:
         ``{index doc id: BEIR doc id}``, also saved as ``out_dir/beir_ids.json``.
     """
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
 
     out = Path(out_dir)
     ids = write_beir_corpus(data, out / "corpus")

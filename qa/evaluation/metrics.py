@@ -7,20 +7,9 @@ from __future__ import annotations
 
 import collections
 import math
-import re
-import string
 from typing import Iterable, Mapping, Sequence
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
-_PUNCT = set(string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD's official normalisation: lower case, no punctuation, no articles, single spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in _PUNCT)
-    text = _ARTICLES.sub(" ", text)
-    return " ".join(text.split())
+from qa.text import normalize_answer
 
 
 def exact_match(prediction: str, gold: str) -> float:

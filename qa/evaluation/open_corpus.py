@@ -17,115 +17,19 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from qa.errors import InvalidInput, UnsafeDestination
 from qa.evaluation import selective
 from qa.evaluation.common import RIGHT_F1, candidate_rows, mean_of, reading_depth
-from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, normalize_answer, percentile
-from qa.training.data import dedupe
+from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, percentile
+from qa.squad import OpenQuestion, write_corpus
 
 logger = logging.getLogger(__name__)
 
 HIT_KS = (1, 5)
-CORPUS_MARKER = ".qa-open-corpus"  # names the folders this module writes, so it only ever replaces its own
-
-
-@dataclass(frozen=True)
-class OpenQuestion:
-    """A question of the file, placed in the corpus it was turned into."""
-
-    id: str
-    question: str
-    doc_id: str
-    answers: tuple[str, ...]  # gold texts that normalise to something; empty when unanswerable
-    spans: tuple[tuple[int, int], ...]  # (start, end) of each gold answer in the document's text
-    context: str  # the gold paragraph, for the gold-passage reading
-    context_start: int  # its offset in the document
-
-
-def _slug(title: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", title).strip("_")[:60] or "article"
-
-
-def read_squad_like(path: str | Path) -> dict:
-    """A SQuAD-format file as its JSON, or a DPR-style file (a list of ``{question, answers, ctxs}``,
-    as SleepQA ships) turned into one: articles by passage title, each gold passage a paragraph, each
-    answer placed at its first occurrence in its passage (questions whose answer is not found are left out).
-
-    Raises:
-        InvalidInput: neither format.
-    """
-    raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    if isinstance(raw, dict) and isinstance(raw.get("data"), list):
-        return raw
-    if not (isinstance(raw, list) and raw and all(isinstance(r, dict) and "ctxs" in r for r in raw)):
-        raise InvalidInput(f"{path} is neither SQuAD-format JSON (a 'data' list) nor DPR-style (a list with 'ctxs').")
-    articles: dict[str, dict[str, dict]] = {}
-    dropped = 0
-    for n, row in enumerate(raw):
-        ctx = row["ctxs"][0]
-        paragraphs = articles.setdefault(ctx.get("title") or "untitled", {})
-        paragraph = paragraphs.setdefault(ctx["text"], {"context": ctx["text"], "qas": []})
-        answers = [{"text": a, "answer_start": ctx["text"].find(a)} for a in row["answers"] if a in ctx["text"]]
-        if not answers:
-            dropped += 1
-            continue
-        paragraph["qas"].append({"id": str(row.get("id", n)), "question": row["question"], "answers": answers})
-    if dropped:
-        logger.info("%s: %d question(s) whose answer is not in their passage left out", path, dropped)
-    return {"version": "dpr", "data": [{"title": title, "paragraphs": list(paras.values())}
-                                        for title, paras in articles.items()]}
-
-
-def write_corpus(squad_files: Sequence[str | Path], folder: str | Path) -> list[OpenQuestion]:
-    """Turn SQuAD-format files into a folder of ``.txt`` documents, one per article.
-
-    Each document is the article's title, a blank line, then its paragraphs separated by blank
-    lines. The folder must be new, empty, or one this function wrote before (it is then rewritten).
-
-    Raises:
-        UnsafeDestination: ``folder`` holds files this function did not write.
-    """
-    folder = Path(folder)
-    if folder.exists():
-        entries = [p for p in folder.iterdir()]
-        if entries and not (folder / CORPUS_MARKER).is_file():
-            raise UnsafeDestination(f"{folder} is not empty and was not written by qa eval: pick a new folder.")
-        written = set(json.loads((folder / CORPUS_MARKER).read_text(encoding="utf-8"))) if entries else set()
-        for p in entries:
-            if p.name in written:
-                p.unlink()
-    folder.mkdir(parents=True, exist_ok=True)
-    questions: list[OpenQuestion] = []
-    names: list[str] = []
-    for file_no, path in enumerate(squad_files):
-        raw = read_squad_like(path)
-        for a_no, article in enumerate(raw["data"]):
-            title = str(article.get("title") or f"{Path(path).stem} {a_no}").replace("_", " ")
-            doc_id = f"{file_no:02d}{a_no:04d}_{_slug(title)}"
-            parts, offset = [title], len(title) + 2
-            for paragraph in article["paragraphs"]:
-                context = paragraph["context"]
-                for q in paragraph["qas"]:
-                    golds = [] if q.get("is_impossible") else [a for a in q["answers"] if normalize_answer(a["text"])]
-                    spans = tuple((offset + int(a["answer_start"]), offset + int(a["answer_start"]) + len(a["text"]))
-                                  for a in golds)
-                    questions.append(OpenQuestion(str(q["id"]), q["question"].strip(), doc_id,
-                                                  tuple(a["text"] for a in golds), spans, context, offset))
-                parts.append(context)
-                offset += len(context) + 2
-            name = f"{doc_id}.txt"
-            (folder / name).write_text("\n\n".join(parts), encoding="utf-8", newline="\n")
-            names.append(name)
-    (folder / CORPUS_MARKER).write_text(json.dumps(names), encoding="utf-8")
-    return dedupe(questions)  # SQuAD 2.0 dev repeats question ids
 
 
 def _hit_rank(question: OpenQuestion, hits) -> int | None:
@@ -213,7 +117,7 @@ def evaluate_open_corpus(
     """
     from tqdm.auto import tqdm
 
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
     from qa.types import Hit, Passage
 
     if isinstance(squad_files, (str, Path)):

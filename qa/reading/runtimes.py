@@ -4,7 +4,7 @@ Every runtime is a callable ``model(input_ids=, attention_mask=, token_type_ids=
 arrays and returning :class:`SpanLogits` (float32 numpy), so the reader is the same code over all.
 
 The ONNX files are exported from the reader folder's weights on first use (a few seconds, needs torch
-and transformers) and cached like the embedder's (:func:`qa.embedding.onnx_backend.cached_export`,
+and transformers) and cached like the embedder's (:func:`qa.onnx_runtime.cached_export`,
 under ``$QA_CACHE/onnx``, named after the folder's files: new weights export anew). Later runs load them
 with ONNX Runtime and read the tokenizer with ``tokenizers`` alone: neither torch nor transformers is
 imported, which is most of a cold ``qa ask``. ``onnx-int8`` is dynamic quantization: int8 weights per
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.errors import InvalidInput
+from qa.onnx_runtime import atomic_folder, cached_export, quantize_int8, session_options
 
 if TYPE_CHECKING:  # numpy loads with a model, not when the CLI lists the runtimes
     import numpy as np
@@ -103,8 +104,6 @@ class OnnxSpanModel:
     def __init__(self, file: str | Path, threads: int | None = None):
         import onnxruntime as ort
 
-        from qa.embedding.onnx_backend import session_options
-
         logger.info("loading reader %s (ONNX)", file)
         self.session = ort.InferenceSession(str(file), session_options(threads), providers=["CPUExecutionProvider"])
         self.names = [i.name for i in self.session.get_inputs()]
@@ -125,8 +124,6 @@ def exported_reader(path: Path, quantize: bool) -> Path:
     Raises:
         RuntimeError: the int8 file was asked for and does not reproduce the model on this CPU.
     """
-    from qa.embedding.onnx_backend import cached_export
-
     fp32 = cached_export(path, FP32_FILE, _export)
     if not quantize:
         return fp32
@@ -141,8 +138,6 @@ def _export(path: Path, folder: Path) -> None:
     """Export the reader in ``path`` to fp32 and int8 ONNX files, published as ``folder`` once checked."""
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
-
-    from qa.embedding.onnx_backend import atomic_folder, quantize_int8
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForQuestionAnswering.from_pretrained(path, dtype="float32", attn_implementation="eager")

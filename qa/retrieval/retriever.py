@@ -48,7 +48,7 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) ->
 
 
 class Retriever:
-    """Searches a store (by default the local :class:`~qa.stores.local.Index`).
+    """Searches a store (by default the local :class:`~qa.stores.local.index.Index`).
 
     Args:
         index: the loaded store.
@@ -63,7 +63,7 @@ class Retriever:
     @classmethod
     def load(cls, path: str | Path = "embeddings", encoder: Encoder | None = None, check_documents: bool = True) -> "Retriever":
         """Load the store at ``path``: a folder, ``milvus:PATH.db`` or ``http://HOST:PORT`` (see
-        :mod:`qa.stores.address`; :meth:`qa.stores.local.Index.load` lists the errors it raises)."""
+        :mod:`qa.stores.address`; :meth:`qa.stores.local.index.Index.load` lists the errors it raises)."""
         from qa.stores.address import open_store
 
         model, backend = (encoder.name, backend_of(encoder)) if encoder is not None else (None, None)

@@ -3,7 +3,7 @@
 The same address works for ``qa index --out``, ``--index`` of ``qa serve``, ``qa ask``, ``qa search``
 and ``qa eval``, and for ``QA.load`` and ``Retriever.load``:
 
-- a folder path (``embeddings``): the local FAISS + bm25s store (:mod:`qa.stores.index`), the default;
+- a folder path (``embeddings``): the local FAISS + bm25s store (:mod:`qa.stores.local`), the default;
 - ``milvus:PATH.db``: Milvus Lite embedded in this process, its data in ``PATH.db``;
 - ``http://HOST:PORT`` or ``https://HOST:PORT``: a Milvus server (Milvus Lite's ``milvus-lite server``,
   Standalone or Distributed); its token, if it needs one, comes from the environment variable
@@ -12,9 +12,9 @@ and ``qa eval``, and for ``QA.load`` and ``Retriever.load``:
 A Milvus address may end in ``#NAME`` to name the collection (default ``qa``), so one server holds
 the indexes of several corpora.
 
-A backend is a module with ``open_store(address, model, backend, check_documents)``,
-``build_store(docs_dir, address, **options)`` and ``read_store_manifest(address)``; adding one (Qdrant,
-OpenSearch) is one new module and one line in :data:`SCHEMES`.
+A backend is a package with a ``store`` side, ``open_store(address, model, backend, check_documents)``
+and ``read_store_manifest(address)``, and a ``build`` side, ``build_store(docs_dir, address, **options)``;
+adding one (Qdrant, OpenSearch) is one new package and one line in :data:`SCHEMES`.
 
 Example:
     >>> parse_address("milvus:./qa.db#papers")
@@ -30,15 +30,25 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from qa.errors import InvalidInput
 
 TOKEN_VARIABLE = "QA_MILVUS_TOKEN"
 DEFAULT_COLLECTION = "qa"
-# Address prefix -> the module that implements the store (see the module docstring).
-SCHEMES = {"milvus": "qa.stores.milvus"}
+
+
+class Backend(NamedTuple):
+    """The modules of a kind of store (see the module docstring)."""
+
+    store: str  # open_store, read_store_manifest
+    build: str  # build_store
+
+
+# Address prefix -> the store it names.
+SCHEMES = {"milvus": Backend("qa.stores.milvus.store", "qa.stores.milvus.build")}
 URL_SCHEMES = {"http": "milvus", "https": "milvus"}  # a server URL: Milvus
-LOCAL_MODULE = "qa.stores.local"
+LOCAL = Backend("qa.stores.local.index", "qa.stores.local.build")  # a folder
 _COLLECTION = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,150}$")
 
 
@@ -120,31 +130,32 @@ def _check_port(url: str, text: str) -> None:
                            "e.g. http://127.0.0.1:19530.")
 
 
-def _backend(address: StoreAddress):
-    return importlib.import_module(LOCAL_MODULE if address.kind == "local" else SCHEMES[address.kind])
+def _backend(address: StoreAddress, side: str):
+    """The module of the store at ``address`` that opens it (``side`` ``"store"``) or builds it (``"build"``)."""
+    return importlib.import_module(getattr(LOCAL if address.kind == "local" else SCHEMES[address.kind], side))
 
 
 def open_store(address: str | os.PathLike, model: str | None = None, backend: str | None = None,
                check_documents: bool = True):
     """Load the store at ``address``, checking its manifest (model, backend, documents) as
-    :meth:`qa.stores.index.Index.load` does.
+    :meth:`qa.stores.local.index.Index.load` does.
 
     Raises:
         IndexNotFoundError, StaleIndexError, CorruptIndexError: as the local store raises them.
         StoreUnavailableError: a server store that cannot be reached or refuses the token.
     """
     parsed = parse_address(address)
-    return _backend(parsed).open_store(parsed, model=model, backend=backend, check_documents=check_documents)
+    return _backend(parsed, "store").open_store(parsed, model=model, backend=backend, check_documents=check_documents)
 
 
 def build_store(docs_dir: str | Path, address: str | os.PathLike, **options):
-    """Build or update the store at ``address`` from ``docs_dir``; returns :class:`~qa.stores.build.BuildStats`.
+    """Build or update the store at ``address`` from ``docs_dir``; returns :class:`~qa.stores.jobs.BuildStats`.
 
-    ``options`` are those of :func:`qa.stores.build.build_index` (model, chunk_config, encoder, backend,
+    ``options`` are those of :func:`qa.stores.local.build.build_index` (model, chunk_config, encoder, backend,
     incremental, show_progress, batch_size).
     """
     parsed = parse_address(address)
-    return _backend(parsed).build_store(docs_dir, parsed, **options)
+    return _backend(parsed, "build").build_store(docs_dir, parsed, **options)
 
 
 def read_store_manifest(address: str | os.PathLike) -> dict:
@@ -154,7 +165,7 @@ def read_store_manifest(address: str | os.PathLike) -> dict:
         IndexNotFoundError: no store there.
     """
     parsed = parse_address(address)
-    return _backend(parsed).read_store_manifest(parsed)
+    return _backend(parsed, "store").read_store_manifest(parsed)
 
 
 def docs_dir_of_store(address: str | os.PathLike, manifest: dict) -> Path:

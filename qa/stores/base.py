@@ -2,7 +2,7 @@
 
 A store holds the passages (rows numbered from 0), their documents and vectors, and answers two
 searches; the retriever embeds the question, asks both and fuses them. The local FAISS + bm25s store
-(:class:`qa.stores.local.Index`) is one; a server-backed one implements the same protocol.
+(:class:`qa.stores.local.index.Index`) is one; a server-backed one implements the same protocol.
 
 Example:
     >>> store = Index.load("embeddings")

@@ -20,7 +20,7 @@ import random
 from collections import Counter
 from pathlib import Path
 
-from qa.training.data import dedupe, load_squad, question_ids, split_by_article
+from qa.squad import dedupe, load_squad, question_ids, split_by_article
 from qa.training.passages import retrieved_groups, single_groups, write_groups
 from qa.training.synthetic import entity_swaps
 

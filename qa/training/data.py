@@ -1,98 +1,20 @@
-"""SQuAD-format data for training the reader: read, split by article, featurize into windows, batch.
+"""SQuAD-format examples (:mod:`qa.squad`) made into training data: windows, batches, validation files.
 
 Example:
-    >>> examples = dedupe(load_squad("squad-v1.1-dev.json"))
-    >>> train, validation = split_by_article(examples, fraction=0.2)
+    >>> features = featurize(tokenizer, dedupe(load_squad("squad-v1.1-dev.json")), TrainConfig(), rng)
+    >>> batches = length_grouped_batches(features, batch_size=32, rng=rng)
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
-from qa.errors import InvalidInput, MissingPath
 from qa.reading.windows import WindowTokenizer, pad_batch
+from qa.squad import SquadExample
 from qa.training.config import TrainConfig
-
-
-@dataclass(frozen=True)
-class SquadExample:
-    """One question over one context, as read from a SQuAD-format file."""
-
-    id: str
-    title: str  # the split unit: the article title, or title#paragraph for single-article files
-    context: str
-    question: str
-    answers: tuple[tuple[str, int], ...]  # (text, character start); empty when unanswerable
-    source: str
-
-    @property
-    def is_impossible(self) -> bool:
-        return not self.answers
-
-
-def load_squad(path: str | Path) -> list[SquadExample]:
-    """Read a SQuAD v1.1/v2.0 JSON file into examples.
-
-    Raises:
-        MissingPath: the file does not exist.
-        InvalidInput: the file is not SQuAD-format JSON.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise MissingPath(f"No SQuAD file at {path}: check the --data path")
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        articles = raw["data"]
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise InvalidInput(f"{path} is not SQuAD-format JSON (expected a top-level 'data' list): {err}") from err
-    examples = []
-    # The split unit is the article; a file that is one "article" of many contexts (SQuADShifts
-    # Reddit) is split by context instead, or it would land whole on one side.
-    by_context = len(articles) == 1 and len(articles[0]["paragraphs"]) > 1
-    for a_idx, article in enumerate(articles):
-        title = article.get("title") or f"{path.stem}#{a_idx}"
-        for p_idx, paragraph in enumerate(article["paragraphs"]):
-            unit = f"{title}#{p_idx}" if by_context else title
-            context = paragraph["context"]
-            for qa in paragraph["qas"]:
-                impossible = bool(qa.get("is_impossible", False))
-                answers = () if impossible else tuple((a["text"], int(a["answer_start"])) for a in qa["answers"])
-                examples.append(
-                    SquadExample(str(qa["id"]), unit, context, qa["question"].strip(), answers, path.name)
-                )
-    return examples
-
-
-def is_holdout(title: str, fraction: float) -> bool:
-    """Deterministic article-level split: the same article always lands on the same side."""
-    digest = hashlib.sha1(title.encode("utf-8")).hexdigest()
-    return int(digest[:8], 16) / 0xFFFFFFFF < fraction
-
-
-def split_by_article(
-    examples: Sequence[SquadExample], fraction: float
-) -> tuple[list[SquadExample], list[SquadExample]]:
-    """Split into (train, validation) by article title, never by question."""
-    train, val = [], []
-    for ex in examples:
-        (val if is_holdout(ex.title, fraction) else train).append(ex)
-    return train, val
-
-
-def dedupe(examples: Iterable[SquadExample]) -> list[SquadExample]:
-    """Drop repeated question ids (SQuAD 2.0 dev repeats v1.1 dev's answerable questions)."""
-    seen: set[str] = set()
-    out = []
-    for ex in examples:
-        if ex.id not in seen:
-            seen.add(ex.id)
-            out.append(ex)
-    return out
 
 
 def write_validation_sets(examples: Sequence[SquadExample], out_dir: str | Path) -> list[Path]:
@@ -179,9 +101,3 @@ def collate(features: list[dict], indices: list[int], pad_id: int):
     starts = torch.tensor([features[k]["start"] for k in indices])
     ends = torch.tensor([features[k]["end"] for k in indices])
     return ids, types, mask, starts, ends
-
-
-def question_ids(path: str | Path) -> set[str]:
-    """Every question id of a SQuAD-format file."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
-    return {str(q["id"]) for a in data for p in a["paragraphs"] for q in p["qas"]}

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from qa.training.data import SquadExample
+from qa.squad import SquadExample, write_corpus
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +130,8 @@ def retrieved_groups(
         selected: ids of the questions to make groups of (default all); the others' paragraphs are still
             in the corpus, so distractors come from whole articles.
     """
-    from qa.evaluation.open_corpus import write_corpus
     from qa.retrieval.retriever import Retriever
-    from qa.stores.build import build_index
+    from qa.stores.local.build import build_index
 
     workdir = Path(workdir)
     files = write_training_squad(examples, workdir / "squad")

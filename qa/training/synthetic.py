@@ -21,7 +21,7 @@ import random
 import re
 from typing import Sequence
 
-from qa.training.data import SquadExample
+from qa.squad import SquadExample
 
 logger = logging.getLogger(__name__)
 

@@ -23,13 +23,11 @@ from pathlib import Path
 from typing import Sequence
 
 from qa.errors import InvalidInput, MissingPath
-# Data loading and checkpoints live in their own modules; every name this module offered is re-exported.
-from qa.training.checkpoints import (CHECKPOINT, RUN_FILE, SUMMARY_FILE, _check_out_dir,  # noqa: F401
-                                     _recover_checkpoint, _remove_checkpoint, identity_differences, run_identity)
+from qa.squad import dedupe, load_squad, question_ids, split_by_article
+from qa.training.checkpoints import (CHECKPOINT, RUN_FILE, SUMMARY_FILE, _check_out_dir, _remove_checkpoint,
+                                     run_identity)
 from qa.training.config import TrainConfig
-from qa.training.data import (SquadExample, collate, dedupe, featurize, is_holdout,  # noqa: F401
-                              length_grouped_batches, load_squad, question_ids, split_by_article,
-                              write_validation_sets)
+from qa.training.data import collate, featurize, length_grouped_batches, write_validation_sets
 from qa.training.distill import answerable_groups, distill_loss, teacher_logits
 from qa.training.passages import read_groups
 from qa.training.precision import MasterWeights

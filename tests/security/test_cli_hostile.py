@@ -31,7 +31,7 @@ def hostile_index(make_corpus, tmp_path, monkeypatch, small_chunks):
     with the fake encoder and a reader that answers a passage's first word."""
     from qa.answering.pipeline import QA
     from qa.retrieval.retriever import Retriever
-    from qa.stores.local import build_index
+    from qa.stores.local.build import build_index
 
     docs = make_corpus({f"red\x1b[31m{chr(0x202e)}txt.exe.txt": f"{ESCAPES}\n\n\x1b[2J ferry leaves at nine.\n"})
     index = tmp_path / "index"

@@ -17,7 +17,7 @@ from qa.app.documents import REGISTRY, Busy, DocumentLibrary, IndexUnavailable
 from qa.app.limits import Limits
 from qa.app.uploads import InvalidUpload, check_upload
 from qa.retrieval.retriever import Retriever
-from qa.stores.local import build_index
+from qa.stores.local.build import build_index
 
 SENTENCES = "The ferry to Mull leaves Oban at nine. It returns at noon on weekdays. "
 
@@ -100,7 +100,7 @@ def test_changes_beyond_those_that_may_wait_are_refused_at_once(tiny_corpus, tmp
 
 
 def test_a_build_lock_held_elsewhere_is_told_without_pid_or_host(tiny_corpus, tmp_path, small_chunks):
-    from qa.stores import folder
+    from qa.stores.local import folder
 
     library = _library(tiny_corpus, tmp_path, small_chunks)
     before = snapshot(tiny_corpus)

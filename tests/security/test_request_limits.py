@@ -22,7 +22,7 @@ from qa.app.documents import DocumentLibrary
 from qa.app.feedback import FeedbackLog
 from qa.app.limits import MAX_QUESTION_CHARS, Limits
 from qa.retrieval.retriever import Retriever
-from qa.stores.local import build_index
+from qa.stores.local.build import build_index
 
 LIMITS = Limits(upload_bytes=2**20, request_bytes=64 * 2**10, question_chars=300, id_chars=100)
 FORM = "multipart/form-data; boundary=qa-hostile-boundary"

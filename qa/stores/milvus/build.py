@@ -29,12 +29,13 @@ from qa.errors import InvalidInput, MissingPath
 from qa.ingest.chunking import ChunkConfig
 from qa.ingest.documents import corpus_files, document_ids
 from qa.stores.address import StoreAddress
-from qa.stores.build import (EMBED_BATCH, BuildStats, Job, Reader, _package_version, read_here, release_workers,
-                             show_rate)
-from qa.stores.index import APPROX_THRESHOLD, HNSW_EF_CONSTRUCTION, HNSW_M
+from qa.stores.jobs import (EMBED_BATCH, BuildStats, Job, Reader, corpus_hash, package_version, read_here,
+                            release_workers, show_rate)
+from qa.stores.local.index import APPROX_THRESHOLD, HNSW_EF_CONSTRUCTION, HNSW_M
 from qa.stores.manifest import FORMAT_VERSION, _differs, _stat, backend_of
-from qa.stores.milvus import (MANIFEST_DOC, MAX_PASSAGE_CHARS, analyzer, connect, docs_name, published,
-                              quoted, read_manifest_rows, row_id, text_parts, translated, version_name, versions)
+from qa.stores.milvus.store import (MANIFEST_DOC, MAX_PASSAGE_CHARS, analyzer, connect, docs_name, published,
+                                    quoted, read_manifest_rows, row_id, text_parts, translated, version_name,
+                                    versions)
 from qa.types import Document, Passage
 
 logger = logging.getLogger(__name__)
@@ -253,7 +254,7 @@ def build_milvus(
 ) -> BuildStats:
     """Build (or update) the Milvus store at ``address`` from ``docs_dir``, streaming.
 
-    The arguments are those of :func:`qa.stores.build.build_index`; ``batch_size`` passages are read,
+    The arguments are those of :func:`qa.stores.local.build.build_index`; ``batch_size`` passages are read,
     embedded and written at a time.
 
     Raises:
@@ -362,7 +363,7 @@ def header_of(encoder, chunk_config: ChunkConfig, docs_dir: Path) -> dict:
 def _build(client, address: StoreAddress, docs_dir: Path, encoder: Encoder, header: dict, incremental: bool,
            approximate: bool | None, show_progress: bool, batch_size: int, reader: Reader) -> BuildStats:
     """Write the new and changed documents, ``batch_size`` passages at a time, as ``reader`` reads
-    them (:func:`qa.stores.build.read_here`, or a cluster's workers, which bring their vectors)."""
+    them (:func:`qa.stores.jobs.read_here`, or a cluster's workers, which bring their vectors)."""
     from tqdm.auto import tqdm
 
     target = prepare(client, address, header, incremental)
@@ -434,8 +435,8 @@ def finish(client, address: StoreAddress, target: Target, writer: "_Writer", doc
         **header, "dimension": None, "normalized": True, "metric": "inner_product", "index_type": stats.index_type,
         "documents": rows, "skipped": skipped, "passages": stats.passages,
         "collection": name,
-        "corpus_hash": hashlib.sha256("".join(sorted(r["hash"] for r in rows + skipped)).encode()).hexdigest()[:16],
-        "scanned_ns": scanned_ns, "package_version": _package_version(),
+        "corpus_hash": corpus_hash(rows + skipped),
+        "scanned_ns": scanned_ns, "package_version": package_version(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "analyzer": analyzer(),
     }
     manifest["dimension"] = next(f["params"]["dim"] for f in client.describe_collection(name)["fields"]
@@ -477,3 +478,9 @@ def _publish(client, address: StoreAddress, name: str, current: str | None) -> N
     for version in versions(client, address.collection):
         if version not in keep and version < name:
             _drop(client, version)
+
+
+# The backend interface of :mod:`qa.stores.address` (a Milvus address).
+def build_store(docs_dir, address: StoreAddress, **options) -> BuildStats:
+    """Build or update the Milvus store at ``address`` (see :func:`build_milvus`)."""
+    return build_milvus(docs_dir, address, **options)

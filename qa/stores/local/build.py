@@ -4,8 +4,9 @@ corpus's text; then the FAISS and BM25 indexes are built and the new version pub
 
 Only new or changed documents are read and embedded when an index of the same model and chunk
 settings is already there (a file whose size and mtime are those recorded is not read); vectors are
-checkpointed batch by batch (:mod:`qa.stores.checkpoint`) so a killed build resumes; the new version
-is written and published atomically (:mod:`qa.stores.folder`).
+checkpointed batch by batch (:mod:`qa.stores.local.checkpoint`) so a killed build resumes; the new version
+is written and published atomically (:mod:`qa.stores.local.folder`). Reading the documents is shared with
+the Milvus store and the cluster (:mod:`qa.stores.jobs`).
 
 Example:
     >>> stats = build_index("seeds", "embeddings")
@@ -15,130 +16,34 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
 from qa.embedding.encoder import DEFAULT_BACKEND, Encoder, load_encoder
 from qa.errors import InvalidInput
-from qa.ingest.chunking import ChunkConfig, chunk_document
-from qa.ingest.documents import document_files, document_ids, load_document, no_documents
+from qa.ingest.chunking import ChunkConfig
+from qa.ingest.documents import document_files, document_ids, no_documents
 from qa.jsonl import dumps_line
-from qa.stores import folder
 from qa.stores.base import CorruptIndexError, IndexWriteError, StaleIndexError
-from qa.stores.checkpoint import Checkpoint, text_key
-from qa.stores.folder import BM25_DIR, DENSE, DOCUMENTS, MANIFEST, PARTIAL, PASSAGES
-from qa.stores.index import APPROX_THRESHOLD, Bm25Builder, Index, empty_faiss_index
-from qa.stores.manifest import FORMAT_VERSION, _differs, _stat, backend_of, hash_file
+from qa.stores.jobs import (EMBED_BATCH, BuildStats, Job, Reader, corpus_hash, package_version, read_here,
+                            release_workers, show_rate, stamp)
+from qa.stores.local import folder
+from qa.stores.local.checkpoint import Checkpoint, text_key
+from qa.stores.local.folder import BM25_DIR, DENSE, DOCUMENTS, MANIFEST, PARTIAL, PASSAGES
+from qa.stores.local.index import APPROX_THRESHOLD, Bm25Builder, Index, empty_faiss_index
+from qa.stores.manifest import FORMAT_VERSION, _differs, backend_of
 from qa.types import Document, Passage
 
 logger = logging.getLogger(__name__)
 
-EMBED_BATCH = 1024  # passages embedded (and checkpointed) at a time
 # Manifest fields that change with every build even when the index does not.
 _VOLATILE = ("built_at", "package_version", "scanned_ns", "data")
-
-
-@dataclass
-class BuildStats:
-    """What a build or update did."""
-
-    documents: int = 0
-    passages: int = 0
-    embedded: int = 0  # passages that went through the encoder in this run
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    index_type: str = "flat"
-    written: bool = True  # False when nothing had changed and the index was left as it was
-
-
-@dataclass(frozen=True)
-class Job:
-    """A document file to read: its path, its path relative to the corpus folder, and its id."""
-
-    path: str
-    file: str
-    doc_id: str
-
-
-@dataclass(frozen=True)
-class ReadDocument:
-    """What reading one :class:`Job` gave.
-
-    Attributes:
-        row: the document's manifest row (id, file, hash, size, mtime); for a file that could not be
-            read, its row among the manifest's ``skipped`` (file, hash, reason, size, mtime).
-        doc: the document, or ``None`` when it could not be read (skipped, as a warning said).
-        passages: its passages.
-        vectors: when it was embedded where it was read, the vectors of its passages in order, less
-            those at ``reused`` (an interrupted build had saved them); ``None`` when not embedded yet.
-        reused: the rows of ``passages`` whose vectors the reader was told are saved already.
-    """
-
-    row: dict
-    doc: Document | None = None
-    passages: tuple[Passage, ...] = ()
-    vectors: np.ndarray | None = None
-    reused: tuple[int, ...] = ()
-
-
-# Reads jobs in order; the second argument gives, per document id, the passage keys an interrupted
-# build saved vectors for (a reader that embeds need not embed those).
-Reader = Callable[[list[Job], Callable[[str], frozenset[str]]], Iterator[ReadDocument]]
-
-
-def read_document(job: Job, docs_dir: Path, chunk_config: ChunkConfig) -> ReadDocument:
-    """Read and chunk one document file; a file that can't be read or isn't a document (binary,
-    empty, undecodable) is skipped with a warning and recorded as skipped, as every build does.
-
-    Its size and mtime are taken before it is read: a write in between reads as a change next time.
-    """
-    path = Path(job.path)
-    stamp = _stamp(path)
-    try:
-        doc = load_document(path, job.doc_id, docs_dir)
-    except (OSError, ValueError) as err:  # ValueError: DocumentError, UnicodeError
-        logger.warning("skipping %s: %s", path, err)
-        # The reason is shown to whoever manages the documents (the app's Documents tab): an OSError's
-        # own words, without the server's path.
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        return ReadDocument({"file": job.file, "hash": hash_file(path), "reason": reason, **stamp})
-    row = {"id": job.doc_id, "file": _doc_file(doc, docs_dir), "hash": doc.source_hash or hash_file(path), **stamp}
-    return ReadDocument(row, doc, tuple(chunk_document(doc, chunk_config)))
-
-
-def read_here(docs_dir: Path, chunk_config: ChunkConfig) -> Reader:
-    """The reader of a single-process build: each document read in turn, in this process, not embedded."""
-
-    def read(jobs: list[Job], known: Callable[[str], frozenset[str]]) -> Iterator[ReadDocument]:
-        for job in jobs:
-            yield read_document(job, docs_dir, chunk_config)
-
-    return read
-
-
-def _doc_file(doc: Document, root: Path) -> str:
-    """The document's path relative to the corpus folder, symlinks not followed."""
-    if doc.file:
-        return doc.file
-    return Path(os.path.relpath(os.path.abspath(doc.path), os.path.abspath(root))).as_posix()
-
-
-def _package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("qa")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def _relative_docs_dir(docs_dir: Path, out_dir: Path) -> str:
@@ -209,13 +114,6 @@ def build_index(
     return stats
 
 
-def release_workers(encoder: Encoder) -> None:
-    """Free what an encoder keeps for embedding passages only (the ONNX encoder's one-thread sessions)."""
-    release = getattr(encoder, "release_workers", None)
-    if release is not None:
-        release()
-
-
 def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config: ChunkConfig, incremental: bool,
            approximate: bool | None, show_progress: bool, batch_size: int, reader: Reader) -> BuildStats:
     """Stream the documents through: decide from file stamps and hashes what changed (reading only
@@ -245,9 +143,9 @@ def _build(writer: folder.Writer, docs_dir: Path, encoder: Encoder, chunk_config
         rel, doc_id = path.relative_to(docs_dir).as_posix(), ids[path]
         before, skipped_before = old.get(doc_id), old_skipped.get(rel)
         if before is not None and before["file"] == rel and not _differs(path, before, trusted_ns):
-            plan.append((path, rel, doc_id, {**before, **_stamp(path)}))
+            plan.append((path, rel, doc_id, {**before, **stamp(path)}))
         elif before is None and skipped_before is not None and not _differs(path, skipped_before, trusted_ns):
-            kept_skips.append({**skipped_before, **_stamp(path)})
+            kept_skips.append({**skipped_before, **stamp(path)})
         else:
             plan.append((path, rel, doc_id, None))
     removed = set(old) - {doc_id for _, _, doc_id, _ in plan}
@@ -357,27 +255,16 @@ def write_rows(out, rows) -> None:
     out.writelines(dumps_line(row) for row in rows)
 
 
-def _stamp(path: Path) -> dict:
-    st = _stat(path)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns} if st else {}
-
-
 def _corpus_fields(doc_rows: list[dict], skipped: list[dict]) -> dict:
     """The manifest's fields that describe the documents (in id order), and the build's stamps."""
     doc_rows = sorted(doc_rows, key=lambda r: r["id"])
     return {
         "documents": doc_rows,
         "skipped": sorted(skipped, key=lambda r: r["file"]),
-        "corpus_hash": hashlib.sha256("".join(sorted(r["hash"] for r in doc_rows + skipped)).encode()).hexdigest()[:16],
-        "package_version": _package_version(),
+        "corpus_hash": corpus_hash(doc_rows + skipped),
+        "package_version": package_version(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-
-
-def show_rate(bar, written: int) -> None:
-    """Passages so far and per second, beside the bar's documents per second."""
-    elapsed = max(bar.format_dict.get("elapsed", 0.0), 1e-9)
-    bar.set_postfix_str(f"{written} passages, {written / elapsed:.1f} passages/s")
 
 
 def _taken_blocks(parts: list[np.ndarray], rows: int = 65_536):
@@ -545,3 +432,9 @@ def _write_dense(version: Path, vectors: list[np.ndarray], dimension: int, passa
 def _write_bm25(version: Path, bm25) -> None:
     bm25.save(str(version / BM25_DIR), show_progress=False)
     folder.after_step("bm25")
+
+
+# The backend interface of :mod:`qa.stores.address` (a folder address opens the local store).
+def build_store(docs_dir, address, **options) -> BuildStats:
+    """Build or update the local store at ``address.location`` (see :func:`build_index`)."""
+    return build_index(docs_dir, address.location, **options)

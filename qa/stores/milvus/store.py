@@ -10,7 +10,7 @@ Layout, for the collection name ``NAME`` of the address (``milvus:./qa.db#NAME``
   cut into parts of at most ``PART_CHARS`` characters, and the manifest (model, backend, chunking,
   per-document hashes: the same fields as the local ``manifest.json``) as rows of ``doc_id`` "".
 
-A full build writes a new version and then moves the alias: that move is the publish, so a build
+:mod:`qa.stores.milvus.build` writes it. A full build writes a new version and then moves the alias: that move is the publish, so a build
 killed at any point (client or server) leaves the previous version served whole. Updates of the same
 model and chunking are made in place, document by document (upsert the new passages, then delete
 the document's others); the manifest is written last, so a killed update is finished by running it again.
@@ -40,7 +40,7 @@ import numpy as np
 from qa.stores.address import TOKEN_VARIABLE, StoreAddress
 from qa.stores.base import (CorruptIndexError, IndexNotFoundError, IndexWriteError, StaleIndexError,
                             StoreUnavailableError)
-from qa.stores.index import HNSW_EF_SEARCH
+from qa.stores.local.index import HNSW_EF_SEARCH
 from qa.stores.manifest import READABLE_FORMATS, backend_of, stale_reason
 from qa.types import Document, Passage
 
@@ -308,13 +308,6 @@ def check_manifest(address: StoreAddress, manifest: dict, model: str | None, bac
         problem = stale_reason(manifest, ".")  # a Milvus manifest records the documents' absolute folder
         if problem:
             raise StaleIndexError(f"The index at {address} is out of date: {problem}. Update it with: {rebuild}")
-
-
-def build_store(docs_dir, address: StoreAddress, **options):
-    """Build or update the Milvus store at ``address`` (see :func:`qa.stores.milvus_build.build_milvus`)."""
-    from qa.stores.milvus_build import build_milvus
-
-    return build_milvus(docs_dir, address, **options)
 
 
 class _Passages(Sequence):

@@ -1,11 +1,12 @@
-"""The index folder on disk: what ``--out`` may replace, one writer at a time, an atomic publish.
+"""The index folder on disk: what ``--out`` may replace, one writer at a time, an atomic publish, and
+reading its manifest.
 
 Layout (format 2)::
 
     INDEX/manifest.json   describes the index and names its data folder ("data": "v-000003")
     INDEX/v-000003/       passages.jsonl, documents.jsonl, dense.faiss, bm25/
     INDEX/.lock           held (flock) by the one writer; holds its pid and start time
-    INDEX/.partial/       vectors of a build in progress (:mod:`qa.stores.checkpoint`)
+    INDEX/.partial/       vectors of a build in progress (:mod:`qa.stores.local.checkpoint`)
 
 A build writes a new version folder, then replaces ``manifest.json`` with one ``os.replace``: that
 rename is the publish, as Lucene's ``segments_N`` is. Readers read the manifest first, so they see
@@ -26,7 +27,9 @@ import time
 from pathlib import Path
 
 from qa.errors import MissingPath, UnsafeDestination
-from qa.stores.base import IndexLockedError, IndexWriteError
+from qa.ingest.documents import SUPPORTED_SUFFIXES
+from qa.stores.base import CorruptIndexError, IndexLockedError, IndexNotFoundError, IndexWriteError, StaleIndexError
+from qa.stores.manifest import READABLE_FORMATS, docs_dir_of
 
 logger = logging.getLogger(__name__)
 
@@ -245,3 +248,72 @@ class Writer:
         """Remove an unpublished version folder (after a failed write)."""
         if version.is_dir() and self.current() != version.name:
             shutil.rmtree(version, ignore_errors=True)
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
+def _current_data(path: Path) -> object:
+    try:
+        return json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("data")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _rebuild_command(path: Path, manifest: dict | None) -> str:
+    docs = "DOCS"
+    if manifest and isinstance(manifest.get("docs_dir"), str) and manifest["docs_dir"]:
+        docs = _display(docs_dir_of(path, manifest))
+    return f"qa index --docs {docs} --out {path}"
+
+
+def _holds_documents(path: Path) -> bool:
+    return path.is_dir() and any(p.suffix.lower() in SUPPORTED_SUFFIXES and p.is_file() for p in path.rglob("*"))
+
+
+def read_manifest(path: str | Path) -> dict:
+    """The manifest of the index at ``path`` (model, backend, chunking, documents, ...), checked.
+
+    Raises:
+        IndexNotFoundError: no index there.
+        StaleIndexError: an index of a format this version does not read.
+        CorruptIndexError: the manifest is not one of ours (not JSON, not an object, fields missing).
+    """
+    path = Path(path)
+    manifest_path = path / MANIFEST
+    if not manifest_path.is_file():
+        if _holds_documents(path) and not (path / LOCK).exists():
+            raise IndexNotFoundError(f"{path} holds documents, not an index: build an index of them in another "
+                                     f"folder with: qa index --docs {path} --out INDEX_DIR (outside {path}).")
+        raise IndexNotFoundError(f"No index at {path} (no {MANIFEST}). Build one with: qa index --docs DOCS --out {path}")
+    rebuild = _rebuild_command(path, None)
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise CorruptIndexError(f"The index at {path} is damaged: {MANIFEST} is not readable JSON "
+                                f"({_first_line(err)}). Rebuild it with: {rebuild}") from None
+    if not isinstance(manifest, dict):
+        raise CorruptIndexError(f"The index at {path} is damaged: {MANIFEST} holds a {type(manifest).__name__}, "
+                                f"not an object. Rebuild it with: {rebuild}")
+    rebuild = _rebuild_command(path, manifest)
+    if manifest.get("format_version") not in READABLE_FORMATS:
+        raise StaleIndexError(f"The index at {path} has format {manifest.get('format_version')}, this version reads "
+                              f"{', '.join(map(str, READABLE_FORMATS))}. Rebuild it with: {rebuild}")
+    missing = [k for k in ("model", "chunking", "documents", "passages") if k not in manifest]
+    rows = manifest.get("documents", []) + manifest.get("skipped", [])
+    if missing or not isinstance(rows, list) or not all(isinstance(r, dict) and {"file", "hash"} <= r.keys()
+                                                        for r in rows):
+        why = f"lacks {', '.join(missing)}" if missing else "has malformed document entries"
+        raise CorruptIndexError(f"The index at {path} is damaged: {MANIFEST} {why}. Rebuild it with: {rebuild}")
+    if not data_name(manifest):
+        raise CorruptIndexError(f"The index at {path} is damaged: {MANIFEST} names no valid data folder "
+                                f"({manifest.get('data')!r}). Rebuild it with: {rebuild}")
+    return manifest
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

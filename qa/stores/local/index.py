@@ -1,7 +1,9 @@
 """The loaded local store: passages, documents, and the FAISS and bm25s indexes over them.
 
-:class:`Index` loads a folder written by :func:`qa.stores.build.build_index`, after checking its
-manifest (:mod:`qa.stores.manifest`), and answers the two searches of :class:`~qa.stores.base.Store`.
+:class:`Index` loads a folder written by :func:`qa.stores.local.build.build_index`, after checking its
+manifest (:func:`qa.stores.local.folder.read_manifest`), and answers the two searches of
+:class:`~qa.stores.base.Store`. :func:`open_store` and :func:`read_store_manifest` are the local store's
+side of :mod:`qa.stores.address`.
 
 Example:
     >>> Index.load("embeddings").keyword_search("primary care trusts", k=3)
@@ -20,10 +22,11 @@ from typing import Sequence
 import numpy as np
 
 from qa.jsonl import read_jsonl
-from qa.stores import folder
 from qa.stores.base import CorruptIndexError, StaleIndexError
-from qa.stores.folder import BM25_DIR, DENSE, DOCUMENTS, MANIFEST, PASSAGES
-from qa.stores.manifest import _current_data, _first_line, _rebuild_command, backend_of, read_manifest, stale_reason
+from qa.stores.local import folder
+from qa.stores.local.folder import (BM25_DIR, DENSE, DOCUMENTS, MANIFEST, PASSAGES, _current_data, _first_line,
+                                    _rebuild_command, read_manifest)
+from qa.stores.manifest import backend_of, stale_reason
 from qa.types import Document, Passage
 
 # Past this many passages exact search alone takes more than 7.5 ms a query on 2 cores (0.15 ms per
@@ -303,3 +306,14 @@ class Index:
             return []
         ids, scores = self.bm25.retrieve([tokens], k=k, show_progress=False, weight_mask=mask)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
+
+
+# The backend interface of :mod:`qa.stores.address` (a folder address opens the local store).
+def open_store(address, model: str | None = None, backend: str | None = None, check_documents: bool = True) -> Index:
+    """The local store at ``address.location`` (see :meth:`Index.load`)."""
+    return Index.load(address.location, model=model, backend=backend, check_documents=check_documents)
+
+
+def read_store_manifest(address) -> dict:
+    """The manifest of the local store at ``address.location`` (see :func:`read_manifest`)."""
+    return read_manifest(address.location)
