@@ -20,7 +20,8 @@ from qa.ingest.documents import document_title, load_documents, opaque_name
 from qa.ingest.notices import gathered
 from qa.reading.reader import ReaderResult
 from qa.retrieval.retriever import Retriever
-from qa.stores.local import Index, build_index
+from qa.stores.local.build import build_index
+from qa.stores.local.index import Index
 
 HASH_ID = re.compile(r"\b[0-9a-f]{12,}\b")  # what the two bundled documents showed as ("003 209851d2c1bf9842")
 
