@@ -39,7 +39,8 @@ class FakeQA:
         return Answer(question=question, text=None, score=0.0, abstained=True, evidence="")
 
     def to_json(self, answer):
-        return {"question": answer.question, "answer": answer.text, "abstained": answer.abstained}
+        return {"question": answer.question, "answer": answer.text, "score": answer.score,
+                "abstained": answer.abstained, "evidence": answer.evidence, "citations": [], "passages": []}
 
 
 @pytest.fixture

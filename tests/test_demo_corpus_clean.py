@@ -125,6 +125,7 @@ def test_serve_serves_the_copy_for_the_bundled_corpus_only(tmp_path, monkeypatch
     assert serve.served("mine", None) == (Path("mine"), Path(".qa-index/mine"))
     # The copy's index still finds its documents beside it, so it loads as current.
     assert serve._settings_of(".qa-demo/embeddings")["backend"] == "onnx-int8"
-    from qa.stores.manifest import read_manifest, stale_reason
+    from qa.stores.local.folder import read_manifest
+    from qa.stores.manifest import stale_reason
 
     assert stale_reason(read_manifest(".qa-demo/embeddings"), ".qa-demo/embeddings") is None

@@ -70,6 +70,22 @@ class WrittenDocument:
     passages: int | None
 
 
+def _plain_errors(task):
+    """Raise a task's :class:`ClusterError` again without the exception it was raised from: Dask sends a
+    task's error to the client pickled with its context, and a Milvus or gRPC error in that chain does not
+    pickle, which would turn the one clear line into a bare ``Exception`` holding its repr."""
+
+    @functools.wraps(task)
+    def run(*args, **kwargs):
+        try:
+            return task(*args, **kwargs)
+        except ClusterError as err:
+            failure = ClusterError(str(err))
+        raise failure  # outside the handler: no __context__
+
+    return run
+
+
 def _encoder(source):
     return source.load() if isinstance(source, EncoderSpec) else source
 
@@ -84,6 +100,7 @@ def worker_name() -> str:
         return "this process"
 
 
+@_plain_errors
 def describe_encoder(source) -> EncoderInfo:
     """The name, backend and dimension of the encoder ``source`` gives (loading it on this worker)."""
     try:
@@ -102,6 +119,7 @@ def _read(job: Job, docs_dir: Path, chunk_config: ChunkConfig) -> ReadDocument:
     return read_document(job, docs_dir, chunk_config)
 
 
+@_plain_errors
 def read_and_embed(jobs: Sequence[Job], known: Sequence[frozenset[str]], docs_dir: str, chunking: dict,
                    source) -> list[ReadDocument]:
     """Read, chunk and embed ``jobs`` in one batch; ``known[i]``: the keys of ``jobs[i]``'s passages
@@ -139,6 +157,7 @@ def _milvus(address):
     return connect(address)
 
 
+@_plain_errors
 def read_embed_write(jobs: Sequence[Job], docs_dir: str, chunking: dict, source, address, collection: str,
                      header: dict, replace: bool) -> list[WrittenDocument]:
     """Read, chunk and embed ``jobs``, and write them into ``collection`` of the Milvus server at

@@ -23,7 +23,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 # What a build writes in the folder: meta.json, batch-N.npy, batch-N.keys.json, and their drafts (.tmp).
-_OURS = re.compile(r"^(meta\.json|batch-\d{6,}\.(npy|keys\.json))(\.tmp)?$")
+_OURS = re.compile(r"^(meta\.json|batch-\d{6,}\.(npy|keys\.json|docs\.json))(\.tmp)?$")
 
 
 def text_key(text: str) -> str:
