@@ -2,7 +2,8 @@
 
 ``-h``/``--help`` is not counted; positional arguments are counted apart. A flag a command shares with
 another (``--reader``) is counted once per command that takes it: what a user of that command reads in
-its ``--help``.
+its ``--help``. The last two rows: the flags summed over every command line, and how many distinct
+spellings there are among them.
 
 Example:
     python -m benchmarks.cli_flags            # a table
@@ -45,12 +46,14 @@ def count(parser: argparse.ArgumentParser, prog: str = "qa") -> dict[str, dict[s
 
 
 def table(counts: dict[str, dict[str, list[str]]]) -> str:
-    """One row per command line, then the total of flags over all of them."""
+    """One row per command line, then the flags summed over them and the distinct spellings among them."""
     width = max(len(name) for name in counts) + 2
     lines = [f"{'command':{width}}{'flags':>6}{'positionals':>13}"]
     lines += [f"{name:{width}}{len(c['flags']):>6}{len(c['positionals']):>13}" for name, c in counts.items()]
-    lines.append(f"{'all':{width}}{sum(len(c['flags']) for c in counts.values()):>6}"
+    lines.append(f"{'sum':{width}}{sum(len(c['flags']) for c in counts.values()):>6}"
                  f"{sum(len(c['positionals']) for c in counts.values()):>13}")
+    lines.append(f"{'distinct':{width}}{len({f for c in counts.values() for f in c['flags']}):>6}"
+                 f"{len({p for c in counts.values() for p in c['positionals']}):>13}")
     return "\n".join(lines)
 
 
