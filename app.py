@@ -2,7 +2,7 @@
 
 import sys
 
-from qa.cli.serve import main
+from qa.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(command="serve", prog="app.py"))

@@ -73,15 +73,14 @@ def _serve_raising(monkeypatch, err: Exception) -> None:
 
 def test_app_py_reports_like_qa(capsys, monkeypatch, tmp_path):
     from benchmarks.loadtest import free_port
-    from qa.cli.serve import main as app_main
 
     monkeypatch.chdir(tmp_path)  # no bundled corpus here: the app makes no demo copy of it
 
     _serve_raising(monkeypatch, StaleIndexError("The index is out of date: rebuild it."))
-    assert app_main(["--port", str(free_port())]) == 2
+    assert main(["--port", str(free_port())], command="serve", prog="app.py") == 2
     assert capsys.readouterr().err == "app.py: error: The index is out of date: rebuild it.\n"
 
     _serve_raising(monkeypatch, RuntimeError("reader weights are corrupt"))
-    assert app_main(["--port", str(free_port())]) == 1
+    assert main(["--port", str(free_port())], command="serve", prog="app.py") == 1
     assert capsys.readouterr().err == ("app.py: internal error: RuntimeError: reader weights are corrupt "
                                        "(run with -v for the traceback)\n")

@@ -39,9 +39,8 @@ def test_a_port_in_use_is_refused_before_loading(capsys, no_loading, busy_port):
 
 
 def test_app_py_refuses_a_port_in_use_too(capsys, no_loading, busy_port):
-    from qa.cli.serve import main as app_main
 
-    assert app_main(["--port", str(busy_port)]) == 2
+    assert main(["--port", str(busy_port)], command="serve", prog="app.py") == 2
     assert capsys.readouterr().err.startswith(f"app.py: error: Port {busy_port}")
 
 

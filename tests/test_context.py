@@ -74,7 +74,7 @@ def _run(folder, metrics: dict):
 def test_a_calibration_keeps_the_reading_its_runs_were_made_with(tmp_path):
 
 
-    from qa.cli.evaluate import runs_context_chars
+    from qa.evaluation.calibrate import runs_context_chars
     from qa.errors import InvalidInput
 
     open_run = _run(tmp_path / "open", {"context_chars": 1200})
@@ -92,7 +92,7 @@ def test_a_calibration_keeps_the_reading_its_runs_were_made_with(tmp_path):
 
 
 def test_a_calibration_keeps_how_many_passages_its_runs_read(tmp_path):
-    from qa.cli.evaluate import runs_top_k
+    from qa.evaluation.calibrate import runs_top_k
     from qa.errors import InvalidInput
 
     open_run = _run(tmp_path / "open", {"top_k": 8})

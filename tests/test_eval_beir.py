@@ -90,11 +90,9 @@ def test_run_beir_writes_runs_and_metrics_and_runs_again_in_place(tmp_path, fake
 
 
 def _eval_args(argv: list[str]) -> argparse.Namespace:
-    from qa.cli.evaluate import register
+    from qa.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["eval", *argv])
+    return build_parser(["eval"]).parse_args(["eval", *argv])
 
 
 def test_default_out_is_per_data_set(tmp_path, monkeypatch):

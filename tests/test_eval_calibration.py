@@ -17,11 +17,9 @@ from qa.types import Span
 
 
 def _eval_args(argv: list[str]) -> argparse.Namespace:
-    from qa.cli.evaluate import register
+    from qa.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    register(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["eval", *argv])
+    return build_parser(["eval"]).parse_args(["eval", *argv])
 
 
 @pytest.fixture
@@ -50,10 +48,9 @@ def _fake_qa_loading(monkeypatch, packaged_dir: Path) -> list:
     """QA.load returns a FakeQA whose reader folder is --reader, or the packaged one without it."""
     loaded = []
 
-    def load(cls, index_dir="embeddings", reader_dir=None, threshold=None, encoder=None, reader_runtime=None,
-             context_chars=None):
+    def load(cls, index_dir="embeddings", reader=None, threshold=None, **options):
         fake = FakeQA(0.5)
-        fake.reader = SimpleNamespace(path=Path(reader_dir) if reader_dir else packaged_dir)
+        fake.reader = SimpleNamespace(path=Path(reader) if reader else packaged_dir)
         loaded.append(fake)
         return fake
 

@@ -71,11 +71,10 @@ def test_evaluation_does_not_import_the_command_line():
 
 
 def test_the_cli_registers_qa_eval_from_qa_cli_evaluate():
-    import argparse
-
+    from qa.cli.common import Parser
     from qa.cli.evaluate import register
 
-    parser = argparse.ArgumentParser()
+    parser = Parser()
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["eval", "beir", "--data", "somewhere"])
-    assert args.benchmark == "beir" and callable(args.func)
+    assert args.evaluation == "beir" and callable(args.func)

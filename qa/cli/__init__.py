@@ -8,17 +8,19 @@ traceback).
 
 Only the module of the command being run is imported (``qa ask`` never loads the evaluation, serving
 or training code, nor what they import); ``qa --help`` and a mistyped command load them all.
+
+:func:`main` is the one entry point: ``qa`` (``[project.scripts]``) and ``python app.py``, which is
+``qa serve`` under another name.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import logging
 import sys
 from typing import Sequence
 
-from qa.cli.common import quiet_libraries, run_command
+from qa.cli.common import Parser, quiet_libraries, run_command
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +35,29 @@ COMMANDS = {
 }
 
 
-def build_parser(commands: Sequence[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(commands: Sequence[str] | None = None) -> Parser:
     """The ``qa`` parser with ``commands`` (default: every subcommand); only their modules are imported."""
-    parser = argparse.ArgumentParser(prog="qa", description="Question answering over your documents, with citations.")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log progress details; show the traceback of an internal error")
+    parser = Parser(prog="qa", description="Question answering over your documents, with citations.")
+    _verbose_arg(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in commands or COMMANDS:
         importlib.import_module(COMMANDS[name]).register(sub)
     return parser
+
+
+def command_parser(command: str, prog: str) -> Parser:
+    """The parser of one ``command`` as a program of its own named ``prog`` (``python app.py`` is ``qa serve``)."""
+    sub = Parser(prog=prog).add_subparsers()
+    importlib.import_module(COMMANDS[command]).register(sub)
+    parser = sub.choices[command]
+    parser.prog = prog
+    _verbose_arg(parser)
+    return parser
+
+
+def _verbose_arg(parser: Parser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress details; show the traceback of an internal error")
 
 
 def command_of(argv: Sequence[str]) -> str | None:
@@ -50,20 +66,30 @@ def command_of(argv: Sequence[str]) -> str | None:
     return word if word in COMMANDS else None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The ``qa`` entry point; returns the exit status."""
+def main(argv: list[str] | None = None, *, command: str | None = None, prog: str = "qa") -> int:
+    """The entry point: parse, configure logging, run the command, report what went wrong; returns the exit status.
+
+    Args:
+        argv: the arguments (default: the process's).
+        command: run this one command, its options at the top (``python app.py`` runs
+            ``main(command="serve", prog="app.py")``); default: ``qa`` with every command.
+        prog: the program's name, which its usage and errors start with.
+    """
     from qa.errors import offline_mode
 
     argv = sys.argv[1:] if argv is None else list(argv)
     offline_mode()
-    command = command_of(argv)
-    parser = build_parser([command] if command else None)
+    if command is None:
+        named = command_of(argv)
+        parser = build_parser([named] if named else None)
+    else:
+        parser = command_parser(command, prog)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         quiet_libraries()
-    return run_command(args.func, args, "qa", verbose=args.verbose)
+    return run_command(args.func, args, prog, verbose=args.verbose)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import logging
 import sys
 import traceback
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn, Sequence
 
 from qa.errors import InvalidInput, MissingPath, UserError
 
@@ -43,6 +43,64 @@ def quiet_libraries() -> None:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of ``qa`` and of each of its commands.
+
+    A usage error is one line (``qa eval squad: error: ... (see qa eval squad --help)``, status 2), as
+    the commands' own errors are. A parser with a ``default_command`` runs that subcommand when its
+    arguments name none: bare ``qa eval [options]`` is ``qa eval questions [options]``.
+    """
+
+    default_command: str | None = None
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None):
+        if self.default_command is not None:
+            args = list(sys.argv[1:] if args is None else args)
+            # An option (not help) or nothing names no subcommand; a word does, and a mistyped one is refused.
+            if not args or (args[0].startswith("-") and args[0] not in ("-h", "--help")):
+                args = [self.default_command, *args]
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None):
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:  # refused by the subcommand that was given them, whose --help lists what it takes
+            self._chosen(parsed).error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
+
+    def _chosen(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The innermost subcommand's parser that ``parsed`` went through (this one if it has none)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):  # argparse keeps its subcommands only here
+                chosen = action.choices.get(getattr(parsed, action.dest, None))
+                if chosen is not None:
+                    return chosen._chosen(parsed) if isinstance(chosen, Parser) else chosen
+        return self
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def probability(text: str) -> float:
+    """An argparse ``type``: a number between 0 and 1."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number of at least ``minimum``."""
+
+    def whole_number(text: str) -> int:
+        value = int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
+        return value
+
+    whole_number.__name__ = "whole number"  # argparse names the type so in "invalid whole number value: 'x'"
+    return whole_number
 
 
 def check_at_least_one(value: int | None, option: str) -> None:

@@ -20,7 +20,7 @@ from qa.app.feedback import DEFAULT_FEEDBACK
 from qa.app.limits import (MAX_DOCUMENT_CHARS, MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES, READ_SECONDS, WAITING_CHANGES,
                            Limits, limits_help)
 from qa.cli.common import (DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, check_reader,
-                           reader_runtime_arg, run_command)
+                           reader_runtime_arg)
 from qa.reading.names import DEFAULT_READER, READER_HELP
 
 if TYPE_CHECKING:
@@ -266,19 +266,3 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_arguments(p)
     p.set_defaults(func=run)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python app.py``: the same options as ``qa serve``, and the same error reports as ``qa``."""
-    from qa.errors import offline_mode
-
-    offline_mode()
-    parser = argparse.ArgumentParser(prog="app.py", description="The document question-answering chat app.",
-                                     epilog=limits_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="log each question and answer; show the traceback of an internal error")
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    return run_command(run, args, parser.prog, verbose=args.verbose)

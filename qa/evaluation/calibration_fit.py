@@ -11,6 +11,8 @@ since the calibrator learned to choose) are fitted on all of them, right or wron
 calibrator then also *picks* the answer: the candidate it finds most likely right, which is not
 always the reader's highest-scoring span. Its threshold and bands are chosen on the picked ones.
 
+:func:`qa.evaluation.calibrate.fit_from_runs` reads the run files, fits, measures and saves with the reader.
+
 Example:
     $ qa eval fit-calibrator --train runs/a/predictions.jsonl --test runs/b/predictions.jsonl
 """
