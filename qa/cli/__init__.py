@@ -18,7 +18,7 @@ import logging
 import sys
 from typing import Sequence
 
-from qa.cli.common import quiet_libraries, run_command
+from qa.cli.common import configure_logging, quiet_libraries, run_command
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     command = command_of(argv)
     parser = build_parser([command] if command else None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     if not args.verbose:
         quiet_libraries()
     return run_command(args.func, args, "qa", verbose=args.verbose)
