@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             server.terminate()
             server.wait(timeout=60)
         shutil.rmtree(workdir / "profile", ignore_errors=True)
+    shutil.rmtree(workdir, ignore_errors=True)  # kept, with the server's log, only when something failed
     print(f"screenshots in {args.out}")
     return 0
 
