@@ -1,8 +1,10 @@
-"""Text helpers more than one stage uses: SQuAD's answer normalisation.
+"""Text helpers more than one stage uses: SQuAD's answer normalisation, a count with its noun.
 
 Example:
     >>> normalize_answer("The  Eiffel Tower!")
     'eiffel tower'
+    >>> plural(1, "document"), plural(1200, "passage")
+    ('1 document', '1,200 passages')
 """
 
 from __future__ import annotations
@@ -20,3 +22,8 @@ def normalize_answer(text: str) -> str:
     text = "".join(ch for ch in text if ch not in _PUNCT)
     text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
+
+
+def plural(n: int, noun: str) -> str:
+    """``n`` and ``noun``, with an "s" unless ``n`` is 1 (for nouns whose plural is that regular)."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"

@@ -223,3 +223,58 @@ def test_dark_mode_screenshots(server, browser, width):
                                   "document.documentElement.classList.contains('dark')"), "not in dark mode"
     assert reply.find_element(By.CSS_SELECTOR, ".qa-searched").is_displayed()
     _shot(browser, f"conversation-dark-{width}.png", width)
+
+
+# The page's own geometry at phone width, as [left, top, right, bottom] in CSS px; `inner` is the content box.
+_BOX = "const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom];"
+_CLEAR_ICON_OVER_MESSAGES = """
+const icon = document.querySelector('#qa-chat .top-panel button, #qa-chat button[aria-label="Clear"]');
+const scroller = document.querySelector('#qa-chat .bubble-wrap');
+const seen = scroller.getBoundingClientRect();
+const a = icon.getBoundingClientRect();
+const hits = [];
+for (let top = 0; top <= scroller.scrollHeight; top += 4) {  // every place the chat can be scrolled to
+  scroller.scrollTop = top;
+  for (const row of scroller.querySelectorAll('.message-row, .message-buttons')) {
+    const b = row.getBoundingClientRect();
+    // The part of the message the scroller shows; the part scrolled out of it is hidden, not covered.
+    const t = Math.max(b.top, seen.top), btm = Math.min(b.bottom, seen.bottom);
+    if (btm > t && a.left < b.right && b.left < a.right && a.top < btm && t < a.bottom) hits.push(row.innerText.slice(0, 40));
+  }
+}
+return [...new Set(hits)];
+"""
+
+
+def test_at_phone_width_nothing_covers_anything(server, browser):
+    """At 390 x 844: the empty question box shows its whole hint, the chat's Clear icon covers no message
+    wherever the chat is scrolled, the document picker's text stops before its arrow, and the viewer's info
+    line ends above the document's text. The oracle is the laid-out page (bounding boxes), not the CSS."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+
+    url, _ = server
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+    browser.get(url)
+    box = _wait(browser).until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#qa-question textarea")))
+    time.sleep(0.5)
+    shown, needed = browser.execute_script("return [arguments[0].clientHeight, arguments[0].scrollHeight]", box)
+    assert box.get_attribute("placeholder") and needed <= shown, f"the hint needs {needed} px, the box shows {shown}"
+
+    _ask(browser, OPENER, 1)
+    _ask(browser, "Who is the chief executive of NHS North West?", 2)  # cites a document with a long title
+    assert browser.execute_script(_CLEAR_ICON_OVER_MESSAGES) == []
+
+    browser.execute_script("const all = document.querySelectorAll('#qa-chat .qa-reply a.qa-cite'); "
+                           "all[all.length - 1].click();")
+    _wait(browser).until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#qa-viewer mark#qa-focus")))
+    title = browser.find_element(By.CSS_SELECTOR, "#qa-doc-picker input")
+    arrow = browser.find_element(By.CSS_SELECTOR, "#qa-doc-picker .icon-wrap")
+    text_right = browser.execute_script(_BOX, title)[2] - float(title.value_of_css_property("padding-right")[:-2])
+    assert browser.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth", title), \
+        "the title fits: the check below proves nothing"
+    assert text_right <= browser.execute_script(_BOX, arrow)[0]
+    meta = browser.execute_script(_BOX, browser.find_element(By.CSS_SELECTOR, "#qa-viewer .qa-doc-meta"))
+    text = browser.execute_script(_BOX, browser.find_element(By.CSS_SELECTOR, "#qa-viewer .qa-doc-text"))
+    assert text[1] - meta[3] >= 6, f"the info line ends at {meta[3]} px, the text starts at {text[1]} px"

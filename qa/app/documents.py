@@ -41,6 +41,7 @@ from qa.app.limits import Limits, shown
 from qa.app.uploads import InvalidUpload, check_upload
 from qa.errors import InvalidInput, UserError
 from qa.ingest.documents import corpus_files, document_ids
+from qa.text import plural
 
 if TYPE_CHECKING:
     from qa.answering.pipeline import QA
@@ -155,10 +156,6 @@ def _sha16(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]  # the same hash as Document.source_hash
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
 class DocumentLibrary:
     """The served folder and its index, changed one build at a time while the chat goes on.
 
@@ -252,7 +249,7 @@ class DocumentLibrary:
         for doc in qa.documents.values():
             entry = registry.get(doc.file, {})
             same = entry.get("hash") == doc.source_hash
-            size = _plural(len(doc.pages), "page") if doc.pages else _plural(
+            size = plural(len(doc.pages), "page") if doc.pages else plural(
                 doc.paragraph_at(max(0, len(doc.text.rstrip()) - 1)), "paragraph")
             rows.append({"id": doc.id, "title": doc.title, "file": doc.file, "size": size,
                          "passages": passages.get(doc.id, 0), "indexed_at": (entry.get("indexed_at") if same else None) or built_at,
@@ -304,9 +301,9 @@ class DocumentLibrary:
             raise InvalidUpload(f"{path.name} was saved but not indexed: see the server's log.")
         renamed = f" A file named {name} was already there, so it was saved as {path.name}." if path.name != name else ""
         passages = sum(1 for p in self.live.current.retriever.index.passages if p.doc_id == new.id)
-        size = _plural(len(new.pages), "page") if new.pages else _plural(new.paragraph_at(len(new.text.rstrip()) - 1),
+        size = plural(len(new.pages), "page") if new.pages else plural(new.paragraph_at(len(new.text.rstrip()) - 1),
                                                                           "paragraph")
-        return Change(f'Indexed "{new.title}" ({path.name}): {size}, {_plural(passages, "passage")}, in {seconds:.1f} s.'
+        return Change(f'Indexed "{new.title}" ({path.name}): {size}, {plural(passages, "passage")}, in {seconds:.1f} s.'
                       f"{renamed}", new.id, path.name, stats.embedded, seconds)
 
     def delete(self, doc_id: str, confirm: bool = False, progress: Progress = _no_progress) -> Change:
@@ -370,7 +367,7 @@ class DocumentLibrary:
             stats, seconds = self._rebuild(progress)
         if not stats.written:
             return Change("The index is up to date with the folder.")
-        parts = [f"{_plural(len(ids), 'document')} {what}" for ids, what in
+        parts = [f"{plural(len(ids), 'document')} {what}" for ids, what in
                  ((stats.added, "added"), (stats.changed, "changed"), (stats.removed, "removed")) if ids]
         return Change(f"Re-indexed the folder: {', '.join(parts) or 'file dates updated'}.", embedded=stats.embedded,
                       seconds=seconds)

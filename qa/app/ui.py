@@ -285,7 +285,7 @@ def build_app(
                                                 scale=8, container=False, elem_id="qa-correction", max_lines=2)
                         send_correction = gr.Button("Send correction", scale=2, min_width=80,
                                                     elem_id="qa-send-correction")
-                with gr.Row():
+                with gr.Row(elem_id="qa-ask-row"):
                     question = gr.Textbox(placeholder=built[2], show_label=False, max_length=limits.question_chars,
                                           scale=8, container=False, autofocus=True, elem_id="qa-question", max_lines=4)
                     ask = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="qa-ask")

@@ -20,7 +20,7 @@ import logging
 import sys
 from typing import Sequence
 
-from qa.cli.common import Parser, quiet_libraries, run_command
+from qa.cli.common import Parser, configure_logging, quiet_libraries, run_command
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,7 @@ def main(argv: list[str] | None = None, *, command: str | None = None, prog: str
     else:
         parser = command_parser(command, prog)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(args.verbose)
     if not args.verbose:
         quiet_libraries()
     return run_command(args.func, args, prog, verbose=args.verbose)

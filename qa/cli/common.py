@@ -13,6 +13,7 @@ from qa.errors import InvalidInput, MissingPath, UserError
 
 logger = logging.getLogger(__name__)
 
+PROGRESS_LOGGER = "qa.cli"  # what the commands log at INFO is their progress, shown without -v
 DEFAULT_DOCS = "seeds"
 DEFAULT_INDEX = "embeddings"
 INDEX_HELP = ("the index: a folder (default: embeddings), milvus:PATH.db (Milvus Lite) or http://HOST:PORT "
@@ -21,6 +22,42 @@ STDIN = "-"  # a question given as "-" is read from standard input
 # qa.retrieval.retriever.MODES, hybrid first, spelled out so that parsing `qa ask` loads no numpy or index
 # code (`qa ask --server` needs neither); tests/test_cli_imports.py checks the two agree.
 MODES = ("hybrid", "dense", "bm25")
+
+
+class _ProgressFormatter(logging.Formatter):
+    """The command's own progress (INFO from ``qa.cli``) as its bare message; anything else with its level
+    and logger, so a warning stands out from progress."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno == logging.INFO and record.name.startswith(f"{PROGRESS_LOGGER}."):
+            return record.getMessage()
+        return super().format(record)
+
+
+class _AboveProgressBars(logging.StreamHandler):
+    """Writes each line above tqdm's progress bars (a warning logged while a bar is drawn would otherwise
+    be glued to the end of the bar's line)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging's own contract: a handler reports, never raises
+            self.handleError(record)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Logging for a command line entry point (never called by the library): the command's progress at
+    INFO, problems at WARNING and above, on standard error above any progress bar; ``verbose`` adds every
+    module's INFO (what loaded, each question answered)."""
+    handler = _AboveProgressBars(sys.stderr)
+    handler.setFormatter(_ProgressFormatter())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+    logging.getLogger(PROGRESS_LOGGER).setLevel(logging.INFO)
 
 
 def quiet_libraries() -> None:

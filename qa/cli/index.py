@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qa.cli.common import DEFAULT_DOCS, DEFAULT_INDEX
+from qa.cli.common import DEFAULT_DOCS, DEFAULT_INDEX, printable
 from qa.errors import InvalidInput, MissingPath, UnsafeDestination
+from qa.text import plural
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,13 +61,26 @@ def run(args: argparse.Namespace) -> int:
         stats = build_on_cluster(args.docs, args.out, args.cluster, **options)
     else:
         stats = build_store(args.docs, args.out, **options)
+    skipped = _skipped(args.out)
     if not stats.written:
-        print(f"Index at {args.out} is up to date: {stats.documents} documents, {stats.passages} passages; "
-              f"nothing to embed ({stats.seconds:.1f}s).")
+        print(f"Index at {args.out} is up to date: {plural(stats.documents, 'document')}, "
+              f"{plural(stats.passages, 'passage')}{skipped}; nothing to embed ({stats.seconds:.1f}s).")
         return 0
     print(
-        f"Indexed {stats.documents} documents into {stats.passages} passages ({stats.index_type}) at {args.out} "
-        f"in {stats.seconds:.1f}s: embedded {stats.embedded}; new {len(stats.added)}, changed {len(stats.changed)}, "
-        f"removed {len(stats.removed)}."
+        f"Indexed {plural(stats.documents, 'document')} into {plural(stats.passages, 'passage')} ({stats.index_type}) "
+        f"at {args.out} in {stats.seconds:.1f}s: embedded {stats.embedded}; new {len(stats.added)}, changed "
+        f"{len(stats.changed)}, removed {len(stats.removed)}{skipped}."
     )
     return 0
+
+
+def _skipped(address: str) -> str:
+    """"; N files skipped (a.pdf, ...)" for the files the index at ``address`` records as unreadable, so the
+    summary still says so once their warnings have scrolled by; "" when there are none."""
+    from qa.stores.address import read_store_manifest
+
+    files = [printable(row["file"]) for row in read_store_manifest(address).get("skipped") or []]
+    if not files:
+        return ""
+    named = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+    return f"; {plural(len(files), 'file')} skipped ({named})"

@@ -9,7 +9,6 @@ import argparse
 import errno
 import logging
 import socket
-import sys
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ from qa.app.limits import (MAX_DOCUMENT_CHARS, MAX_REQUEST_BYTES, MAX_UPLOAD_BYT
 from qa.cli.common import (DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, check_reader,
                            reader_runtime_arg)
 from qa.reading.names import DEFAULT_READER, READER_HELP
+from qa.text import plural
 
 if TYPE_CHECKING:
     from qa.answering.pipeline import QA
@@ -97,7 +97,7 @@ def load_qa(
     try:
         qa = QA.load(index, reader=reader, threshold=threshold, **runtime)
     except (IndexNotFoundError, StaleIndexError) as err:
-        logger.info("%s", err)
+        logger.debug("%s", err)  # the line below says what happens about it
         if not Path(docs).is_dir():
             raise MissingPath(f"No documents folder at {docs}: pass --docs DIR.") from err
         before = built_from(index)  # an out-of-date index of another folder is not rebuilt from this one
@@ -105,11 +105,10 @@ def load_qa(
             raise InvalidInput(f"The index at {index} holds the documents of {before}, not {docs}: pass --index "
                                f"with another folder (or leave it out) to serve {docs}.") from None
         state = "missing" if isinstance(err, IndexNotFoundError) else "out of date"
-        # Progress of the command, printed like its progress bar: the log's default level shows problems only.
-        print(f"The index at {index} is {state}: building it from {docs} ...", file=sys.stderr)
+        logger.info("The index at %s is %s: building it from %s ...", index, state, docs)
         stats = build_store(docs, index, show_progress=True, **_settings_of(index))
-        print(f"Indexed {stats.documents:,} document{'' if stats.documents == 1 else 's'} ({stats.passages:,} "
-              f"passage{'' if stats.passages == 1 else 's'}) in {stats.seconds:.1f} s.", file=sys.stderr)
+        logger.info("Indexed %s (%s) in %.1f s.", plural(stats.documents, "document"),
+                    plural(stats.passages, "passage"), stats.seconds)
         return QA.load(index, reader=reader, threshold=threshold, **runtime)
     manifest = qa.retriever.index.manifest
     built_from = docs_dir_of_store(index, manifest)
@@ -240,9 +239,9 @@ def run(args: argparse.Namespace) -> int:
     # Questions waiting in the server's queue count towards --busy (Gradio's queue exists once launched).
     qa.waiting = lambda: len(getattr(server.get("app"), "_queue", None) or ())
     if is_demo_copy(docs):
-        print(f"Serving a copy of the bundled documents, in {docs}: uploads and deletes change the copy, not "
-              f"{args.docs} (delete {docs.parent} to start again from {args.docs}).", file=sys.stderr)
-    print("Loading the models ...", file=sys.stderr)
+        logger.info("Serving a copy of the bundled documents, in %s: uploads and deletes change the copy, not %s "
+                    "(delete %s to start again from %s).", docs, args.docs, docs.parent, args.docs)
+    logger.info("Loading the models ...")
     for name in qa.reader_names:  # load the encoder and readers now, not on the first user's question
         qa.ask("warm up", top_k=1, reader=name)
     bundled = Path(args.docs).resolve() == Path(DEFAULT_DOCS).resolve()
