@@ -33,6 +33,7 @@ import time
 import urllib.parse
 from collections import defaultdict
 from pathlib import Path
+from typing import Sequence
 
 from benchmarks.hostile import call_api
 from benchmarks.loadtest import QUESTIONS, free_port, wait_until_up
@@ -165,7 +166,7 @@ class Soak:
         self.sample(time.monotonic() - start)
 
 
-def start_server(work: Path, port: int, log: Path) -> subprocess.Popen:
+def start_server(work: Path, port: int, log: Path, extra: Sequence[str] = ()) -> subprocess.Popen:
     """``qa serve`` over a copy of seeds/ and embeddings/ in ``work`` (the index's recorded folder stays
     beside it), with Gradio's upload folder there too."""
     shutil.copytree(REPO / "seeds", work / "seeds", copy_function=shutil.copy2)
@@ -175,7 +176,7 @@ def start_server(work: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "GRADIO_TEMP_DIR": str(work / "gradio")}
     command = [sys.executable, "-m", "qa.cli", "serve", "--docs", str(work / "seeds"), "--index",
                str(work / "embeddings"), "--host", "127.0.0.1", "--port", str(port), "--feedback",
-               str(work / "feedback.jsonl")]
+               str(work / "feedback.jsonl"), *extra]
     return subprocess.Popen(command, cwd=work, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
@@ -187,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds after which the warm memory is taken (default: 60)")
     parser.add_argument("--mix", default="ask:8,upload:1,delete:1", help="weights of the kinds (default: ask:8,upload:1,delete:1)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
+                        help="an option for the qa serve it starts, e.g. --serve-arg=--cache-size=0 (repeatable)")
     parser.add_argument("--url", default=None, help="a running app instead (its memory is then not followed "
                                                     "unless --pid names its process)")
     parser.add_argument("--pid", type=int, default=None, help="the process of the app at --url")
@@ -204,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         if url is None:
             port = free_port()
             url = f"http://127.0.0.1:{port}/"
-            server = start_server(work, port, work / "server.log")
+            server = start_server(work, port, work / "server.log", args.serve_arg)
             pid = server.pid
             print(f"starting the server (log: {work / 'server.log'}) ...", file=sys.stderr)
         wait_until_up(url, args.startup_timeout, server)

@@ -18,7 +18,10 @@ Where each is enforced:
 - ``viewer_format_chars``: the viewer formats Markdown up to this many characters and shows longer
   documents as plain text, so a citation click renders in bounded time;
 - ``waiting_changes``: uploads, deletes and re-scans waiting while one is indexed; more are refused
-  with a message to try again.
+  with a message to try again;
+- ``sessions``: the visitors' sessions whose state Gradio keeps in memory (``launch(state_session_capacity=...)``);
+  past it the oldest session's is dropped. Each keeps what its last answer returned, so without this bound
+  the server grows with every new visitor and every API call (``python -m benchmarks.soak`` shows it).
 
 Example:
     >>> Limits(upload_bytes=10 * 2**20).upload_request_bytes
@@ -45,6 +48,7 @@ READ_SECONDS = 120.0  # pypdf reads a long PDF at tens of pages a second
 READ_MEMORY_BYTES = 2**30  # address space a document's reading may add to the reading process
 VIEWER_FORMAT_CHARS = 100_000  # longer Markdown is shown as plain text: markdown-it is superlinear on some inputs
 WAITING_CHANGES = 2  # changes queued behind the one being indexed
+MAX_SESSIONS = 500  # sessions whose state is kept: Gradio's default, 10,000, is about a gigabyte of answers
 DELETE_CACHE = (600, 3600)  # Gradio's cache: every 10 minutes, delete files over an hour old
 
 
@@ -62,11 +66,12 @@ class Limits:
     read_memory_bytes: int = READ_MEMORY_BYTES
     viewer_format_chars: int = VIEWER_FORMAT_CHARS
     waiting_changes: int = WAITING_CHANGES
+    sessions: int = MAX_SESSIONS
     archive: ArchiveLimits = field(default_factory=ArchiveLimits)
 
     def __post_init__(self) -> None:
         for name in ("upload_bytes", "request_bytes", "question_chars", "id_chars", "document_chars",
-                     "document_passages", "read_seconds", "read_memory_bytes"):
+                     "document_passages", "read_seconds", "read_memory_bytes", "sessions"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be more than 0, got {getattr(self, name)!r}.")
         if self.waiting_changes < 0 or self.viewer_format_chars < 0:
@@ -101,6 +106,8 @@ def limits_help(limits: Limits = Limits()) -> str:
         ("the viewer", f"Markdown formatted up to {limits.viewer_format_chars:,} characters, plain text beyond"),
         ("changes waiting", f"{limits.waiting_changes} uploads or deletes behind the one being indexed "
                             "(--upload-queue); more are refused"),
+        ("sessions kept", f"the state of the {limits.sessions:,} latest visitors' sessions (--max-sessions); an "
+                          "older one's is dropped (its chat stays in the browser)"),
         ("Gradio's file cache", f"handled uploads deleted at once; every {DELETE_CACHE[0] // 60} minutes, files "
                                 f"over {DELETE_CACHE[1] // 60} minutes old"),
     ]

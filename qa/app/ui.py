@@ -378,6 +378,7 @@ def launch(
     _, url, _ = app.launch(
         server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=not block,
         show_error=True, footer_links=["api"], max_file_size=limits.upload_bytes,
+        state_session_capacity=limits.sessions,
         app_kwargs={"middleware": [Middleware(BodyLimit, max_bytes=limits.request_bytes,
                                               max_form_bytes=limits.upload_request_bytes)]},
         css=static_text("app.css") + static_text("documents.css") + static_text("conversation.css"),

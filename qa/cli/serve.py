@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE
 from qa.app.defaults import DEFAULT_BUSY, DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
 from qa.app.feedback import DEFAULT_FEEDBACK
-from qa.app.limits import (MAX_DOCUMENT_CHARS, MAX_REQUEST_BYTES, MAX_UPLOAD_BYTES, READ_SECONDS, WAITING_CHANGES,
-                           Limits, limits_help)
+from qa.app.limits import (MAX_DOCUMENT_CHARS, MAX_REQUEST_BYTES, MAX_SESSIONS, MAX_UPLOAD_BYTES, READ_SECONDS,
+                           WAITING_CHANGES, Limits, limits_help)
 from qa.cli.common import (DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, check_reader,
                            reader_runtime_arg)
 from qa.reading.names import DEFAULT_READER, READER_HELP
@@ -155,6 +155,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-request-mb", type=float, default=MAX_REQUEST_BYTES / 2**20,
                    help="largest request body other than an upload, in MiB, refused before it is read "
                         f"(default: {MAX_REQUEST_BYTES // 2**20})")
+    p.add_argument("--max-sessions", type=int, default=MAX_SESSIONS,
+                   help="visitors' sessions whose state is kept in memory; the oldest one's is dropped past it "
+                        f"(default: {MAX_SESSIONS})")
     p.add_argument("--max-document-chars", type=int, default=MAX_DOCUMENT_CHARS,
                    help=f"most characters of text an uploaded document may have (default: {MAX_DOCUMENT_CHARS:,})")
     p.add_argument("--upload-read-seconds", type=float, default=READ_SECONDS,
@@ -203,7 +206,7 @@ def check_arguments(args: argparse.Namespace) -> None:
         raise InvalidInput(f"--busy must be 0 or more, got {args.busy}.")
     check_probability(args.threshold, "--threshold")
     check_reader(args.reader)
-    for option in ("max_upload_mb", "max_request_mb", "max_document_chars", "upload_read_seconds"):
+    for option in ("max_upload_mb", "max_request_mb", "max_document_chars", "upload_read_seconds", "max_sessions"):
         if getattr(args, option, 1) <= 0:
             raise InvalidInput(f"--{option.replace('_', '-')} must be more than 0, got {getattr(args, option)}.")
     if getattr(args, "upload_queue", 0) < 0:
@@ -221,7 +224,7 @@ def limits_of(args: argparse.Namespace) -> Limits:
     """The server's limits: the options given, the defaults for the rest."""
     return Limits(upload_bytes=int(args.max_upload_mb * 2**20), request_bytes=int(args.max_request_mb * 2**20),
                   document_chars=args.max_document_chars, read_seconds=args.upload_read_seconds,
-                  waiting_changes=args.upload_queue)
+                  waiting_changes=args.upload_queue, sessions=args.max_sessions)
 
 
 def run(args: argparse.Namespace) -> int:

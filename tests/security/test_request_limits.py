@@ -24,7 +24,7 @@ from qa.app.limits import MAX_QUESTION_CHARS, Limits
 from qa.retrieval.retriever import Retriever
 from qa.stores.local.build import build_index
 
-LIMITS = Limits(upload_bytes=2**20, request_bytes=64 * 2**10, question_chars=300, id_chars=100)
+LIMITS = Limits(upload_bytes=2**20, request_bytes=64 * 2**10, question_chars=300, id_chars=100, sessions=3)
 FORM = "multipart/form-data; boundary=qa-hostile-boundary"
 
 
@@ -49,7 +49,7 @@ def served(tmp_path_factory, small_chunks_module):
     app = ui.build_app(qa, FeedbackLog(root / "feedback.jsonl"), library=library)
     url = ui.launch(app, port=free_port(), block=False)
     try:
-        yield url, docs, uploads, library
+        yield url, docs, uploads, library, app
     finally:
         app.close()
         if saved is None:
@@ -76,7 +76,7 @@ def test_the_question_limit_is_what_the_pipeline_reads():
 def test_a_200_mb_upload_is_refused_from_its_length_and_nothing_is_stored(served):
     """The probe's 200 MB POST to /gradio_api/upload, streamed (never a 200 MB buffer): the server answers
     413 before reading the body, and the client is stopped after a few megabytes at most."""
-    url, _, uploads, _ = served
+    url, _, uploads, _, _ = served
     before = stored(uploads)
     size = 200 * 2**20
     status, body, sent = post_streamed(url, "/gradio_api/upload", FORM, multipart_file("big.txt", size),
@@ -87,7 +87,7 @@ def test_a_200_mb_upload_is_refused_from_its_length_and_nothing_is_stored(served
 
 
 def test_an_upload_streamed_without_a_length_is_cut_off_at_its_limit(served):
-    url, _, uploads, _ = served
+    url, _, uploads, _, _ = served
     before = stored(uploads)
     status, body, sent = post_streamed(url, "/gradio_api/upload", FORM, multipart_file("big.txt", 40 * 2**20))
     assert status == 413
@@ -97,7 +97,7 @@ def test_an_upload_streamed_without_a_length_is_cut_off_at_its_limit(served):
 
 def test_one_file_over_its_limit_is_refused_by_gradio_and_not_kept(served):
     """A request within the upload request's limit, whose one file is over the per-file limit."""
-    url, _, uploads, _ = served
+    url, _, uploads, _, _ = served
     before = stored(uploads)
     size = LIMITS.upload_bytes + 2**16
     status, body, _ = post_streamed(url, "/gradio_api/upload", FORM, multipart_file("big.txt", size),
@@ -122,6 +122,14 @@ def test_the_app_still_answers_after_the_refusals(served):
 
 
 # Questions and ids: refused by their length, without being echoed ------------------------------------
+
+def test_the_server_keeps_the_state_of_its_latest_sessions_only(served):
+    url, app = served[0], served[4]
+    for n in range(LIMITS.sessions + 4):  # each API call is a session of its own
+        event, _ = call_api(url, "ask", [f"Which rocket carried astronauts to the Moon, take {n}?"])
+        assert event == "complete"
+    assert 0 < len(app.state_holder.session_data) <= LIMITS.sessions
+
 
 def test_a_long_question_is_refused_in_one_line_without_echoing_it(served):
     question = "When " + "q" * LIMITS.question_chars
@@ -150,7 +158,7 @@ def test_an_unknown_id_is_quoted_short(served):
 ])
 def test_only_a_true_confirm_moves_the_users_own_file(served, confirm, says):
     """The probe: confirm="false" moved the user's file to the trash (bool("false") is True)."""
-    url, docs, _, _ = served
+    url, docs, _, _, _ = served
     before = (docs / "weather.txt").read_bytes()
     event, message = call_api(url, "delete", ["weather", confirm])
     assert event == "error" and says in str(message)
@@ -163,7 +171,7 @@ def test_an_uploaded_file_is_deleted_from_gradios_folder_once_handled(served, tm
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
-    url, docs, uploads, _ = served
+    url, docs, uploads, _, _ = served
     client = Client(url, verbose=False, download_files=False, analytics_enabled=False)
     ferry = tmp_path / "ferry.txt"
     ferry.write_text(FERRY, encoding="utf-8")
