@@ -1,150 +1,23 @@
-"""Shared fixtures: a fake keyword encoder and tiny corpora, so unit tests run in milliseconds.
+"""Fixtures every folder of tests may ask for by name: tiny corpora and indexes built with the fake keyword
+encoder (unit tests run in milliseconds), the bundled corpus with the real models, the app served on
+127.0.0.1, and a Milvus server.
 
-Other test modules may ask for the fixtures by name or import the helpers
-(``from conftest import FakeEncoder, minimal_pdf``: pytest puts tests/ on sys.path).
+Plain helpers (the fake encoder, corpora, hand-made files) are modules of ``tests/helpers`` that tests import.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
+import os
 import shutil
-import subprocess
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
-import numpy as np
 import pytest
+from helpers.corpus import REPO_ROOT, SEEDS_DIR, TINY_CORPUS, tracked_files, write_corpus
+from helpers.fakes import FakeEncoder
+from milvus_server import MilvusServer, grpc_enabled
 
 from qa.ingest.chunking import ChunkConfig
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SEEDS_DIR = REPO_ROOT / "seeds"
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-class FakeEncoder:
-    """A deterministic bag-of-words encoder: each lower-cased word is hashed (blake2b, stable across
-    processes) into one of ``dimension`` buckets; the count vector is L2-normalised.
-
-    Texts that share words get a positive inner product, texts that share none score 0, which makes
-    dense results predictable. It records every text it encodes, so tests can check what a build
-    re-embedded.
-
-    Args:
-        dimension: number of hash buckets (the embedding size).
-        name: the model name written to the index manifest.
-    """
-
-    def __init__(self, dimension: int = 512, name: str = "fake-bow"):
-        self.name = name
-        self.dimension = dimension
-        self.passages_encoded: list[str] = []
-        self.queries_encoded: list[str] = []
-
-    @property
-    def passage_count(self) -> int:
-        """How many passages went through :meth:`encode_passages` so far."""
-        return len(self.passages_encoded)
-
-    def reset(self) -> None:
-        self.passages_encoded.clear()
-        self.queries_encoded.clear()
-
-    def bucket(self, word: str) -> int:
-        digest = hashlib.blake2b(word.lower().encode("utf-8"), digest_size=8).digest()
-        return int.from_bytes(digest, "little") % (self.dimension - 1) + 1
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            words = _WORD.findall(text.lower())
-            if not words:
-                out[row, 0] = 1.0  # bucket 0 is kept for texts without words, so every row is a unit vector
-            for w in words:
-                out[row, self.bucket(w)] += 1.0
-        out /= np.linalg.norm(out, axis=1, keepdims=True)
-        return out
-
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        self.queries_encoded.extend(texts)
-        return self.embed(texts)
-
-    def encode_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
-        self.passages_encoded.extend(texts)
-        return self.embed(texts)
-
-
-# A tiny corpus on unrelated topics, so each query has one obvious right document.
-TINY_CORPUS: dict[str, str] = {
-    "animals/cats.txt": (
-        "Cats\n\n"
-        "Domestic cats sleep for around fifteen hours a day. A cat purrs when it is content.\n\n"
-        "Kittens open their eyes about ten days after birth. Whiskers help cats judge narrow gaps.\n"
-    ),
-    "space/rockets.md": (
-        "# Rocket engines\n\n"
-        "A rocket engine burns propellant to produce thrust. Liquid oxygen is a common oxidiser.\n\n"
-        "The Saturn V rocket carried astronauts to the Moon in 1969. Its first stage used kerosene.\n"
-    ),
-    "kitchen/bread.txt": (
-        "Baking bread\n\n"
-        "Yeast ferments sugar and releases carbon dioxide, which makes the dough rise.\n\n"
-        "Sourdough bread uses a starter of wild yeast and lactobacilli instead of baker's yeast.\n"
-    ),
-    "weather.txt": (
-        "Weather notes\n\n"
-        "A barometer measures air pressure. Falling pressure often signals an approaching storm.\n\n"
-        "Cumulonimbus clouds bring thunder, lightning and heavy rain.\n"
-    ),
-}
-
-
-def write_corpus(folder: Path, files: Mapping[str, str | bytes]) -> Path:
-    """Write ``{relative path: text or bytes}`` under ``folder`` (created) and return ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for rel, content in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8", newline="")
-    return folder
-
-
-def minimal_pdf(pages: Sequence[str]) -> bytes:
-    """A valid PDF with one line of Helvetica text per page (ASCII only), written by hand.
-
-    pypdf's writer cannot lay out text, so the objects and the cross-reference table are built here.
-    """
-    objects: list[bytes] = []
-    n_pages = len(pages)
-    font_id = 3 + 2 * n_pages
-    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(n_pages))
-    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
-    objects.append(f"<< /Type /Pages /Kids [{kids}] /Count {n_pages} >>".encode())
-    for i, text in enumerate(pages):
-        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 12 Tf 72 720 Td ({escaped}) Tj ET".encode("latin-1")
-        objects.append(
-            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R "
-            f"/Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()
-        )
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for off in offsets:
-        out += b"%010d 00000 n \n" % off
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
 
 
 @pytest.fixture
@@ -164,7 +37,7 @@ def make_corpus(tmp_path: Path) -> Callable[..., Path]:
 
 @pytest.fixture
 def tiny_corpus(make_corpus) -> Path:
-    """Folder holding :data:`TINY_CORPUS` (four documents, nested folders, .txt and .md)."""
+    """Folder holding :data:`helpers.corpus.TINY_CORPUS` (four documents, nested folders, .txt and .md)."""
     return make_corpus()
 
 
@@ -189,20 +62,6 @@ def tiny_retriever(tiny_index: Path, fake_encoder: FakeEncoder):
     from qa.retrieval.retriever import Retriever
 
     return Retriever.load(tiny_index, encoder=fake_encoder)
-
-
-def tracked_files(folder: Path) -> list[Path]:
-    """The files under ``folder`` (of this repository) that git tracks, sorted: what the project ships,
-    never what a user added, uploaded or left there. Outside a git checkout (a source archive), the
-    folder's files that are not hidden."""
-    try:
-        listed = subprocess.run(["git", "-C", str(REPO_ROOT), "ls-files", "-z", "--",
-                                 folder.relative_to(REPO_ROOT).as_posix()], capture_output=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        listed = b""
-    files = sorted(REPO_ROOT / name for name in listed.decode("utf-8").split("\0") if name)
-    return files or sorted(p for p in folder.rglob("*") if p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 @pytest.fixture(scope="session")
@@ -259,3 +118,48 @@ def bundled_qa(bundled_index):
     from qa import QA
 
     return QA.load(bundled_index)
+
+
+@pytest.fixture(scope="module")
+def serve_app(tmp_path_factory) -> Callable[..., tuple[str, Path]]:
+    """Factory: ``serve_app(qa, **build_app_options)`` serves the app for ``qa`` (the pipeline or a stand-in)
+    on a free 127.0.0.1 port, in this process, and returns (its URL, its feedback file); every app it
+    started (``serve_app.apps``) is closed after the test module."""
+    from benchmarks.loadtest import free_port
+    from qa.app import ui
+    from qa.app.feedback import FeedbackLog
+
+    apps = []
+
+    def serve(qa, feedback: Path | None = None, **options) -> tuple[str, Path]:
+        feedback = feedback or tmp_path_factory.mktemp("feedback") / "feedback.jsonl"
+        apps.append(ui.build_app(qa, FeedbackLog(feedback), **options))
+        return ui.launch(apps[-1], port=free_port(), block=False), feedback
+
+    serve.apps = apps  # the apps it started, newest last (a test may look inside one)
+    yield serve
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture(scope="module")
+def server(serve_app, bundled_qa) -> tuple[str, Path]:
+    """The app on the bundled corpus with the real models, as ``make run`` serves it: (URL, feedback file)."""
+    from qa.app import ui
+
+    return serve_app(bundled_qa, examples=ui.BUNDLED_EXAMPLES, corpus_name="seeds")
+
+
+@pytest.fixture(scope="session")
+def milvus_url(tmp_path_factory):
+    """A Milvus server's URL: ``QA_MILVUS_URL``, or one started here under CI; skips the test otherwise."""
+    if os.environ.get("QA_MILVUS_URL"):
+        yield os.environ["QA_MILVUS_URL"].rstrip("/")
+        return
+    if not grpc_enabled():
+        pytest.skip("no Milvus server: set QA_MILVUS_URL (make test starts one) or CI=true")
+    server = MilvusServer(tmp_path_factory.mktemp("milvus-data")).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

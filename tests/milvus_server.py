@@ -25,6 +25,12 @@ HOST = "127.0.0.1"  # never 0.0.0.0: the tests' server is this machine's only
 START_TIMEOUT = 60.0
 
 
+def grpc_enabled() -> bool:
+    """Whether the tests that need a Milvus server run: ``QA_MILVUS_URL`` names one (``make test`` starts it),
+    or ``CI=true`` (a test then starts its own)."""
+    return bool(os.environ.get("QA_MILVUS_URL")) or os.environ.get("CI", "").lower() == "true"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))

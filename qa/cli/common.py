@@ -20,7 +20,7 @@ INDEX_HELP = ("the index: a folder (default: embeddings), milvus:PATH.db (Milvus
               "(a Milvus server; token from QA_MILVUS_TOKEN)")
 STDIN = "-"  # a question given as "-" is read from standard input
 # qa.retrieval.retriever.MODES, hybrid first, spelled out so that parsing `qa ask` loads no numpy or index
-# code (`qa ask --server` needs neither); tests/test_cli_imports.py checks the two agree.
+# code (`qa ask --server` needs neither); tests/cli/test_imports.py checks the two agree.
 MODES = ("hybrid", "dense", "bm25")
 
 

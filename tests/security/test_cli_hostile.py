@@ -9,8 +9,8 @@ import textwrap
 import time
 
 import pytest
-from conftest import REPO_ROOT, FakeEncoder
-from test_app_documents import FirstWordReader
+from helpers.corpus import REPO_ROOT
+from helpers.fakes import FakeEncoder, FirstWordReader
 
 from qa.cli import main
 from qa.cli.common import PIPE_CLOSED

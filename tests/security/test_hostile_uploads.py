@@ -9,8 +9,8 @@ import socket
 import threading
 
 import pytest
-from conftest import FakeEncoder
-from test_app_documents import FERRY, FirstWordReader, GatedEncoder, snapshot
+from helpers.corpus import FERRY, snapshot
+from helpers.fakes import FakeEncoder, FirstWordReader, GatedEncoder
 
 from qa.answering.pipeline import QA
 from qa.app.documents import REGISTRY, Busy, DocumentLibrary, IndexUnavailable

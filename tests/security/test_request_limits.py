@@ -12,14 +12,12 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import FakeEncoder
-from test_app_documents import FERRY, FirstWordReader
+from helpers.corpus import FERRY, TINY_CORPUS, write_corpus
+from helpers.fakes import FakeEncoder, FirstWordReader
 
 from benchmarks.hostile import call_api, multipart_file, multipart_length, post_streamed
 from qa.answering.pipeline import QA
-from qa.app import ui
 from qa.app.documents import DocumentLibrary
-from qa.app.feedback import FeedbackLog
 from qa.app.limits import MAX_QUESTION_CHARS, Limits
 from qa.retrieval.retriever import Retriever
 from qa.stores.local.build import build_index
@@ -33,10 +31,7 @@ def stored(folder: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, small_chunks_module):
-    from benchmarks.loadtest import free_port
-    from conftest import TINY_CORPUS, write_corpus
-
+def served(tmp_path_factory, serve_app, small_chunks_module):
     root = tmp_path_factory.mktemp("served")
     docs = write_corpus(root / "docs", TINY_CORPUS)
     uploads = root / "gradio-uploads"
@@ -46,12 +41,10 @@ def served(tmp_path_factory, small_chunks_module):
     build_index(docs, root / "index", encoder=encoder, chunk_config=small_chunks_module)
     qa = QA(Retriever.load(root / "index", encoder=encoder), FirstWordReader(root), threshold=0.0)
     library = DocumentLibrary(qa, docs, root / "index", limits=LIMITS)
-    app = ui.build_app(qa, FeedbackLog(root / "feedback.jsonl"), library=library)
-    url = ui.launch(app, port=free_port(), block=False)
     try:
-        yield url, docs, uploads, library, app
+        url, _ = serve_app(qa, root / "feedback.jsonl", library=library)
+        yield url, docs, uploads, library, serve_app.apps[-1]
     finally:
-        app.close()
         if saved is None:
             os.environ.pop("GRADIO_TEMP_DIR", None)
         else:

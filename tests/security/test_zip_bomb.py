@@ -12,7 +12,7 @@ import struct
 import zipfile
 
 import pytest
-from test_ingest_docx import make_docx
+from helpers.corpus import make_docx
 
 from benchmarks.hostile import docx_bomb
 from qa.app.uploads import InvalidUpload, check_upload
