@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -150,10 +149,6 @@ class Change:
     file: str | None = None
     embedded: int = 0  # passages that went through the encoder
     seconds: float = 0.0
-
-
-def _sha16(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]  # the same hash as Document.source_hash
 
 
 class DocumentLibrary:

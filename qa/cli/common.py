@@ -153,12 +153,6 @@ def check_probability(value: float | None, option: str) -> None:
         raise InvalidInput(f"{option} must be between 0 and 1, got {value}.")
 
 
-def existing_dir(path: str | Path | None, option: str) -> None:
-    """Raise :class:`MissingPath` unless ``path`` (given with ``option``) is a folder; ``None`` passes."""
-    if path is not None and not Path(path).is_dir():
-        raise MissingPath(f"No folder at {path}: pass {option} with an existing folder.")
-
-
 def check_reader(reader: str | None, option: str = "--reader") -> None:
     """Raise :class:`MissingPath` unless ``reader`` is a shipped reader's name or an existing folder; ``None`` passes."""
     from qa.reading.names import READER_NAMES

@@ -20,12 +20,10 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-# Model resolution lives in qa.embedding.models; re-exported here, where callers have always found it.
-from qa.embedding.models import DEFAULT_MODEL, MPNET_MODEL, resolve_model
+from qa.embedding.models import DEFAULT_MODEL, resolve_model
 from qa.errors import InvalidInput
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_MODEL", "MPNET_MODEL", "Encoder", "SentenceTransformerEncoder",
-           "load_encoder", "resolve_model"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Encoder", "SentenceTransformerEncoder", "load_encoder"]
 
 logger = logging.getLogger(__name__)
 
