@@ -20,7 +20,7 @@ class Document:
     # (start offset, page number) pairs for paginated formats (PDF); empty otherwise.
     pages: tuple[tuple[int, int], ...] = ()
     file: str = ""  # path relative to the corpus folder, "/"-separated, as listed by ingest.corpus_files
-    source_hash: str = ""  # sha256 (16 hex digits) of the bytes that were read to make ``text``
+    source_hash: str = ""  # of the bytes that were read to make ``text`` (qa.ingest.documents.source_hash)
 
     def page_at(self, offset: int) -> int | None:
         """The 1-based page holding character ``offset``, or ``None`` for unpaginated documents."""

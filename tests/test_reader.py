@@ -133,11 +133,6 @@ def test_long_passage_is_read_in_windows():
     assert "Mike Farrar" in result.spans[0].text
 
 
-def test_empty_question_is_an_error():
-    with pytest.raises(ValueError, match="empty"):
-        Reader.load().read("   ", [])
-
-
 @pytest.mark.integration
 def test_shipped_model_loads_offline_from_the_package():
     # A fresh interpreter with the hub forced offline and no cache: the reader must come from the package.

@@ -19,6 +19,7 @@ import math
 import re
 from typing import Iterable, Sequence
 
+from qa.text import content_words
 from qa.types import Hit, Span
 
 # What a candidate's chance of being right is learnt from: nothing that describes the fit sets rather than
@@ -37,11 +38,6 @@ FEATURES = (
     "overlap",  # share of the question's content words found in the evidence sentence
 )
 
-_STOP = frozenset(
-    "a an and are as at be by did do does for from had has have how i in is it its of on or that the their "
-    "there these this those to was were what when where which who whom whose why will with would you".split()
-)
-_WORD = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
 _MONTHS = r"jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|oct(ober)?|nov(ember)?|dec(ember)?"
 _DATE = re.compile(rf"\b(1\d{{3}}|20\d{{2}}|\d{{1,2}}(st|nd|rd|th)?|{_MONTHS}|century|centuries|decade|\d{{2,4}}s|"
                    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|spring|summer|autumn|fall|winter|"
@@ -82,10 +78,6 @@ def type_fit(question: str, answer: str) -> float:
             return -1.0
         return 1.0 if re.search(r"\b[A-Z][a-z]+", answer) else 0.0
     return 0.0
-
-
-def content_words(text: str) -> set[str]:
-    return {w for w in (m.group(0).lower() for m in _WORD.finditer(text)) if w not in _STOP}
 
 
 def word_overlap(question: str, sentence: str) -> float:

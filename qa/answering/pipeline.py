@@ -26,9 +26,11 @@ from qa.answering.features import FEATURES, candidate_features
 from qa.embedding.encoder import Encoder
 from qa.errors import InvalidInput, UnsafeDestination
 from qa.ingest.chunking import sentence_spans
-from qa.reading.reader import READER_DIRS, Reader, ReaderResult, check_question, is_packaged, reader_dir
+from qa.answering.question import check_question
+from qa.reading.reader import READER_DIRS, Reader, ReaderResult, is_packaged, reader_dir
+from qa.retrieval import DEFAULT_MODE
 from qa.retrieval.followup import FollowUpSearch
-from qa.retrieval.retriever import MAX_QUERY_CHARS, Retriever
+from qa.retrieval.retriever import Retriever
 from qa.types import Answer, Citation, Document, Hit, Passage, Span
 
 logger = logging.getLogger(__name__)
@@ -329,7 +331,7 @@ class QA:
     def documents(self) -> dict[str, Document]:
         return self.retriever.documents
 
-    def ask(self, question: str, top_k: int | None = None, mode: str = "hybrid", threshold: float | None = None,
+    def ask(self, question: str, top_k: int | None = None, mode: str = DEFAULT_MODE, threshold: float | None = None,
             history: Sequence[Any] | None = None, doc_ids: Sequence[str] | None = None,
             reader: str | None = None) -> Answer:
         """Answer ``question`` from the ``top_k`` passages retrieved with ``mode``.
@@ -355,7 +357,7 @@ class QA:
         """
         return self._ask(question, top_k, mode, threshold, history, doc_ids, reader, None).answer
 
-    def ask_scored(self, question: str, top_k: int | None = None, mode: str = "hybrid",
+    def ask_scored(self, question: str, top_k: int | None = None, mode: str = DEFAULT_MODE,
                    threshold: float | None = None, history: Sequence[Any] | None = None,
                    doc_ids: Sequence[str] | None = None, reader: str | None = None) -> "Scored":
         """:meth:`ask`, with every feature of every candidate (what an evaluation run records)."""
@@ -364,7 +366,7 @@ class QA:
     def _ask(self, question: str, top_k: int | None, mode: str, threshold: float | None,
              history: Sequence[Any] | None, doc_ids: Sequence[str] | None, reader: str | None,
              names: Sequence[str] | None) -> "Scored":
-        question = check_question(question).strip()[:MAX_QUERY_CHARS]
+        question = check_question(question)
         if threshold is not None:
             _check_threshold(threshold)
         setup = self._setup(reader)

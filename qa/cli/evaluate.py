@@ -23,12 +23,13 @@ import json
 import logging
 from pathlib import Path
 
-from qa.cli.common import INDEX_HELP, MODES, at_least, probability, reader_runtime_arg, runtime_kwargs
+from qa.cli.common import INDEX_HELP, at_least, probability, reader_runtime_arg, runtime_kwargs
 from qa.errors import InvalidInput, MissingPath
 from qa.evaluation.benchmarks import evaluate_squad, run_beir
 from qa.evaluation.calibration_fit import TARGET_PRECISION
 from qa.evaluation.common import format_number
 from qa.reading.names import DEFAULT_READER, READER_HELP
+from qa.retrieval import DEFAULT_MODE, MODES
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ def register(subparsers) -> None:
 
 def _retrieval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", default="embeddings", help=INDEX_HELP)
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default: hybrid)")
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help=f"retrieval mode (default: {DEFAULT_MODE})")
     _top_k_arg(p)
 
 

@@ -42,6 +42,7 @@ from qa.evaluation.metrics import (
 from qa.evaluation.report import write_report
 from qa.evaluation.thresholds import best_threshold, candidate_of, candidates_of, f1_at_threshold, threshold_sweep
 from qa.jsonl import iter_jsonl, write_jsonl
+from qa.retrieval import DEFAULT_MODE
 from qa.types import Answer, Hit, Passage
 
 logger = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ def evaluate_questions(
     qa,
     questions: Sequence[Question],
     k: int | None = None,
-    mode: str = "hybrid",
+    mode: str = DEFAULT_MODE,
     threshold: float | None = None,
     show_progress: bool = False,
 ) -> QuestionsResult:

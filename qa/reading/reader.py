@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.errors import InvalidInput, MissingPath
+from qa.errors import MissingPath
 from qa.batching import DEFAULT_MAX_WAIT_S, BatchQueue
 from qa.reading.names import DEFAULT_READER, READER_NAMES
 from qa.reading.runtimes import BATCH_INVARIANT, DEFAULT_RUNTIME, check_runtime, load_span_model, load_tokenizer
@@ -50,7 +50,6 @@ DEFAULT_READER_DIR = READER_DIRS[DEFAULT_READER]
 MAX_ANSWER_TOKENS = 30
 TOP_CANDIDATES = 20  # best start and end positions considered per window
 LOGIT_SCALE = 0.1  # sigmoid(LOGIT_SCALE * (start + end logit)): Haystack's calibration factor
-MAX_QUESTION_CHARS = 4096  # a longer question is cut before tokenizing (only 64 tokens are kept anyway)
 MAX_BATCH_WINDOWS = 32  # windows read together (in runs of similar length), from all the questions read at once
 
 
@@ -168,22 +167,6 @@ def _as_numpy(logits) -> np.ndarray:
     return np.asarray(logits, dtype=np.float32)
 
 
-def check_question(question: object) -> str:
-    """``question`` if it is non-blank text a tokenizer can take.
-
-    Raises:
-        InvalidInput: not a string, blank, or holding NUL or unpaired surrogate characters.
-    """
-    if not isinstance(question, str):
-        raise InvalidInput(f"the question must be text, got {type(question).__name__}: pass a string")
-    if not question.strip():
-        raise InvalidInput("the question is empty: ask a question in words")
-    if "\x00" in question or any("\ud800" <= ch <= "\udfff" for ch in question):
-        raise InvalidInput("the question contains characters that are not text (NUL or unpaired surrogates): "
-                           "remove them and ask again")
-    return question
-
-
 class Reader:
     """The span reader. The model loads on first use, once per process and path.
 
@@ -225,7 +208,6 @@ class Reader:
 
     def windows(self, question: str, texts: Sequence[str]) -> list[Window]:
         """The model's windows of ``question`` over each of ``texts`` (what :meth:`read` feeds it)."""
-        question = check_question(question)[:MAX_QUESTION_CHARS]
         return self._model()[0].windows([question] * len(texts), list(texts))
 
     def _forward(self, windows: list[Window]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -244,12 +226,8 @@ class Reader:
         return logits
 
     def read(self, question: str, passages: Sequence[Passage], top_n: int = 5) -> ReaderResult:
-        """Find the best answer spans for ``question`` in ``passages``.
-
-        Raises:
-            InvalidInput: the question is not text, is empty, or holds characters that are not text.
-        """
-        question = check_question(question)
+        """Find the best answer spans for ``question`` (as :func:`qa.answering.question.check_question` gives
+        it) in ``passages``."""
         if not passages:
             return ReaderResult([], 1.0)
         with self.batches.coming():  # an idle model waits a moment for these windows rather than run alone
