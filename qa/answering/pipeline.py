@@ -38,9 +38,9 @@ logger = logging.getLogger(__name__)
 CALIBRATION_NAME = "calibration.json"  # in the reader's folder, next to its weights
 FALLBACK_THRESHOLD = 0.3  # used only for a reader without a calibration file
 DEFAULT_TOP_K = 5  # passages read per question when the reader's calibration doesn't say how many
-# Questions whose nearest passage is less similar than this (cosine) are off-topic for the corpus:
-# their confidence is scaled down by cosine / RELEVANCE_FLOOR. Measured on all-MiniLM-L6-v2: questions
-# about the bundled corpus have 0.43-0.71, off-topic ones 0.09-0.23 (README, "Abstention").
+# Questions whose nearest passage is less similar than this (cosine) are off-topic for the corpus: without a
+# calibrator their confidence is scaled down by cosine / RELEVANCE_FLOOR. It lies between what the embedder gives
+# questions about the bundled corpus and off-topic ones (the top score of `qa search QUESTION --mode dense`).
 RELEVANCE_FLOOR = 0.35
 SENTENCE_CACHE_DOCUMENTS = 256  # documents whose sentence offsets are kept for citations
 

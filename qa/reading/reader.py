@@ -1,8 +1,8 @@
 """Extractive span reader: finds the short answer inside retrieved passages.
 
 All windows of one question (each passage, cut into overlapping windows when long) go through the
-model together, in runs of similar length so that little padding is computed (fp32 gives the logits
-of one padded batch, 14% less CPU on the question set). Spans are decoded over context tokens only,
+model together, in runs of similar length so that little padding is computed (on fp32 a window's logits
+don't depend on its run). Spans are decoded over context tokens only,
 mapped back to character offsets in the original document, and equal answers found in several
 passages are merged.
 
