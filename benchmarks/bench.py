@@ -151,7 +151,7 @@ def fused_onnx(work: Path) -> Path:
     layer norm, GELU) applied: a bench-only variant, measured against the backends the product offers."""
     from onnxruntime.transformers.optimizer import optimize_model
 
-    from qa.embedding.encoder import resolve_model
+    from qa.embedding.models import resolve_model
     from qa.embedding.onnx_backend import exported_model, pipeline_config
 
     fused = work / "minilm.fused.onnx"
@@ -234,7 +234,7 @@ def _child_encode(spec: dict) -> dict:
 def _child_export(spec: dict) -> dict:
     """Export the default model to ONNX (fp32, int8) and, when asked, the fused variant, timed;
     cached files are reused."""
-    from qa.embedding.encoder import resolve_model
+    from qa.embedding.models import resolve_model
     from qa.embedding.onnx_backend import exported_model
 
     t0 = time.perf_counter()

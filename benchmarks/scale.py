@@ -22,10 +22,10 @@ CPU (about 50 800-character passages), so 100k passages can't all be embedded fo
    mean of their sentences' vectors (about 0.90 here), and noise of ``sigma = sqrt((1/c^2 - 1) /
    dim)`` per dimension puts a composed vector at that same cosine. Neighbourhoods are therefore
    those of real embeddings (passages of one article cluster; passages sharing sentences sit close),
-   not those of random vectors, HNSW's worst case (see README, "Exact or approximate").
+   not those of random vectors, HNSW's worst case (see docs/performance.md, "Exact or approximate").
 
 Queries are encoded for real; a search's latency excludes encoding the question (2.2 ms on one core,
-README "Retrieval"). Recall@10 is measured against exact search: dense top 10 against exact
+docs/performance.md, "Searching"). Recall@10 is measured against exact search: dense top 10 against exact
 inner-product top 10 (numpy over all vectors), hybrid top 10 against the same fusion (RRF, k=60, top
 100 of each) of the exact dense list and the store's own BM25 list (BM25 is exact in both stores).
 
@@ -706,7 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--sentences", type=int, default=20_000, help="real sentences to embed (cached)")
     p.add_argument("--queries", type=int, default=200, help="real questions searched")
     p.add_argument("--milvus-queries", type=int, default=50,
-                   help="of those, searched in Milvus Lite (its searches are slow: see the README)")
+                   help="of those, searched in Milvus Lite (its searches are slow: see docs/performance.md)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--calibrate", type=int, default=200, help="passages embedded for real to set the noise")
     p.add_argument("--stores", default="local,milvus-lite")

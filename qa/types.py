@@ -20,7 +20,7 @@ class Document:
     # (start offset, page number) pairs for paginated formats (PDF); empty otherwise.
     pages: tuple[tuple[int, int], ...] = ()
     file: str = ""  # path relative to the corpus folder, "/"-separated, as listed by ingest.corpus_files
-    source_hash: str = ""  # sha256 (16 hex digits) of the bytes that were read to make ``text``
+    source_hash: str = ""  # of the bytes that were read to make ``text`` (qa.ingest.documents.source_hash)
 
     def page_at(self, offset: int) -> int | None:
         """The 1-based page holding character ``offset``, or ``None`` for unpaginated documents."""
@@ -107,8 +107,6 @@ class Span:
     end: int
     passage_id: str
     occurrences: tuple[tuple[str, int, int], ...] = ()  # (doc_id, start, end) of equal answers merged in
-    logit: float = 0.0  # the reader's start + end logit for the best occurrence
-    window_prob: float = 0.0  # its probability under its window's own softmax
 
 
 @dataclass(frozen=True)
@@ -119,15 +117,10 @@ class Answer:
     text: str | None
     score: float
     abstained: bool
-    evidence: str  # the whole sentence around the span; empty when abstaining
-    evidence_start: int = -1  # offset of ``evidence`` in the cited document (-1 when abstaining)
+    evidence: str  # the whole sentence around the span (its first citation's quote); empty when abstaining
     citations: tuple[Citation, ...] = ()
     hits: tuple[Hit, ...] = ()
-    no_answer_score: float = 0.0
-    alternatives: tuple[Span, ...] = ()
-    timings: dict = field(default_factory=dict, compare=False)
-    features: dict = field(default_factory=dict, compare=False)  # what the calibrator saw (qa.answering.features)
-    # The features of every candidate in ``alternatives``, in the same order (the first: ``features``).
-    candidate_features: tuple[dict, ...] = field(default=(), compare=False)
+    alternatives: tuple[Span, ...] = ()  # the reader's candidates, the answer (or the best refused) first
+    timings: dict = field(default_factory=dict, compare=False)  # retrieve_ms, read_ms, total_ms
     searched: str = ""  # the query retrieval used when it was not the question alone (a follow-up); else ""
     reader: str = ""  # which reader read it: "accurate", "fast" or a reader folder's name

@@ -96,7 +96,8 @@ def bundled_index(tmp_path_factory, bundled_copy: Path) -> Path:
     from dataclasses import asdict
 
     from qa import StaleIndexError, build_index
-    from qa.embedding.encoder import DEFAULT_BACKEND, DEFAULT_MODEL
+    from qa.embedding.encoder import DEFAULT_BACKEND
+    from qa.embedding.models import DEFAULT_MODEL
     from qa.stores.base import IndexNotFoundError
     from qa.stores.local.index import Index
 

@@ -2,7 +2,7 @@
 
 Logistic regression, not gradient boosting: a few thousand labelled questions is little data, its
 probabilities come out calibrated by construction (it minimises log loss), its weights say what it
-learned (the README and the model card list them), and applying it is a dot product with no library
+learned (docs/trust.md and the model card list them), and applying it is a dot product with no library
 at run time. It is stored in the reader's ``calibration.json`` under ``"calibrator"``, as the
 features' names, their means and scales, the weights and the intercept.
 

@@ -22,14 +22,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from qa.answering.calibrator import Calibrator
-from qa.answering.context import reading_passages
-from qa.answering.features import candidate_features
+from qa.answering.features import FEATURES, candidate_features
 from qa.embedding.encoder import Encoder
 from qa.errors import InvalidInput, UnsafeDestination
 from qa.ingest.chunking import sentence_spans
-from qa.reading.reader import READER_DIRS, Reader, ReaderResult, check_question, is_packaged, reader_dir
+from qa.answering.question import check_question
+from qa.reading.reader import READER_DIRS, Reader, ReaderResult, is_packaged, reader_dir
+from qa.retrieval import DEFAULT_MODE
 from qa.retrieval.followup import FollowUpSearch
-from qa.retrieval.retriever import MAX_QUERY_CHARS, Retriever
+from qa.retrieval.retriever import Retriever
 from qa.types import Answer, Citation, Document, Hit, Passage, Span
 
 logger = logging.getLogger(__name__)
@@ -37,9 +38,9 @@ logger = logging.getLogger(__name__)
 CALIBRATION_NAME = "calibration.json"  # in the reader's folder, next to its weights
 FALLBACK_THRESHOLD = 0.3  # used only for a reader without a calibration file
 DEFAULT_TOP_K = 5  # passages read per question when the reader's calibration doesn't say how many
-# Questions whose nearest passage is less similar than this (cosine) are off-topic for the corpus:
-# their confidence is scaled down by cosine / RELEVANCE_FLOOR. Measured on all-MiniLM-L6-v2: questions
-# about the bundled corpus have 0.43-0.71, off-topic ones 0.09-0.23 (README, "Abstention").
+# Questions whose nearest passage is less similar than this (cosine) are off-topic for the corpus: without a
+# calibrator their confidence is scaled down by cosine / RELEVANCE_FLOOR. It lies between what the embedder gives
+# questions about the bundled corpus and off-topic ones (the top score of `qa search QUESTION --mode dense`).
 RELEVANCE_FLOOR = 0.35
 SENTENCE_CACHE_DOCUMENTS = 256  # documents whose sentence offsets are kept for citations
 
@@ -135,6 +136,30 @@ def narrowed(result: ReaderResult, passages: Sequence[Passage], keep: int) -> li
 
 
 @dataclass(frozen=True)
+class Scored:
+    """An answer with the features of each of its candidates (``answer.alternatives``, in the same order):
+    what an evaluation run records, so that a calibrator can be fitted and measured on the run alone."""
+
+    answer: Answer
+    features: tuple[dict[str, float], ...]
+
+
+def _check_fitted_here(calibration: dict, calibrator: Calibrator | None, path: Path) -> None:
+    """Refuse a calibration fitted on features this version doesn't compute, or on widened passages (read
+    as retrieved now): its probabilities would mean something else.
+
+    Raises:
+        InvalidInput: saying which, and how to refit.
+    """
+    unknown = [f for f in (calibrator.features if calibrator is not None else ()) if f not in FEATURES]
+    widened = int(calibration.get("context_chars", 0) or 0)
+    if unknown or widened:
+        what = (f"features this version does not compute ({', '.join(unknown)})" if unknown
+                else f"passages widened to {widened} characters, which this version reads as retrieved")
+        raise InvalidInput(f"The calibrator in {path} was fitted on {what}: refit it with qa eval fit-calibrator.")
+
+
+@dataclass(frozen=True)
 class ReaderSetup:
     """A reader with what its calibration says about using it: threshold, calibrator, bands, passages read.
 
@@ -145,7 +170,6 @@ class ReaderSetup:
         picks: the calibrator also chooses the answer among the candidates (fitted on every candidate).
         bands: ``[{"name", "min", "precision", ...}]``, most confident first.
         top_k: passages a question reads by default (what the calibrator's features were measured on).
-        context_chars: passages widened to this many characters before reading (0: read as retrieved).
         relevance_floor: below this cosine to its nearest passage a question's confidence is scaled down
             (used only without a calibrator).
         narrow_to: with ``narrower``, that reader reads the ``top_k`` passages first and this one reads
@@ -159,7 +183,6 @@ class ReaderSetup:
     picks: bool = False
     bands: tuple[dict, ...] = ()
     top_k: int = DEFAULT_TOP_K
-    context_chars: int = 0
     relevance_floor: float = RELEVANCE_FLOOR
     narrow_to: int = 0
     narrower: Reader | None = None
@@ -170,16 +193,21 @@ class ReaderSetup:
         return str(getattr(self.reader, "name", ""))  # a stand-in reader in a test may have none
 
     @classmethod
-    def of(cls, reader: Reader, threshold: float | None = None, context_chars: int | None = None,
-           narrower: Reader | None = None, narrow_to: int | None = None) -> "ReaderSetup":
-        """``reader`` with the settings of its ``calibration.json``; ``threshold``, ``context_chars`` and
-        ``narrow_to`` override them. ``narrower``: the reader a cascade narrows with (when the calibration
-        names a cascade, or ``narrow_to`` > 0)."""
+    def of(cls, reader: Reader, threshold: float | None = None, narrower: Reader | None = None,
+           narrow_to: int | None = None) -> "ReaderSetup":
+        """``reader`` with the settings of its ``calibration.json``; ``threshold`` and ``narrow_to`` override
+        them. ``narrower``: the reader a cascade narrows with (when the calibration names a cascade, or
+        ``narrow_to`` > 0).
+
+        Raises:
+            InvalidInput: the calibration was fitted on something this version does not compute.
+        """
         calibration = load_calibration(reader.path)
         if not calibration:
             logger.info("reader at %s is uncalibrated (no %s): abstaining below %.2f",
                         reader.path, CALIBRATION_NAME, FALLBACK_THRESHOLD)
         calibrator = Calibrator.from_dict(calibration["calibrator"]) if "calibrator" in calibration else None
+        _check_fitted_here(calibration, calibrator, calibration_file(reader.path))
         cascade = calibration.get("cascade") or {}
         return cls(
             reader=reader,
@@ -189,7 +217,6 @@ class ReaderSetup:
             picks=bool(calibration.get("picks")) and calibrator is not None,
             bands=tuple(calibration.get("bands", ())),
             top_k=int(calibration.get("top_k", DEFAULT_TOP_K)),
-            context_chars=int(calibration.get("context_chars", 0) if context_chars is None else context_chars),
             relevance_floor=float(calibration.get("relevance_floor", RELEVANCE_FLOOR)),
             narrow_to=narrow_to if narrow_to is not None else int(cascade.get("passages", 0)),
             narrower=narrower,
@@ -205,9 +232,6 @@ class QA:
         reader: a :class:`~qa.reading.reader.Reader`: the one that reads every question unless told otherwise.
         threshold: answer only when the answer's confidence is at least this; ``None`` reads each reader's
             calibrated default (``calibration.json`` in its folder).
-        context_chars: each retrieved passage is read within its paragraph, widened to this many
-            characters (:mod:`qa.answering.context`; 0 reads passages as retrieved); ``None``: the value
-            the reader's calibrator was fitted with.
         others: more readers a question may ask for by name (``ask(..., reader="fast")``); the first of them
             also narrows the passages when the main reader's calibration names a cascade.
         busy: when more than this many questions are being answered at once or wait for their turn, a
@@ -221,18 +245,18 @@ class QA:
     """
 
     def __init__(self, retriever: Retriever, reader: Reader, threshold: float | None = None,
-                 context_chars: int | None = None, others: Sequence[Reader] = (), busy: int = 0,
-                 cascade: int | None = None, waiting: Callable[[], int] | None = None):
+                 others: Sequence[Reader] = (), busy: int = 0, cascade: int | None = None,
+                 waiting: Callable[[], int] | None = None):
         self.retriever = retriever
         narrower = others[0] if others else None
-        main = ReaderSetup.of(reader, threshold, context_chars, narrower, cascade)
-        self.setups = {main.name: main, **{r.name: ReaderSetup.of(r, threshold, context_chars) for r in others}}
+        main = ReaderSetup.of(reader, threshold, narrower, cascade)
+        self.setups = {main.name: main, **{r.name: ReaderSetup.of(r, threshold) for r in others}}
         self.default = main.name
         self.busy = busy
         self.waiting = waiting
         self._fallback = others[0].name if others and busy > 0 else None
         self._in_flight = 0
-        self._given = (threshold, context_chars, cascade)
+        self._given = (threshold, cascade)
         # Sentence offsets of recently cited documents (least recently used dropped first); the lock
         # guards only this dict and the count of questions in flight, never the splitting.
         self._sentences: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
@@ -247,7 +271,6 @@ class QA:
     picks = property(lambda self: self.setups[self.default].picks)
     bands = property(lambda self: self.setups[self.default].bands)
     top_k = property(lambda self: self.setups[self.default].top_k)
-    context_chars = property(lambda self: self.setups[self.default].context_chars)
     relevance_floor = property(lambda self: self.setups[self.default].relevance_floor)
 
     @property
@@ -271,7 +294,6 @@ class QA:
         threshold: float | None = None,
         encoder: Encoder | None = None,
         reader_runtime: str | None = None,
-        context_chars: int | None = None,
         fallback: str | Path | None = None,
         busy: int = 0,
         cascade: int | None = None,
@@ -297,19 +319,19 @@ class QA:
         others = [r for r in others if r.path.resolve() != main.path.resolve()]
         if narrows and not others:
             raise InvalidInput("A cascade needs a second reader to narrow the passages: the reader can't narrow for itself.")
-        return cls(Retriever.load(index_dir, encoder=encoder), main, threshold, context_chars, others, busy, cascade)
+        return cls(Retriever.load(index_dir, encoder=encoder), main, threshold, others, busy, cascade)
 
     def with_retriever(self, retriever: Retriever) -> "QA":
         """The same readers and settings over another retriever (a rebuilt index)."""
         main, others = self.setups[self.default].reader, [s.reader for n, s in self.setups.items() if n != self.default]
-        threshold, context_chars, cascade = self._given
-        return QA(retriever, main, threshold, context_chars, others, self.busy, cascade, self.waiting)
+        threshold, cascade = self._given
+        return QA(retriever, main, threshold, others, self.busy, cascade, self.waiting)
 
     @property
     def documents(self) -> dict[str, Document]:
         return self.retriever.documents
 
-    def ask(self, question: str, top_k: int | None = None, mode: str = "hybrid", threshold: float | None = None,
+    def ask(self, question: str, top_k: int | None = None, mode: str = DEFAULT_MODE, threshold: float | None = None,
             history: Sequence[Any] | None = None, doc_ids: Sequence[str] | None = None,
             reader: str | None = None) -> Answer:
         """Answer ``question`` from the ``top_k`` passages retrieved with ``mode``.
@@ -333,7 +355,18 @@ class QA:
             InvalidInput: the question is not text, is empty or holds characters that are not text;
                 bad ``top_k``, ``mode``, ``threshold``, ``history`` or ``reader``; an unknown or empty ``doc_ids``.
         """
-        question = check_question(question).strip()[:MAX_QUERY_CHARS]
+        return self._ask(question, top_k, mode, threshold, history, doc_ids, reader, None).answer
+
+    def ask_scored(self, question: str, top_k: int | None = None, mode: str = DEFAULT_MODE,
+                   threshold: float | None = None, history: Sequence[Any] | None = None,
+                   doc_ids: Sequence[str] | None = None, reader: str | None = None) -> "Scored":
+        """:meth:`ask`, with every feature of every candidate (what an evaluation run records)."""
+        return self._ask(question, top_k, mode, threshold, history, doc_ids, reader, FEATURES)
+
+    def _ask(self, question: str, top_k: int | None, mode: str, threshold: float | None,
+             history: Sequence[Any] | None, doc_ids: Sequence[str] | None, reader: str | None,
+             names: Sequence[str] | None) -> "Scored":
+        question = check_question(question)
         if threshold is not None:
             _check_threshold(threshold)
         setup = self._setup(reader)
@@ -350,12 +383,15 @@ class QA:
             top_k = setup.top_k if top_k is None else top_k
             found = self.followups.search(question, history, top_k=top_k, mode=mode, doc_ids=doc_ids)
             retrieve_ms = (time.perf_counter() - t0) * 1000
-            answer = self._answer(setup, question, found.hits, threshold, found.relevance, found.searched)
+            scored = self._answer(setup, question, found.hits, threshold, found.relevance, found.searched, names)
         finally:
             with self._lock:
                 self._in_flight -= 1
+        answer = scored.answer
         answer.timings.update(retrieve_ms=retrieve_ms, total_ms=retrieve_ms + answer.timings["read_ms"])
-        return dataclasses.replace(answer, searched=found.searched) if found.searched else answer
+        if found.searched:
+            answer = dataclasses.replace(answer, searched=found.searched)
+        return Scored(answer, scored.features)
 
     def _setup(self, reader: str | None) -> ReaderSetup:
         if reader is None:
@@ -383,20 +419,25 @@ class QA:
                 the highest P(right), which ``alternatives`` then lists first.
             reader: which reader reads (one of :attr:`reader_names`); ``None``: the default.
         """
-        return self._answer(self._setup(reader), question, hits, threshold, relevance, searched)
+        return self._answer(self._setup(reader), question, hits, threshold, relevance, searched, None).answer
 
     def _answer(self, setup: ReaderSetup, question: str, hits: Sequence[Hit], threshold: float | None,
-                relevance: float | None, searched: str | None) -> Answer:
+                relevance: float | None, searched: str | None, names: Sequence[str] | None) -> "Scored":
+        """Read ``hits`` and answer or abstain; ``names``: the features to compute for every candidate
+        (``None``: only those the calibrator weighs)."""
         threshold = setup.threshold if threshold is None else _check_threshold(threshold)
         t0 = time.perf_counter()
-        passages = reading_passages(hits, self.documents, setup.context_chars)
+        passages = [hit.passage for hit in hits]
         if setup.narrower is not None and setup.narrow_to and len(passages) > setup.narrow_to:
             passages = narrowed(setup.narrower.read(question, passages), passages, setup.narrow_to)
         result = setup.reader.read(question, passages)
         spans = list(result.spans)
-        # Every candidate's features, the sentence around it as its evidence; citations only for the answer.
-        rows = [candidate_features(searched or question, span, spans, result.no_answer_score, hits, relevance,
-                                   self._evidence(span)) for span in spans]
+        if names is None:
+            names = setup.calibrator.features if setup.calibrator is not None else ()
+        # Each candidate's features; its evidence is the sentence around it, cut only for the one feature that
+        # reads it. Citations are made for the answer alone.
+        rows = [candidate_features(searched or question, span, spans, hits, relevance,
+                                   self._evidence(span) if "overlap" in names else "", names) for span in spans]
         if setup.calibrator is not None:
             scores = [setup.calibrator.probability(row) for row in rows]
         else:
@@ -408,13 +449,12 @@ class QA:
         score = scores[0] if spans else 0.0
         citations = self._citations(spans[0]) if spans else ()
         read_ms = (time.perf_counter() - t0) * 1000
-        common = dict(question=question, score=score, hits=tuple(hits), no_answer_score=result.no_answer_score,
-                      alternatives=tuple(spans), timings={"read_ms": read_ms, "total_ms": read_ms},
-                      features=rows[0] if rows else {}, candidate_features=tuple(rows), reader=setup.name)
+        common = dict(question=question, score=score, hits=tuple(hits), alternatives=tuple(spans),
+                      timings={"read_ms": read_ms, "total_ms": read_ms}, reader=setup.name)
         if not spans or score < threshold:
-            return Answer(text=None, abstained=True, evidence="", **common)
-        return Answer(text=spans[0].text, abstained=False, evidence=citations[0].quote,
-                      evidence_start=citations[0].start, citations=citations, **common)
+            return Scored(Answer(text=None, abstained=True, evidence="", **common), tuple(rows))
+        return Scored(Answer(text=spans[0].text, abstained=False, evidence=citations[0].quote, citations=citations,
+                             **common), tuple(rows))
 
     def _evidence(self, span: Span) -> str:
         """The sentence around the span's best place: what its first citation quotes."""

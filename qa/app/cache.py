@@ -12,15 +12,13 @@ import logging
 import sys
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
+from qa.answering.question import Answerer, check_question
 from qa.errors import InvalidInput
+from qa.retrieval import DEFAULT_MODE
 from qa.retrieval.followup import as_turns
-from qa.retrieval.retriever import MAX_QUERY_CHARS
 from qa.types import Answer
-
-if TYPE_CHECKING:
-    from qa.answering.pipeline import QA
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +43,17 @@ def answer_bytes(answer: object) -> int:
 
 
 class AnswerCache:
-    """``QA.ask`` behind a least-recently-used cache keyed by (question, top_k, mode, threshold).
+    """An :class:`~qa.answering.question.Answerer` behind a least-recently-used cache keyed by (question, top_k,
+    mode, threshold).
 
-    The question is stripped and cut to ``MAX_QUERY_CHARS`` characters before it becomes a key, as the
-    pipeline reads no more of it; the cache holds at most ``size`` answers and ``max_bytes`` bytes (keys
+    The question becomes a key as the pipeline reads it (:func:`~qa.answering.question.check_question`:
+    stripped and cut); the cache holds at most ``size`` answers and ``max_bytes`` bytes (keys
     plus :func:`answer_bytes`), evicting the least recently used. Sound because the index and models are
     read-only while the app serves. Concurrent requests for the same key wait for one computation
     instead of each running the reader.
 
     Args:
-        qa: the shared pipeline.
+        qa: the shared pipeline (:class:`~qa.answering.pipeline.QA` or :class:`~qa.app.documents.LiveQA`).
         size: answers kept; 0 disables caching (every request runs the pipeline).
         max_bytes: bytes kept; an answer larger than this is returned but not kept.
 
@@ -62,7 +61,7 @@ class AnswerCache:
         InvalidInput: a negative ``size`` or ``max_bytes``.
     """
 
-    def __init__(self, qa: "QA", size: int = DEFAULT_SIZE, max_bytes: int = DEFAULT_MAX_BYTES):
+    def __init__(self, qa: Answerer, size: int = DEFAULT_SIZE, max_bytes: int = DEFAULT_MAX_BYTES):
         if size < 0:
             raise InvalidInput(f"The cache size must be 0 or more, got {size}.")
         if max_bytes < 0:
@@ -78,13 +77,19 @@ class AnswerCache:
     def __len__(self) -> int:
         return len(self._done)
 
-    def ask(self, question: str, top_k: int | None = None, mode: str = "hybrid", threshold: float | None = None,
-            history: Sequence[Any] | None = None, doc_ids: list[str] | None = None, reader: str | None = None) -> Answer:
+    @property
+    def threshold(self) -> float:
+        return self.qa.threshold
+
+    def ask(self, question: str, top_k: int | None = None, mode: str = DEFAULT_MODE, threshold: float | None = None,
+            history: Sequence[Any] | None = None, doc_ids: Sequence[str] | None = None,
+            reader: str | None = None) -> Answer:
         """Like :meth:`qa.answering.pipeline.QA.ask` (same errors); the conversation so far, when given,
         is part of the key (its questions and the documents their answers cited), and so are ``doc_ids``
         and ``reader``. A pipeline with a ``generation`` (:class:`qa.app.documents.LiveQA`, whose index
         changes) keys its answers by it too. An answer read by a busy server's fallback reader is not
         kept: the same question asked later, in a quiet moment, is read by the reader it asked for."""
+        question = check_question(question)
         if threshold is None and reader is None:
             threshold = self.qa.threshold
         threshold = None if threshold is None else float(threshold)
@@ -94,10 +99,9 @@ class AnswerCache:
             context["doc_ids"] = doc_ids
         if reader is not None:
             context["reader"] = reader
-        if self.size == 0 or self.max_bytes == 0 or not isinstance(question, str) or not (
-                doc_ids is None or isinstance(doc_ids, (list, tuple))):
+        if self.size == 0 or self.max_bytes == 0 or not (doc_ids is None or isinstance(doc_ids, (list, tuple))):
             return self.qa.ask(question, top_k=top_k, mode=mode, threshold=threshold, **context)
-        key = (question.strip()[:MAX_QUERY_CHARS], None if top_k is None else int(top_k), mode,
+        key = (question, None if top_k is None else int(top_k), mode,
                None if threshold is None else round(threshold, 6), turns,
                None if doc_ids is None else tuple(sorted(map(str, doc_ids))), getattr(self.qa, "generation", 0),
                reader)

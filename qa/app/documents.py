@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -35,12 +34,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from qa.app.limits import Limits, shown
 from qa.app.uploads import InvalidUpload, check_upload
 from qa.errors import InvalidInput, UserError
 from qa.ingest.documents import corpus_files, document_ids
+from qa.retrieval import DEFAULT_MODE
 from qa.text import plural
 
 if TYPE_CHECKING:
@@ -97,7 +97,8 @@ class LiveDocuments(Mapping):
 
 class LiveQA:
     """A :class:`~qa.answering.pipeline.QA` that can be replaced while it serves: each question is
-    answered whole by the pipeline that was current when it arrived.
+    answered whole by the pipeline that was current when it arrived (an
+    :class:`~qa.answering.question.Answerer`).
 
     ``generation`` counts the replacements (the answer cache keys on it). Any other attribute is the
     current pipeline's (``threshold``, ``bands``, ``retriever``, ...).
@@ -127,8 +128,16 @@ class LiveQA:
     def documents(self) -> LiveDocuments:
         return LiveDocuments(self)
 
-    def ask(self, question: str, *args, **kwargs) -> "Answer":
-        return self._current.ask(question, *args, **kwargs)
+    @property
+    def threshold(self) -> float:
+        return self._current.threshold
+
+    def ask(self, question: str, top_k: int | None = None, mode: str = DEFAULT_MODE, threshold: float | None = None,
+            history: Sequence[Any] | None = None, doc_ids: Sequence[str] | None = None,
+            reader: str | None = None) -> "Answer":
+        """:meth:`QA.ask <qa.answering.pipeline.QA.ask>` of the pipeline current when the question arrived."""
+        return self._current.ask(question, top_k=top_k, mode=mode, threshold=threshold, history=history,
+                                 doc_ids=doc_ids, reader=reader)
 
     def to_json(self, answer: "Answer") -> dict:
         """The pipeline's JSON for ``answer``, from the pipeline whose documents it cites."""
@@ -150,10 +159,6 @@ class Change:
     file: str | None = None
     embedded: int = 0  # passages that went through the encoder
     seconds: float = 0.0
-
-
-def _sha16(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]  # the same hash as Document.source_hash
 
 
 class DocumentLibrary:

@@ -9,7 +9,7 @@ Where each is enforced:
   refused by :class:`qa.app.http_limits.BodyLimit` from its Content-Length, or as soon as the bytes
   streamed in pass it;
 - ``question_chars`` and ``id_chars``: a question and a document id, checked when the request is
-  handled (the pipeline reads at most ``MAX_QUERY_CHARS`` of a question; no path is longer than 4,096);
+  handled (the pipeline reads at most ``MAX_QUESTION_CHARS`` of a question; no path is longer than 4,096);
 - ``archive``: a .docx's parts, unpacked bytes and compression ratio, from its zip directory
   (:mod:`qa.ingest.archive`), before it is unpacked;
 - ``document_chars`` and ``document_passages``: an uploaded document's text, checked as it is read,
@@ -32,15 +32,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qa.answering.question import MAX_QUESTION_CHARS  # the most of a question the pipeline reads
 from qa.ingest.archive import ArchiveLimits
 
 MAX_UPLOAD_BYTES = 25 * 2**20  # one uploaded file
 UPLOAD_FILES_AT_ONCE = 4  # files one upload request may carry at the largest size (the page sends a drop in one)
 FORM_OVERHEAD_BYTES = 2**20  # a multipart request's own fields and boundaries, beside its files
 MAX_REQUEST_BYTES = 4 * 2**20  # a long chat restored from the browser is about 1 MB
-# qa.retrieval.retriever.MAX_QUERY_CHARS, the most of a question the pipeline reads, spelled out so that
-# `qa serve --help` loads no numpy (tests/security/test_request_limits.py checks the two agree).
-MAX_QUESTION_CHARS = 4096
 MAX_ID_CHARS = 4096  # a document id is a relative path: none is longer than Linux's PATH_MAX
 MAX_DOCUMENT_CHARS = 2_000_000  # about 1,000 pages of text
 MAX_DOCUMENT_PASSAGES = 5_000  # 2,000,000 characters make about 3,300 passages of 800 with an overlap of 200

@@ -21,17 +21,19 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from qa.answering.question import check_question
 from qa.app import conversation
 from qa.app.cache import DEFAULT_MAX_BYTES, DEFAULT_SIZE, AnswerCache
 from qa.app.defaults import DEFAULT_CONCURRENCY, DEFAULT_HOST, DEFAULT_PORT, TITLE
 from qa.app.export import answer_markdown, conversation_markdown, refusal_markdown
 from qa.app.feedback import FeedbackLog, confirmation
-from qa.app.inputs import check_doc_ids, check_question
+from qa.app.inputs import check_doc_ids
 from qa.app.limits import DELETE_CACHE, Limits
 from qa.app.render import (EMPTY_VIEWER, answer_places, parse_ref, question_placeholder, render_answer,
                            render_header, render_placeholder, render_refusal, render_sources)
 from qa.app.viewer import Viewer
 from qa.errors import UserError
+from qa.retrieval import DEFAULT_MODE, MODES
 
 # Type names only: gradio and torch load when the app is built, never at import. No `from __future__ import
 # annotations` here: annotations on the event handlers inside build_app must be real objects, so Gradio can
@@ -124,9 +126,6 @@ def build_app(
     """
     import gradio as gr
 
-    from qa.retrieval.retriever import MODES
-
-    modes = sorted(MODES, key=lambda m: m != "hybrid")  # hybrid, the default, first
     limits = limits or (library.limits if library is not None else Limits())
     if library is not None:
         qa = library.live
@@ -312,7 +311,7 @@ def build_app(
                     with gr.Tab("Settings", id="settings"):
                         top_k = gr.Slider(1, 20, value=qa.top_k, step=1, label="Passages to read",
                                           info="How many retrieved passages the reader searches for the answer.")
-                        mode = gr.Radio(modes, value="hybrid", label="Retrieval",
+                        mode = gr.Radio(list(MODES), value=DEFAULT_MODE, label="Retrieval",
                                         info="hybrid fuses meaning (dense) and keyword (BM25) search.")
                         reader_choice = gr.Radio(
                             list(readers), value=readers[0], label="Reader", visible=len(readers) > 1,

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 UPLOAD_SUFFIXES = tuple(sorted(TEXT_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | DOCX_SUFFIXES))
 MAX_NAME_BYTES = 255  # the longest file name most file systems take
-__all__ = ["MAX_UPLOAD_BYTES", "UPLOAD_SUFFIXES", "InvalidUpload", "check_content", "check_name", "check_upload",
+__all__ = ["UPLOAD_SUFFIXES", "InvalidUpload", "check_content", "check_name", "check_upload",
            "read_upload"]
 
 

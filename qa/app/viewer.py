@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import logging
 import re
@@ -211,6 +210,7 @@ class Viewer:
 
     def _page(self, doc: "Document", page: int, focus, answer) -> "PageView":
         """The rendered page with the focus and answer boxed; refuses a file changed since indexing."""
+        from qa.ingest.documents import source_hash
         from qa.ingest.pdf_pages import render_page
 
         key = (doc.id, doc.source_hash, page, focus, answer)
@@ -220,7 +220,7 @@ class Viewer:
                 return self._pages[key]
         path = self.source_of(doc)
         raw = path.read_bytes()
-        if doc.source_hash and hashlib.sha256(raw).hexdigest()[:16] != doc.source_hash:
+        if doc.source_hash and source_hash(raw) != doc.source_hash:
             raise ValueError(f"{doc.file or path} has changed since it was indexed")
         starts = dict((number, offset) for offset, number in doc.pages)
         page_start = starts.get(page, 0)

@@ -8,6 +8,7 @@ import json
 from qa.cli.common import (DEFAULT_INDEX, check_at_least_one, check_probability, check_reader, print_answer,
                            read_question, reader_runtime_arg, retrieval_args, runtime_kwargs)
 from qa.reading.names import DEFAULT_READER, READER_HELP
+from qa.retrieval import DEFAULT_MODE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +53,7 @@ def _ask_server(args: argparse.Namespace, question: str) -> int:
     from qa.cli.remote import ask_server
     from qa.errors import InvalidInput
 
-    local = [option for option, value, default in (("-k", args.k, None), ("--mode", args.mode, "hybrid"),
+    local = [option for option, value, default in (("-k", args.k, None), ("--mode", args.mode, DEFAULT_MODE),
                                                    ("--index", args.index, DEFAULT_INDEX),
                                                    ("--threshold", args.threshold, None), ("--reader", args.reader, None),
                                                    ("--reader-runtime", args.reader_runtime, None))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
 from qa.errors import InvalidInput, MissingPath, UserError
+from qa.retrieval import DEFAULT_MODE, MODES
 
 logger = logging.getLogger(__name__)
 
@@ -19,9 +20,6 @@ DEFAULT_INDEX = "embeddings"
 INDEX_HELP = ("the index: a folder (default: embeddings), milvus:PATH.db (Milvus Lite) or http://HOST:PORT "
               "(a Milvus server; token from QA_MILVUS_TOKEN)")
 STDIN = "-"  # a question given as "-" is read from standard input
-# qa.retrieval.retriever.MODES, hybrid first, spelled out so that parsing `qa ask` loads no numpy or index
-# code (`qa ask --server` needs neither); tests/cli/test_imports.py checks the two agree.
-MODES = ("hybrid", "dense", "bm25")
 
 
 class _ProgressFormatter(logging.Formatter):
@@ -153,12 +151,6 @@ def check_probability(value: float | None, option: str) -> None:
         raise InvalidInput(f"{option} must be between 0 and 1, got {value}.")
 
 
-def existing_dir(path: str | Path | None, option: str) -> None:
-    """Raise :class:`MissingPath` unless ``path`` (given with ``option``) is a folder; ``None`` passes."""
-    if path is not None and not Path(path).is_dir():
-        raise MissingPath(f"No folder at {path}: pass {option} with an existing folder.")
-
-
 def check_reader(reader: str | None, option: str = "--reader") -> None:
     """Raise :class:`MissingPath` unless ``reader`` is a shipped reader's name or an existing folder; ``None`` passes."""
     from qa.reading.names import READER_NAMES
@@ -174,7 +166,7 @@ def read_question(arg: str) -> str:
     Raises:
         InvalidInput: not UTF-8 text, or empty.
     """
-    from qa.app.inputs import check_question
+    from qa.answering.question import check_question
 
     if arg == STDIN:
         raw = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read()
@@ -192,7 +184,7 @@ def retrieval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-k", type=int, default=None,
                    help=f"passages to retrieve (default: search {SEARCH_K}; ask as many as the reader's calibration "
                         "was fitted on)")
-    p.add_argument("--mode", choices=MODES, default="hybrid")
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)
     p.add_argument("--index", default=DEFAULT_INDEX, help=INDEX_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
 

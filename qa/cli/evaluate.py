@@ -23,12 +23,13 @@ import json
 import logging
 from pathlib import Path
 
-from qa.cli.common import INDEX_HELP, MODES, at_least, probability, reader_runtime_arg, runtime_kwargs
+from qa.cli.common import INDEX_HELP, at_least, probability, reader_runtime_arg, runtime_kwargs
 from qa.errors import InvalidInput, MissingPath
 from qa.evaluation.benchmarks import evaluate_squad, run_beir
 from qa.evaluation.calibration_fit import TARGET_PRECISION
 from qa.evaluation.common import format_number
 from qa.reading.names import DEFAULT_READER, READER_HELP
+from qa.retrieval import DEFAULT_MODE, MODES
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +38,6 @@ DEFAULT_CONVERSATIONS = "eval/conversations.jsonl"
 DEFAULT_OUT = "eval/out"
 CONVERSATIONS_OUT = f"{DEFAULT_OUT}/conversations"
 QUESTIONS = "questions"  # the subcommand bare `qa eval` runs
-READ_WIDER = ("read each retrieved passage widened within its paragraph to this many characters "
-              "(0: as retrieved; default: what the reader's calibrator was fitted with)")
 
 
 def register(subparsers) -> None:
@@ -61,7 +60,7 @@ def register(subparsers) -> None:
 
 def _retrieval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", default="embeddings", help=INDEX_HELP)
-    p.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode (default: hybrid)")
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help=f"retrieval mode (default: {DEFAULT_MODE})")
     _top_k_arg(p)
 
 
@@ -74,10 +73,6 @@ def _reader_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reader", default=None, metavar="NAME|DIR", help=f"{READER_HELP} (default: {DEFAULT_READER})")
     reader_runtime_arg(p)
     p.add_argument("--threshold", type=probability, default=None, help="no-answer threshold (default: calibrated)")
-
-
-def _context_chars_arg(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--context-chars", type=at_least(0), default=None, metavar="N", help=what)
 
 
 def _cascade_arg(p: argparse.ArgumentParser) -> None:
@@ -110,7 +105,6 @@ def _add_questions(sub) -> None:
     p.add_argument("--questions", default=DEFAULT_QUESTIONS, help=f"question set (default: {DEFAULT_QUESTIONS})")
     _retrieval_args(p)
     _reader_args(p)
-    _context_chars_arg(p, READ_WIDER)
     _cascade_arg(p)
     p.add_argument("--calibrate", action="store_true",
                    help="choose the best no-answer threshold on this run and save it with the reader")
@@ -124,8 +118,8 @@ def _questions(args: argparse.Namespace) -> int:
     from qa.evaluation.runner import evaluate_questions, load_questions, write_outputs
 
     questions = load_questions(args.questions)
-    qa = QA.load(args.index, reader=args.reader, threshold=args.threshold, context_chars=args.context_chars,
-                 cascade=args.cascade, **runtime_kwargs(args))
+    qa = QA.load(args.index, reader=args.reader, threshold=args.threshold, cascade=args.cascade,
+                 **runtime_kwargs(args))
     result = evaluate_questions(qa, questions, k=args.k, mode=args.mode, show_progress=not args.quiet)
     result.metrics["config"].update(questions=str(args.questions), index=str(args.index), reader=str(qa.reader.path))
     if args.calibrate:
@@ -201,7 +195,6 @@ def _add_squad(sub) -> None:
     _output_args(p, f"{DEFAULT_OUT}/squad with --data, {DEFAULT_OUT}/open/<first file's name> with --open")
     pipeline = p.add_argument_group("with --open")
     _top_k_arg(pipeline)
-    _context_chars_arg(pipeline, READ_WIDER)
     _cascade_arg(pipeline)
     p.set_defaults(func=_squad)
 
@@ -209,8 +202,7 @@ def _add_squad(sub) -> None:
 def _squad(args: argparse.Namespace) -> int:
     if args.open is not None:
         return _open_corpus(args)
-    given = [flag for flag, value in (("-k", args.k), ("--context-chars", args.context_chars),
-                                      ("--cascade", args.cascade)) if value is not None]
+    given = [flag for flag, value in (("-k", args.k), ("--cascade", args.cascade)) if value is not None]
     if given:
         raise InvalidInput(f"{', '.join(given)} go with --open: qa eval squad --data reads each question in its "
                            "own context alone.")
@@ -251,8 +243,7 @@ def _open_corpus(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{DEFAULT_OUT}/open/{Path(args.open[0]).stem}")
     metrics, rows = evaluate_open_corpus(
         args.open, out, load_qa=lambda index: QA.load(index, reader=args.reader, threshold=args.threshold,
-                                          context_chars=args.context_chars, cascade=args.cascade,
-                                          **runtime_kwargs(args)),
+                                                      cascade=args.cascade, **runtime_kwargs(args)),
         top_k=args.k, limit=args.limit, gold_passage=True, show_progress=not args.quiet)
     write_jsonl(out / "predictions.jsonl", rows)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -311,7 +302,6 @@ def _add_fit_calibrator(sub) -> None:
                    help=f"precision of answered questions the threshold is chosen for (default: {TARGET_PRECISION})")
     p.add_argument("-k", type=at_least(1), default=None,
                    help="passages the runs read per question, when no metrics.json beside them says")
-    _context_chars_arg(p, "how widely the runs read their passages, when no metrics.json beside them says")
     p.add_argument("--json", action="store_true", help="print the figures as JSON instead of the table")
     p.set_defaults(func=_fit_calibrator)
 
@@ -320,7 +310,7 @@ def _fit_calibrator(args: argparse.Namespace) -> int:
     from qa.evaluation.calibrate import fit_from_runs
 
     fitted = fit_from_runs(args.train, args.test, reader=args.reader, target_precision=args.target_precision,
-                           context_chars=args.context_chars, top_k=args.k)
+                           top_k=args.k)
     lines = [f"calibrator saved to {fitted.path}: threshold {fitted.threshold:.3f} "
              f"(precision {fitted.target_precision:.0%} on the training rows)", "largest weights (standardised):"]
     lines += [f"  {name:14}{weight:+.3f}" for name, weight in fitted.weights]

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-examples", type=int, default=None, help="train on at most this many questions")
     p.add_argument("--no-bf16", action="store_true", help="train in fp32")
     p.add_argument("--bf16-weights", action="store_true",
-                   help="keep the model in bf16 with fp32 master weights (about 2x faster on AMX CPUs)")
+                   help="keep the model in bf16 with fp32 master weights (faster on CPUs with bf16 matrix units: "
+                        "python -m benchmarks.train_speed)")
     p.add_argument("--exclude", nargs="*", default=[], help="SQuAD-format files whose questions are never "
                    "trained on (e.g. the calibrator's fit set)")
     p.add_argument("--freeze-layers", type=int, default=0, help="leave the embeddings and this many of the "

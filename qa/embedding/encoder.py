@@ -20,17 +20,15 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-# Model resolution lives in qa.embedding.models; re-exported here, where callers have always found it.
-from qa.embedding.models import DEFAULT_MODEL, MPNET_MODEL, resolve_model
+from qa.embedding.models import DEFAULT_MODEL, resolve_model
 from qa.errors import InvalidInput
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "DEFAULT_MODEL", "MPNET_MODEL", "Encoder", "SentenceTransformerEncoder",
-           "load_encoder", "resolve_model"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "Encoder", "SentenceTransformerEncoder", "load_encoder"]
 
 logger = logging.getLogger(__name__)
 
-# How the model runs: ONNX Runtime with int8 weights (the default: 2.5x faster indexing, queries in
-# 2 ms, same retrieval quality; see qa/embedding/onnx_backend.py), ONNX fp32, or sentence-transformers on torch.
+# How the model runs: ONNX Runtime with int8 weights (the default: faster indexing and queries at the same
+# retrieval quality, python -m benchmarks.bench encoders --beir DIR), ONNX fp32, or sentence-transformers on torch.
 BACKENDS = ("onnx-int8", "onnx", "torch", "torch-bf16")
 DEFAULT_BACKEND = "onnx-int8"
 
@@ -61,7 +59,7 @@ class SentenceTransformerEncoder:
     Args:
         model: a path or name (see :func:`qa.embedding.models.resolve_model`); ``None`` for the default.
         batch_size: passages per forward pass.
-        bf16: run passage encoding under bf16 autocast (faster on CPUs with AVX-512 bf16).
+        bf16: run passage encoding under bf16 autocast (faster on CPUs with native bf16 instructions).
     """
 
     def __init__(self, model: str | None = None, device: str = "cpu", batch_size: int = 64, bf16: bool = False):

@@ -1,9 +1,8 @@
 """A sentence-transformers model run by ONNX Runtime, its weights optionally quantized to int8.
 
-The default encoder backend. On BEIR SciFact (5,183 abstracts, 2 CPU cores) the int8 model encodes
-2.5x faster than sentence-transformers in fp32 (107 s against 266 s) and a query in 2 ms instead of
-17 ms, at nDCG@10 0.651 against 0.645 (see the README, "Retrieval"). The ``onnx`` backend keeps fp32
-weights: the same vectors as sentence-transformers, queries in 4-6 ms.
+The default encoder backend: the int8 model encodes passages and queries several times faster than
+sentence-transformers in fp32 at the same retrieval quality (``python -m benchmarks.bench encoders --beir
+DIR``; docs/performance.md). The ``onnx`` backend keeps fp32 weights: the same vectors as sentence-transformers.
 
 The ONNX files are exported from the installed weights on first use (about 10 s) and cached under
 ``$QA_CACHE/onnx`` (default ``~/.cache/qa/onnx``); nothing is downloaded. Any model whose
@@ -115,10 +114,10 @@ def _export(model_dir: Path, folder: Path) -> None:
 
 def _check_export(folder: Path, names: list[str], inputs: dict, reference: np.ndarray) -> None:
     """The exported files must reproduce the torch model: fp32 hidden states to 1e-3, int8
-    sentence vectors to cosine 0.95 (measured: 0.976 for a five-word question, 0.987 and above for passages).
+    sentence vectors to cosine 0.95 (a model that quantizes well stays well above it).
 
-    An fp32 file that doesn't fails the export. An int8 file that doesn't (all-mpnet-base-v2: cosine 0.87
-    on this sample) is left out with a note saying why, and only the int8 backend refuses to run.
+    An fp32 file that doesn't fails the export. An int8 file that doesn't (all-mpnet-base-v2's, for one) is
+    left out with a note saying why, and only the int8 backend refuses to run.
     """
     import onnxruntime as ort
 
@@ -241,15 +240,11 @@ def load_exported(model_dir: Path, quantize: bool = True, max_length: int = 512)
         return _load_session(str(exported_model(model_dir, quantize)), str(model_dir), max_length)
 
 
-# Passages per run. Smaller runs are faster here, not slower (``OnnxEncoder(batch_size=N).encode_passages``
-# on 2,048 passages, int8, two threads of an AMD EPYC with AVX-512 VNNI, 2026-12-02): 800-character passages
-# 99-108 passages/s in runs of 64, 108 in 32, 123-126 in 16, 128 in 8; SciFact abstracts (up to 256 tokens)
-# 79 in 64, 85 in 16. SciFact's whole index build: 67.7 s in runs of 64 (README, "Retrieval").
-PASSAGE_BATCH = 16
-# Passages are encoded by one single-threaded session a core, each taking every N-th run: two cores embed
-# 103-106 SciFact abstracts/s so, against 85-102 with one two-thread session (same vectors: a run's rows
-# don't depend on which session runs it; 1,536 abstracts, 2026-12-02). Queries keep the shared session.
-# Each keeps its own memory (about 170 MiB for runs of 16 abstracts): they live until release_workers().
+PASSAGE_BATCH = 16  # fastest for int8 on two cores: python -m benchmarks.bench encoders --beir DIR
+# Passages are encoded by one single-threaded session a core, each taking every N-th run: faster than one session
+# on all the cores, with the same vectors (a run's rows don't depend on which session runs it), for the memory
+# each session keeps until release_workers() (python -m benchmarks.bench retrieval --beir DIR). Queries keep the
+# shared session.
 MAX_PASSAGE_WORKERS = 8
 
 

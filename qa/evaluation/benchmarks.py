@@ -26,7 +26,7 @@ from qa.evaluation.common import mean_of
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score, ndcg_at_k, normalize_answer, percentile, recall_at_k
 from qa.evaluation.thresholds import best_threshold, candidate_of
 from qa.jsonl import iter_jsonl, text_lines
-from qa.retrieval.retriever import MODES
+from qa.retrieval import DEFAULT_MODE, MODES
 from qa.types import Passage
 
 logger = logging.getLogger(__name__)
@@ -361,7 +361,7 @@ def run_beir(
                                   show_progress=show_progress)
     for mode, run in runs.items():
         write_trec_run(out / f"run.{mode}.tsv", run, f"qa-{mode}")
-    primary = "hybrid" if "hybrid" in runs else list(runs)[0]
+    primary = DEFAULT_MODE if DEFAULT_MODE in runs else list(runs)[0]
     write_trec_run(out / "run.tsv", runs[primary], f"qa-{primary}")
     report = {"data": str(data_dir), "queries": len(data.queries), "documents": len(data.corpus), "modes": metrics}
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

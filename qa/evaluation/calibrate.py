@@ -54,11 +54,10 @@ class FittedCalibration:
 
 
 def fit_from_runs(train: Sequence[str | Path], test: Sequence[str | Path] = (), reader: str | Path | None = None,
-                  target_precision: float = TARGET_PRECISION, context_chars: int | None = None,
-                  top_k: int | None = None) -> FittedCalibration:
+                  target_precision: float = TARGET_PRECISION, top_k: int | None = None) -> FittedCalibration:
     """Fit a reader's calibration on the rows of earlier runs, measure it on others, and save it with the reader.
 
-    The calibration keeps how the training runs read (passages per question, context, cascade: the
+    The calibration keeps how the training runs read (passages per question, cascade: the
     ``metrics.json`` beside each file says), since its features were measured on that reading; the
     pipeline then reads the same way. When ``test`` runs are given, each band records its precision on
     them together, and a reliability table is kept: the app quotes both beside an answer.
@@ -69,12 +68,12 @@ def fit_from_runs(train: Sequence[str | Path], test: Sequence[str | Path] = (), 
         reader: the reader whose ``calibration.json`` is replaced: a shipped reader's name or a folder
             (default: the default reader).
         target_precision: precision of answered training questions the threshold is chosen for.
-        context_chars: how widely the runs read, when no ``metrics.json`` beside them says.
         top_k: how many passages the runs read per question, when no ``metrics.json`` beside them says.
 
     Raises:
         InvalidInput: ``target_precision`` not strictly between 0 and 1; no ``train`` runs; a row without
-            features; training rows all right or all wrong; runs read in different ways.
+            features; training rows all right or all wrong; runs read in different ways, or on passages
+            widened beyond what was retrieved (which the pipeline no longer does).
         MissingPath: a run file or the reader does not exist.
     """
     if not 0.0 < target_precision < 1.0:
@@ -93,7 +92,7 @@ def fit_from_runs(train: Sequence[str | Path], test: Sequence[str | Path] = (), 
         calibration = fit(train_rows, target_precision=target_precision)
     except ValueError as err:  # rows that are all right or all wrong: nothing to learn from
         raise InvalidInput(f"Can't fit on the --train rows: {err}.") from err
-    calibration["context_chars"] = runs_context_chars(train, context_chars)
+    _refuse_widened(train)
     calibration["top_k"] = runs_top_k(train, top_k)
     cascade = runs_cascade(train)
     if cascade:
@@ -159,14 +158,18 @@ def headline(metrics: dict) -> dict:
             **metrics["abstention"]}
 
 
-def runs_context_chars(train: Sequence[str | Path], given: int | None) -> int:
-    """How widely the ``train`` runs read their passages (from the ``metrics.json`` beside each), which the
-    calibration must keep: its features were measured on that reading.
-
-    Raises:
-        InvalidInput: the runs disagree, or disagree with ``given``; or nothing says it.
-    """
-    return _runs_setting(train, given, ("context_chars", "context_chars"), "--context-chars")
+def _refuse_widened(train: Sequence[str | Path]) -> None:
+    """Raise :class:`InvalidInput` when a ``metrics.json`` beside a ``train`` run says it read its passages
+    widened (``context_chars`` above 0): the pipeline reads them as retrieved, so features measured so
+    would not describe its answers."""
+    for f in train:
+        metrics_file = Path(f).with_name("metrics.json")
+        if metrics_file.is_file():
+            metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
+            widened = metrics.get("context_chars", (metrics.get("config") or {}).get("context_chars")) or 0
+            if int(widened) > 0:
+                raise InvalidInput(f"{f} read its passages widened to {widened} characters, which the pipeline "
+                                   "no longer does: fit on runs of this version.")
 
 
 def runs_top_k(train: Sequence[str | Path], given: int | None) -> int:

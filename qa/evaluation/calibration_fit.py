@@ -31,20 +31,6 @@ from qa.jsonl import read_jsonl
 
 TARGET_PRECISION = 0.65  # answered questions right (F1 >= 0.5) at the default threshold, on the training runs
 HIGH_PRECISION = 0.90  # "High confidence": right 9 times in 10 on the training runs
-# The features the calibrator uses. The answer's length is left out: fitted on SQuAD-style runs, whose
-# answers are short, it learned to prefer short candidates, and choosing among candidates with it cost
-# 2.3 points of best-candidate F1 on SQuADShifts Amazon reviews (held-out articles, used for this
-# choice only), where answers run longer; without it choosing gained 0.9 there and 0.9 on Reddit.
-# The reader's no-answer score, window probability and raw logit are
-# recorded but left out: the only unanswerable questions to fit on are SQuAD 2.0 articles the shipped
-# reader was trained on, where its no-answer score knows the very questions; fitted with them, the
-# calibrator's error on held-out articles was 0.22 (ECE, SQuAD 2.0) and 0.19 (SleepQA), without them
-# 0.11 and 0.07, at the same ranking quality (AURC 0.575 against 0.561; README, "Trust").
-# "echo" and "nearby" (2026-12-02) are recorded for study: added to the fit, each of the 7 fit runs left out in
-# turn, they changed best-candidate F1 by -0.1 and +0.1 points and overall F1 by -0.1 and -0.6 (AURC 0.450 ->
-# 0.450 and 0.451), so the shipped calibrator does without them.
-CALIBRATOR_FEATURES = tuple(f for f in FEATURES if f not in ("no_answer", "window_prob", "span_logit", "answer_words",
-                                                             "echo", "nearby"))
 
 
 def load_rows(paths: Sequence[str | Path]) -> list[dict]:
@@ -187,7 +173,7 @@ def out_of_fold_scaling(rows: Sequence[dict], picks: bool, features: Sequence[st
 
 
 def fit(train: Sequence[dict], target_precision: float = TARGET_PRECISION,
-        high_precision: float = HIGH_PRECISION, features: Sequence[str] = CALIBRATOR_FEATURES,
+        high_precision: float = HIGH_PRECISION, features: Sequence[str] = FEATURES,
         rescale: bool = True) -> dict:
     """Fit the calibrator, rescale its probabilities out of fold, then choose the threshold and bands on the
     training rows.

@@ -51,8 +51,8 @@ def candidate_right(record: Record) -> bool:
     return bool(record["answers"]) and (record["candidate"]["f1"] or 0.0) >= RIGHT_F1
 
 
-def candidate_rows(answer: Any) -> list[dict]:
-    """Every candidate answer of a pipeline :class:`~qa.types.Answer` with its features, as a run records them
-    (``qa eval fit-calibrator`` fits on these, so a calibrator can learn to choose among them)."""
+def candidate_rows(scored: Any) -> list[dict]:
+    """Every candidate answer of a :class:`~qa.answering.pipeline.Scored` answer with its features, as a run
+    records them (``qa eval fit-calibrator`` fits on these, so a calibrator can learn to choose among them)."""
     return [{"text": span.text, "features": features}
-            for span, features in zip(answer.alternatives, answer.candidate_features)]
+            for span, features in zip(scored.answer.alternatives, scored.features)]

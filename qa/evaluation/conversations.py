@@ -30,6 +30,7 @@ from qa.evaluation.common import Record, format_number, mean_of, reading_depth
 from qa.evaluation.metrics import best_over_golds, exact_match, f1_score
 from qa.evaluation.runner import contains_answer
 from qa.jsonl import iter_jsonl, write_jsonl
+from qa.retrieval import DEFAULT_MODE
 from qa.types import Answer
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def _turn(row: Any, where: str) -> Turn:
 
 
 def evaluate_conversations(
-    qa, conversations: Sequence[Conversation], k: int | None = None, mode: str = "hybrid", threshold: float | None = None,
+    qa, conversations: Sequence[Conversation], k: int | None = None, mode: str = DEFAULT_MODE, threshold: float | None = None,
     show_progress: bool = False,
 ) -> ConversationsResult:
     """Ask every turn alone and in context through ``qa`` and score both.

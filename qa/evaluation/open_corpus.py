@@ -40,8 +40,10 @@ def _hit_rank(question: OpenQuestion, hits) -> int | None:
     return None
 
 
-def score_question(question: OpenQuestion, answer, gold_answer=None) -> dict:
-    """One row of the run: what the pipeline said and how it scores (SQuAD 2.0 style)."""
+def score_question(question: OpenQuestion, scored, gold_answer=None) -> dict:
+    """One row of the run: what the pipeline said (``scored``: :meth:`QA.ask_scored`'s answer and its
+    candidates' features) and how it scores (SQuAD 2.0 style)."""
+    answer = scored.answer
     best = answer.alternatives[0] if answer.alternatives else None
     candidate = best.text if best else ""
     answerable = bool(question.answers)
@@ -59,8 +61,8 @@ def score_question(question: OpenQuestion, answer, gold_answer=None) -> dict:
         "rank": _hit_rank(question, answer.hits) if answerable else None,
         "ms": answer.timings.get("total_ms"),
         "citation": answer.citations[0].doc_id if answer.citations else None,
-        "features": answer.features,
-        "candidates": candidate_rows(answer),
+        "features": scored.features[0] if scored.features else {},
+        "candidates": candidate_rows(scored),
     }
     if gold_answer is not None and answerable:
         gold_best = gold_answer.alternatives[0].text if gold_answer.alternatives else ""
@@ -139,15 +141,15 @@ def evaluate_open_corpus(
     top_k = reading_depth(qa, top_k)
     rows = []
     for q in tqdm(questions, desc="open corpus", unit="q", disable=not show_progress):
-        answer = qa.ask(q.question, top_k=top_k)
+        scored = qa.ask_scored(q.question, top_k=top_k)
         gold = None
         if gold_passage and q.answers:
             passage = Passage(f"{q.doc_id}:gold", q.doc_id, q.context_start, q.context_start + len(q.context), q.context)
             gold = qa.answer_from_hits(q.question, [Hit(passage, 1.0, 1)], threshold=0.0)
-        rows.append(score_question(q, answer, gold))
+        rows.append(score_question(q, scored, gold))
     metrics = summarize(rows)
     metrics.update(files=[str(f) for f in squad_files], documents=stats.documents, passages=stats.passages,
                    index_seconds=round(build_s, 1), top_k=top_k, threshold=getattr(qa, "threshold", None),
-                   context_chars=getattr(qa, "context_chars", None), reader=getattr(qa, "reader_name", None),
+                   reader=getattr(qa, "reader_name", None),
                    cascade=getattr(qa, "cascade", {}))
     return metrics, rows

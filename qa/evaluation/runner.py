@@ -42,6 +42,7 @@ from qa.evaluation.metrics import (
 from qa.evaluation.report import write_report
 from qa.evaluation.thresholds import best_threshold, candidate_of, candidates_of, f1_at_threshold, threshold_sweep
 from qa.jsonl import iter_jsonl, write_jsonl
+from qa.retrieval import DEFAULT_MODE
 from qa.types import Answer, Hit, Passage
 
 logger = logging.getLogger(__name__)
@@ -196,18 +197,18 @@ def evaluate_questions(
     qa,
     questions: Sequence[Question],
     k: int | None = None,
-    mode: str = "hybrid",
+    mode: str = DEFAULT_MODE,
     threshold: float | None = None,
     show_progress: bool = False,
 ) -> QuestionsResult:
     """Ask every question through ``qa`` (a :class:`~qa.answering.pipeline.QA`, or anything shaped like it).
 
-    Per question: ``qa.ask`` for the answer, ``qa.retriever.search`` (10 passages) for retrieval
+    Per question: ``qa.ask_scored`` for the answer and its candidates' features, ``qa.retriever.search`` (10 passages) for retrieval
     metrics, and ``qa.answer_from_hits`` on the gold passages for the reader alone. The first
     question is asked once before timing starts, so model loading stays out of the latencies.
 
     Args:
-        qa: the pipeline: ``.ask``, ``.answer_from_hits``, ``.retriever`` (with ``.search`` and
+        qa: the pipeline: ``.ask``, ``.ask_scored``, ``.answer_from_hits``, ``.retriever`` (with ``.search`` and
             ``.index.passages``), ``.documents`` and ``.threshold``.
         questions: the question set (see :func:`load_questions`).
         k: passages given to the reader (``None``: ``qa.top_k``, what its calibration was fitted on).
@@ -248,13 +249,14 @@ def evaluate_questions(
                             "best": best_t, "best_overall_f1": best_f1}
     metrics["questions_without_gold_passage"] = no_gold
     metrics["config"] = {"k": k, "mode": mode, "threshold": threshold, "retrieval_depth": RETRIEVAL_DEPTH,
-                         "right_f1": RIGHT_F1, "context_chars": getattr(qa, "context_chars", None)}
+                         "right_f1": RIGHT_F1}
     return QuestionsResult(records, metrics, sweep)
 
 
 def _evaluate_one(qa, q: Question, passages: Sequence[Passage], k: int, mode: str, threshold: float) -> Record:
     golds = list(q.answers)
-    answer: Answer = qa.ask(q.question, top_k=k, mode=mode, threshold=threshold)
+    scored = qa.ask_scored(q.question, top_k=k, mode=mode, threshold=threshold)
+    answer: Answer = scored.answer
     prediction = answer.text or ""
     best = answer.alternatives[0] if answer.alternatives else None
     candidate_text = best.text if best else ""
@@ -262,8 +264,7 @@ def _evaluate_one(qa, q: Question, passages: Sequence[Passage], k: int, mode: st
     record: Record = {
         "id": q.id, "question": q.question, "kind": q.kind, "doc_id": q.doc_id, "answers": golds,
         "answer": answer.text, "abstained": answer.abstained, "score": answer.score,
-        "no_answer_score": answer.no_answer_score, "features": answer.features,
-        "candidates": candidate_rows(answer),
+        "features": scored.features[0] if scored.features else {}, "candidates": candidate_rows(scored),
         "em": best_over_golds(exact_match, prediction, golds), "f1": best_over_golds(f1_score, prediction, golds),
         "candidate": {"text": candidate_text, "f1": candidate.if_answered if golds else None, "sweep": vars(candidate)},
         "citations": [c.to_dict() for c in answer.citations],

@@ -8,8 +8,7 @@ confidence, so tied questions are answered or refused together.
 
 A question counts as right when answered with an answer of F1 >= 0.5 against its gold answers;
 answering an unanswerable question is wrong. Refusing is never counted in the precision here: it is
-what coverage gives up. (:func:`selective_accuracy` counts refusals of unanswerable questions as
-right, as the SQuAD 2.0 script does.)
+what coverage gives up.
 
 Example:
     >>> curve = risk_coverage([0.9, 0.8, 0.3], [True, False, True])
@@ -126,18 +125,6 @@ def expected_calibration_error(scores: Sequence[float], right: Sequence[bool], b
     if len(s) == 0:
         return None
     return float(sum(b.count * abs(b.accuracy - b.confidence) for b in reliability(scores, right, bins)) / len(s))
-
-
-def selective_accuracy(scores: Sequence[float], right: Sequence[bool], answerable: Sequence[bool],
-                       threshold: float) -> float | None:
-    """Share of questions handled right at ``threshold``: answered and right, or refused when
-    unanswerable (the SQuAD 2.0 script's count for exact answers)."""
-    s, r = _check(scores, right)
-    a = np.asarray(answerable, dtype=bool)
-    if len(s) == 0:
-        return None
-    answered = s >= threshold
-    return float(np.mean(np.where(answered, r, ~a)))
 
 
 def summary(scores: Sequence[float], right: Sequence[bool], targets: Sequence[float] = PRECISION_TARGETS) -> dict:

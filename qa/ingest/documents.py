@@ -27,7 +27,7 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Iterable, Iterator, NamedTuple
 
 from qa.errors import MissingPath, UserError
 from qa.ingest.html_text import html_to_text
@@ -233,8 +233,17 @@ def load_document(path: str | Path, doc_id: str | None = None, root: str | Path 
     return Document(
         id=doc_id, title=title, path=str(path), text=text, pages=pages,
         file=path.relative_to(root).as_posix() if root is not None else path.name,
-        source_hash=hashlib.sha256(raw).hexdigest()[:16],
+        source_hash=source_hash(raw),
     )
+
+
+def source_hash(data: bytes | Iterable[bytes]) -> str:
+    """The first 16 hex digits of the sha256 of a file's bytes (given whole, or as blocks in order): a document's
+    :attr:`~qa.types.Document.source_hash`, and what the index manifest records to tell a changed file."""
+    digest = hashlib.sha256()
+    for block in (data,) if isinstance(data, (bytes, bytearray)) else data:
+        digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 @contextlib.contextmanager

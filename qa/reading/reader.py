@@ -1,18 +1,14 @@
 """Extractive span reader: finds the short answer inside retrieved passages.
 
 All windows of one question (each passage, cut into overlapping windows when long) go through the
-model together, in runs of similar length so that little padding is computed (fp32 gives the logits
-of one padded batch, 14% less CPU on the question set). Spans are decoded over context tokens only,
+model together, in runs of similar length so that little padding is computed (on fp32 a window's logits
+don't depend on its run). Spans are decoded over context tokens only,
 mapped back to character offsets in the original document, and equal answers found in several
 passages are merged.
 
-Spans are ranked across all windows of a question by ``sigmoid(0.1 * (start logit + end logit))``
-(``scoring="logit"``, the default; Haystack's ExtractiveReader scores the same way). A per-window
-softmax (``scoring="softmax"``: ``p(span) = p_start(s) * p_end(e)`` over the window's context tokens and
-[CLS]) sums to 1 in every window, so a confident span in a passage that doesn't answer beats a right
-one elsewhere; raw logits compare across windows. On open-corpus SQuAD 2.0 articles the reader had
-never seen, ranking by logits raised answer F1 on answerable questions from 0.48 to 0.56 (README,
-"Trust"). Each span keeps both numbers (``logit``, ``window_prob``) for the calibrator.
+Spans are ranked across all windows of a question by ``sigmoid(0.1 * (start logit + end logit))``, as
+Haystack's ExtractiveReader scores them: raw logits compare across windows, where a probability within
+each window would let a confident span in a passage that doesn't answer beat a right one elsewhere.
 
 The model runs on ONNX Runtime or torch (``runtime``, see :mod:`qa.reading.runtimes`). Questions read
 at the same time from several threads share forward passes: their windows go through the model
@@ -39,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from qa.errors import InvalidInput, MissingPath
+from qa.errors import MissingPath
 from qa.batching import DEFAULT_MAX_WAIT_S, BatchQueue
 from qa.reading.names import DEFAULT_READER, READER_NAMES
 from qa.reading.runtimes import BATCH_INVARIANT, DEFAULT_RUNTIME, check_runtime, load_span_model, load_tokenizer
@@ -53,10 +49,7 @@ READER_DIRS = {name: MODELS_DIR / f"{name}-reader" for name in READER_NAMES}
 DEFAULT_READER_DIR = READER_DIRS[DEFAULT_READER]
 MAX_ANSWER_TOKENS = 30
 TOP_CANDIDATES = 20  # best start and end positions considered per window
-SCORINGS = ("logit", "softmax")
-DEFAULT_SCORING = "logit"
 LOGIT_SCALE = 0.1  # sigmoid(LOGIT_SCALE * (start + end logit)): Haystack's calibration factor
-MAX_QUESTION_CHARS = 4096  # a longer question is cut before tokenizing (only 64 tokens are kept anyway)
 MAX_BATCH_WINDOWS = 32  # windows read together (in runs of similar length), from all the questions read at once
 
 
@@ -75,8 +68,6 @@ class WindowSpan:
     start: int
     end: int
     score: float
-    logit: float = 0.0  # start logit + end logit
-    window_prob: float = 0.0  # p_start * p_end under the window's softmax
 
 
 def reader_dir(reader: str | Path | None = None) -> Path:
@@ -115,12 +106,6 @@ def _sigmoid(x: float) -> float:
     return float(1.0 / (1.0 + np.exp(-x)))
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max()
-    exp = np.exp(shifted)
-    return exp / exp.sum()
-
-
 def decode_window(
     start_logits: np.ndarray,
     end_logits: np.ndarray,
@@ -128,7 +113,6 @@ def decode_window(
     offsets: Sequence[tuple[int, int]],
     max_answer_tokens: int = MAX_ANSWER_TOKENS,
     top_candidates: int = TOP_CANDIDATES,
-    scoring: str = DEFAULT_SCORING,
     text: str | None = None,
 ) -> tuple[list[WindowSpan], float]:
     """Best spans of one window and its no-answer score.
@@ -139,34 +123,23 @@ def decode_window(
         offsets: (start, end) character offsets of each token in the passage text.
         max_answer_tokens: longest span allowed, in tokens.
         top_candidates: how many best starts and ends to pair up.
-        scoring: ``"logit"``: a span scores ``sigmoid(0.1 * (start + end logit))`` and so does no-answer
-            (the [CLS] logits); ``"softmax"``: probabilities within the window.
         text: the passage text; when given, a span across a paragraph break (a blank line) is never an
             answer (start and end are scored apart, so a start in a heading and an end in the paragraph
             below that repeats it can pair up).
 
     Returns:
-        Spans (start <= end, within ``max_answer_tokens``, context tokens only) sorted by score,
-        and the no-answer score (token 0, the [CLS] position).
+        Spans (start <= end, within ``max_answer_tokens``, context tokens only) sorted by score
+        (``sigmoid(0.1 * (start + end logit))``), and the no-answer score (the same of the [CLS] logits).
     """
-    if scoring not in SCORINGS:
-        raise ValueError(f"Unknown scoring {scoring!r}: use one of {', '.join(SCORINGS)}.")
     ctx = np.asarray(context_tokens, dtype=np.int64)
     if ctx.size == 0:
         return [], 1.0
-    allowed = np.concatenate([[0], ctx])
     start_logits = np.asarray(start_logits, dtype=np.float64)
     end_logits = np.asarray(end_logits, dtype=np.float64)
-    p_start = _softmax(start_logits[allowed])
-    p_end = _softmax(end_logits[allowed])
-    if scoring == "softmax":
-        null = float(p_start[0] * p_end[0])
-    else:
-        null = _sigmoid(LOGIT_SCALE * (start_logits[0] + end_logits[0]))
-    ps, pe = p_start[1:], p_end[1:]
+    null = _sigmoid(LOGIT_SCALE * (start_logits[0] + end_logits[0]))
     n = min(top_candidates, ctx.size)
-    best_starts = np.argsort(-ps)[:n]
-    best_ends = np.argsort(-pe)[:n]
+    best_starts = np.argsort(-start_logits[ctx])[:n]
+    best_ends = np.argsort(-end_logits[ctx])[:n]
     spans = []
     for i in best_starts:
         for j in best_ends:
@@ -175,10 +148,8 @@ def decode_window(
                 continue
             start, end = offsets[ctx[i]][0], offsets[ctx[j]][1]
             if end > start and (text is None or "\n\n" not in text[start:end]):
-                logit = float(start_logits[ctx[i]] + end_logits[ctx[j]])
-                prob = float(ps[i] * pe[j])
-                score = prob if scoring == "softmax" else _sigmoid(LOGIT_SCALE * logit)
-                spans.append(WindowSpan(int(start), int(end), score, logit, prob))
+                score = _sigmoid(LOGIT_SCALE * float(start_logits[ctx[i]] + end_logits[ctx[j]]))
+                spans.append(WindowSpan(int(start), int(end), score))
     spans.sort(key=lambda s: -s.score)
     return spans, null
 
@@ -196,32 +167,13 @@ def _as_numpy(logits) -> np.ndarray:
     return np.asarray(logits, dtype=np.float32)
 
 
-def check_question(question: object) -> str:
-    """``question`` if it is non-blank text a tokenizer can take.
-
-    Raises:
-        InvalidInput: not a string, blank, or holding NUL or unpaired surrogate characters.
-    """
-    if not isinstance(question, str):
-        raise InvalidInput(f"the question must be text, got {type(question).__name__}: pass a string")
-    if not question.strip():
-        raise InvalidInput("the question is empty: ask a question in words")
-    if "\x00" in question or any("\ud800" <= ch <= "\udfff" for ch in question):
-        raise InvalidInput("the question contains characters that are not text (NUL or unpaired surrogates): "
-                           "remove them and ask again")
-    return question
-
-
 class Reader:
     """The span reader. The model loads on first use, once per process and path.
 
     Args:
         path: a shipped reader's name (``fast``, ``accurate``) or a folder with a model saved by
             :mod:`qa.training.trainer` (default: :data:`DEFAULT_READER`).
-        bf16: the old switch, kept for callers: ``True`` means runtime ``torch-bf16``, ``False`` ``torch`` (fp32);
-            ignored when ``runtime`` is given.
         max_answer_tokens: longest answer, in tokens.
-        scoring: how spans are scored and ranked across passages (see the module docstring).
         runtime: how the model runs, one of :data:`qa.reading.runtimes.RUNTIMES` (default: ``DEFAULT_RUNTIME``).
         max_batch_windows: most windows read together when questions are read at once. Only runtimes
             whose logits don't depend on the batch (:data:`qa.reading.runtimes.BATCH_INVARIANT`) mix
@@ -229,16 +181,10 @@ class Reader:
         max_wait_s: longest an idle model waits for the windows of questions being tokenized.
     """
 
-    def __init__(self, path: str | Path | None = None, bf16: bool | None = None,
-                 max_answer_tokens: int = MAX_ANSWER_TOKENS, scoring: str = DEFAULT_SCORING,
+    def __init__(self, path: str | Path | None = None, max_answer_tokens: int = MAX_ANSWER_TOKENS,
                  runtime: str | None = None, max_batch_windows: int = MAX_BATCH_WINDOWS,
                  max_wait_s: float = DEFAULT_MAX_WAIT_S):
-        if runtime is None:
-            runtime = DEFAULT_RUNTIME if bf16 is None else ("torch-bf16" if bf16 else "torch")
-        self.runtime = check_runtime(runtime)
-        if scoring not in SCORINGS:
-            raise InvalidInput(f"Unknown scoring {scoring!r}: use one of {', '.join(SCORINGS)}.")
-        self.scoring = scoring
+        self.runtime = check_runtime(DEFAULT_RUNTIME if runtime is None else runtime)
         self.path = reader_dir(path)
         self.name = reader_name(self.path)
         settings_file = self.path / "reader_config.json"
@@ -262,7 +208,6 @@ class Reader:
 
     def windows(self, question: str, texts: Sequence[str]) -> list[Window]:
         """The model's windows of ``question`` over each of ``texts`` (what :meth:`read` feeds it)."""
-        question = check_question(question)[:MAX_QUESTION_CHARS]
         return self._model()[0].windows([question] * len(texts), list(texts))
 
     def _forward(self, windows: list[Window]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -281,12 +226,8 @@ class Reader:
         return logits
 
     def read(self, question: str, passages: Sequence[Passage], top_n: int = 5) -> ReaderResult:
-        """Find the best answer spans for ``question`` in ``passages``.
-
-        Raises:
-            InvalidInput: the question is not text, is empty, or holds characters that are not text.
-        """
-        question = check_question(question)
+        """Find the best answer spans for ``question`` (as :func:`qa.answering.question.check_question` gives
+        it) in ``passages``."""
         if not passages:
             return ReaderResult([], 1.0)
         with self.batches.coming():  # an idle model waits a moment for these windows rather than run alone
@@ -297,8 +238,7 @@ class Reader:
         for window, (starts, ends) in zip(windows, logits):
             passage = passages[window.sample]
             spans, window_null = decode_window(
-                starts, ends, window.context_tokens, window.offsets, self.max_answer_tokens,
-                scoring=self.scoring, text=passage.text,
+                starts, ends, window.context_tokens, window.offsets, self.max_answer_tokens, text=passage.text,
             )
             null = min(null, window_null)
             for s in spans[:top_n]:
@@ -309,10 +249,10 @@ class Reader:
                     old = merged[key]
                     occurrences = old.occurrences + ((where,) if where not in old.occurrences else ())
                     if s.score > old.score:
-                        merged[key] = Span(text, s.score, *where, passage.id, occurrences, s.logit, s.window_prob)
+                        merged[key] = Span(text, s.score, *where, passage.id, occurrences)
                     else:
                         merged[key] = replace(old, occurrences=occurrences)
                 else:
-                    merged[key] = Span(text, s.score, *where, passage.id, (where,), s.logit, s.window_prob)
+                    merged[key] = Span(text, s.score, *where, passage.id, (where,))
         best = sorted(merged.values(), key=lambda s: -s.score)[:top_n]
         return ReaderResult(best, null)

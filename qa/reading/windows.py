@@ -89,9 +89,8 @@ class WindowTokenizer:
         return out
 
 
-# A run's fixed cost in padded tokens: ONNX Runtime spends about 3 ms of CPU on a run of 8 tokens and
-# 0.15 ms a token in a 5 x 172 batch, and one window alone costs about 20% more a token than in a batch
-# (the reader on two AVX-512 cores, 2026-12-02): about 40 tokens in all.
+# A forward pass's fixed cost, in the padded tokens that cost as much: a run is cut only where its padding
+# would cost more than one more pass (python -m benchmarks.speed forward; docs/performance.md).
 RUN_COST_TOKENS = 40
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from qa.errors import InvalidInput
+from qa.retrieval import DEFAULT_MODE
 from qa.retrieval.retriever import CANDIDATES, reciprocal_rank_fusion
 from qa.types import Answer, Hit
 
@@ -130,8 +131,9 @@ def _is_name(term: str) -> bool:
     return term[:1].isupper() or any(c.isdigit() for c in term)
 
 
-def content_words(text: str) -> list[str]:
-    """The words of ``text`` that are not stopwords or question words, first occurrence kept, as written."""
+def terms(text: str) -> list[str]:
+    """The search terms of ``text``: its words that are neither the keyword index's stopwords nor question
+    words, first occurrence kept, as written (a name keeps its capital)."""
     stop = _stopwords()
     out: dict[str, str] = {}
     for w in words(text):
@@ -155,7 +157,7 @@ def is_follow_up(question: str) -> bool:
         return False
     if _OPENER.match(question) or any(w in _POINTERS for w in lowered) or lowered[-1] in _END_POINTERS:
         return True
-    return len(content_words(question)) <= SHORT_WORDS
+    return len(terms(question)) <= SHORT_WORDS
 
 
 class FollowUpSearch:
@@ -170,7 +172,7 @@ class FollowUpSearch:
         self._document_frequency: dict[str, int] | None = None
         self._lock = threading.Lock()
 
-    def search(self, question: str, history: Sequence[Any] | None, top_k: int = 5, mode: str = "hybrid",
+    def search(self, question: str, history: Sequence[Any] | None, top_k: int = 5, mode: str = DEFAULT_MODE,
                doc_ids: list[str] | None = None) -> ContextSearch:
         """The ``top_k`` passages for ``question`` asked after ``history`` (see :func:`as_turns`), within
         ``doc_ids`` when given.
@@ -205,7 +207,7 @@ class FollowUpSearch:
         """
         chain: list[str] = []
         for turn in turns:
-            own = content_words(turn.question)
+            own = terms(turn.question)
             chain = chain + own if is_follow_up(turn.question) else own
         asked = {w.lower() for w in words(question)}
         candidates = [t for t in dict.fromkeys(chain) if t.lower() not in asked and not self._common(t)]

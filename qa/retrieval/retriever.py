@@ -21,16 +21,15 @@ import numpy as np
 
 from qa.embedding.encoder import Encoder, load_encoder
 from qa.errors import InvalidInput
+from qa.retrieval import DEFAULT_MODE, MODES
 from qa.stores.base import Store
 from qa.stores.manifest import backend_of
 from qa.types import Hit
 
 logger = logging.getLogger(__name__)
 
-MODES = ("dense", "bm25", "hybrid")
 RRF_K = 60  # the constant of Cormack et al. (2009), also the default of Elasticsearch and Haystack
 CANDIDATES = 100  # passages each retriever contributes to the fusion
-MAX_QUERY_CHARS = 4096  # longer queries are cut; the encoder itself keeps 256 word pieces
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
@@ -74,12 +73,12 @@ class Retriever:
         return self.index.documents
 
     def search(
-        self, query: str, top_k: int = 5, mode: str = "hybrid", doc_ids: list[str] | None = None
+        self, query: str, top_k: int = 5, mode: str = DEFAULT_MODE, doc_ids: list[str] | None = None
     ) -> list[Hit]:
         """The ``top_k`` best passages for ``query``, best first.
 
         Args:
-            query: the question; longer than ``MAX_QUERY_CHARS`` characters is cut.
+            query: the question (cut where it entered: :func:`qa.answering.question.check_question`).
             top_k: how many passages to return (fewer if the index holds fewer).
             mode: ``"dense"``, ``"bm25"`` or ``"hybrid"`` (reciprocal rank fusion of both).
             doc_ids: search only these documents (a list of ids).
@@ -90,7 +89,7 @@ class Retriever:
         return self._search(self._check(query, top_k, mode, doc_ids), top_k, mode, doc_ids)[0]
 
     def search_with_relevance(
-        self, query: str, top_k: int = 5, mode: str = "hybrid", doc_ids: list[str] | None = None
+        self, query: str, top_k: int = 5, mode: str = DEFAULT_MODE, doc_ids: list[str] | None = None
     ) -> tuple[list[Hit], float]:
         """:meth:`search` and :meth:`relevance` together: the dense list the search ranked already
         starts with the nearest passage, so it is searched once (BM25 mode adds one dense lookup).
@@ -131,9 +130,6 @@ class Retriever:
             if unknown or not doc_ids:
                 raise InvalidInput(f"Unknown document id(s) {unknown or doc_ids}: the index holds "
                                    f"{len(self.index.documents)} documents, e.g. {next(iter(self.index.documents))!r}.")
-        if len(query) > MAX_QUERY_CHARS:
-            logger.info("query of %d characters cut to %d", len(query), MAX_QUERY_CHARS)
-            query = query[:MAX_QUERY_CHARS]
         return query.strip()
 
     def relevance(self, query: str) -> float:

@@ -14,11 +14,10 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-from qa.ingest.documents import corpus_files
+from qa.ingest.documents import corpus_files, source_hash
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)  # format 1: the data files beside the manifest
@@ -31,20 +30,17 @@ UNREADABLE = "unreadable"  # the hash recorded for a file that could not be read
 
 
 def hash_file(path: str | Path) -> str:
-    """sha256 (16 hex digits) of a file's bytes, read in 1 MiB blocks; ``UNREADABLE`` when the file
+    """:func:`~qa.ingest.documents.source_hash` of a file, read in 1 MiB blocks; ``UNREADABLE`` when the file
     can't be read (no permission, gone): loading skipped it with a warning, the build goes on."""
-    digest = hashlib.sha256()
     try:
         with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+            return source_hash(iter(lambda: f.read(1 << 20), b""))
     except OSError:
         return UNREADABLE
-    return digest.hexdigest()[:16]
 
 
 def file_hashes(docs_dir: str | Path) -> dict[str, str]:
-    """sha256 (16 hex digits) of every supported file under ``docs_dir``, keyed by relative path."""
+    """:func:`hash_file` of every supported file under ``docs_dir``, keyed by relative path."""
     root = Path(docs_dir)
     return {p.relative_to(root).as_posix(): hash_file(p) for p in corpus_files(root)}
 

@@ -14,11 +14,9 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import random
 from collections import Counter
-from pathlib import Path
 
 from qa.squad import dedupe, load_squad, question_ids, split_by_article
 from qa.training.passages import retrieved_groups, single_groups, write_groups

@@ -1,7 +1,7 @@
 """bf16 weights for the model's passes, fp32 master weights for the optimizer.
 
-On a CPU with AMX, a model whose weights are bf16 trains about twice as fast as fp32 weights under bf16
-autocast (``python -m benchmarks.train_speed``): autocast re-casts every weight on every call. But AdamW's
+On a CPU with bf16 matrix units, a model whose weights are bf16 trains faster than fp32 weights under bf16
+autocast, which re-casts every weight on every call (``python -m benchmarks.train_speed`` measures it). But AdamW's
 updates (learning rate x about 1) are far below bf16's resolution for most weights, so updating bf16
 weights in place would lose them: the optimizer keeps fp32 copies, steps those, and copies them back.
 

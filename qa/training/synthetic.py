@@ -22,22 +22,13 @@ import re
 from typing import Sequence
 
 from qa.squad import SquadExample
+from qa.text import content_words
 
 logger = logging.getLogger(__name__)
 
 SWAP_LABELS = frozenset({"PERSON", "ORG", "GPE", "LOC", "NORP", "FAC", "EVENT", "WORK_OF_ART", "PRODUCT",
                          "LAW", "LANGUAGE", "DATE", "CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT"})
-_WORD = re.compile(r"[a-z0-9]+")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-_STOP = frozenset("""a an the of in on at to for from by with and or but is are was were be been being do does did
-what which who whom whose when where why how many much that this these those it its as into than then there their
-they he she his her him has have had not no yes if about after before during over under between most more""".split())
-
-
-def content_words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 1}
-
-
 def sentence_words(texts: Sequence[str]) -> list[tuple[str, set[str]]]:
     """Each sentence of ``texts``, lower-cased, with its content words (what :func:`might_answer` reads)."""
     return [(s.lower(), content_words(s)) for t in texts for s in _SENTENCE.split(t)]

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from qa.answering.calibrator import Calibrator, fit_calibrator
-from qa.answering.features import (FEATURES, candidate_features, echo, nearby, question_type, type_fit,
-                                   word_overlap)
+from qa.answering.features import FEATURES, candidate_features, question_type, type_fit, word_overlap
 from qa.evaluation.calibration_fit import fit, measure
 from qa.types import Hit, Passage, Span
 
@@ -50,39 +49,40 @@ def test_candidate_features_by_hand():
     a = Passage("d:0-40", "d", 0, 40, "The Harbour Bridge opened in 1932 to all.")
     b = Passage("d:50-90", "d", 50, 90, "It was 1932 when the arch was finished.")
     hits = [Hit(a, 0.03, 1, dense_rank=2, keyword_rank=1), Hit(b, 0.02, 2, dense_rank=None, keyword_rank=4)]
-    best = Span("1932", 0.8, "d", 29, 33, "d:0-40", occurrences=(("d", 29, 33), ("d", 57, 61)), logit=13.0,
-                window_prob=0.6)
+    best = Span("1932", 0.8, "d", 29, 33, "d:0-40", occurrences=(("d", 29, 33), ("d", 57, 61)))
     rival = Span("1932 to all", 0.5, "d", 29, 40, "d:0-40")
-    row = candidate_features("When did the bridge open?", best, [best, rival], 0.2, hits, 0.55,
+    row = candidate_features("When did the bridge open?", best, [best, rival], hits, 0.55,
                              "The Harbour Bridge opened in 1932 to all.")
     assert set(row) == set(FEATURES)
-    assert row["span_score"] == 0.8 and row["span_logit"] == pytest.approx(1.3) and row["window_prob"] == 0.6
-    assert row["no_answer"] == 0.2 and row["margin"] == pytest.approx(0.3) and row["relevance"] == 0.55
+    assert row["span_score"] == 0.8 and row["margin"] == pytest.approx(0.3) and row["relevance"] == 0.55
     assert row["passage_rank"] == 1.0 and row["dense_rank"] == 0.5 and row["keyword_rank"] == 1.0
     assert row["agreement"] == pytest.approx(math.log(3))  # the answer stands in 2 passages: log(1 + 2)
-    assert row["answer_words"] == pytest.approx(math.log(2)) and row["type_fit"] == 1.0
-    assert row["overlap"] == 0.5
-    # "1932" is no word of the question; of its content words (bridge, open) "bridge" stands within
-    # 100 characters of the answer in passage a ("opened" is another word): 1 of 2.
-    assert row["echo"] == 0.0 and row["nearby"] == 0.5
+    assert row["type_fit"] == 1.0 and row["overlap"] == 0.5
+    # Only the features asked for are computed (a calibrator's); one this version lacks is refused.
+    assert candidate_features("When did the bridge open?", best, [best, rival], hits, 0.55, "",
+                              names=("type_fit", "span_score")) == {"type_fit": 1.0, "span_score": 0.8}
+    with pytest.raises(ValueError, match="'echo'"):
+        candidate_features("When?", best, [best], hits, None, "", names=("span_score", "echo"))
 
 
-def test_echo_and_nearby_by_hand():
-    # echo: the answer's content words that the question holds. "the river Thames" has river and
-    # thames; the question holds river: 1 of 2. An answer without content words ("the") scores 0.
-    assert echo("Which river flows through London?", "the river Thames") == 0.5
-    assert echo("Which river flows through London?", "the") == 0.0
-    # nearby: the passage is 250 characters of x, then "Thames", then "river", 250 more x. The answer
-    # "Thames" (offsets 250-256 in the document; the passage starts at 0) has "river" 1 character after
-    # it and nothing else of {river, flows, through, london} within 100 characters: 1 of 4. The same answer
-    # read from a passage that is not among the hits scores 0.
-    text = "x " * 125 + "Thames river " + "x " * 125
-    passage = Passage("d:0-513", "d", 0, len(text), text)
-    span = Span("Thames", 0.9, "d", 250, 256, "d:0-513")
-    assert nearby("Which river flows through London?", span, [Hit(passage, 0.03, 1)]) == 0.25
-    far = Span("x", 0.9, "d", 0, 1, "d:0-513")  # "river" is 256 characters away
-    assert nearby("Which river flows through London?", far, [Hit(passage, 0.03, 1)]) == 0.0
-    assert nearby("Which river flows through London?", span, []) == 0.0
+@pytest.mark.parametrize("calibration, refused", [
+    ({"calibrator": Calibrator(("span_score", "echo"), (0.5, 0.0), (0.2, 1.0), (2.0, 1.0), 0.0).to_dict()}, "echo"),
+    ({"calibrator": Calibrator(("span_score",), (0.5,), (0.2,), (2.0,), 0.0).to_dict(), "context_chars": 1200},
+     "widened to 1200"),
+])
+def test_a_calibration_fitted_on_what_this_version_does_not_compute_is_refused_in_one_line(tmp_path, calibration,
+                                                                                          refused):
+    from qa.answering.pipeline import QA
+    from qa.errors import InvalidInput
+    from qa.reading.reader import DEFAULT_READER_DIR, Reader
+
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    (reader / "config.json").symlink_to(DEFAULT_READER_DIR / "config.json")
+    (reader / "calibration.json").write_text(json.dumps({"threshold": 0.5, **calibration}))
+    with pytest.raises(InvalidInput, match=refused) as caught:
+        QA(retriever=None, reader=Reader(reader))
+    assert "qa eval fit-calibrator" in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_calibrator_probability_by_hand():
@@ -134,7 +134,7 @@ def test_fit_and_measure_on_rows():
 
 
 @pytest.mark.integration
-def test_the_calibrator_travels_with_its_reader(bundled_index, tmp_path: Path):
+def test_the_calibrator_travels_with_its_reader(bundled_index, tmp_path: Path, monkeypatch):
     """A reader folder with a calibrator in its calibration.json: QA.load(reader=...) scores answers
     with that calibrator and reads as many passages as the file says; the packaged reader's calibration is
     untouched."""
@@ -150,8 +150,23 @@ def test_the_calibrator_travels_with_its_reader(bundled_index, tmp_path: Path):
     cal = Calibrator(("span_score", "type_fit"), (0.5, 0.0), (0.2, 1.0), (2.0, 1.0), 0.0)
     (reader / "calibration.json").write_text(json.dumps({"threshold": 0.5, "calibrator": cal.to_dict(), "top_k": 3}))
     qa = QA.load(bundled_index, reader=reader)
-    answer = qa.ask("When do primary care trusts go live?")
-    assert answer.features and answer.score == pytest.approx(cal.probability(answer.features))
+    scored = qa.ask_scored("When do primary care trusts go live?")
+    answer = scored.answer
+    assert set(scored.features[0]) == set(FEATURES)  # an evaluation records every feature
+    assert answer.score == pytest.approx(cal.probability(scored.features[0]))
+    # Asked without recording, only the calibrator's two features are computed, to the same score.
+    import qa.answering.pipeline as pipeline
+
+    computed = []
+
+    def spy(*args, **kwargs):
+        row = candidate_features(*args, **kwargs)
+        computed.append(set(row))
+        return row
+
+    monkeypatch.setattr(pipeline, "candidate_features", spy)
+    assert qa.ask("When do primary care trusts go live?").score == pytest.approx(answer.score)
+    assert computed and all(names == {"span_score", "type_fit"} for names in computed)
     assert qa.top_k == 3 and len(answer.hits) == 3
     assert len(qa.ask("When do primary care trusts go live?", top_k=2).hits) == 2  # the caller's number wins
     assert (DEFAULT_READER_DIR / "calibration.json").read_bytes() == packaged
@@ -218,13 +233,14 @@ def test_a_picking_calibrator_chooses_among_the_readers_candidates(bundled_index
     (reader / "calibration.json").write_text(json.dumps({"threshold": 0.0, "calibrator": cal.to_dict(), "picks": True}))
     qa = QA.load(bundled_index, reader=reader)
     question = "When do primary care trusts go live?"
-    answer = qa.ask(question)
+    scored = qa.ask_scored(question)
+    answer = scored.answer
     read = qa.reader.read(question, [h.passage for h in answer.hits])
     assert len(read.spans) > 1
     lowest = min(read.spans, key=lambda s: s.score)
     assert answer.text == lowest.text != read.spans[0].text
     assert answer.alternatives[0].text == answer.text
-    assert answer.score == pytest.approx(cal.probability(answer.features))
-    assert len(answer.candidate_features) == len(answer.alternatives)
-    assert answer.features["span_score"] == pytest.approx(lowest.score)
+    assert answer.score == pytest.approx(cal.probability(scored.features[0]))
+    assert len(scored.features) == len(answer.alternatives)
+    assert scored.features[0]["span_score"] == pytest.approx(lowest.score)
     assert " ".join(answer.text.split()) in " ".join(answer.evidence.split())

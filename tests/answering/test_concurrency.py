@@ -88,7 +88,7 @@ class ZeroModel:
 def test_concurrent_reads_match_single_threaded_reads(busy_switching):
     # The real tokenizer with a model that costs nothing: tokenization dominates, so a race on the
     # tokenizer's state shows up at once. Flat logits make the spans depend on the windows only.
-    reader = Reader.load(bf16=False)
+    reader = Reader.load(runtime="torch")
     tokenizer_and_model = reader._model()
     fake = (*tokenizer_and_model[:-1], ZeroModel(reader.max_length))
     reader._model = lambda: fake

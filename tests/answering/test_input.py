@@ -6,10 +6,8 @@ import pytest
 
 from qa.answering.pipeline import QA
 from qa.errors import InvalidInput, UserError
-from qa.reading.reader import Reader
-from qa.types import Passage
 
-NOT_TEXT = "the question contains characters that are not text"
+NOT_TEXT = "(?i)the question contains characters that are not text"
 
 
 @pytest.fixture
@@ -19,27 +17,20 @@ def qa(tiny_index, fake_encoder):
 
 @pytest.mark.parametrize("question", [None, 42, b"When do cats sleep?", ["When?"]])
 def test_a_question_that_is_not_a_string(qa, question):
-    with pytest.raises(InvalidInput, match="the question must be text"):
+    with pytest.raises(InvalidInput, match="(?i)the question must be text"):
         qa.ask(question)
-    with pytest.raises(InvalidInput, match="the question must be text"):
-        Reader().read(question, [])
 
 
 @pytest.mark.parametrize("question", ["", "   ", "\n\t "])
 def test_a_blank_question(qa, question):
-    with pytest.raises(InvalidInput, match="the question is empty"):
+    with pytest.raises(InvalidInput, match="(?i)the question is empty"):
         qa.ask(question)
-    with pytest.raises(InvalidInput, match="the question is empty"):
-        Reader().read(question, [])
 
 
 @pytest.mark.parametrize("question", ["When do cats sleep?\ud800", "\udfff", "When do\x00 cats sleep?"])
 def test_a_question_with_characters_that_are_not_text(qa, question):
     with pytest.raises(InvalidInput, match=NOT_TEXT):
         qa.ask(question)
-    text = "Domestic cats sleep for around fifteen hours a day."
-    with pytest.raises(InvalidInput, match=NOT_TEXT):
-        Reader().read(question, [Passage("p", "d", 0, len(text), text)])
 
 
 @pytest.mark.parametrize("threshold", [1.5, -0.01, float("nan"), "0.5", True])
@@ -53,3 +44,14 @@ def test_errors_are_user_errors_and_still_value_errors(qa):
         qa.ask("   ")
     assert isinstance(caught.value, ValueError)
     assert "\n" not in str(caught.value)
+
+
+def test_a_long_question_is_cut_once_to_what_the_pipeline_reads():
+    from qa.answering.question import MAX_QUESTION_CHARS, check_question
+
+    asked = "  When " + "q" * MAX_QUESTION_CHARS + "?  "
+    cut = check_question(asked)
+    assert cut == ("When " + "q" * MAX_QUESTION_CHARS)[:MAX_QUESTION_CHARS]
+    assert check_question(cut) == cut  # each place a request enters may check it again: nothing changes
+    with pytest.raises(InvalidInput, match="fewer words"):  # a server's limit refuses rather than cuts
+        check_question(asked, max_chars=100)

@@ -9,13 +9,13 @@ import tracemalloc
 
 import pytest
 
+from qa.answering.question import MAX_QUESTION_CHARS
 from qa.app.cache import AnswerCache, answer_bytes
-from qa.retrieval.retriever import MAX_QUERY_CHARS
 from qa.types import Answer
 
 
 class EchoQA:
-    """Answers like the pipeline does: the stored question is stripped and cut to MAX_QUERY_CHARS."""
+    """Answers like the pipeline does: the stored question is stripped and cut to MAX_QUESTION_CHARS."""
 
     threshold = 0.3
 
@@ -25,7 +25,7 @@ class EchoQA:
 
     def ask(self, question, top_k=5, mode="hybrid", threshold=None):
         self.calls += 1
-        return Answer(question=question.strip()[:MAX_QUERY_CHARS], text=None, score=0.0, abstained=True,
+        return Answer(question=question.strip()[:MAX_QUESTION_CHARS], text=None, score=0.0, abstained=True,
                       evidence=self.evidence)
 
 
@@ -51,10 +51,10 @@ def test_huge_questions_do_not_stay_in_memory():
 def test_questions_that_differ_only_after_the_cut_share_an_answer():
     qa = EchoQA()
     cache = AnswerCache(qa)
-    head = "q" * MAX_QUERY_CHARS
+    head = "q" * MAX_QUESTION_CHARS
     first = cache.ask(head + " one")
     second = cache.ask(head + " two")
-    assert qa.calls == 1 and first is second  # the pipeline reads only the first MAX_QUERY_CHARS characters
+    assert qa.calls == 1 and first is second  # the pipeline reads only the first MAX_QUESTION_CHARS characters
 
 
 def test_the_byte_bound_evicts_the_least_recently_used():
@@ -130,3 +130,21 @@ def test_answer_cache_runs_each_question_once_even_when_asked_together():
     off.ask("same?")
     off.ask("same?")
     assert qa.calls == 6
+
+
+def test_the_pipeline_the_live_pipeline_and_the_cache_are_answerers_of_one_request_shape():
+    """One protocol, qa.answering.question.Answerer: each takes the same arguments with the same defaults,
+    so the app may stack them (cache over live pipeline over pipeline) and a caller may hold any of them."""
+    import inspect
+
+    from qa.answering.pipeline import QA
+    from qa.answering.question import Answerer
+    from qa.app.documents import LiveQA
+
+    wanted = inspect.signature(Answerer.ask).parameters
+    for kind in (QA, LiveQA, AnswerCache):
+        got = inspect.signature(kind.ask).parameters
+        assert [(p.name, p.default) for p in got.values()] == [(p.name, p.default) for p in wanted.values()], kind
+        assert isinstance(getattr(kind, "threshold"), property), kind
+    cache = AnswerCache(CountingQA())
+    assert isinstance(cache, Answerer) and cache.threshold == CountingQA.threshold

@@ -31,7 +31,7 @@ def _answer(**extra) -> Answer:
     at = TEXT.index("May")
     span = Span("May", 0.9, "memo", at, at + 3, "memo:0-10")
     return Answer(question="When does the clinic open?", text="May", score=0.9, abstained=False,
-                  evidence=cites[0].quote, evidence_start=cites[0].start, citations=cites, alternatives=(span,), **extra)
+                  evidence=cites[0].quote, citations=cites, alternatives=(span,), **extra)
 
 
 class _Plain(HTMLParser):

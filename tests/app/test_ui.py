@@ -66,7 +66,7 @@ def _answer(doc: Document, answer_text: str, sentence: str, score: float = 0.9) 
     citation = Citation(doc.id, doc.title, s, s + len(sentence), sentence, "paragraph 2")
     hit = Hit(Passage(f"{doc.id}:0", doc.id, 0, len(doc.text), doc.text), 0.03, 1)
     span = Span(answer_text, score, doc.id, a, a + len(answer_text), hit.passage.id, ((doc.id, a, a + len(answer_text)),))
-    return Answer(question="q?", text=answer_text, score=score, abstained=False, evidence=sentence, evidence_start=s,
+    return Answer(question="q?", text=answer_text, score=score, abstained=False, evidence=sentence,
                   citations=(citation,), hits=(hit,), alternatives=(span,))
 
 

@@ -78,14 +78,13 @@ def test_bare_qa_eval_is_qa_eval_questions():
 OWN_FLAGS = {
     "qa eval": set(),
     "qa eval questions": {"--questions", "--index", "--mode", "-k", "--reader", "--reader-runtime", "--threshold",
-                          "--context-chars", "--cascade", "--calibrate", "--out", "--json", "--quiet"},
+                          "--cascade", "--calibrate", "--out", "--json", "--quiet"},
     "qa eval conversations": {"--conversations", "--index", "--mode", "-k", "--reader", "--reader-runtime",
                               "--threshold", "--cascade", "--out", "--json", "--quiet"},
     "qa eval squad": {"--data", "--open", "--reader", "--reader-runtime", "--threshold", "--limit", "--out", "--json",
-                      "--quiet", "-k", "--context-chars", "--cascade"},
+                      "--quiet", "-k", "--cascade"},
     "qa eval beir": {"--data", "--mode", "--limit", "--out", "--json", "--quiet"},
-    "qa eval fit-calibrator": {"--train", "--test", "--reader", "--target-precision", "-k", "--context-chars",
-                               "--json"},
+    "qa eval fit-calibrator": {"--train", "--test", "--reader", "--target-precision", "-k", "--json"},
 }
 
 
@@ -150,7 +149,7 @@ def _run(folder: Path, n: int, seed: int) -> Path:
         rows.append({"id": f"q{i}", "gold": ["1932"], "candidate": "1932" if right else "Paris",
                      "features": _features(score)})
     (folder / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    (folder / "metrics.json").write_text(json.dumps({"top_k": 4, "context_chars": 0}), encoding="utf-8")
+    (folder / "metrics.json").write_text(json.dumps({"top_k": 4}), encoding="utf-8")
     return folder / "predictions.jsonl"
 
 
@@ -170,7 +169,7 @@ def test_fit_calibrator_fits_on_train_measures_on_test_and_saves_with_the_reader
     assert printed["train"]["questions"] == 60 and printed[f"test {test}"]["questions"] == 20
     assert printed["train"]["answerable"] == 60 and printed["train"]["unanswerable"] == 0
     # How the runs read, from the metrics.json beside them; what it was fitted on and measured on.
-    assert (saved["top_k"], saved["context_chars"], saved["trained_on"]) == (4, 0, [str(train)])
+    assert (saved["top_k"], saved["trained_on"]) == (4, [str(train)])
     assert "reliability" in saved and all("held_out_precision" in band for band in saved["bands"])
     # Right candidates score higher: the only varying feature gets a positive weight, the largest.
     assert saved["weights"][0][0] == "span_score" and saved["weights"][0][1] > 0

@@ -91,11 +91,15 @@ def test_a_cold_ask_imports_neither_torch_nor_transformers(bundled_index):
     assert result["loaded"] == [], f"qa ask imported {result['loaded']}"
 
 
-def test_the_cli_modes_are_the_retrievers():
-    from qa.cli.common import MODES
-    from qa.retrieval.retriever import MODES as RETRIEVER_MODES
+def test_the_cli_offers_the_retrieval_modes_and_defaults_to_hybrid():
+    import argparse
 
-    assert sorted(MODES) == sorted(RETRIEVER_MODES) and MODES[0] == "hybrid"
+    from qa.cli.common import retrieval_args
+
+    parser = argparse.ArgumentParser()
+    retrieval_args(parser)
+    mode = next(a for a in parser._actions if a.dest == "mode")
+    assert sorted(mode.choices) == ["bm25", "dense", "hybrid"] and mode.default == "hybrid"
 
 
 def test_asking_a_server_loads_no_numpy_index_or_model_code(tmp_path):

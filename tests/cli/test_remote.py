@@ -34,7 +34,7 @@ class StandInQA:
             return Answer(question=question, text=None, score=0.1, abstained=True, evidence="", hits=hits)
         start = TEXT.index("April 2000")
         return Answer(question=question, text="April 2000", score=0.87, abstained=False, evidence=TEXT,
-                      citations=(Citation("pct", DOC.title, 0, len(TEXT), TEXT),), hits=hits, evidence_start=0)
+                      citations=(Citation("pct", DOC.title, 0, len(TEXT), TEXT),), hits=hits)
 
     def to_json(self, answer):
         from qa.answering.pipeline import QA

@@ -127,7 +127,7 @@ def test_passages_shared_among_sessions_get_the_vectors_of_one_session(monkeypat
 
 @pytest.mark.integration
 def test_onnx_export_is_cached_and_reused():
-    from qa.embedding.encoder import resolve_model
+    from qa.embedding.models import resolve_model
     from qa.embedding.onnx_backend import exported_model
 
     path = Path(resolve_model(None))
@@ -164,7 +164,7 @@ def test_a_corrupt_cached_export_is_exported_again_with_a_warning(tmp_path, monk
 
     from qa import onnx_runtime
     from qa.embedding import onnx_backend
-    from qa.embedding.encoder import resolve_model
+    from qa.embedding.models import resolve_model
 
     monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
     model_dir = Path(resolve_model(None))  # the packaged model: only its tokenizer is read here
@@ -191,7 +191,7 @@ def test_a_missing_export_is_not_a_warning(tmp_path, monkeypatch, caplog):
     import logging
 
     from qa.embedding import onnx_backend
-    from qa.embedding.encoder import resolve_model
+    from qa.embedding.models import resolve_model
 
     monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(onnx_backend, "_export", lambda model, folder: (folder.mkdir(parents=True),
@@ -206,7 +206,7 @@ def test_a_truncated_real_export_is_replaced_by_a_working_one(tmp_path, monkeypa
     import logging
 
     from qa.embedding import onnx_backend
-    from qa.embedding.encoder import resolve_model
+    from qa.embedding.models import resolve_model
 
     monkeypatch.setenv("QA_CACHE", str(tmp_path / "cache"))
     model_dir = Path(resolve_model(None))
@@ -240,14 +240,6 @@ def test_the_onnx_backend_does_not_import_the_encoder_module():
                          cwd=Path(__file__).resolve().parents[2])
     imported = out.stdout.strip()
     assert "'qa.embedding.onnx_backend'" in imported and "'qa.embedding.encoder'" not in imported, imported
-
-
-def test_model_names_are_still_importable_from_the_encoder_module():
-    from qa.embedding import encoder, models
-
-    for name in ("DEFAULT_MODEL", "MPNET_MODEL", "resolve_model"):
-        assert getattr(encoder, name) is getattr(models, name)
-    assert models.DEFAULT_MODEL == "all-MiniLM-L6-v2"
 
 
 def test_loading_a_torch_model_sets_no_environment_variable(monkeypatch):

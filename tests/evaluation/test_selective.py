@@ -10,7 +10,6 @@ from qa.evaluation.selective import (
     expected_calibration_error,
     reliability,
     risk_coverage,
-    selective_accuracy,
     summary,
 )
 
@@ -65,13 +64,6 @@ def test_ece_by_hand():
     bins = reliability([1.0, 0.0], [True, False])
     assert [(b.low, b.high, b.count) for b in bins] == [(0.0, pytest.approx(0.1), 1), (pytest.approx(0.9), 1.0, 1)]
     assert expected_calibration_error([1.0, 0.0], [True, False]) == 0.0
-
-
-def test_selective_accuracy_counts_refused_unanswerable_as_right():
-    # Threshold 0.5: answered 0.95 (right), 0.85 (right), 0.65 (wrong); refused 0.45 (answerable: wrong)
-    # and 0.15 (unanswerable: right). 3 of 5.
-    answerable = [True, True, True, True, False]
-    assert selective_accuracy(SCORES, RIGHT, answerable, 0.5) == pytest.approx(3 / 5)
 
 
 def test_bad_input_is_refused():

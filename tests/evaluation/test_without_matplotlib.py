@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from qa.answering.pipeline import Scored
 from qa.cli import main
 from qa.types import Answer, Document, Hit, Passage
 
@@ -30,6 +31,10 @@ class RefusingQA:
 
     def ask(self, question: str, top_k: int = 5, mode: str = "hybrid", threshold: float | None = None) -> Answer:
         return self.answer_from_hits(question, self.retriever.search(question, top_k, mode), threshold)
+
+    def ask_scored(self, question: str, top_k: int = 5, mode: str = "hybrid",
+                   threshold: float | None = None) -> Scored:
+        return Scored(self.ask(question, top_k, mode, threshold), ())
 
     def answer_from_hits(self, question: str, hits, threshold: float | None = None) -> Answer:
         return Answer(text=None, abstained=True, evidence="", question=question, score=0.0, hits=tuple(hits),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from qa.answering.pipeline import Scored
 from qa.evaluation.runner import Question
 from qa.types import Answer, Citation, Document, Hit, Passage, Span
 
@@ -71,6 +72,11 @@ class FakeQA:
         answer = self.answer_from_hits(question, self.retriever.search(question, top_k, mode), threshold)
         answer.timings.update(retrieve_ms=1.0, total_ms=1.0 + answer.timings["read_ms"])
         return answer
+
+    def ask_scored(self, question: str, top_k: int = 5, mode: str = "hybrid",
+                   threshold: float | None = None) -> Scored:
+        answer = self.ask(question, top_k, mode, threshold)
+        return Scored(answer, tuple({"span_score": s.score} for s in answer.alternatives))
 
     def answer_from_hits(self, question: str, hits, threshold: float | None = None) -> Answer:
         threshold = self.threshold if threshold is None else threshold

@@ -180,12 +180,13 @@ def test_a_follow_ups_answer_is_scored_against_what_was_searched(clubs):
 
     reader = Reader()
     qa = QA(clubs, reader, threshold=0.0)
-    followed = qa.ask("When was it founded?", history=["Who chairs the King's Fund?"])
+    scored = qa.ask_scored("When was it founded?", history=["Who chairs the King's Fund?"])
+    followed = scored.answer
     assert reader.read_questions == ["When was it founded?"]
     sentence = "The fund was founded in 1897 by the Prince of Wales."
     assert followed.evidence == sentence
     # The question alone finds its one content word ("founded") in the sentence: 1.0. What was searched
     # also names the Fund and who chairs it, of which the sentence says only "fund": less than 1.
-    assert 0 < followed.features["overlap"] == word_overlap(followed.searched, sentence) < 1
-    alone = qa.ask("When was it founded?")
-    assert alone.features["overlap"] == 1.0
+    assert 0 < scored.features[0]["overlap"] == word_overlap(followed.searched, sentence) < 1
+    alone = qa.ask_scored("When was it founded?")
+    assert alone.features[0]["overlap"] == 1.0

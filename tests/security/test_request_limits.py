@@ -59,9 +59,9 @@ def small_chunks_module():
 
 
 def test_the_question_limit_is_what_the_pipeline_reads():
-    from qa.retrieval.retriever import MAX_QUERY_CHARS
+    from qa.answering.question import check_question
 
-    assert MAX_QUESTION_CHARS == MAX_QUERY_CHARS
+    assert Limits().question_chars == MAX_QUESTION_CHARS == len(check_question("q" * (MAX_QUESTION_CHARS + 10)))
 
 
 # Bodies over their limit: refused before they are read, nothing stored ---------------------------------

@@ -11,7 +11,8 @@ import pytest
 
 from qa.training.config import TrainConfig
 from qa.training.passages import PassageGroup, answer_spans, read_groups, write_groups
-from qa.training.synthetic import content_words, might_answer, sentence_words, swap_entity
+from qa.text import content_words
+from qa.training.synthetic import might_answer, sentence_words, swap_entity
 from qa.types import Passage
 
 torch = pytest.importorskip("torch")

@@ -29,17 +29,15 @@ from qa.stores.local.folder import (BM25_DIR, DENSE, DOCUMENTS, MANIFEST, PASSAG
 from qa.stores.manifest import backend_of, stale_reason
 from qa.types import Document, Passage
 
-# Past this many passages exact search alone takes more than 7.5 ms a query on 2 cores (0.15 ms per
-# 1,000 passages), most of the 10 ms a hybrid search may take, while HNSW (M=32, efSearch=128) finds
-# 99.6% of the exact top 10 of real sentence embeddings in 0.5 ms (README, "Exact or approximate").
+# Past this many passages exact search alone takes most of a hybrid search's time, while HNSW finds nearly all of
+# the exact top 10 in a fraction of it: python -m benchmarks.bench ann --squad FILE... (docs/performance.md).
 APPROX_THRESHOLD = 50_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
-# efSearch grows with the corpus: one per 1,000 passages past 128k, at most 1,024. Measured on the 1M-passage
-# benchmark (benchmarks/scale.py; dense top 10 against exact search, p50 a query): efSearch 128 finds 0.823 in
-# 1.2 ms, 256 0.874 in 1.4 ms, 512 0.909 in 2.3 ms, 1,024 0.934 in 4.4 ms, while BM25 takes 192 ms there;
-# at 100k, 128 found 0.944 in 0.5 ms.
+# efSearch grows with the corpus (one per 1,000 passages past 128k, at most 1,024): a larger graph loses more of
+# the exact top 10 at a fixed efSearch, and the extra search costs little beside BM25's on a corpus that large:
+# python -m benchmarks.scale run --passages 1000000 (docs/performance.md).
 HNSW_EF_SEARCH_MAX = 1024
 
 

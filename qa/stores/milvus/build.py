@@ -455,10 +455,6 @@ def finish(client, address: StoreAddress, target: Target, writer: "_Writer", doc
     return stats
 
 
-def header_chunking(header: dict) -> ChunkConfig:
-    return ChunkConfig(**header["chunking"])
-
-
 def _unstamped(manifest: dict) -> dict:
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("size", "mtime_ns")} for r in rows]  # noqa: E731
     volatile = ("built_at", "package_version", "scanned_ns")
