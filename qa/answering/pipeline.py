@@ -23,10 +23,10 @@ from typing import Any, Callable, Sequence
 
 from qa.answering.calibrator import Calibrator
 from qa.answering.features import FEATURES, candidate_features
+from qa.answering.question import check_question
 from qa.embedding.encoder import Encoder
 from qa.errors import InvalidInput, UnsafeDestination
 from qa.ingest.chunking import sentence_spans
-from qa.answering.question import check_question
 from qa.reading.reader import READER_DIRS, Reader, ReaderResult, is_packaged, reader_dir
 from qa.retrieval import DEFAULT_MODE
 from qa.retrieval.followup import FollowUpSearch
@@ -359,13 +359,13 @@ class QA:
 
     def ask_scored(self, question: str, top_k: int | None = None, mode: str = DEFAULT_MODE,
                    threshold: float | None = None, history: Sequence[Any] | None = None,
-                   doc_ids: Sequence[str] | None = None, reader: str | None = None) -> "Scored":
+                   doc_ids: Sequence[str] | None = None, reader: str | None = None) -> Scored:
         """:meth:`ask`, with every feature of every candidate (what an evaluation run records)."""
         return self._ask(question, top_k, mode, threshold, history, doc_ids, reader, FEATURES)
 
     def _ask(self, question: str, top_k: int | None, mode: str, threshold: float | None,
              history: Sequence[Any] | None, doc_ids: Sequence[str] | None, reader: str | None,
-             names: Sequence[str] | None) -> "Scored":
+             names: Sequence[str] | None) -> Scored:
         question = check_question(question)
         if threshold is not None:
             _check_threshold(threshold)
@@ -422,7 +422,7 @@ class QA:
         return self._answer(self._setup(reader), question, hits, threshold, relevance, searched, None).answer
 
     def _answer(self, setup: ReaderSetup, question: str, hits: Sequence[Hit], threshold: float | None,
-                relevance: float | None, searched: str | None, names: Sequence[str] | None) -> "Scored":
+                relevance: float | None, searched: str | None, names: Sequence[str] | None) -> Scored:
         """Read ``hits`` and answer or abstain; ``names``: the features to compute for every candidate
         (``None``: only those the calibrator weighs)."""
         threshold = setup.threshold if threshold is None else _check_threshold(threshold)
