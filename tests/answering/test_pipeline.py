@@ -21,8 +21,7 @@ KNOWN_RIGHT = [
     ("What are primary care trusts heralded as a UK hybrid of?", "health maintenance organisations"),
 ]
 
-# Questions the shipped reader misreads (stage-2 reader, at the time of writing): the answer it gives is in
-# the comment. A reader that gets one right makes its check XPASS, which fails: move it to KNOWN_RIGHT.
+# Questions the shipped reader misreads: the answer it gives is in the comment. A reader that gets one right makes its check XPASS, which fails: move it to KNOWN_RIGHT.
 KNOWN_MISREADS = [
     ("Which university held the policy seminar on primary care trusts?", "Birmingham"),  # -> "University of Manchester", from a reference list
 ]
@@ -79,9 +78,8 @@ def test_citations_quote_the_original_files_and_hold_the_gold_answer(qa):
         if right(answer.text, q.answers):
             assert any(g in answer.citations[0].quote for g in q.answers), (q.id, answer.citations[0].quote)
             grounded_right += 1
-    # Floors, not promises (96 answered, 75 right and grounded at the time of writing, with the calibrator
-    # refusing 13 answerable questions it doubts); the eval suite measures quality, this guards against
-    # answers silently disappearing.
+    # Floors, not promises, set a little below what the shipped reader does (`qa eval` measures quality):
+    # this guards against answers silently disappearing.
     assert answered >= 90, f"only {answered} questions answered"
     assert grounded_right >= 70, f"only {grounded_right} right answers grounded in their citation"
 

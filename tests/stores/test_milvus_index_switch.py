@@ -1,6 +1,6 @@
 """Switching a built collection's dense index from FLAT to HNSW, as Milvus Lite behaves at 1M passages.
 
-Seen there (2026-12-02): ``create_index`` took 424 s to answer, pymilvus sent it again, and the
+Seen there (``python -m benchmarks.scale run --passages 1000000``): ``create_index`` took 424 s to answer, pymilvus sent it again, and the
 second answer was "index already exists for field 'dense'; call drop_index first" although the first
 had made the HNSW index; a dropped index may still be listed for a while. A stand-in client
 reproduces each of these.
