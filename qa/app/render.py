@@ -332,20 +332,24 @@ def render_document(
     """
     n = len(doc.text)
     marks: list[Mark] = []
-    where = ""
     if focus is not None:
-        s, e = max(0, min(focus[0], n)), max(0, min(focus[1], n))
-        if e > s:
-            marks.append((s, e, '<mark id="qa-focus" class="qa-focus">', "</mark>"))
-            where = f' · <span class="qa-doc-where">highlighted: {html.escape(doc.location_at(s))}</span>'
+        focus = max(0, min(focus[0], n)), max(0, min(focus[1], n))
+        if focus[1] > focus[0]:
+            marks.append((*focus, '<mark id="qa-focus" class="qa-focus">', "</mark>"))
     if answer is not None:
         marks.append((answer[0], answer[1], '<mark class="qa-hit">', "</mark>"))
-    return (
-        '<div class="qa-doc">'
-        f'<div class="qa-doc-head"><h3>{html.escape(doc.title)}</h3>'
-        f'<div class="qa-doc-meta">{html.escape(doc.file or doc.id)} · {n:,} characters{where}</div></div>'
-        f'<div class="qa-doc-text">{highlight(doc.text, marks)}</div></div>'
-    )
+    return (f'<div class="qa-doc">{document_head(doc, focus)}'
+            f'<div class="qa-doc-text">{highlight(doc.text, marks)}</div></div>')
+
+
+def document_head(doc: "Document", focus: tuple[int, int] | None = None, extra: str = "") -> str:
+    """A document view's header: its title, its file, its length (``extra`` after it), and where the
+    highlighted span is."""
+    where = ""
+    if focus is not None and focus[1] > focus[0]:
+        where = f' · <span class="qa-doc-where">highlighted: {html.escape(doc.location_at(focus[0]))}</span>'
+    return (f'<div class="qa-doc-head"><h3>{html.escape(doc.title)}</h3><div class="qa-doc-meta">'
+            f'{html.escape(doc.file or doc.id)} · {len(doc.text):,} characters{extra}{where}</div></div>')
 
 
 def render_header(title: str, n_docs: int, corpus_name: str = "") -> str:

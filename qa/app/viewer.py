@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from qa.app.limits import VIEWER_FORMAT_CHARS as FORMAT_CHARS
-from qa.app.render import render_document
+from qa.app.render import document_head, render_document
 
 if TYPE_CHECKING:
     from qa.ingest.pdf_pages import PageView
@@ -161,20 +161,13 @@ class Viewer:
             return self._markdown(doc, focus, answer)
         return render_document(doc, focus, answer)
 
-    def _head(self, doc: "Document", focus: tuple[int, int] | None, extra: str = "") -> str:
-        where = ""
-        if focus is not None and focus[1] > focus[0]:
-            where = f' · <span class="qa-doc-where">highlighted: {html.escape(doc.location_at(focus[0]))}</span>'
-        return (f'<div class="qa-doc-head"><h3>{html.escape(doc.title)}</h3><div class="qa-doc-meta">'
-                f'{html.escape(doc.file or doc.id)} · {len(doc.text):,} characters{extra}{where}</div></div>')
-
     def _markdown(self, doc: "Document", focus, answer) -> str:
         key = (doc.id, doc.source_hash, len(doc.text), focus, answer)
         with self._lock:
             if key in self._renderings:
                 self._renderings.move_to_end(key)
                 return self._renderings[key]
-        view = (f'<div class="qa-doc qa-doc-md">{self._head(doc, focus, " · Markdown, formatted")}'
+        view = (f'<div class="qa-doc qa-doc-md">{document_head(doc, focus, " · Markdown, formatted")}'
                 f'<div class="qa-doc-text qa-doc-formatted">{markdown_html(doc.text, focus, answer)}</div></div>')
         with self._lock:
             self._renderings[key] = view
@@ -192,7 +185,7 @@ class Viewer:
         except (OSError, ValueError) as err:  # a missing, changed or unreadable file: the text alone
             logger.info("no page image for %s page %d: %s", doc.id, page, err)
             note = f'<p class="qa-muted qa-page-missing">The page image is not available: {html.escape(str(err))}.</p>'
-            return f'<div class="qa-doc qa-doc-pdf">{self._head(doc, focus)}{note}{inner}</div>'
+            return f'<div class="qa-doc qa-doc-pdf">{document_head(doc, focus)}{note}{inner}</div>'
         focus_boxes, hit_boxes = (view.boxes + ((), ()))[:2]
         located = "the cited sentence is highlighted" if focus_boxes else \
             "the cited words could not be located on this image; see the text beside it" if focus else ""
@@ -205,7 +198,7 @@ class Viewer:
             f'<figcaption>Page {view.page} of {view.pages}{" · " + located if located else ""}'
             ' · click the page to zoom</figcaption></figure>'
         )
-        return (f'<div class="qa-doc qa-doc-pdf">{self._head(doc, focus)}'
+        return (f'<div class="qa-doc qa-doc-pdf">{document_head(doc, focus)}'
                 f'<div class="qa-doc-views">{figure}{inner}</div></div>')
 
     def _page(self, doc: "Document", page: int, focus, answer) -> "PageView":
