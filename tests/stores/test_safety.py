@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.corpus import REPO_ROOT, snapshot
-from helpers.fakes import FakeEncoder
+from helpers.fakes import FakeEncoder, GatedEncoder
 
 import qa.stores.local.build as build_module
 from qa.errors import UnsafeDestination, UserError
@@ -134,22 +134,9 @@ def test_loading_a_documents_folder_says_it_holds_documents(tiny_corpus):
 # 2. One writer at a time; what a dead writer left is cleaned up -------------------------------------
 
 
-class BlockingEncoder(FakeEncoder):
-    """Blocks in encode_passages until released, so a second build can run meanwhile."""
-
-    def __init__(self):
-        super().__init__()
-        self.entered, self.release = threading.Event(), threading.Event()
-
-    def encode_passages(self, texts, show_progress=False):
-        self.entered.set()
-        assert self.release.wait(30)
-        return super().encode_passages(texts, show_progress)
-
-
 def test_a_second_writer_fails_at_once_naming_the_first(tiny_corpus, tmp_path, small_chunks):
     out = tmp_path / "index"
-    first = BlockingEncoder()
+    first = GatedEncoder()
     errors: list[BaseException] = []
     thread = threading.Thread(target=lambda: _run(errors, build_index, tiny_corpus, out, encoder=first,
                                                   chunk_config=small_chunks))
@@ -245,7 +232,7 @@ def test_a_crash_at_any_step_leaves_a_whole_index(step, tiny_corpus, tiny_index,
 _KILLED_BUILD = """
 import sys, time
 sys.path.insert(0, {tests!r})
-from helpers.fakes import FakeEncoder
+from helpers.fakes import FakeEncoder, GatedEncoder
 from qa.ingest.chunking import ChunkConfig
 from qa.stores.local import folder
 from qa.stores.local.build import build_index
