@@ -78,12 +78,18 @@ def _encrypted_pdf(text: str, password: str) -> bytes:
     return out.getvalue()
 
 
-def test_an_encrypted_pdf_is_skipped_with_a_warning_saying_so(make_corpus, caplog):
-    folder = make_corpus({"good.txt": "A good document about bread.", "locked.pdf": _encrypted_pdf("Secret plan.", "pw")})
+def _only_good_loads(folder, caplog) -> str:
+    """Load ``folder``: only good.txt is loaded, and the one warning logged is returned."""
     with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
         docs = load_documents(folder)
     assert [d.id for d in docs] == ["good"]
     (warning,) = _warnings(caplog)
+    return warning
+
+
+def test_an_encrypted_pdf_is_skipped_with_a_warning_saying_so(make_corpus, caplog):
+    folder = make_corpus({"good.txt": "A good document about bread.", "locked.pdf": _encrypted_pdf("Secret plan.", "pw")})
+    warning = _only_good_loads(folder, caplog)
     assert "locked.pdf" in warning and "password" in warning
 
 
@@ -99,10 +105,7 @@ def test_a_pdf_needing_a_missing_crypto_package_is_skipped(make_corpus, caplog, 
 
     monkeypatch.setattr(pypdf, "PdfReader", needs_cryptography)
     folder = make_corpus({"good.txt": "A good document about bread.", "aes.pdf": minimal_pdf(["Locked."])})
-    with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
-        docs = load_documents(folder)
-    assert [d.id for d in docs] == ["good"]
-    (warning,) = _warnings(caplog)
+    warning = _only_good_loads(folder, caplog)
     assert "aes.pdf" in warning and "cryptography" in warning
 
 
@@ -116,10 +119,7 @@ def test_a_file_that_cannot_be_read_is_skipped_with_the_reason(make_corpus, capl
         return real_read_bytes(self)
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
-    with caplog.at_level(logging.WARNING, logger="qa.ingest.documents"):
-        docs = load_documents(folder)
-    assert [d.id for d in docs] == ["good"]
-    (warning,) = _warnings(caplog)
+    warning = _only_good_loads(folder, caplog)
     assert "private.md" in warning and "Permission denied" in warning
 
 
