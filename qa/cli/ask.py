@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from qa.cli.common import (DEFAULT_INDEX, check_at_least_one, check_probability, check_reader, print_answer,
-                           read_question, reader_runtime_arg, retrieval_args, runtime_kwargs)
+from qa.cli.common import (DEFAULT_INDEX, check_reader, print_answer, probability, read_question, reader_runtime_arg,
+                           retrieval_args, runtime_kwargs)
 from qa.reading.names import DEFAULT_READER, READER_HELP
 from qa.retrieval import DEFAULT_MODE
 
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``qa ask`` to the ``qa`` command."""
     p = sub.add_parser("ask", help="answer a question with a verbatim quote and its citation")
     retrieval_args(p)
-    p.add_argument("--threshold", type=float, default=None, help="no-answer threshold (default: calibrated)")
+    p.add_argument("--threshold", type=probability, default=None, help="no-answer threshold (default: calibrated)")
     p.add_argument("--reader", default=None, metavar="NAME|DIR", help=f"{READER_HELP} (default: {DEFAULT_READER})")
     p.add_argument("--doc", action="append", metavar="ID",
                    help="answer from this document only (its id, as `qa search --json` shows it); repeat for several")
@@ -29,8 +29,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check the arguments, load the index and reader, answer and print."""
     question = read_question(args.question)
-    check_at_least_one(args.k, "top_k (-k)")
-    check_probability(args.threshold, "--threshold")
     check_reader(args.reader)
     if args.server:
         return _ask_server(args, question)

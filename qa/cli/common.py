@@ -9,7 +9,7 @@ import traceback
 from pathlib import Path
 from typing import Callable, NoReturn, Sequence
 
-from qa.errors import InvalidInput, MissingPath, UserError
+from qa.errors import MissingPath, UserError
 from qa.retrieval import DEFAULT_MODE, MODES
 
 logger = logging.getLogger(__name__)
@@ -138,17 +138,32 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return whole_number
 
 
-def check_at_least_one(value: int | None, option: str) -> None:
-    """Raise :class:`InvalidInput` unless ``value`` (given with ``option``) is at least 1; ``None`` (not given)
-    passes."""
-    if value is not None and value < 1:
-        raise InvalidInput(f"{option} must be at least 1, got {value}.")
+def more_than_zero(text: str) -> float:
+    """An argparse ``type``: a number greater than 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
 
 
-def check_probability(value: float | None, option: str) -> None:
-    """Raise :class:`InvalidInput` unless ``value`` (given with ``option``) is between 0 and 1; ``None`` passes."""
-    if value is not None and not 0.0 <= value <= 1.0:
-        raise InvalidInput(f"{option} must be between 0 and 1, got {value}.")
+def zero_or_more(text: str) -> float:
+    """An argparse ``type``: a number of at least 0."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """An argparse ``type``: a TCP port, 0 (any free port) to 65535."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 65535, got {text}")
+    return value
+
+
+more_than_zero.__name__ = zero_or_more.__name__ = "number"  # "invalid number value: 'x'"
+port_number.__name__ = "port number"
 
 
 def check_reader(reader: str | None, option: str = "--reader") -> None:
@@ -181,7 +196,7 @@ SEARCH_K = 5  # passages qa search lists by default
 def retrieval_args(p: argparse.ArgumentParser) -> None:
     """The arguments ``qa search`` and ``qa ask`` share."""
     p.add_argument("question", help=f"the question, or {STDIN} to read it from standard input")
-    p.add_argument("-k", type=int, default=None,
+    p.add_argument("-k", type=at_least(1), default=None,
                    help=f"passages to retrieve (default: search {SEARCH_K}; ask as many as the reader's calibration "
                         "was fitted on)")
     p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE)

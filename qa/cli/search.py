@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from qa.cli.common import SEARCH_K, check_at_least_one, passage_rows, printable, read_question, retrieval_args
+from qa.cli.common import SEARCH_K, passage_rows, printable, read_question, retrieval_args
 from qa.errors import InvalidInput
 
 
@@ -20,7 +20,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Check the arguments, load the index, search and print the passages."""
     question = read_question(args.question)
-    check_at_least_one(args.k, "top_k (-k)")
     if args.doc is not None and not all(isinstance(d, str) and d.strip() for d in args.doc):
         raise InvalidInput("--doc takes a document id, e.g. --doc 000_514f065cc880a116.")
 

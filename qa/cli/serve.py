@@ -18,8 +18,8 @@ from qa.app.defaults import DEFAULT_BUSY, DEFAULT_CONCURRENCY, DEFAULT_HOST, DEF
 from qa.app.feedback import DEFAULT_FEEDBACK
 from qa.app.limits import (MAX_DOCUMENT_CHARS, MAX_REQUEST_BYTES, MAX_SESSIONS, MAX_UPLOAD_BYTES, READ_SECONDS,
                            WAITING_CHANGES, Limits, limits_help)
-from qa.cli.common import (DEFAULT_DOCS, DEFAULT_INDEX, check_at_least_one, check_probability, check_reader,
-                           reader_runtime_arg)
+from qa.cli.common import (DEFAULT_DOCS, DEFAULT_INDEX, at_least, check_reader, more_than_zero, port_number,
+                           probability, reader_runtime_arg, zero_or_more)
 from qa.reading.names import DEFAULT_READER, READER_HELP
 from qa.text import plural
 
@@ -128,41 +128,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "stale (default: embeddings for seeds, else .qa-index/<docs folder name> under the current "
                         "directory)")
     p.add_argument("--reader", default=None, metavar="NAME|DIR", help=f"{READER_HELP} (default: {DEFAULT_READER})")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=probability, default=None,
                    help="default answer threshold, 0-1 (default: calibrated); users can change it in Settings")
-    p.add_argument("--busy", type=int, default=DEFAULT_BUSY,
+    p.add_argument("--busy", type=at_least(0), default=DEFAULT_BUSY,
                    help="when more questions than this are being answered or wait their turn, a question that "
                         "names no reader is read by the fast reader, and its answer says so; 0: only when chosen "
                         f"(default: {DEFAULT_BUSY})")
     reader_runtime_arg(p)
     p.add_argument("--host", default=DEFAULT_HOST,
                    help=f"address to bind (default: {DEFAULT_HOST}, this machine only; 0.0.0.0 for the network)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
+    p.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
     p.add_argument("--share", action="store_true", help="also open a public *.gradio.live link (off by default)")
     p.add_argument("--feedback", default=str(DEFAULT_FEEDBACK), metavar="FILE",
                    help="JSON-lines file that thumbs up/down are appended to, one row each "
                         "(readable by `qa eval`; default: feedback/feedback.jsonl in the current directory)")
-    p.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+    p.add_argument("--concurrency", type=at_least(1), default=DEFAULT_CONCURRENCY,
                    help=f"questions answered at once; the rest wait in the queue (default: {DEFAULT_CONCURRENCY})")
-    p.add_argument("--cache-size", type=int, default=DEFAULT_SIZE,
+    p.add_argument("--cache-size", type=at_least(0), default=DEFAULT_SIZE,
                    help=f"answers remembered for repeated questions, 0 to turn off (default: {DEFAULT_SIZE})")
-    p.add_argument("--cache-mb", type=float, default=DEFAULT_MAX_BYTES / 2**20,
+    p.add_argument("--cache-mb", type=zero_or_more, default=DEFAULT_MAX_BYTES / 2**20,
                    help=f"memory the remembered answers may take, in MiB (default: {DEFAULT_MAX_BYTES // 2**20})")
     p.add_argument("--title", default=TITLE, help=f"page title (default: {TITLE!r})")
-    p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_BYTES / 2**20,
+    p.add_argument("--max-upload-mb", type=more_than_zero, default=MAX_UPLOAD_BYTES / 2**20,
                    help="largest document the page accepts for upload, in MiB "
                         f"(default: {MAX_UPLOAD_BYTES // 2**20}); uploads are saved in --docs and indexed")
-    p.add_argument("--max-request-mb", type=float, default=MAX_REQUEST_BYTES / 2**20,
+    p.add_argument("--max-request-mb", type=more_than_zero, default=MAX_REQUEST_BYTES / 2**20,
                    help="largest request body other than an upload, in MiB, refused before it is read "
                         f"(default: {MAX_REQUEST_BYTES // 2**20})")
-    p.add_argument("--max-sessions", type=int, default=MAX_SESSIONS,
+    p.add_argument("--max-sessions", type=at_least(1), default=MAX_SESSIONS,
                    help="visitors' sessions whose state is kept in memory; the oldest one's is dropped past it "
                         f"(default: {MAX_SESSIONS})")
-    p.add_argument("--max-document-chars", type=int, default=MAX_DOCUMENT_CHARS,
+    p.add_argument("--max-document-chars", type=at_least(1), default=MAX_DOCUMENT_CHARS,
                    help=f"most characters of text an uploaded document may have (default: {MAX_DOCUMENT_CHARS:,})")
-    p.add_argument("--upload-read-seconds", type=float, default=READ_SECONDS,
+    p.add_argument("--upload-read-seconds", type=more_than_zero, default=READ_SECONDS,
                    help=f"longest an uploaded document may take to read, in seconds (default: {READ_SECONDS:.0f})")
-    p.add_argument("--upload-queue", type=int, default=WAITING_CHANGES,
+    p.add_argument("--upload-queue", type=at_least(0), default=WAITING_CHANGES,
                    help="uploads and deletes that may wait while one is indexed; more are refused "
                         f"(default: {WAITING_CHANGES})")
 
@@ -193,28 +193,15 @@ def check_address(host: str, port: int) -> None:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Refuse bad arguments before anything loads.
+    """Refuse bad arguments before anything loads (numbers out of range are refused while parsing, by their types).
 
     Raises:
-        InvalidInput: a number out of range, a host that does not resolve, a port in use.
+        InvalidInput: a feedback file that is a folder, a host that does not resolve, a port in use.
         MissingPath: a ``--reader`` that is neither a shipped reader's name nor a folder.
     """
     from qa.errors import InvalidInput
 
-    check_at_least_one(args.concurrency, "--concurrency")
-    if getattr(args, "busy", 0) < 0:
-        raise InvalidInput(f"--busy must be 0 or more, got {args.busy}.")
-    check_probability(args.threshold, "--threshold")
     check_reader(args.reader)
-    for option in ("max_upload_mb", "max_request_mb", "max_document_chars", "upload_read_seconds", "max_sessions"):
-        if getattr(args, option, 1) <= 0:
-            raise InvalidInput(f"--{option.replace('_', '-')} must be more than 0, got {getattr(args, option)}.")
-    if getattr(args, "upload_queue", 0) < 0:
-        raise InvalidInput(f"--upload-queue must be 0 or more, got {args.upload_queue}.")
-    if args.cache_size < 0 or args.cache_mb < 0:
-        raise InvalidInput("--cache-size and --cache-mb must be 0 or more.")
-    if not 0 <= args.port <= 65535:
-        raise InvalidInput(f"--port must be between 0 and 65535, got {args.port}.")
     if Path(args.feedback).is_dir():
         raise InvalidInput(f"--feedback names a folder ({args.feedback}): pass a file, e.g. {DEFAULT_FEEDBACK}.")
     check_address(args.host, args.port)

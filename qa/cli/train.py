@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from qa.cli.common import check_at_least_one
+from qa.cli.common import at_least, more_than_zero, probability
 from qa.errors import InvalidInput, MissingPath
 
 
@@ -16,29 +16,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", nargs="+", required=True, help="SQuAD-format JSON files")
     p.add_argument("--out", required=True, help="output folder (checkpoints resume from here)")
     p.add_argument("--base-model", default=None, help="encoder to start from (default: packaged all-MiniLM-L6-v2)")
-    p.add_argument("--max-length", type=int, default=384)
-    p.add_argument("--stride", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--time-budget", type=float, default=None, help="minutes; the LR schedule fits the budget")
+    p.add_argument("--max-length", type=at_least(1), default=384)
+    p.add_argument("--stride", type=at_least(0), default=128)
+    p.add_argument("--batch-size", type=at_least(1), default=16)
+    p.add_argument("--lr", type=more_than_zero, default=1e-4)
+    p.add_argument("--epochs", type=more_than_zero, default=1.0)
+    p.add_argument("--time-budget", type=more_than_zero, default=None, help="minutes; the LR schedule fits the budget")
     p.add_argument("--holdout", type=float, default=0.2, help="share of articles held out for validation")
-    p.add_argument("--max-examples", type=int, default=None, help="train on at most this many questions")
+    p.add_argument("--max-examples", type=at_least(1), default=None, help="train on at most this many questions")
     p.add_argument("--no-bf16", action="store_true", help="train in fp32")
     p.add_argument("--bf16-weights", action="store_true",
                    help="keep the model in bf16 with fp32 master weights (faster on CPUs with bf16 matrix units: "
                         "python -m benchmarks.train_speed)")
     p.add_argument("--exclude", nargs="*", default=[], help="SQuAD-format files whose questions are never "
                    "trained on (e.g. the calibrator's fit set)")
-    p.add_argument("--freeze-layers", type=int, default=0, help="leave the embeddings and this many of the "
+    p.add_argument("--freeze-layers", type=at_least(0), default=0, help="leave the embeddings and this many of the "
                    "lowest layers untrained (each step costs less: python -m benchmarks.train_speed --freeze N)")
     p.add_argument("--groups", default=None, help="passage groups (python -m qa.training.build_groups): train "
                    "with one softmax over each question's retrieved passages; --batch-size then counts windows")
     p.add_argument("--teacher", default=None, help="a trained reader folder whose span scores the student also "
                    "learns (distillation; with --groups)")
-    p.add_argument("--distill-weight", type=float, default=0.5,
+    p.add_argument("--distill-weight", type=probability, default=0.5,
                    help="weight of the teacher's scores against the gold answers (default: 0.5)")
-    p.add_argument("--temperature", type=float, default=2.0, help="distillation temperature (default: 2)")
+    p.add_argument("--temperature", type=more_than_zero, default=2.0, help="distillation temperature (default: 2)")
     p.add_argument("--teacher-on-unanswerable", action="store_true",
                    help="also learn the teacher's scores on unanswerable questions (by default only the gold "
                    "'no answer' is learnt there: a teacher trained on one paragraph at a time never refuses)")
@@ -53,14 +53,8 @@ def run(args: argparse.Namespace) -> int:
     missing = [f for f in [*args.data, *args.exclude] if not Path(f).is_file()]
     if missing:
         raise MissingPath(f"No file at {missing[0]}: pass --data with SQuAD-format JSON files.")
-    for value, option in ((args.max_length, "--max-length"), (args.batch_size, "--batch-size")):
-        check_at_least_one(value, option)
-    if args.freeze_layers < 0:
-        raise InvalidInput(f"--freeze-layers must be 0 or more, got {args.freeze_layers}.")
-    if args.max_examples is not None:
-        check_at_least_one(args.max_examples, "--max-examples")
-    if not 0 <= args.stride < args.max_length:
-        raise InvalidInput(f"--stride must be 0 or more and below --max-length ({args.max_length}), got {args.stride}.")
+    if args.stride >= args.max_length:
+        raise InvalidInput(f"--stride must be below --max-length ({args.max_length}), got {args.stride}.")
     if not 0.0 <= args.holdout < 1.0:
         raise InvalidInput(f"--holdout must be 0 or more and below 1, got {args.holdout}.")
     if args.groups is not None and not Path(args.groups).is_file():
@@ -70,10 +64,6 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidInput("--teacher needs --groups: the student learns the teacher's scores over each question's passages.")
         if not (Path(args.teacher) / "config.json").is_file():
             raise MissingPath(f"No reader at {args.teacher} (no config.json): pass a folder qa train-reader wrote.")
-    if not 0.0 <= args.distill_weight <= 1.0 or args.temperature <= 0:
-        raise InvalidInput("--distill-weight must be between 0 and 1 and --temperature greater than 0.")
-    if args.lr <= 0 or args.epochs <= 0 or (args.time_budget is not None and args.time_budget <= 0):
-        raise InvalidInput("--lr, --epochs and --time-budget must be greater than 0.")
 
     from qa.training.config import TrainConfig
     from qa.training.trainer import train_reader

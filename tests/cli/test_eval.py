@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.cli_flags import count
+from helpers.cli import exit_status
 from qa.answering.features import FEATURES
 from qa.cli import build_parser, main
 from qa.reading.reader import DEFAULT_READER_DIR
@@ -96,10 +97,7 @@ def test_each_subcommand_takes_only_its_own_options():
 
 def refusal(capsys, *argv: str) -> str:
     """The error line of ``qa eval ARGV``, which must fail with status 2 and one line."""
-    try:
-        code = main(["eval", *argv])
-    except SystemExit as exit_:  # refused by argparse
-        code = exit_.code
+    code = exit_status(["eval", *argv])
     err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1, err
     return err

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import exit_status
 from qa.cli import main
 from qa.types import Answer
 
@@ -109,10 +110,11 @@ def test_ask_reader_that_does_not_exist_is_refused_before_loading(capsys, fake_q
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["ask", "When?", "-k", "0"], "top_k"),
-    (["ask", "When?", "--threshold", "1.5"], "--threshold"),
-    (["search", "When?", "-k", "-1"], "top_k"),
+    (["ask", "When?", "-k", "0"], "qa ask: error: argument -k: must be at least 1, got 0"),
+    (["ask", "When?", "--threshold", "1.5"], "qa ask: error: argument --threshold: must be between 0 and 1, got 1.5"),
+    (["search", "When?", "-k", "-1"], "qa search: error: argument -k: must be at least 1, got -1"),
 ])
-def test_bad_numbers_are_refused_before_loading(capsys, fake_qa, argv, words):
-    assert main(argv) == 2
-    assert words in capsys.readouterr().err and fake_qa.loads == []
+def test_bad_numbers_are_refused_in_one_line_before_loading(capsys, fake_qa, argv, words):
+    assert exit_status(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(words) and len(err.splitlines()) == 1 and fake_qa.loads == []

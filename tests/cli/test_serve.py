@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+from helpers.cli import exit_status
 from qa.cli import main
 from qa.stores.local.build import build_index  # the real one, imported before any test replaces it
 
@@ -51,15 +52,20 @@ def test_an_unresolvable_host_is_refused_before_loading(capsys, no_loading):
 
 
 @pytest.mark.parametrize("argv,words", [
-    (["--concurrency", "0"], "--concurrency"),
-    (["--threshold", "2"], "--threshold"),
-    (["--cache-size", "-1"], "--cache-size"),
-    (["--port", "70000"], "--port"),
-    (["--reader", "/no/such/reader"], "--reader"),
+    (["--concurrency", "0"], "argument --concurrency: must be at least 1, got 0"),
+    (["--threshold", "2"], "argument --threshold: must be between 0 and 1, got 2"),
+    (["--cache-size", "-1"], "argument --cache-size: must be at least 0, got -1"),
+    (["--cache-mb", "-0.5"], "argument --cache-mb: must be 0 or more, got -0.5"),
+    (["--max-upload-mb", "0"], "argument --max-upload-mb: must be more than 0, got 0"),
+    (["--busy", "-1"], "argument --busy: must be at least 0, got -1"),
+    (["--port", "70000"], "argument --port: must be between 0 and 65535, got 70000"),
+    (["--port", "http"], "argument --port: invalid port number value: 'http'"),
+    (["--reader", "/no/such/reader"], "No reader '/no/such/reader'"),
 ])
-def test_bad_arguments_are_refused_before_loading(capsys, no_loading, argv, words):
-    assert main(["serve", *argv]) == 2
-    assert words in capsys.readouterr().err
+def test_bad_arguments_are_refused_in_one_line_before_loading(capsys, no_loading, argv, words):
+    assert exit_status(["serve", *argv]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.splitlines()) == 1
 
 
 class Rebuilt(Exception):

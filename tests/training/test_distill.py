@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from helpers.cli import exit_status
 from qa.training.config import TrainConfig
 from qa.training.passages import PassageGroup, write_groups
 
@@ -178,11 +179,10 @@ def test_a_teacher_needs_passage_groups(tmp_path):
 @pytest.mark.parametrize("extra,words", [
     ([], "--teacher needs --groups"),
     (["--groups", "GROUPS"], "No reader at"),
-    (["--groups", "GROUPS", "--teacher-is-a-reader", "--distill-weight", "1.5"], "--distill-weight must be between"),
+    (["--groups", "GROUPS", "--teacher-is-a-reader", "--distill-weight", "1.5"],
+     "argument --distill-weight: must be between 0 and 1, got 1.5"),
 ])
 def test_bad_distillation_settings_are_one_line_before_any_work(tmp_path, capsys, extra, words):
-    from qa.cli import main
-
     data, groups, reader = tmp_path / "d.json", tmp_path / "g.jsonl", tmp_path / "reader"
     data.write_text('{"data": []}')
     groups.write_text("")
@@ -191,7 +191,24 @@ def test_bad_distillation_settings_are_one_line_before_any_work(tmp_path, capsys
     teacher = str(reader) if "--teacher-is-a-reader" in extra else str(tmp_path / "nothing")
     extra = [str(groups) if a == "GROUPS" else a for a in extra if a != "--teacher-is-a-reader"]
     argv = ["train-reader", "--data", str(data), "--out", str(tmp_path / "out"), "--teacher", teacher, *extra]
-    assert main(argv) == 2
+    assert exit_status(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra,words", [
+    (["--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+    (["--freeze-layers", "-2"], "argument --freeze-layers: must be at least 0, got -2"),
+    (["--lr", "0"], "argument --lr: must be more than 0, got 0"),
+    (["--time-budget", "-5"], "argument --time-budget: must be more than 0, got -5"),
+    (["--stride", "400"], "--stride must be below --max-length (384), got 400"),
+    (["--holdout", "1"], "--holdout must be 0 or more and below 1, got 1.0"),
+])
+def test_bad_training_numbers_are_one_line_before_any_work(tmp_path, capsys, extra, words):
+    data = tmp_path / "d.json"
+    data.write_text('{"data": []}')
+    assert exit_status(["train-reader", "--data", str(data), "--out", str(tmp_path / "out"), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert words in err and len(err.splitlines()) == 1
     assert not (tmp_path / "out").exists()
