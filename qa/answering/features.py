@@ -36,6 +36,7 @@ FEATURES = (
     "agreement",  # log(1 + passages that give the same answer)
     "type_fit",  # +1 the answer's shape suits the question word, -1 it can't, 0 no telling
     "overlap",  # share of the question's content words found in the evidence sentence
+    "second_opinion",  # in a cascade, the narrowing reader's span score for the same answer (0 if it had none)
 )
 
 _MONTHS = r"jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|oct(ober)?|nov(ember)?|dec(ember)?"
@@ -86,6 +87,16 @@ def word_overlap(question: str, sentence: str) -> float:
     return len(asked & content_words(sentence)) / len(asked) if asked else 0.0
 
 
+def _places(span: Span) -> set[tuple[str, int, int]]:
+    """Every (doc_id, start, end) where the candidate's text was found."""
+    return {o[0:3] for o in span.occurrences} | {(span.doc_id, span.start, span.end)}
+
+
+def _overlaps(a: tuple[str, int, int], b: tuple[str, int, int]) -> bool:
+    """Two places share a document and at least one character."""
+    return a[0] == b[0] and a[1] < b[2] and b[1] < a[2]
+
+
 def _inverse(rank: int | None) -> float:
     return 1.0 / rank if rank else 0.0
 
@@ -98,6 +109,7 @@ def candidate_features(
     relevance: float | None,
     evidence: str,
     names: Iterable[str] = FEATURES,
+    seconds: Sequence[Span] = (),
 ) -> dict[str, float]:
     """The features ``names`` (of :data:`FEATURES`) of the candidate ``best`` among ``spans`` (best first).
 
@@ -110,14 +122,16 @@ def candidate_features(
         relevance: cosine with the nearest passage (``None``: treated as on-topic, 1.0).
         evidence: the sentence around the answer.
         names: the features wanted (a calibrator's); only these are computed.
+        seconds: in a cascade, the candidates of the reader that narrowed the passages (empty otherwise).
 
     Raises:
         ValueError: a name that is not one of :data:`FEATURES`.
     """
     hit = next((h for h in hits if h.passage.id == best.passage_id), None)
 
+    places = {o[0:3] for o in best.occurrences} or {(best.doc_id, best.start, best.end)}
+
     def agreement() -> float:
-        places = {o[0:3] for o in best.occurrences} or {(best.doc_id, best.start, best.end)}
         passages = {h.passage.id for h in hits for (doc, s, e) in places
                     if h.passage.doc_id == doc and h.passage.start <= s and e <= h.passage.end}
         return math.log1p(max(1, len(passages)))
@@ -125,6 +139,10 @@ def candidate_features(
     def margin() -> float:
         rivals = [s.score for s in spans if s.text != best.text]
         return best.score - (max(rivals) if rivals else 0.0)
+
+    def second_opinion() -> float:
+        return max((s.score for s in seconds if any(_overlaps(place, p) for p in _places(s) for place in places)),
+                   default=0.0)
 
     computed = {
         "span_score": lambda: best.score,
@@ -136,6 +154,7 @@ def candidate_features(
         "agreement": agreement,
         "type_fit": lambda: type_fit(question, best.text),
         "overlap": lambda: word_overlap(question, evidence),
+        "second_opinion": second_opinion,
     }
     unknown = [name for name in names if name not in computed]
     if unknown:

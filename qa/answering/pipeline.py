@@ -428,8 +428,12 @@ class QA:
         threshold = setup.threshold if threshold is None else _check_threshold(threshold)
         t0 = time.perf_counter()
         passages = [hit.passage for hit in hits]
-        if setup.narrower is not None and setup.narrow_to and len(passages) > setup.narrow_to:
-            passages = narrowed(setup.narrower.read(question, passages), passages, setup.narrow_to)
+        seconds: list[Span] = []  # in a cascade, the narrowing reader's candidates: a second opinion on each answer
+        if setup.narrower is not None and setup.narrow_to and passages:
+            first = setup.narrower.read(question, passages)
+            seconds = first.spans
+            if len(passages) > setup.narrow_to:
+                passages = narrowed(first, passages, setup.narrow_to)
         result = setup.reader.read(question, passages)
         spans = list(result.spans)
         if names is None:
@@ -437,7 +441,8 @@ class QA:
         # Each candidate's features; its evidence is the sentence around it, cut only for the one feature that
         # reads it. Citations are made for the answer alone.
         rows = [candidate_features(searched or question, span, spans, hits, relevance,
-                                   self._evidence(span) if "overlap" in names else "", names) for span in spans]
+                                   self._evidence(span) if "overlap" in names else "", names, seconds)
+                for span in spans]
         if setup.calibrator is not None:
             scores = [setup.calibrator.probability(row) for row in rows]
         else:

@@ -123,6 +123,13 @@ def measure(rows: Sequence[dict], calibrator: Calibrator | None, threshold: floa
     return out
 
 
+def recorded(rows: Sequence[dict], features: Sequence[str] = FEATURES) -> tuple[str, ...]:
+    """The ``features`` that every row and every candidate of ``rows`` records (a run made before a feature was
+    added lacks it, and a calibrator is fitted only on what its fit runs measured)."""
+    found = [r["features"] for r in rows] + [c["features"] for r in rows for c in r.get("candidates") or []]
+    return tuple(f for f in features if all(f in row for row in found))
+
+
 MIN_FOLDS = 3  # runs needed to rescale the calibrator's probabilities on out-of-fold scores
 
 
@@ -190,6 +197,7 @@ def fit(train: Sequence[dict], target_precision: float = TARGET_PRECISION,
     """
     with_candidate = [r for r in train if r["candidate"]]
     picks = bool(with_candidate) and all(r.get("candidates") for r in with_candidate)
+    features = recorded(with_candidate, features)
     calibrator = _fit_rows(with_candidate, picks, features)
     scaling = out_of_fold_scaling(with_candidate, picks, features) if rescale else None
     if scaling is not None:

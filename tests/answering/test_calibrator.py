@@ -58,11 +58,28 @@ def test_candidate_features_by_hand():
     assert row["passage_rank"] == 1.0 and row["dense_rank"] == 0.5 and row["keyword_rank"] == 1.0
     assert row["agreement"] == pytest.approx(math.log(3))  # the answer stands in 2 passages: log(1 + 2)
     assert row["type_fit"] == 1.0 and row["overlap"] == 0.5
+    assert row["second_opinion"] == 0.0  # no cascade: no second reader
     # Only the features asked for are computed (a calibrator's); one this version lacks is refused.
     assert candidate_features("When did the bridge open?", best, [best, rival], hits, 0.55, "",
                               names=("type_fit", "span_score")) == {"type_fit": 1.0, "span_score": 0.8}
     with pytest.raises(ValueError, match="'echo'"):
         candidate_features("When?", best, [best], hits, None, "", names=("span_score", "echo"))
+
+
+def test_second_opinion_is_the_narrowing_readers_score_for_the_same_place():
+    a = Passage("d:0-40", "d", 0, 40, "The Harbour Bridge opened in 1932 to all.")
+    hits = [Hit(a, 0.03, 1)]
+    best = Span("1932", 0.8, "d", 29, 33, "d:0-40", occurrences=(("d", 29, 33), ("d", 57, 61)))
+
+    def opinion(*seconds: Span) -> float:
+        return candidate_features("When?", best, [best], hits, None, "", ["second_opinion"], seconds)["second_opinion"]
+
+    # The fast reader's "in 1932" shares characters 29-33 with the answer; its "Harbour" shares none.
+    assert opinion(Span("in 1932", 0.6, "d", 26, 33, "d:0-40"), Span("Harbour", 0.9, "d", 4, 11, "d:0-40")) == 0.6
+    assert opinion(Span("Harbour", 0.9, "d", 4, 11, "d:0-40")) == 0.0
+    assert opinion(Span("1932", 0.3, "e", 29, 33, "e:0-40")) == 0.0  # same characters of another document
+    assert opinion(Span("1932", 0.4, "d", 57, 61, "d:50-90")) == 0.4  # where the answer's text is found again
+    assert opinion(Span("1932", 0.4, "d", 33, 37, "d:0-40")) == 0.0  # touching is not sharing
 
 
 @pytest.mark.parametrize("calibration, refused", [
@@ -131,6 +148,10 @@ def test_fit_and_measure_on_rows():
     assert m["exact"] == pytest.approx(50 / 60) and m["NoAns_refused"] == 1.0
     assert m["answerable_refused"] == pytest.approx(10 / 40)
     assert m["band_High"]["right"] == 1.0
+    # Runs made before a feature existed lack it: the calibrator is fitted on the features every row records.
+    old = [{**r, "features": {f: v for f, v in r["features"].items() if f != "second_opinion"}} for r in rows]
+    assert Calibrator.from_dict(fit(old)["calibrator"]).features == tuple(f for f in FEATURES if f != "second_opinion")
+    assert Calibrator.from_dict(calibration["calibrator"]).features == FEATURES
 
 
 @pytest.mark.integration

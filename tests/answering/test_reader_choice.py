@@ -75,6 +75,10 @@ def test_each_question_may_name_its_reader_and_the_answer_says_which_read(tiny_r
     # The cascade: the fast reader read the 3 retrieved passages, the accurate one only the passage of the
     # fast reader's best candidate (the stand-in scores all alike: the first, by reading order).
     assert len(fast.read_passages[-1]) == 3 and main.read_passages[-1] == fast.read_passages[-1][:1]
+    # Its answer's second opinion is the fast reader's score for the same place (both answer the first word).
+    fast.score = 0.6
+    scored = qa.ask_scored("What is FAISS?")
+    assert scored.features[0]["second_opinion"] == 0.6 and scored.features[0]["span_score"] == 0.9
     quick = qa.ask("What is FAISS?", reader="fast")
     assert quick.reader == "fast" and len(fast.read_passages[-1]) == 4  # its own calibration: top 4
     with pytest.raises(InvalidInput, match="accurate, fast"):
