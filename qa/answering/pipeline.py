@@ -120,9 +120,13 @@ def _check_threshold(threshold: object) -> float:
     return float(threshold)
 
 
-def narrowed(result: ReaderResult, passages: Sequence[Passage], keep: int) -> list[Passage]:
+def narrowed(result: ReaderResult, passages: Sequence[Passage], keep: int, focus: int = 0) -> list[Passage]:
     """The ``keep`` passages holding a first reader's best candidates (``result``), in their reading order;
-    when its candidates lie in fewer passages, the best-ranked others fill the rest."""
+    when its candidates lie in fewer passages, the best-ranked others fill the rest.
+
+    ``focus`` > 0 cuts each passage that holds candidates down to the text from ``focus`` characters before its
+    first candidate to ``focus`` after its last (widened to whole words): shorter windows for the second reader
+    to read, with the passage's id, so its rank and citation stay the passage's."""
     by_id = {p.id: i for i, p in enumerate(passages)}
     chosen: list[int] = []
     for span in result.spans:  # best first
@@ -131,8 +135,27 @@ def narrowed(result: ReaderResult, passages: Sequence[Passage], keep: int) -> li
             chosen.append(i)
         if len(chosen) == keep:
             break
+    held = set(chosen)
     chosen += [i for i in range(len(passages)) if i not in chosen][: keep - len(chosen)]
-    return [passages[i] for i in sorted(chosen)]
+    if not focus:
+        return [passages[i] for i in sorted(chosen)]
+    spans_of = {i: [s for s in result.spans if s.passage_id == passages[i].id] for i in held}
+    return [focused(passages[i], spans_of[i], focus) if i in held else passages[i] for i in sorted(chosen)]
+
+
+def focused(passage: Passage, spans: Sequence[Span], focus: int) -> Passage:
+    """``passage`` cut to ``focus`` characters around ``spans`` (its candidates, in document offsets), widened
+    to whole words; the whole passage when that is no shorter."""
+    low = max(passage.start, min(s.start for s in spans) - focus) - passage.start
+    high = min(passage.end, max(s.end for s in spans) + focus) - passage.start
+    text = passage.text
+    while low > 0 and not text[low - 1].isspace():  # not into the middle of a word
+        low -= 1
+    while high < len(text) and not text[high].isspace():
+        high += 1
+    if low == 0 and high == len(text):
+        return passage
+    return Passage(passage.id, passage.doc_id, passage.start + low, passage.start + high, text[low:high])
 
 
 @dataclass(frozen=True)
@@ -175,6 +198,8 @@ class ReaderSetup:
         narrow_to: with ``narrower``, that reader reads the ``top_k`` passages first and this one reads
             only the ``narrow_to`` passages holding its best candidates (a cascade); 0 reads all.
         narrower: the reader that narrows (the fast reader), or ``None``.
+        focus: in a cascade, this reader reads only ``focus`` characters around the narrower's candidates in
+            each passage (:func:`narrowed`); 0: whole passages.
     """
 
     reader: Reader
@@ -186,6 +211,7 @@ class ReaderSetup:
     relevance_floor: float = RELEVANCE_FLOOR
     narrow_to: int = 0
     narrower: Reader | None = None
+    focus: int = 0
     reliability: tuple[dict, ...] = ()  # held-out answers by score tenth: [{"low", "high", "answers", "right"}]
 
     @property
@@ -194,9 +220,9 @@ class ReaderSetup:
 
     @classmethod
     def of(cls, reader: Reader, threshold: float | None = None, narrower: Reader | None = None,
-           narrow_to: int | None = None) -> "ReaderSetup":
-        """``reader`` with the settings of its ``calibration.json``; ``threshold`` and ``narrow_to`` override
-        them. ``narrower``: the reader a cascade narrows with (when the calibration names a cascade, or
+           narrow_to: int | None = None, focus: int | None = None) -> "ReaderSetup":
+        """``reader`` with the settings of its ``calibration.json``; ``threshold``, ``narrow_to`` and ``focus``
+        override them. ``narrower``: the reader a cascade narrows with (when the calibration names a cascade, or
         ``narrow_to`` > 0).
 
         Raises:
@@ -220,6 +246,7 @@ class ReaderSetup:
             relevance_floor=float(calibration.get("relevance_floor", RELEVANCE_FLOOR)),
             narrow_to=narrow_to if narrow_to is not None else int(cascade.get("passages", 0)),
             narrower=narrower,
+            focus=focus if focus is not None else int(cascade.get("focus", 0)),
             reliability=tuple(calibration.get("reliability", ())),
         )
 
@@ -242,21 +269,23 @@ class QA:
         cascade: the first of ``others`` reads the retrieved passages first and the reader only the
             ``cascade`` passages holding its best candidates; 0: the reader reads them all; ``None``: as
             the reader's calibration says (``"cascade"``), which is what its calibrator was fitted on.
+        focus: in a cascade, the reader reads only this many characters around the first reader's candidates
+            in each passage; 0: whole passages; ``None``: as the reader's calibration says.
     """
 
     def __init__(self, retriever: Retriever, reader: Reader, threshold: float | None = None,
                  others: Sequence[Reader] = (), busy: int = 0, cascade: int | None = None,
-                 waiting: Callable[[], int] | None = None):
+                 waiting: Callable[[], int] | None = None, focus: int | None = None):
         self.retriever = retriever
         narrower = others[0] if others else None
-        main = ReaderSetup.of(reader, threshold, narrower, cascade)
+        main = ReaderSetup.of(reader, threshold, narrower, cascade, focus)
         self.setups = {main.name: main, **{r.name: ReaderSetup.of(r, threshold) for r in others}}
         self.default = main.name
         self.busy = busy
         self.waiting = waiting
         self._fallback = others[0].name if others and busy > 0 else None
         self._in_flight = 0
-        self._given = (threshold, cascade)
+        self._given = (threshold, cascade, focus)
         # Sentence offsets of recently cited documents (least recently used dropped first); the lock
         # guards only this dict and the count of questions in flight, never the splitting.
         self._sentences: OrderedDict[str, list[tuple[int, int]]] = OrderedDict()
@@ -275,11 +304,13 @@ class QA:
 
     @property
     def cascade(self) -> dict:
-        """The default reader's cascade, ``{"reader": name, "passages": n}``, or ``{}`` when it reads every passage."""
+        """The default reader's cascade, ``{"reader": name, "passages": n}`` (and ``"focus": chars`` when it reads
+        only around the first reader's candidates), or ``{}`` when it reads every passage."""
         setup = self.setups[self.default]
         if setup.narrower is None or not setup.narrow_to:
             return {}
-        return {"reader": str(getattr(setup.narrower, "name", "")), "passages": setup.narrow_to}
+        return {"reader": str(getattr(setup.narrower, "name", "")), "passages": setup.narrow_to,
+                **({"focus": setup.focus} if setup.focus else {})}
 
     @property
     def reader_names(self) -> tuple[str, ...]:
@@ -297,6 +328,7 @@ class QA:
         fallback: str | Path | None = None,
         busy: int = 0,
         cascade: int | None = None,
+        focus: int | None = None,
     ) -> "QA":
         """Load the index at ``index_dir`` and a reader: ``"accurate"`` or ``"fast"`` (the readers shipped in
         the package), a folder that ``qa train-reader`` wrote, or ``None`` for the default
@@ -309,6 +341,7 @@ class QA:
                 else none.
             cascade: passages the reader reads after the fallback narrowed them (see :class:`QA`); ``None``:
                 as the reader's calibration says.
+            focus: characters the reader reads around the fallback's candidates in a cascade (see :class:`QA`).
         """
         main = Reader.load(reader, runtime=reader_runtime)  # first: a wrong name fails before the index loads
         narrows = cascade if cascade is not None else int((load_calibration(main.path).get("cascade") or {})
@@ -319,13 +352,13 @@ class QA:
         others = [r for r in others if r.path.resolve() != main.path.resolve()]
         if narrows and not others:
             raise InvalidInput("A cascade needs a second reader to narrow the passages: the reader can't narrow for itself.")
-        return cls(Retriever.load(index_dir, encoder=encoder), main, threshold, others, busy, cascade)
+        return cls(Retriever.load(index_dir, encoder=encoder), main, threshold, others, busy, cascade, focus=focus)
 
     def with_retriever(self, retriever: Retriever) -> "QA":
         """The same readers and settings over another retriever (a rebuilt index)."""
         main, others = self.setups[self.default].reader, [s.reader for n, s in self.setups.items() if n != self.default]
-        threshold, cascade = self._given
-        return QA(retriever, main, threshold, others, self.busy, cascade, self.waiting)
+        threshold, cascade, focus = self._given
+        return QA(retriever, main, threshold, others, self.busy, cascade, self.waiting, focus)
 
     @property
     def documents(self) -> dict[str, Document]:
@@ -432,8 +465,8 @@ class QA:
         if setup.narrower is not None and setup.narrow_to and passages:
             first = setup.narrower.read(question, passages)
             seconds = first.spans
-            if len(passages) > setup.narrow_to:
-                passages = narrowed(first, passages, setup.narrow_to)
+            if len(passages) > setup.narrow_to or setup.focus:
+                passages = narrowed(first, passages, setup.narrow_to, setup.focus)
         result = setup.reader.read(question, passages)
         spans = list(result.spans)
         if names is None:

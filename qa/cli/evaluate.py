@@ -79,6 +79,9 @@ def _cascade_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cascade", type=at_least(0), default=None, metavar="N",
                    help="the fast reader reads the retrieved passages first and the reader only the N holding the "
                         "fast reader's best answers (0: none; default: as the reader's calibration says)")
+    p.add_argument("--focus", type=at_least(0), default=None, metavar="CHARS",
+                   help="in a cascade, the reader reads only CHARS characters around the fast reader's answers in "
+                        "each passage (0: whole passages; default: as the reader's calibration says)")
 
 
 def _output_args(p: argparse.ArgumentParser, default_out: str) -> None:
@@ -118,7 +121,7 @@ def _questions(args: argparse.Namespace) -> int:
     from qa.evaluation.runner import evaluate_questions, load_questions, write_outputs
 
     questions = load_questions(args.questions)
-    qa = QA.load(args.index, reader=args.reader, threshold=args.threshold, cascade=args.cascade,
+    qa = QA.load(args.index, reader=args.reader, threshold=args.threshold, cascade=args.cascade, focus=args.focus,
                  **runtime_kwargs(args))
     result = evaluate_questions(qa, questions, k=args.k, mode=args.mode, show_progress=not args.quiet)
     result.metrics["config"].update(questions=str(args.questions), index=str(args.index), reader=str(qa.reader.path))
@@ -166,7 +169,7 @@ def _conversations(args: argparse.Namespace) -> int:
                                              write_conversation_outputs)
 
     conversations = load_conversations(args.conversations)
-    qa = QA.load(args.index, reader=args.reader, threshold=args.threshold, cascade=args.cascade,
+    qa = QA.load(args.index, reader=args.reader, threshold=args.threshold, cascade=args.cascade, focus=args.focus,
                  **runtime_kwargs(args))
     result = evaluate_conversations(qa, conversations, k=args.k, mode=args.mode, show_progress=not args.quiet)
     result.metrics["config"].update(conversations_file=str(args.conversations), index=str(args.index),
@@ -202,7 +205,8 @@ def _add_squad(sub) -> None:
 def _squad(args: argparse.Namespace) -> int:
     if args.open is not None:
         return _open_corpus(args)
-    given = [flag for flag, value in (("-k", args.k), ("--cascade", args.cascade)) if value is not None]
+    given = [flag for flag, value in (("-k", args.k), ("--cascade", args.cascade), ("--focus", args.focus))
+             if value is not None]
     if given:
         raise InvalidInput(f"{', '.join(given)} go with --open: qa eval squad --data reads each question in its "
                            "own context alone.")
@@ -243,7 +247,7 @@ def _open_corpus(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{DEFAULT_OUT}/open/{Path(args.open[0]).stem}")
     metrics, rows = evaluate_open_corpus(
         args.open, out, load_qa=lambda index: QA.load(index, reader=args.reader, threshold=args.threshold,
-                                                      cascade=args.cascade, **runtime_kwargs(args)),
+                                                      cascade=args.cascade, focus=args.focus, **runtime_kwargs(args)),
         top_k=args.k, limit=args.limit, gold_passage=True, show_progress=not args.quiet)
     write_jsonl(out / "predictions.jsonl", rows)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

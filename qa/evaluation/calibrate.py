@@ -183,8 +183,9 @@ def runs_top_k(train: Sequence[str | Path], given: int | None) -> int:
 
 
 def runs_cascade(train: Sequence[str | Path]) -> dict:
-    """The cascade the ``train`` runs read with (``{"reader", "passages"}``, or ``{}``), which the calibration
-    keeps: its features were measured on the passages the cascade let through.
+    """The cascade the ``train`` runs read with (``{"reader", "passages"}``, with ``"focus"`` when they read only
+    around the first reader's answers; or ``{}``), which the calibration keeps: its features were measured on the
+    passages the cascade let through.
 
     Raises:
         InvalidInput: the runs disagree.

@@ -19,9 +19,11 @@ class FirstWords:
     def __init__(self, name: str, folder, score: float = 0.9, gate: threading.Event | None = None):
         self.name, self.path, self.score, self.gate = name, folder, score, gate
         self.read_passages: list[list[str]] = []
+        self.read_texts: list[list[str]] = []
 
     def read(self, question, passages, top_n: int = 5):
         self.read_passages.append([p.id for p in passages])
+        self.read_texts.append([p.text for p in passages])
         if self.gate is not None:
             self.gate.wait(10)
         spans = []
@@ -51,6 +53,26 @@ def test_a_cascade_reads_only_the_passages_of_the_fast_readers_best_candidates()
     # Candidates in two passages only: the best-ranked other passage fills the third place.
     assert [p.id for p in narrowed(result, passages, 3)] == ["p0", "p1", "p3"]
     assert [p.id for p in narrowed(ReaderResult([], 1.0), passages, 2)] == ["p0", "p1"]
+
+
+def test_a_focused_cascade_reads_whole_words_around_the_fast_readers_candidates():
+    from qa.answering.pipeline import focused, narrowed
+
+    text = "The bridge was opened in 1932 by the premier, and it carries eight lanes of traffic."
+    passages = [Passage("p0", "d", 100, 100 + len(text), text), Passage("p1", "d", 300, 300 + len(text), text)]
+    at = 100 + text.index("1932")
+    year = Span("1932", 0.9, "d", at, at + 4, "p0")
+    cut = narrowed(ReaderResult([year], 0.0), passages, 2, focus=10)
+    # 10 characters either side of "1932" reach into "opened" and "premier": widened to whole words. The
+    # passage the fast reader found nothing in fills the second place whole.
+    assert cut[0].text == "opened in 1932 by the premier," and cut[0].id == "p0"
+    assert text[cut[0].start - 100 : cut[0].end - 100] == cut[0].text  # still the document's own characters
+    assert cut[1] == passages[1]
+    # Two candidates in one passage: one window from before the first to after the last.
+    lanes = Span("eight lanes", 0.5, "d", 100 + text.index("eight"), 100 + text.index(" of"), "p0")
+    assert focused(passages[0], [year, lanes], 3).text == "in 1932 by the premier, and it carries eight lanes of"
+    assert focused(passages[0], [year], 500) == passages[0]  # no shorter: the passage itself
+    assert narrowed(ReaderResult([year], 0.0), passages, 2) == passages  # no focus: whole passages
 
 
 @pytest.fixture
@@ -83,6 +105,24 @@ def test_each_question_may_name_its_reader_and_the_answer_says_which_read(tiny_r
     assert quick.reader == "fast" and len(fast.read_passages[-1]) == 4  # its own calibration: top 4
     with pytest.raises(InvalidInput, match="accurate, fast"):
         qa.ask("What is FAISS?", reader="slow")
+
+
+def test_a_focused_cascade_comes_from_the_calibration_and_survives_a_rebuilt_index(tiny_retriever, two_readers):
+    from qa.answering.pipeline import QA
+
+    main_dir = two_readers[0]
+    calibration = json.loads((main_dir / "calibration.json").read_text())
+    calibration["cascade"]["focus"] = 1
+    (main_dir / "calibration.json").write_text(json.dumps(calibration))
+    main, fast = FirstWords("accurate", main_dir), FirstWords("fast", two_readers[1])
+    qa = QA(tiny_retriever, main, others=[fast])
+    assert qa.cascade == {"reader": "fast", "passages": 1, "focus": 1}
+    qa.ask("What is FAISS?")
+    # The fast reader answered the first word of each passage; the accurate one read that word and the next.
+    whole, (read,) = fast.read_texts[-1][0], main.read_texts[-1]
+    assert read == " ".join(whole.split()[:2]) and whole.startswith(read)
+    assert qa.with_retriever(tiny_retriever).cascade == qa.cascade
+    assert QA(tiny_retriever, main, others=[fast], focus=0).cascade == {"reader": "fast", "passages": 1}
 
 
 def test_a_busy_server_reads_with_the_fallback_and_says_so(tiny_retriever, two_readers):

@@ -79,11 +79,11 @@ def test_bare_qa_eval_is_qa_eval_questions():
 OWN_FLAGS = {
     "qa eval": set(),
     "qa eval questions": {"--questions", "--index", "--mode", "-k", "--reader", "--reader-runtime", "--threshold",
-                          "--cascade", "--calibrate", "--out", "--json", "--quiet"},
+                          "--cascade", "--focus", "--calibrate", "--out", "--json", "--quiet"},
     "qa eval conversations": {"--conversations", "--index", "--mode", "-k", "--reader", "--reader-runtime",
-                              "--threshold", "--cascade", "--out", "--json", "--quiet"},
+                              "--threshold", "--cascade", "--focus", "--out", "--json", "--quiet"},
     "qa eval squad": {"--data", "--open", "--reader", "--reader-runtime", "--threshold", "--limit", "--out", "--json",
-                      "--quiet", "-k", "--cascade"},
+                      "--quiet", "-k", "--cascade", "--focus"},
     "qa eval beir": {"--data", "--mode", "--limit", "--out", "--json", "--quiet"},
     "qa eval fit-calibrator": {"--train", "--test", "--reader", "--target-precision", "-k", "--json"},
 }
