@@ -54,10 +54,11 @@ def _cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _pipeline(index: str, runtime: str | None = None, reader: str | None = None, cascade: int | None = None):
+def _pipeline(index: str, runtime: str | None = None, reader: str | None = None, cascade: int | None = None,
+              focus: int | None = None):
     from qa.answering.pipeline import QA
 
-    return QA.load(index, reader=reader, reader_runtime=runtime, cascade=cascade)
+    return QA.load(index, reader=reader, reader_runtime=runtime, cascade=cascade, focus=focus)
 
 
 def warm(args: argparse.Namespace) -> None:
@@ -127,8 +128,9 @@ def runtimes(args: argparse.Namespace) -> None:
 def frontier(args: argparse.Namespace) -> None:
     """Speed against reading quality for each reader configuration, over one open corpus.
 
-    Each configuration (``reader:runtime:cascade[:passages read]``) answers every answerable question of ``--open`` (a
-    SQuAD-format file indexed as a folder once) with no threshold; quality is the F1 of the answer it
+    Each configuration (``reader:runtime:cascade[@focus][:passages retrieved]``, e.g. ``accurate:onnx:2@300``: the
+    fast reader narrows to 2 passages, the accurate one reads 300 characters either side of its answers) answers
+    every answerable question of ``--open`` (a SQuAD-format file indexed as a folder once) with no threshold; quality is the F1 of the answer it
     would give (the calibrator's pick, or the best span without one), speed the warm time per question.
     """
     from qa.evaluation.metrics import best_over_golds, f1_score
@@ -139,11 +141,12 @@ def frontier(args: argparse.Namespace) -> None:
     questions = [q for q in write_corpus([args.open], work / "docs") if q.answers][: args.limit]
     build_index(work / "docs", work / "index", show_progress=False)  # incremental: nothing to do the second time
     print(f"{len(questions)} answerable questions of {args.open}; warm time per question (after one)")
-    print(f"{'reader':10s} {'runtime':10s} {'cascade':>7s} {'k':>3s} {'F1':>6s} {'p50 ms':>8s} {'p95 ms':>8s} "
+    print(f"{'reader':10s} {'runtime':10s} {'cascade':>8s} {'k':>3s} {'F1':>6s} {'p50 ms':>8s} {'p95 ms':>8s} "
           f"{'CPU ms/q':>8s}")
     for config in args.configs.split(","):
         reader, runtime, cascade, *rest = config.split(":")
-        qa = _pipeline(str(work / "index"), runtime, reader, int(cascade))
+        passages, _, focus = cascade.partition("@")
+        qa = _pipeline(str(work / "index"), runtime, reader, int(passages), int(focus or 0))
         k = int(rest[0]) if rest else qa.top_k
         qa.ask(questions[0].question, top_k=k)
         f1, times, cpu0 = [], [], _cpu_s()
@@ -154,7 +157,7 @@ def frontier(args: argparse.Namespace) -> None:
             f1.append(best_over_golds(f1_score, answer.text or "", list(q.answers)))
         cpu = (_cpu_s() - cpu0) / len(questions) * 1000
         ms = [t * 1000 for t in times]
-        print(f"{reader:10s} {runtime:10s} {cascade:>7s} {k:3d} {100 * np.mean(f1):6.1f} {percentile(ms, 50):8.1f} "
+        print(f"{reader:10s} {runtime:10s} {cascade:>8s} {k:3d} {100 * np.mean(f1):6.1f} {percentile(ms, 50):8.1f} "
               f"{percentile(ms, 95):8.1f} {cpu:8.1f}", flush=True)
 
 
@@ -316,7 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--open", required=True, help="a SQuAD-format file, indexed as a folder of documents")
     p.add_argument("--work", default="runs/frontier", help="where its documents and index go")
     p.add_argument("--configs", default="fast:onnx:0,accurate:onnx:0,accurate:onnx-int8:0,accurate:onnx:2,"
-                   "accurate:onnx-int8:2,accurate:onnx:1", help="reader:runtime:cascade[:k], comma-separated (k: passages retrieved; default the reader's)")
+                   "accurate:onnx-int8:2,accurate:onnx:1",
+                   help="reader:runtime:cascade[@focus][:k], comma-separated (focus: characters the reader reads "
+                        "around the fast reader's answers; k: passages retrieved, default the reader's)")
     p.add_argument("--limit", type=int, default=200, help="answerable questions (default: 200)")
     p.set_defaults(func=frontier)
     p = sub.add_parser("runtimes", help="each reader runtime: EM/F1, score changes, reader time")
