@@ -461,16 +461,18 @@ class QA:
         threshold = setup.threshold if threshold is None else _check_threshold(threshold)
         t0 = time.perf_counter()
         passages = [hit.passage for hit in hits]
-        seconds: list[Span] = []  # in a cascade, the narrowing reader's candidates: a second opinion on each answer
-        if setup.narrower is not None and setup.narrow_to and passages:
-            first = setup.narrower.read(question, passages)
-            seconds = first.spans
-            if len(passages) > setup.narrow_to or setup.focus:
-                passages = narrowed(first, passages, setup.narrow_to, setup.focus)
-        result = setup.reader.read(question, passages)
-        spans = list(result.spans)
         if names is None:
             names = setup.calibrator.features if setup.calibrator is not None else ()
+        seconds: list[Span] = []  # in a cascade, the narrowing reader's candidates: a second opinion on each answer
+        if setup.narrower is not None and setup.narrow_to and passages:
+            narrows = len(passages) > setup.narrow_to or setup.focus
+            if narrows or "second_opinion" in names:  # the first reader reads only when its result is used
+                first = setup.narrower.read(question, passages)
+                seconds = first.spans
+                if narrows:
+                    passages = narrowed(first, passages, setup.narrow_to, setup.focus)
+        result = setup.reader.read(question, passages)
+        spans = list(result.spans)
         # Each candidate's features; its evidence is the sentence around it, cut only for the one feature that
         # reads it. Citations are made for the answer alone.
         rows = [candidate_features(searched or question, span, spans, hits, relevance,
